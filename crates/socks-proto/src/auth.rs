@@ -169,7 +169,10 @@ mod tests {
         assert_eq!(d.username, b"a");
         assert!(d.password.is_empty());
         assert!(!format!("{d:?}").contains("password: []"));
-        assert_eq!(decode_userpass(b"\x05\x01a"), Err(ProtoError::BadAuthVersion(5)));
+        assert_eq!(
+            decode_userpass(b"\x05\x01a"),
+            Err(ProtoError::BadAuthVersion(5))
+        );
         assert_eq!(decode_userpass(b"\x01\x00"), Err(ProtoError::EmptyUsername));
         assert_eq!(encode_userpass_status(false), [1, 1]);
         assert_eq!(encode_method_choice(Method::NO_ACCEPTABLE), [5, 0xff]);

@@ -98,7 +98,9 @@ pub fn decode_request(buf: &[u8]) -> Result<Decoded<Request>, ProtoError> {
     }
     let addr = &buf[addr_start..addr_start + addr_len];
     let host = match buf[3] {
-        0x01 => Host::Ip(IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]))),
+        0x01 => Host::Ip(IpAddr::V4(Ipv4Addr::new(
+            addr[0], addr[1], addr[2], addr[3],
+        ))),
         0x04 => {
             let mut octets = [0u8; 16];
             octets.copy_from_slice(addr);

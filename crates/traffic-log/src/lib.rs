@@ -21,6 +21,6 @@ pub mod vis;
 pub use parse::ParseError;
 pub use prefix::{Level, LocalTime, Prefix};
 pub use record::{
-    Auth, Command, Count, EndCause, Endpoint, EndpointHost, Ends, Event, Leg, Proto, Record,
-    Side, Summary, Verdict,
+    Auth, Command, Count, EndCause, Endpoint, EndpointHost, Ends, Event, Leg, Proto, Record, Side,
+    Summary, Verdict,
 };

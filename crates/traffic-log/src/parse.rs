@@ -62,7 +62,8 @@ impl Record {
             "udp" => Proto::Udp,
             _ => return Err(ParseError::Operation(op.into())),
         };
-        let command = Command::from_word(command).ok_or_else(|| ParseError::Operation(op.into()))?;
+        let command =
+            Command::from_word(command).ok_or_else(|| ParseError::Operation(op.into()))?;
         let event = parse_event(rest)?;
         Ok(Self {
             verdict,
@@ -151,7 +152,8 @@ fn parse_summary(body: &str) -> Result<Event, ParseError> {
 
 fn parse_leg(s: &str) -> Result<Leg, ParseError> {
     let mut parts = s.split(" -> ");
-    let (Some(w), Some(side), Some(r), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(w), Some(side), Some(r), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(ParseError::Summary(s.into()));
     };
@@ -190,7 +192,10 @@ fn parse_ends(s: &str) -> Result<Ends, ParseError> {
 }
 
 fn parse_side(s: &str) -> Result<Side, ParseError> {
-    s.split(' ').map(parse_endpoint).collect::<Result<_, _>>().map(Side)
+    s.split(' ')
+        .map(parse_endpoint)
+        .collect::<Result<_, _>>()
+        .map(Side)
 }
 
 fn parse_endpoint(token: &str) -> Result<Endpoint, ParseError> {
@@ -248,18 +253,37 @@ mod tests {
         round_trip("block(1): tcp/accept ]: 127.0.0.1.60566 127.0.0.1.47091: blocked by higher-level socks-rule #0: no rules matched; using default block rule");
         round_trip("pass(1): udp/udpassociate [: 0.52499 127.0.0.1.49013");
         let r = round_trip("pass(1): udp/udpassociate ]: 34/2 -> 127.0.0.1.52499 127.0.0.1.49013 -> 34/2, 14/2 -> 127.0.0.1.50456 127.0.0.1.47083 -> 14/2: local client closed.  Session duration: 6s");
-        assert!(matches!(r.event, Event::Summary { ref summary, .. } if summary.client.written.packets == Some(2)));
+        assert!(
+            matches!(r.event, Event::Summary { ref summary, .. } if summary.client.written.packets == Some(2))
+        );
         round_trip("pass(1): tcp/connect [: 127.0.0.1.33300 127.0.0.1.23191 -> 127.0.0.1.38007 127.0.0.1.23190 [127.0.0.1.37393] 127.0.0.1.47081");
-        round_trip("pass(1): tcp/connect -: ::1.5000 ::1.1080 -> ::1.40000 localhost.80 (3): GET\\s/");
+        round_trip(
+            "pass(1): tcp/connect -: ::1.5000 ::1.1080 -> ::1.40000 localhost.80 (3): GET\\s/",
+        );
         round_trip("pass(1): tcp/connect -: 10.0.0.1.5 10.0.0.2.6 -> 10.0.0.3.7 10.0.0.4.8: some temporary error");
     }
 
     #[test]
     fn rejects_what_is_not_a_record() {
-        assert!(matches!(Record::parse("Dante/server[1/1] v1.4.2 running"), Err(ParseError::Verdict(_))));
-        assert!(matches!(Record::parse("pass(x): tcp/connect [: a.1"), Err(ParseError::RuleNumber(_))));
-        assert!(matches!(Record::parse("pass(1): tcp/frob [: a.1"), Err(ParseError::Operation(_))));
-        assert!(matches!(Record::parse("pass(1): tcp/connect ?: a.1"), Err(ParseError::Phase(_))));
-        assert!(matches!(Record::parse("pass(1): tcp/connect [: nohostport"), Err(ParseError::Endpoint(_))));
+        assert!(matches!(
+            Record::parse("Dante/server[1/1] v1.4.2 running"),
+            Err(ParseError::Verdict(_))
+        ));
+        assert!(matches!(
+            Record::parse("pass(x): tcp/connect [: a.1"),
+            Err(ParseError::RuleNumber(_))
+        ));
+        assert!(matches!(
+            Record::parse("pass(1): tcp/frob [: a.1"),
+            Err(ParseError::Operation(_))
+        ));
+        assert!(matches!(
+            Record::parse("pass(1): tcp/connect ?: a.1"),
+            Err(ParseError::Phase(_))
+        ));
+        assert!(matches!(
+            Record::parse("pass(1): tcp/connect [: nohostport"),
+            Err(ParseError::Endpoint(_))
+        ));
     }
 }

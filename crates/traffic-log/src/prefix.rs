@@ -176,14 +176,23 @@ mod tests {
         assert_eq!(msg, "Dante/server[1/1] v1.4.2 running");
         assert_eq!(format!("{p}{msg}"), line);
         let p = Prefix {
-            local: LocalTime { month: 3, day: 1, hour: 0, minute: 5, second: 9 },
+            local: LocalTime {
+                month: 3,
+                day: 1,
+                hour: 0,
+                minute: 5,
+                second: 9,
+            },
             epoch_secs: 1,
             micros: 42,
             program: "ferrosocks".into(),
             pid: 7,
             level: Level::Warning,
         };
-        assert_eq!(p.to_string(), "Mar  1 00:05:09 (1.000042) ferrosocks[7]: warning: ");
+        assert_eq!(
+            p.to_string(),
+            "Mar  1 00:05:09 (1.000042) ferrosocks[7]: warning: "
+        );
         let again = p.to_string() + "x";
         assert_eq!(Prefix::parse_line(&again).unwrap().0, p);
     }

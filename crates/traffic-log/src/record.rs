@@ -277,7 +277,12 @@ impl fmt::Display for Record {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
         };
-        write!(f, "{verdict}({}): {proto}/{} ", self.rule, self.command.as_str())?;
+        write!(
+            f,
+            "{verdict}({}): {proto}/{} ",
+            self.rule,
+            self.command.as_str()
+        )?;
         match &self.event {
             Event::Start { ends, desc } => {
                 write!(f, "[: {ends}")?;

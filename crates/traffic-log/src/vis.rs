@@ -47,7 +47,10 @@ mod tests {
     fn escapes_like_strvisx() {
         assert_eq!(encode(b"GET / HTTP/1.1\r\n"), "GET\\s/\\sHTTP/1.1\\r\\n");
         assert_eq!(encode(b"a\\b"), "a\\\\b");
-        assert_eq!(encode(&[0, b'x', 0, b'1', 0xff, 0x1b]), "\\0x\\0001\\377\\033");
+        assert_eq!(
+            encode(&[0, b'x', 0, b'1', 0xff, 0x1b]),
+            "\\0x\\0001\\377\\033"
+        );
         assert_eq!(encode(b"\t\x07\x08\x0b\x0c"), "\\t\\a\\b\\v\\f");
     }
 }

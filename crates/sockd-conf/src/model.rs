@@ -1,0 +1,427 @@
+//! The typed configuration: what the parser builds and the server runs on.
+//!
+//! Every value here has been checked; a [`Config`] that exists is one the server can run.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// A whole configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Addresses to listen on (`internal:`).
+    pub internals: Vec<Internal>,
+    /// Addresses to connect from (`external:`).
+    pub externals: Vec<HostAddr>,
+    /// How an external address is picked (`external.rotation:`).
+    pub external_rotation: Rotation,
+    /// Methods for client rules, in preference order (`clientmethod:`).
+    pub clientmethods: Vec<AuthMethod>,
+    /// Methods offered to SOCKS clients, in preference order (`socksmethod:`); empty
+    /// means none was set, and every request is refused.
+    pub socksmethods: Vec<AuthMethod>,
+    /// `user.privileged:`
+    pub user_privileged: Option<String>,
+    /// `user.unprivileged:`: the user to run as after binding, when started as root.
+    pub user_unprivileged: Option<String>,
+    /// `user.libwrap:` (accepted; libwrap is not used).
+    pub user_libwrap: Option<String>,
+    /// `timeout.*` globals.
+    pub timeouts: Timeouts,
+    /// Where all messages go (`logoutput:`).
+    pub logoutput: Vec<LogTarget>,
+    /// Where warnings and worse also go (`errorlog:`).
+    pub errorlog: Vec<LogTarget>,
+    /// `debug:` level, 0–2.
+    pub debug: u8,
+    /// The htpasswd file for `socksmethod: username` (`passwordfile:`).
+    pub passwordfile: Option<PathBuf>,
+    /// `client pass|block` rules, numbered from 1.
+    pub client_rules: Vec<Rule>,
+    /// `socks pass|block` rules, numbered from 1.
+    pub socks_rules: Vec<Rule>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            internals: Vec::new(),
+            externals: Vec::new(),
+            external_rotation: Rotation::None,
+            clientmethods: vec![AuthMethod::None],
+            socksmethods: Vec::new(),
+            user_privileged: None,
+            user_unprivileged: None,
+            user_libwrap: None,
+            timeouts: Timeouts::default(),
+            logoutput: Vec::new(),
+            errorlog: Vec::new(),
+            debug: 0,
+            passwordfile: None,
+            client_rules: Vec::new(),
+            socks_rules: Vec::new(),
+        }
+    }
+}
+
+/// One `internal:` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Internal {
+    /// Address or interface name.
+    pub host: HostAddr,
+    /// Port (default 1080).
+    pub port: u16,
+}
+
+/// An address as `internal:`/`external:` take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostAddr {
+    /// A literal IPv4 or IPv6 address.
+    Ip(IpAddr),
+    /// An interface name (`eth0`, `lo`) or a host name, told apart when the server starts.
+    Name(String),
+}
+
+/// `external.rotation:`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// Always the first external address.
+    None,
+    /// The kernel's route picks the source address.
+    Route,
+    /// The address the client connected to.
+    SameSame,
+}
+
+/// An authentication method name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    /// `none`
+    None,
+    /// `username` (RFC 1929 against `passwordfile:`)
+    Username,
+}
+
+impl AuthMethod {
+    /// The name as written in the file and printed in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Username => "username",
+        }
+    }
+}
+
+/// Time limits, in seconds; 0 means "no limit" (or the system default for connect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From accept until the request has been read (`timeout.negotiate`, default 30).
+    pub negotiate: u64,
+    /// For the connect to the target (`timeout.connect`, default 30).
+    pub connect: u64,
+    /// Idle time allowed on an established session (`timeout.io`, default 0).
+    pub io: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            negotiate: 30,
+            connect: 30,
+            io: 0,
+        }
+    }
+}
+
+/// A place `logoutput:`/`errorlog:` send messages to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// `syslog[/facility]`
+    Syslog(Facility),
+    /// `stdout`
+    Stdout,
+    /// `stderr`
+    Stderr,
+    /// A file, opened for append.
+    File(PathBuf),
+}
+
+/// A syslog facility Dante accepts after `syslog/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Facility {
+    /// `user` (1)
+    User,
+    /// `daemon` (3), the default
+    Daemon,
+    /// `auth` (4)
+    Auth,
+    /// `authpriv` (10)
+    AuthPriv,
+    /// `local0`…`local7` (16–23)
+    Local(u8),
+}
+
+impl Facility {
+    /// The facility code (not yet shifted by 3).
+    pub fn code(self) -> u8 {
+        match self {
+            Self::User => 1,
+            Self::Daemon => 3,
+            Self::Auth => 4,
+            Self::AuthPriv => 10,
+            Self::Local(n) => 16 + n,
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "user" => Self::User,
+            "daemon" => Self::Daemon,
+            "auth" => Self::Auth,
+            "authpriv" => Self::AuthPriv,
+            _ => {
+                let n = name.strip_prefix("local")?.parse::<u8>().ok()?;
+                if n > 7 || name.len() != 6 {
+                    return None;
+                }
+                Self::Local(n)
+            }
+        })
+    }
+}
+
+/// Which list a rule belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    /// `client pass|block`: decided on the TCP connection, before any SOCKS byte.
+    Client,
+    /// `socks pass|block` (or bare `pass|block`): decided on the SOCKS request.
+    Socks,
+}
+
+/// `pass` or `block`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Let it through.
+    Pass,
+    /// Refuse it.
+    Block,
+}
+
+/// One access rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Client or socks rule.
+    pub kind: RuleKind,
+    /// Number within its kind, from 1 in file order (as Dante numbers them).
+    pub number: u32,
+    /// Line the rule starts on.
+    pub line: u32,
+    /// pass or block.
+    pub action: Action,
+    /// `from:` (the client).
+    pub from: AddrMatch,
+    /// `to:` (for client rules the proxy address reached, for socks rules the target).
+    pub to: AddrMatch,
+    /// `command:`; `None` matches every command.
+    pub commands: Option<Vec<SocksCommand>>,
+    /// `protocol:`; `None` matches both.
+    pub protocols: Option<Vec<Protocol>>,
+    /// `socksmethod:`; `None` means the global list.
+    pub socksmethods: Option<Vec<AuthMethod>>,
+    /// `clientmethod:`; `None` means the global list.
+    pub clientmethods: Option<Vec<AuthMethod>>,
+    /// `user:`; `None` matches anybody (authenticated or not).
+    pub users: Option<Vec<String>>,
+    /// `log:` keywords.
+    pub log: LogFlags,
+    /// `timeout.negotiate:` for client rules.
+    pub timeout_negotiate: Option<u64>,
+    /// `timeout.connect:` for socks rules.
+    pub timeout_connect: Option<u64>,
+    /// `timeout.io:` for socks rules.
+    pub timeout_io: Option<u64>,
+}
+
+/// `log:` keywords of a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogFlags {
+    /// `connect`: the start of each operation.
+    pub connect: bool,
+    /// `disconnect`: the end-of-session summary.
+    pub disconnect: bool,
+    /// `data`: every I/O operation with its payload.
+    pub data: bool,
+    /// `ioop` / `iooperation`: every I/O operation with its size.
+    pub ioop: bool,
+    /// `error`: failures.
+    pub error: bool,
+}
+
+impl LogFlags {
+    /// Whether any keyword is set.
+    pub fn any(self) -> bool {
+        self.connect || self.disconnect || self.data || self.ioop || self.error
+    }
+}
+
+/// A `command:` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocksCommand {
+    /// `connect`
+    Connect,
+    /// `bind`
+    Bind,
+    /// `bindreply`
+    BindReply,
+    /// `udpassociate`
+    UdpAssociate,
+    /// `udpreply`
+    UdpReply,
+}
+
+/// A `protocol:` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `tcp`
+    Tcp,
+    /// `udp`
+    Udp,
+}
+
+/// An address and port pattern (`from:` / `to:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddrMatch {
+    /// The host part.
+    pub host: HostMatch,
+    /// The port part.
+    pub port: PortMatch,
+}
+
+impl AddrMatch {
+    /// Matches everything (`0/0`, any port).
+    pub fn any() -> Self {
+        Self {
+            host: HostMatch::Any,
+            port: PortMatch::Any,
+        }
+    }
+}
+
+/// The host part of an [`AddrMatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// `0/0`: every IPv4 and IPv6 address and every name.
+    Any,
+    /// An address with a prefix length (`10.0.0.0/8`, `::1/128`; `0.0.0.0/0` is every IPv4 address).
+    Net {
+        /// The network address.
+        addr: IpAddr,
+        /// Prefix length in bits.
+        prefix: u8,
+    },
+    /// A host name or an interface name; the server tells them apart.
+    Name(String),
+    /// `.example.com`: the domain and every name under it (stored without the dot).
+    Domain(String),
+}
+
+impl HostMatch {
+    /// Whether `ip` is in this network (`Any` and `Net` only; names need resolving).
+    pub fn contains_ip(&self, ip: IpAddr) -> bool {
+        match *self {
+            Self::Any => true,
+            Self::Net { addr, prefix } => net_contains(addr, prefix, ip),
+            Self::Name(_) | Self::Domain(_) => false,
+        }
+    }
+}
+
+fn net_contains(net: IpAddr, prefix: u8, ip: IpAddr) -> bool {
+    let ip = match (net, ip) {
+        (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        _ => ip,
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The port part of an [`AddrMatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortMatch {
+    /// No port given: every port.
+    Any,
+    /// `port OP N`.
+    Op(PortOp, u16),
+    /// `port A-B`, inclusive.
+    Range(u16, u16),
+}
+
+impl PortMatch {
+    /// Whether `port` matches.
+    pub fn matches(self, port: u16) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Range(a, b) => (a..=b).contains(&port),
+            Self::Op(op, n) => match op {
+                PortOp::Eq => port == n,
+                PortOp::Ne => port != n,
+                PortOp::Ge => port >= n,
+                PortOp::Le => port <= n,
+                PortOp::Gt => port > n,
+                PortOp::Lt => port < n,
+            },
+        }
+    }
+}
+
+/// A port comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortOp {
+    /// `eq`, `=`
+    Eq,
+    /// `ne`, `neq`, `!=`
+    Ne,
+    /// `ge`, `>=`
+    Ge,
+    /// `le`, `<=`
+    Le,
+    /// `gt`, `>`
+    Gt,
+    /// `lt`, `<`
+    Lt,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_and_ports() {
+        let net = HostMatch::Net {
+            addr: "10.0.0.0".parse().unwrap(),
+            prefix: 8,
+        };
+        assert!(net.contains_ip("10.9.9.9".parse().unwrap()));
+        assert!(net.contains_ip("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!net.contains_ip("11.0.0.1".parse().unwrap()));
+        let all4 = HostMatch::Net {
+            addr: "0.0.0.0".parse().unwrap(),
+            prefix: 0,
+        };
+        assert!(all4.contains_ip("1.2.3.4".parse().unwrap()));
+        assert!(!all4.contains_ip("::1".parse().unwrap()));
+        assert!(HostMatch::Any.contains_ip("::1".parse().unwrap()));
+        assert!(PortMatch::Range(1, 1024).matches(1024));
+        assert!(!PortMatch::Op(PortOp::Lt, 80).matches(80));
+        assert!(PortMatch::Op(PortOp::Ne, 80).matches(81));
+    }
+}

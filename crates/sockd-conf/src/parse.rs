@@ -1,0 +1,749 @@
+//! From tokens to a checked [`Config`].
+//!
+//! One pass over the tokens: server settings, then rules. Each statement is parsed on
+//! its own; an error is recorded and the parser skips to the end of the line (or the
+//! rule's closing brace), so that every error in the file is reported at once. Checks
+//! that need the whole file (a `username` method without a `passwordfile`) run at the end.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::error::{Diagnostic, Errors};
+use crate::keywords::{self, Status};
+use crate::lexer::{tokenize, Pos, Tok, Token};
+use crate::model::*;
+use crate::services;
+
+/// A parsed configuration and the warnings it gave.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    /// The configuration.
+    pub config: Config,
+    /// Things that work but deserve a look (deprecated names, …).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Parses configuration `text`; `file` names it in diagnostics.
+pub fn parse(file: &str, text: &str) -> Result<Parsed, Errors> {
+    let mut p = Parser {
+        file,
+        toks: tokenize(text),
+        i: 0,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        cfg: Config::default(),
+        first_rule: None,
+        username_uses: Vec::new(),
+    };
+    p.run();
+    p.finish()
+}
+
+type Res<T> = Result<T, Diagnostic>;
+
+struct Parser<'a> {
+    file: &'a str,
+    toks: Vec<Token>,
+    i: usize,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+    cfg: Config,
+    /// Where the first rule starts: settings after it are errors.
+    first_rule: Option<Pos>,
+    /// Where `username` was named as a method, to check `passwordfile` at the end.
+    username_uses: Vec<Pos>,
+}
+
+const LOG_WORDS: &str = "connect disconnect data ioop iooperation error";
+
+impl Parser<'_> {
+    fn run(&mut self) {
+        loop {
+            let t = self.peek().clone();
+            match t.tok {
+                Tok::Eof => break,
+                Tok::Newline => self.i += 1,
+                Tok::Word(_) => {
+                    if let Err(d) = self.statement() {
+                        self.errors.push(d);
+                        self.skip_line(false);
+                    }
+                }
+                other => {
+                    let d = self.diag(
+                        t.pos,
+                        format!("unexpected {}; expected a keyword", other.describe()),
+                    );
+                    self.errors.push(d);
+                    self.i += 1;
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> Result<Parsed, Errors> {
+        if self.cfg.passwordfile.is_none() {
+            for pos in std::mem::take(&mut self.username_uses) {
+                let d = self.diag(
+                    pos,
+                    "method \"username\" needs a password file; add \"passwordfile: PATH\" (htpasswd format)".into(),
+                );
+                self.errors.push(d);
+            }
+        }
+        if self.errors.is_empty() {
+            Ok(Parsed {
+                config: self.cfg,
+                warnings: self.warnings,
+            })
+        } else {
+            self.errors.sort_by_key(|d| d.pos);
+            Err(Errors(self.errors))
+        }
+    }
+
+    // === tokens ===
+
+    fn peek(&self) -> &Token {
+        // The token list always ends with Eof, and `i` never moves past it.
+        &self.toks[self.i.min(self.toks.len() - 1)]
+    }
+
+    fn bump(&mut self) -> Token {
+        let t = self.peek().clone();
+        if t.tok != Tok::Eof {
+            self.i += 1;
+        }
+        t
+    }
+
+    fn diag(&self, pos: Pos, message: String) -> Diagnostic {
+        Diagnostic {
+            file: self.file.to_owned(),
+            pos,
+            message,
+        }
+    }
+
+    fn expected(&self, what: &str, after: &str) -> Diagnostic {
+        let t = self.peek();
+        self.diag(
+            t.pos,
+            format!(
+                "expected {what} after \"{after}\", found {}",
+                t.tok.describe()
+            ),
+        )
+    }
+
+    /// Skips to the end of the line; in a rule, stops before its closing brace.
+    fn skip_line(&mut self, in_rule: bool) {
+        loop {
+            match self.peek().tok {
+                Tok::Eof => return,
+                Tok::Close if in_rule => return,
+                Tok::Newline => {
+                    self.i += 1;
+                    return;
+                }
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// Reads `keyword:` at the current token. A value glued to the colon
+    /// (`from:10.0.0.0/8`) is left in place as the next token.
+    fn keyword(&mut self) -> Res<(String, Pos)> {
+        let t = self.peek().clone();
+        let Tok::Word(word) = &t.tok else {
+            return Err(self.diag(
+                t.pos,
+                format!("expected a keyword, found {}", t.tok.describe()),
+            ));
+        };
+        let key_like = |s: &str| {
+            s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        };
+        if let Some((key, rest)) = word.split_once(':') {
+            if key_like(key) {
+                let key = key.to_owned();
+                if rest.is_empty() {
+                    self.i += 1;
+                } else {
+                    let col = t.pos.col + key.chars().count() as u32 + 1;
+                    self.toks[self.i] = Token {
+                        tok: Tok::Word(rest.to_owned()),
+                        pos: Pos {
+                            line: t.pos.line,
+                            col,
+                        },
+                    };
+                }
+                return Ok((key, t.pos));
+            }
+        }
+        // `keyword :` with a space before the colon.
+        if key_like(word) {
+            if let Some(Token {
+                tok: Tok::Word(next),
+                ..
+            }) = self.toks.get(self.i + 1)
+            {
+                if next == ":" {
+                    let key = word.clone();
+                    self.i += 2;
+                    return Ok((key, t.pos));
+                }
+            }
+        }
+        let known = keywords::lookup(word).is_some();
+        Err(self.diag(
+            t.pos,
+            if known {
+                format!("expected \":\" after keyword \"{word}\"")
+            } else {
+                unknown_keyword(word)
+            },
+        ))
+    }
+
+    fn word(&mut self, what: &str, after: &str) -> Res<(String, Pos)> {
+        match self.peek().clone() {
+            Token {
+                tok: Tok::Word(w),
+                pos,
+            } => {
+                self.i += 1;
+                Ok((w, pos))
+            }
+            _ => Err(self.expected(what, after)),
+        }
+    }
+
+    /// The words up to the end of the line or a closing brace (Dante's list keywords).
+    fn list(&mut self, what: &str, after: &str) -> Res<Vec<(String, Pos)>> {
+        let mut out = Vec::new();
+        while let Tok::Word(w) = &self.peek().tok {
+            out.push((w.clone(), self.peek().pos));
+            self.i += 1;
+        }
+        if out.is_empty() {
+            return Err(self.expected(what, after));
+        }
+        Ok(out)
+    }
+
+    fn number(&mut self, after: &str) -> Res<u64> {
+        let (w, pos) = self.word("a number", after)?;
+        parse_number(&w).ok_or_else(|| {
+            self.diag(
+                pos,
+                format!("\"{w}\" is not a number (expected a number after \"{after}\")"),
+            )
+        })
+    }
+
+    // === statements ===
+
+    fn statement(&mut self) -> Res<()> {
+        let t = self.peek().clone();
+        if let Tok::Word(w) = &t.tok {
+            match w.as_str() {
+                "client" | "socks" | "pass" | "block" => return self.rule(),
+                "route" => {
+                    self.bump();
+                    self.skip_block();
+                    return Err(self.diag(
+                        t.pos,
+                        "\"route\" is not supported yet (server chaining)".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let (key, pos) = self.keyword()?;
+        if let Some(rule_pos) = self.first_rule {
+            return Err(self.diag(
+                pos,
+                format!(
+                    "server setting \"{key}\" after the first rule (line {}); settings must come before rules",
+                    rule_pos.line
+                ),
+            ));
+        }
+        self.global(&key, pos)
+    }
+
+    fn global(&mut self, key: &str, pos: Pos) -> Res<()> {
+        match key {
+            "internal" => {
+                let host = self.host_addr(key)?;
+                let port = if self.at_port_word() {
+                    self.port_value(key)?
+                } else {
+                    1080
+                };
+                self.cfg.internals.push(Internal { host, port });
+            }
+            "external" => {
+                let host = self.host_addr(key)?;
+                self.cfg.externals.push(host);
+            }
+            "external.rotation" => {
+                let (w, wpos) = self.word("none, route or same-same", key)?;
+                self.cfg.external_rotation = match w.as_str() {
+                    "none" => Rotation::None,
+                    "route" => Rotation::Route,
+                    "same-same" => Rotation::SameSame,
+                    _ => {
+                        return Err(self.diag(
+                            wpos,
+                            format!("unknown rotation \"{w}\" (expected none, route or same-same)"),
+                        ))
+                    }
+                };
+            }
+            "clientmethod" => self.cfg.clientmethods = self.methods(key, true)?,
+            "socksmethod" => self.cfg.socksmethods = self.methods(key, false)?,
+            "method" => {
+                self.warnings
+                    .push(self.diag(pos, "\"method\" is deprecated; use \"socksmethod\"".into()));
+                self.cfg.socksmethods = self.methods(key, false)?;
+            }
+            "user.privileged" => self.cfg.user_privileged = Some(self.word("a user name", key)?.0),
+            "user.unprivileged" | "user.notprivileged" => {
+                self.cfg.user_unprivileged = Some(self.word("a user name", key)?.0)
+            }
+            "user.libwrap" => self.cfg.user_libwrap = Some(self.word("a user name", key)?.0),
+            "timeout.negotiate" => self.cfg.timeouts.negotiate = self.number(key)?,
+            "timeout.connect" => self.cfg.timeouts.connect = self.number(key)?,
+            "timeout.io" | "timeout.io.tcp" => self.cfg.timeouts.io = self.number(key)?,
+            "logoutput" => self.cfg.logoutput = self.log_targets(key)?,
+            "errorlog" => self.cfg.errorlog = self.log_targets(key)?,
+            "debug" => {
+                let n = self.number(key)?;
+                if n > 2 {
+                    return Err(self.diag(
+                        pos,
+                        format!("debug level {n} out of range (expected 0, 1 or 2)"),
+                    ));
+                }
+                self.cfg.debug = n as u8;
+            }
+            "passwordfile" => {
+                self.cfg.passwordfile = Some(PathBuf::from(self.word("a file path", key)?.0))
+            }
+            _ => return Err(self.not_here(key, pos, None)),
+        }
+        Ok(())
+    }
+
+    /// The error for a keyword this place does not take: not supported yet, wrong
+    /// place, or unknown with a suggestion.
+    fn not_here(&self, key: &str, pos: Pos, rule: Option<RuleKind>) -> Diagnostic {
+        let message = match keywords::lookup(key) {
+            Some(k) if k.status == Status::NotYet => format!("\"{key}\" is not supported yet"),
+            Some(k) if !k.allowed_in(rule) => match rule {
+                None => format!("\"{key}\" is only valid inside a rule"),
+                Some(RuleKind::Client) => format!("\"{key}\" is not valid in a client rule"),
+                Some(RuleKind::Socks) => format!("\"{key}\" is not valid in a socks rule"),
+            },
+            _ => unknown_keyword(key),
+        };
+        self.diag(pos, message)
+    }
+
+    fn skip_block(&mut self) {
+        let mut depth = 0;
+        loop {
+            match self.bump().tok {
+                Tok::Open => depth += 1,
+                Tok::Close if depth <= 1 => return,
+                Tok::Close => depth -= 1,
+                Tok::Eof => return,
+                _ => {}
+            }
+        }
+    }
+
+    // === rules ===
+
+    fn rule(&mut self) -> Res<()> {
+        let start = self.peek().pos;
+        let (first, _) = self.word("a rule", "")?;
+        let (kind, action_word) = match first.as_str() {
+            "client" => (RuleKind::Client, self.word("pass or block", "client")?),
+            "socks" => (RuleKind::Socks, self.word("pass or block", "socks")?),
+            _ => (RuleKind::Socks, (first.clone(), start)),
+        };
+        let action = match action_word.0.as_str() {
+            "pass" => Action::Pass,
+            "block" => Action::Block,
+            w => {
+                return Err(self.diag(
+                    action_word.1,
+                    format!("unknown rule action \"{w}\" (expected pass or block)"),
+                ))
+            }
+        };
+        while self.peek().tok == Tok::Newline {
+            self.i += 1;
+        }
+        if self.peek().tok != Tok::Open {
+            return Err(self.expected("\"{\"", &action_word.0));
+        }
+        self.bump();
+        self.first_rule.get_or_insert(start);
+        let number = 1 + match kind {
+            RuleKind::Client => self.cfg.client_rules.len(),
+            RuleKind::Socks => self.cfg.socks_rules.len(),
+        } as u32;
+        let mut rule = Rule {
+            kind,
+            number,
+            line: start.line,
+            action,
+            from: AddrMatch::any(),
+            to: AddrMatch::any(),
+            commands: None,
+            protocols: None,
+            socksmethods: None,
+            clientmethods: None,
+            users: None,
+            log: LogFlags::default(),
+            timeout_negotiate: None,
+            timeout_connect: None,
+            timeout_io: None,
+        };
+        loop {
+            let t = self.peek().clone();
+            match t.tok {
+                Tok::Close => {
+                    self.bump();
+                    break;
+                }
+                Tok::Newline => self.i += 1,
+                Tok::Eof => {
+                    let d = self.diag(
+                        start,
+                        format!("rule starting on line {} has no closing \"}}\"", start.line),
+                    );
+                    self.errors.push(d);
+                    break;
+                }
+                _ => {
+                    if let Err(d) = self.rule_keyword(&mut rule) {
+                        self.errors.push(d);
+                        self.skip_line(true);
+                    }
+                }
+            }
+        }
+        match kind {
+            RuleKind::Client => self.cfg.client_rules.push(rule),
+            RuleKind::Socks => self.cfg.socks_rules.push(rule),
+        }
+        Ok(())
+    }
+
+    fn rule_keyword(&mut self, rule: &mut Rule) -> Res<()> {
+        let (key, pos) = self.keyword()?;
+        let kind = rule.kind;
+        match (key.as_str(), kind) {
+            ("from", _) => rule.from = self.addr_match(&key)?,
+            ("to", _) => rule.to = self.addr_match(&key)?,
+            ("command", RuleKind::Socks) => {
+                let mut cmds = Vec::new();
+                for (w, wpos) in self.list("a command", &key)? {
+                    cmds.push(match w.as_str() {
+                        "connect" => SocksCommand::Connect,
+                        "bind" => SocksCommand::Bind,
+                        "bindreply" => SocksCommand::BindReply,
+                        "udpassociate" => SocksCommand::UdpAssociate,
+                        "udpreply" => SocksCommand::UdpReply,
+                        _ => return Err(self.diag(wpos, format!("unknown command \"{w}\" (expected connect, bind, bindreply, udpassociate or udpreply)"))),
+                    });
+                }
+                rule.commands = Some(cmds);
+            }
+            ("protocol", RuleKind::Socks) => {
+                let mut protos = Vec::new();
+                for (w, wpos) in self.list("a protocol", &key)? {
+                    protos.push(match w.as_str() {
+                        "tcp" => Protocol::Tcp,
+                        "udp" => Protocol::Udp,
+                        _ => {
+                            return Err(self.diag(
+                                wpos,
+                                format!("unknown protocol \"{w}\" (expected tcp or udp)"),
+                            ))
+                        }
+                    });
+                }
+                rule.protocols = Some(protos);
+            }
+            ("socksmethod", _) => rule.socksmethods = Some(self.methods(&key, false)?),
+            ("clientmethod", _) => rule.clientmethods = Some(self.methods(&key, true)?),
+            ("method", RuleKind::Client) => rule.clientmethods = Some(self.methods(&key, true)?),
+            ("method", RuleKind::Socks) => {
+                self.warnings
+                    .push(self.diag(pos, "\"method\" is deprecated; use \"socksmethod\"".into()));
+                rule.socksmethods = Some(self.methods(&key, false)?);
+            }
+            ("user", _) => {
+                rule.users = Some(
+                    self.list("a user name", &key)?
+                        .into_iter()
+                        .map(|(w, _)| w)
+                        .collect(),
+                )
+            }
+            ("log", _) => rule.log = self.log_flags(&key)?,
+            ("timeout.negotiate", RuleKind::Client) => {
+                rule.timeout_negotiate = Some(self.number(&key)?)
+            }
+            ("timeout.connect", RuleKind::Socks) => rule.timeout_connect = Some(self.number(&key)?),
+            ("timeout.io", RuleKind::Socks) => rule.timeout_io = Some(self.number(&key)?),
+            _ => return Err(self.not_here(&key, pos, Some(kind))),
+        }
+        Ok(())
+    }
+
+    fn log_flags(&mut self, key: &str) -> Res<LogFlags> {
+        let mut f = LogFlags::default();
+        for (w, pos) in self.list("log keywords", key)? {
+            match w.as_str() {
+                "connect" => f.connect = true,
+                "disconnect" => f.disconnect = true,
+                "data" => f.data = true,
+                "ioop" | "iooperation" => f.ioop = true,
+                "error" => f.error = true,
+                "tcpinfo" => {
+                    return Err(
+                        self.diag(pos, "log keyword \"tcpinfo\" is not supported yet".into())
+                    )
+                }
+                _ => {
+                    return Err(self.diag(
+                        pos,
+                        format!("unknown log keyword \"{w}\" (expected {LOG_WORDS})"),
+                    ))
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    fn methods(&mut self, key: &str, client: bool) -> Res<Vec<AuthMethod>> {
+        let mut out = Vec::new();
+        for (w, pos) in self.list("a method", key)? {
+            let m = match w.as_str() {
+                "none" => AuthMethod::None,
+                "username" if !client => {
+                    self.username_uses.push(pos);
+                    AuthMethod::Username
+                }
+                "username" => return Err(self.diag(pos, format!("method \"username\" is not valid for \"{key}\" (client rules see no SOCKS bytes; use socksmethod)"))),
+                "rfc931" | "gssapi" | "pam" | "pam.any" | "pam.address" | "pam.username" | "bsdauth" | "ldapauth" => {
+                    return Err(self.diag(pos, format!("method \"{w}\" is not supported yet")))
+                }
+                _ => return Err(self.diag(pos, format!("unknown method \"{w}\" (expected none{})", if client { "" } else { " or username" }))),
+            };
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    fn log_targets(&mut self, key: &str) -> Res<Vec<LogTarget>> {
+        let mut out = Vec::new();
+        for (w, pos) in self.list("a log destination", key)? {
+            out.push(match w.as_str() {
+                "stdout" => LogTarget::Stdout,
+                "stderr" => LogTarget::Stderr,
+                "syslog" => LogTarget::Syslog(Facility::Daemon),
+                _ => match w.strip_prefix("syslog/") {
+                    Some(name) => LogTarget::Syslog(Facility::from_name(name).ok_or_else(|| {
+                        self.diag(pos, format!("unknown syslog facility \"{name}\" (expected user, daemon, auth, authpriv or local0..local7)"))
+                    })?),
+                    None => LogTarget::File(PathBuf::from(w)),
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    // === addresses ===
+
+    fn host_addr(&mut self, key: &str) -> Res<HostAddr> {
+        let (w, pos) = self.word("an address or interface name", key)?;
+        if let Ok(ip) = w.parse::<IpAddr>() {
+            return Ok(HostAddr::Ip(ip));
+        }
+        if valid_name(&w) {
+            Ok(HostAddr::Name(w))
+        } else {
+            Err(self.diag(pos, format!("\"{w}\" is not an address or interface name")))
+        }
+    }
+
+    fn at_port_word(&self) -> bool {
+        matches!(&self.peek().tok, Tok::Word(w) if w == "port" || w.starts_with("port:"))
+    }
+
+    /// `port = N`, `port: N`, `port N`, `port eq N` after `internal:`.
+    fn port_value(&mut self, key: &str) -> Res<u16> {
+        match self.port_match(key)? {
+            PortMatch::Op(PortOp::Eq, n) => Ok(n),
+            _ => Err(self.diag(
+                self.peek().pos,
+                format!("expected \"port = N\" after \"{key}\""),
+            )),
+        }
+    }
+
+    fn addr_match(&mut self, key: &str) -> Res<AddrMatch> {
+        let (w, pos) = self.word("an address", key)?;
+        let host = self.host_match(&w, pos)?;
+        let port = if self.at_port_word() {
+            self.port_match(key)?
+        } else {
+            PortMatch::Any
+        };
+        Ok(AddrMatch { host, port })
+    }
+
+    fn host_match(&self, w: &str, pos: Pos) -> Res<HostMatch> {
+        if w == "0/0" {
+            return Ok(HostMatch::Any);
+        }
+        if let Some((addr, mask)) = w.split_once('/') {
+            let ip: IpAddr = addr.parse().map_err(|_| {
+                self.diag(pos, format!("\"{addr}\" in \"{w}\" is not an IP address"))
+            })?;
+            let prefix = parse_mask(ip, mask).ok_or_else(|| {
+                self.diag(pos, format!("bad netmask \"{mask}\" in \"{w}\" (expected a prefix length or a dotted mask)"))
+            })?;
+            return Ok(HostMatch::Net { addr: ip, prefix });
+        }
+        match w.parse::<IpAddr>() {
+            Ok(IpAddr::V4(_)) => Err(self.diag(
+                pos,
+                format!("no netmask has been specified for the IPv4 address \"{w}\", but a netmask must be specified in this context (write \"{w}/32\")"),
+            )),
+            Ok(ip @ IpAddr::V6(_)) => Ok(HostMatch::Net { addr: ip, prefix: 128 }),
+            Err(_) => match w.strip_prefix('.') {
+                Some(domain) if valid_name(domain) => Ok(HostMatch::Domain(domain.to_ascii_lowercase())),
+                None if valid_name(w) => Ok(HostMatch::Name(w.to_ascii_lowercase())),
+                _ => Err(self.diag(pos, format!("\"{w}\" is not an address, host name, domain or interface name"))),
+            },
+        }
+    }
+
+    fn port_match(&mut self, key: &str) -> Res<PortMatch> {
+        let (w, pos) = self.word("\"port\"", key)?;
+        let glued = w.strip_prefix("port:").filter(|r| !r.is_empty());
+        if let Some(rest) = glued {
+            return Ok(PortMatch::Op(PortOp::Eq, self.port_number(rest, pos)?));
+        }
+        if w == "port:" {
+            let (n, npos) = self.word("a port", "port:")?;
+            return Ok(PortMatch::Op(PortOp::Eq, self.port_number(&n, npos)?));
+        }
+        let t = self.bump();
+        let op = match &t.tok {
+            Tok::Op(o) => Some(*o),
+            Tok::Word(w) => match w.as_str() {
+                "eq" | "ne" | "neq" | "ge" | "le" | "gt" | "lt" => Some(w.as_str()),
+                _ => None,
+            },
+            _ => {
+                return Err(self.diag(
+                    t.pos,
+                    format!("expected a port after \"port\", found {}", t.tok.describe()),
+                ))
+            }
+        }
+        .map(|o| match o {
+            "=" | "eq" => Some(PortOp::Eq),
+            "!=" | "ne" | "neq" => Some(PortOp::Ne),
+            ">=" | "ge" => Some(PortOp::Ge),
+            "<=" | "le" => Some(PortOp::Le),
+            ">" | "gt" => Some(PortOp::Gt),
+            "<" | "lt" => Some(PortOp::Lt),
+            _ => None,
+        });
+        match op {
+            Some(Some(op)) => {
+                let (n, npos) = self.word("a port", "port")?;
+                Ok(PortMatch::Op(op, self.port_number(&n, npos)?))
+            }
+            Some(None) => {
+                Err(self.diag(t.pos, format!("unknown port operator {}", t.tok.describe())))
+            }
+            None => {
+                let Tok::Word(w) = t.tok else {
+                    unreachable!("checked above")
+                };
+                if let Some((a, b)) = w.split_once('-').filter(|(a, _)| !a.is_empty()) {
+                    let (a, b) = (self.port_number(a, t.pos)?, self.port_number(b, t.pos)?);
+                    if a > b {
+                        return Err(self.diag(t.pos, format!("port range \"{w}\" runs backwards")));
+                    }
+                    return Ok(PortMatch::Range(a, b));
+                }
+                Ok(PortMatch::Op(PortOp::Eq, self.port_number(&w, t.pos)?))
+            }
+        }
+    }
+
+    fn port_number(&self, w: &str, pos: Pos) -> Res<u16> {
+        if let Some(n) = parse_number(w) {
+            return u16::try_from(n)
+                .map_err(|_| self.diag(pos, format!("port {n} out of range (0-65535)")));
+        }
+        services::port_of(w).ok_or_else(|| {
+            self.diag(
+                pos,
+                format!("\"{w}\" is not a port number or known service name"),
+            )
+        })
+    }
+}
+
+fn unknown_keyword(word: &str) -> String {
+    match keywords::nearest(word) {
+        Some(near) => format!("unknown keyword \"{word}\"; did you mean \"{near}\"?"),
+        None => format!("unknown keyword \"{word}\""),
+    }
+}
+
+fn parse_number(w: &str) -> Option<u64> {
+    match w.strip_prefix("0x").or_else(|| w.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None if w.bytes().all(|b| b.is_ascii_digit()) => w.parse().ok(),
+        None => None,
+    }
+}
+
+fn parse_mask(ip: IpAddr, mask: &str) -> Option<u8> {
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    if let Ok(bits) = mask.parse::<u8>() {
+        return (bits <= max).then_some(bits);
+    }
+    let IpAddr::V4(m) = mask.parse::<IpAddr>().ok()? else {
+        return None;
+    };
+    let m = u32::from(m);
+    let bits = m.leading_ones();
+    (ip.is_ipv4() && m.checked_shl(bits).unwrap_or(0) == 0).then_some(bits as u8)
+}
+
+fn valid_name(w: &str) -> bool {
+    !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}

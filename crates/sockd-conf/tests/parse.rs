@@ -1,0 +1,285 @@
+//! The configuration language, tested on whole files: the embedded default, the files
+//! Debian's dante-server ships, the reference's examples, and broken files whose every
+//! error must be reported with file:line:column.
+
+use std::path::Path;
+
+use sockd_conf::*;
+
+fn data(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn ok(text: &str) -> Config {
+    match parse("test.conf", text) {
+        Ok(p) => p.config,
+        Err(e) => panic!("unexpected errors:\n{e}"),
+    }
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse("test.conf", text) {
+        Ok(_) => panic!("parsed, but errors were expected"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Accepted, or rejected only for keywords named as not supported yet.
+fn accepted_or_not_yet(name: &str, text: &str) {
+    if let Err(e) = parse(name, text) {
+        for d in &e.0 {
+            assert!(d.message.contains("not supported yet"), "{name}: {d}");
+        }
+    }
+}
+
+#[test]
+fn embedded_default_is_loopback_only() {
+    let c = ok(EMBEDDED_DEFAULT);
+    assert_eq!(
+        c.internals,
+        vec![Internal {
+            host: HostAddr::Ip("127.0.0.1".parse().unwrap()),
+            port: 1080
+        }]
+    );
+    assert_eq!(c.socksmethods, vec![AuthMethod::None]);
+    assert_eq!(c.client_rules.len(), 1);
+    assert_eq!(
+        c.client_rules[0].from.host,
+        HostMatch::Net {
+            addr: "127.0.0.0".parse().unwrap(),
+            prefix: 8
+        }
+    );
+    let log = c.socks_rules[0].log;
+    assert!(log.connect && log.disconnect && log.error && !log.ioop);
+    assert_eq!(c.logoutput, vec![LogTarget::Stderr]);
+}
+
+#[test]
+fn debian_dante_server_files() {
+    for name in [
+        "debian-etc-danted.conf",
+        "debian-example-danted.conf",
+        "debian-example-danted-basic.conf",
+        "debian-example-danted-chaining.conf",
+    ] {
+        accepted_or_not_yet(name, &data(name));
+    }
+    let basic = ok(&data("debian-example-danted-basic.conf"));
+    assert_eq!(basic.socks_rules[0].to.host, HostMatch::Name("lo".into()));
+    let etc = ok(&data("debian-etc-danted.conf"));
+    assert_eq!(etc.user_unprivileged.as_deref(), Some("nobody"));
+}
+
+#[test]
+fn reference_examples() {
+    let globals = data("reference-globals.conf");
+    accepted_or_not_yet(
+        "reference-globals.conf",
+        &format!("passwordfile: /etc/users\n{globals}"),
+    );
+    let rules = data("reference-rules.conf");
+    let text = format!("passwordfile: /etc/users\n{rules}");
+    accepted_or_not_yet("reference-rules.conf", &text);
+    let errs = errors(&text);
+    assert_eq!(
+        errs,
+        [
+            "test.conf:13:16: \"proxyprotocol\" is not supported yet",
+            "test.conf:14:16: \"udp.portrange\" is not supported yet",
+            "test.conf:15:58: log keyword \"tcpinfo\" is not supported yet",
+            "test.conf:16:1: \"route\" is not supported yet (server chaining)",
+        ]
+    );
+    let variants = data("connect-variants.conf.in")
+        .replace("@LOGOUTPUT@", "/tmp/x.log")
+        .replace("@PORT@", "1080")
+        .replace("@BLOCKPORT@", "9");
+    let c = ok(&variants);
+    assert_eq!(c.client_rules.len(), 1);
+    assert_eq!(c.socks_rules.len(), 2);
+    assert_eq!(c.socks_rules[0].action, Action::Block);
+    assert_eq!(c.socks_rules[0].to.port, PortMatch::Op(PortOp::Eq, 9));
+    assert_eq!(c.socks_rules[1].number, 2);
+}
+
+#[test]
+fn every_supported_keyword_example_parses() {
+    for k in keywords::KEYWORDS
+        .iter()
+        .filter(|k| k.status == keywords::Status::Supported)
+    {
+        let text = format!("passwordfile: /x\n{}\n", k.example);
+        if let Err(e) = parse("example", &text) {
+            panic!("example of {:?} does not parse:\n{e}", k.name);
+        }
+    }
+}
+
+#[test]
+fn rules_addresses_and_ports() {
+    let c = ok("passwordfile: /u\n\
+        socks pass { from: 10.0.0.0/255.0.0.0 port >= 1024 to: ::1 port=80 }\n\
+        socks block { from:0/0 to: .Example.COM port 1-1024 }\n\
+        pass { from: 0/0 to: host.example port ne https\n\
+        socksmethod: username\n\
+        user: alice\n\
+        command: connect\n\
+        timeout.io: 5\n\
+        }\n\
+        client pass { from: 127.0.0.1/32 port = 0x50 to: lo }\n");
+    let r = &c.socks_rules;
+    assert_eq!(
+        r[0].from.host,
+        HostMatch::Net {
+            addr: "10.0.0.0".parse().unwrap(),
+            prefix: 8
+        }
+    );
+    assert_eq!(r[0].from.port, PortMatch::Op(PortOp::Ge, 1024));
+    assert_eq!(
+        r[0].to.host,
+        HostMatch::Net {
+            addr: "::1".parse().unwrap(),
+            prefix: 128
+        }
+    );
+    assert_eq!(r[0].to.port, PortMatch::Op(PortOp::Eq, 80));
+    assert_eq!(r[1].to.host, HostMatch::Domain("example.com".into()));
+    assert_eq!(r[1].to.port, PortMatch::Range(1, 1024));
+    assert_eq!(r[2].to.port, PortMatch::Op(PortOp::Ne, 443));
+    assert_eq!(r[2].users.as_deref(), Some(&["alice".to_string()][..]));
+    assert_eq!(r[2].timeout_io, Some(5));
+    assert_eq!(r[2].number, 3);
+    assert_eq!(c.client_rules[0].number, 1);
+    assert_eq!(c.client_rules[0].from.port, PortMatch::Op(PortOp::Eq, 80));
+}
+
+#[test]
+fn log_targets_and_globals() {
+    let c = ok("logoutput: syslog/local3 stderr /var/log/sockd.log\n\
+        errorlog: syslog\n\
+        debug: 2\n\
+        internal: ::1 port = 1081\n\
+        internal: eth0\n\
+        external: 127.0.0.1\n\
+        external.rotation: same-same\n\
+        timeout.negotiate: 5\ntimeout.connect: 0\ntimeout.io: 86400\n");
+    assert_eq!(
+        c.logoutput,
+        vec![
+            LogTarget::Syslog(Facility::Local(3)),
+            LogTarget::Stderr,
+            LogTarget::File("/var/log/sockd.log".into())
+        ]
+    );
+    assert_eq!(c.errorlog, vec![LogTarget::Syslog(Facility::Daemon)]);
+    assert_eq!(c.debug, 2);
+    assert_eq!(c.internals[0].port, 1081);
+    assert_eq!(
+        c.internals[1],
+        Internal {
+            host: HostAddr::Name("eth0".into()),
+            port: 1080
+        }
+    );
+    assert_eq!(c.external_rotation, Rotation::SameSame);
+    assert_eq!(
+        c.timeouts,
+        Timeouts {
+            negotiate: 5,
+            connect: 0,
+            io: 86400
+        }
+    );
+}
+
+#[test]
+fn every_error_is_reported_with_its_position() {
+    let errs = errors(
+        "sockmethod: none\n\
+         debug: 7\n\
+         logoutput: syslog/local9\n\
+         socks pass { from: 127.0.0.1 to: 0/0 port = nosuchservice\n\
+         log: connect bogus\n\
+         }\n\
+         timeout.io: 3\n",
+    );
+    assert_eq!(
+        errs,
+        [
+            "test.conf:1:1: unknown keyword \"sockmethod\"; did you mean \"socksmethod\"?",
+            "test.conf:2:1: debug level 7 out of range (expected 0, 1 or 2)",
+            "test.conf:3:12: unknown syslog facility \"local9\" (expected user, daemon, auth, authpriv or local0..local7)",
+            "test.conf:4:20: no netmask has been specified for the IPv4 address \"127.0.0.1\", but a netmask must be specified in this context (write \"127.0.0.1/32\")",
+            "test.conf:5:14: unknown log keyword \"bogus\" (expected connect disconnect data ioop iooperation error)",
+            "test.conf:7:1: server setting \"timeout.io\" after the first rule (line 4); settings must come before rules",
+        ]
+    );
+}
+
+#[test]
+fn list_keywords_end_at_end_of_line() {
+    // As in Dante, a second list keyword on the same line is read as a list value.
+    let errs = errors("socks pass { from: 0/0 to: 0/0\ncommand: connect log: connect\n}\n");
+    assert_eq!(
+        errs,
+        ["test.conf:2:18: unknown command \"log:\" (expected connect, bind, bindreply, udpassociate or udpreply)"]
+    );
+}
+
+#[test]
+fn more_errors() {
+    assert_eq!(
+        errors("socksmethod: username none\n"),
+        ["test.conf:1:14: method \"username\" needs a password file; add \"passwordfile: PATH\" (htpasswd format)"]
+    );
+    assert_eq!(
+        errors("socksmethod: rfc931\n"),
+        ["test.conf:1:14: method \"rfc931\" is not supported yet"]
+    );
+    assert_eq!(
+        errors("client pass { from: 0/0 to: 0/0\ncommand: connect\n}\n"),
+        ["test.conf:2:1: \"command\" is not valid in a client rule"]
+    );
+    assert_eq!(
+        errors("socks pass { from: 0/0 to: 0/0\n"),
+        ["test.conf:1:1: rule starting on line 1 has no closing \"}\""]
+    );
+    assert_eq!(
+        errors("external.log.warning.error: no-route\nlog.auth.level: notice\n"),
+        [
+            "test.conf:1:1: \"external.log.warning.error\" is not supported yet",
+            "test.conf:2:1: \"log.auth.level\" is not supported yet"
+        ]
+    );
+    assert_eq!(
+        errors("from: 0/0\n"),
+        ["test.conf:1:1: \"from\" is only valid inside a rule"]
+    );
+    assert_eq!(
+        errors("internal 127.0.0.1\n"),
+        ["test.conf:1:1: expected \":\" after keyword \"internal\""]
+    );
+    assert_eq!(
+        errors("socks pass { from: 10.0.0.0/33 to: 0/0 port 9-1 }\n"),
+        [
+            "test.conf:1:20: bad netmask \"33\" in \"10.0.0.0/33\" (expected a prefix length or a dotted mask)",
+        ]
+    );
+}
+
+#[test]
+fn deprecated_method_warns() {
+    let p = parse("t", "method: none\n").unwrap();
+    assert_eq!(p.config.socksmethods, vec![AuthMethod::None]);
+    assert_eq!(p.warnings.len(), 1);
+    assert!(p.warnings[0]
+        .to_string()
+        .starts_with("t:1:1: \"method\" is deprecated"));
+}

@@ -94,7 +94,11 @@ mod prefix_tests {
                 state ^= state << 13;
                 state ^= state >> 17;
                 state ^= state << 5;
-                buf.push(if state.is_multiple_of(3) { 5 } else { state as u8 });
+                buf.push(if state.is_multiple_of(3) {
+                    5
+                } else {
+                    state as u8
+                });
             }
             let _ = decode_greeting(&buf);
             let _ = decode_userpass(&buf);

@@ -150,11 +150,10 @@ impl Logger {
 
     fn send(&self, msg: writer::Msg) {
         self.inner.queued.fetch_add(1, Ordering::Relaxed);
-        if let Err(mpsc::SendError(msg)) = self.inner.tx.send(msg) {
-            // The writer thread is gone (it could not start): write here instead.
-            if let writer::Msg::Line { level, text, .. } = msg {
-                eprintln!("{}: {text}", level.as_str());
-            }
+        // If the writer thread is gone (it could not start), write here instead.
+        if let Err(mpsc::SendError(writer::Msg::Line { level, text, .. })) = self.inner.tx.send(msg)
+        {
+            eprintln!("{}: {text}", level.as_str());
         }
     }
 }

@@ -1,0 +1,178 @@
+//! The `ferrosocks` binary: command line, start-up and shutdown. Thin on purpose; the
+//! server lives in the `server` crate.
+//!
+//! Start-up order matters: parse and check the configuration (exit 64 on any error,
+//! before binding anything), bind every listener, detach if asked (before any thread
+//! exists), start the log writer, drop privileges, print the ready line, then run the
+//! tokio runtime until SIGTERM/SIGINT.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use server::control::{drop_privileges, log_routes, serve_until_stopped, ReloadSource};
+use server::{listen, load_config, RunConfig, Server, VERSION_LINE};
+
+/// Exit status for a configuration that does not parse or cannot be used (sysexits EX_USAGE).
+const EX_CONFIG: u8 = 64;
+/// Exit status when the server cannot start (sysexits EX_OSERR).
+const EX_START: u8 = 71;
+/// The configuration read when no -f is given, if it exists.
+const DEFAULT_CONFIG: &str = "/etc/ferrosocks.conf";
+
+/// A SOCKS server that reads Dante's sockd.conf and writes Dante's traffic log.
+///
+/// With no -f and no /etc/ferrosocks.conf it runs on its embedded default: listening
+/// on 127.0.0.1 port 1080, serving loopback clients only, logging to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "ferrosocks", disable_version_flag = true)]
+struct Cli {
+    /// Configuration file (Dante sockd.conf syntax)
+    #[arg(short = 'f', value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Debug level 0, 1 or 2; wins over "debug:" in the file
+    #[arg(short = 'd', value_name = "N", value_parser = clap::value_parser!(u8).range(0..=2))]
+    debug: Option<u8>,
+    /// Check the configuration and exit: 0 if it is good, else print every error
+    #[arg(short = 'V')]
+    verify: bool,
+    /// Write the process id to FILE
+    #[arg(short = 'p', value_name = "FILE")]
+    pidfile: Option<PathBuf>,
+    /// Detach from the terminal and run in the background
+    #[arg(short = 'D')]
+    detach: bool,
+    /// Number of processes (accepted for Dante compatibility; ferrosocks uses threads)
+    #[arg(short = 'N', value_name = "N")]
+    processes: Option<u32>,
+    /// Disable TCP keep-alive (accepted for Dante compatibility)
+    #[arg(short = 'n')]
+    no_keepalive: bool,
+    /// Print the version and exit
+    #[arg(short = 'v')]
+    version: bool,
+    /// Print the license and exit
+    #[arg(short = 'L')]
+    license: bool,
+    /// Seconds open sessions get to finish after SIGTERM before they are cut
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    grace_period: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.version {
+        println!("{VERSION_LINE}");
+        return ExitCode::SUCCESS;
+    }
+    if cli.license {
+        println!("ferrosocks is licensed under the MIT license or the Apache License 2.0, at your option.");
+        return ExitCode::SUCCESS;
+    }
+    match start(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, msg)) => {
+            eprintln!("ferrosocks: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn start(cli: Cli) -> Result<(), (u8, String)> {
+    let path = cli.file.clone().or_else(|| {
+        Path::new(DEFAULT_CONFIG)
+            .exists()
+            .then(|| PathBuf::from(DEFAULT_CONFIG))
+    });
+    let config_name = path.as_ref().map_or_else(
+        || "<embedded default>".to_string(),
+        |p| p.display().to_string(),
+    );
+    let parsed = load_config(path.as_deref()).map_err(|e| {
+        (
+            EX_CONFIG,
+            format!("{e}\n{config_name}: configuration has errors; not started"),
+        )
+    })?;
+    let mut warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+    let (run, more) = RunConfig::prepare(parsed.config).map_err(|e| (EX_CONFIG, e))?;
+    warnings.extend(more);
+    if cli.verify {
+        for w in &warnings {
+            eprintln!("ferrosocks: warning: {w}");
+        }
+        println!("{config_name}: configuration OK");
+        return Ok(());
+    }
+
+    let listeners = listen::bind_all(&run.config.internals).map_err(|e| (EX_START, e))?;
+    let ready = listen::ready_line(&listeners);
+    if cli.detach {
+        println!("{ready}");
+        let _ = std::io::stdout().flush();
+        nix::unistd::daemon(true, false).map_err(|e| (EX_START, format!("cannot detach: {e}")))?;
+    }
+    if let Some(p) = &cli.pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|e| {
+            (
+                EX_START,
+                format!("cannot write pid file {}: {e}", p.display()),
+            )
+        })?;
+    }
+
+    let logger = logsys::Logger::start(
+        "ferrosocks",
+        std::process::id(),
+        log_routes(&run.config, cli.debug),
+    );
+    for w in &warnings {
+        logger.warning(w.clone());
+    }
+    if let (Some(d), true) = (
+        cli.debug,
+        run.config.debug != cli.debug.unwrap_or(run.config.debug),
+    ) {
+        logger.info(format!(
+            "debug level {d} from the command line overrides debug: {} in {config_name}",
+            run.config.debug
+        ));
+    }
+    if let Some(user) = run.config.user_unprivileged.clone() {
+        match drop_privileges(&user) {
+            Ok(true) => logger.info(format!("Running as user {user}")),
+            Ok(false) => {}
+            Err(e) => {
+                logger.error(e.clone());
+                logger.flush();
+                return Err((EX_START, e));
+            }
+        }
+    }
+    logger.info(format!(
+        "{VERSION_LINE} running, configuration {config_name}"
+    ));
+    if !cli.detach {
+        println!("{ready}");
+        let _ = std::io::stdout().flush();
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| (EX_START, format!("cannot start the runtime: {e}")))?;
+    let srv = Server::new(logger.clone(), run);
+    let source = ReloadSource {
+        path,
+        debug_override: cli.debug,
+    };
+    let grace = Duration::from_secs(cli.grace_period);
+    let result = runtime.block_on(serve_until_stopped(srv, listeners, grace, source));
+    logger.flush();
+    if let Some(p) = &cli.pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    result.map_err(|e| (EX_START, format!("signal handling failed: {e}")))
+}

@@ -1,0 +1,285 @@
+//! The ferrosocks server.
+//!
+//! This crate owns everything that touches a socket: binding the `internal:` addresses
+//! ([`listen`]), accepting clients and running each session ([`session`]: client rules,
+//! the SOCKS5 handshake in [`negotiate`], socks rules in [`rules`], name resolution in
+//! [`resolve`], connecting out in [`connect`], relaying in [`relay`]), emitting Dante
+//! traffic records ([`tlog`]), and the process-level control: reload, graceful stop and
+//! privilege drop ([`control`]). Wire formats come from `socks-proto`, the configuration
+//! from `sockd-conf`, records from `traffic-log`, and every line goes out through
+//! `logsys`.
+//!
+//! Layout of a running server: a [`Server`] holds the current [`RunConfig`] behind a
+//! lock; each accepted connection takes a snapshot (an `Arc`) and keeps it to the end,
+//! so a reload swaps the configuration for new sessions only.
+#![deny(unsafe_code)]
+
+mod connect;
+pub mod control;
+pub mod listen;
+mod negotiate;
+pub mod passwd;
+mod relay;
+pub mod resolve;
+pub mod rules;
+mod session;
+mod tlog;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use logsys::Logger;
+use sockd_conf::{AuthMethod, Config, HostAddr};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use passwd::PasswordFile;
+
+/// The name and version printed in the start-up line and `-v`.
+pub const VERSION_LINE: &str = concat!("ferrosocks v", env!("CARGO_PKG_VERSION"));
+
+/// A configuration made ready to run: the password file read, external names resolved.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The parsed configuration.
+    pub config: Config,
+    /// Users for `socksmethod: username`.
+    pub passwords: Option<Arc<PasswordFile>>,
+    /// The `external:` addresses, names expanded.
+    pub externals: Vec<IpAddr>,
+}
+
+impl RunConfig {
+    /// Reads what the configuration refers to. Returns warnings to log.
+    pub fn prepare(config: Config) -> Result<(Self, Vec<String>), String> {
+        let mut warnings = Vec::new();
+        let uses_username = config.socksmethods.contains(&AuthMethod::Username)
+            || config
+                .socks_rules
+                .iter()
+                .chain(&config.client_rules)
+                .any(|r| {
+                    r.socksmethods
+                        .as_ref()
+                        .is_some_and(|m| m.contains(&AuthMethod::Username))
+                });
+        let passwords = match &config.passwordfile {
+            Some(path) => {
+                let (file, w) = PasswordFile::load(path)
+                    .map_err(|e| format!("cannot read passwordfile {}: {e}", path.display()))?;
+                warnings.extend(w);
+                if uses_username && file.is_empty() {
+                    warnings.push(format!(
+                        "passwordfile {} has no usable user",
+                        path.display()
+                    ));
+                }
+                Some(Arc::new(file))
+            }
+            None => None,
+        };
+        if config.socksmethods.is_empty() {
+            warnings.push("no socksmethod configured: every SOCKS request will be refused".into());
+        }
+        let mut externals = Vec::new();
+        for ext in &config.externals {
+            match ext {
+                HostAddr::Ip(ip) => externals.push(*ip),
+                HostAddr::Name(name) => match resolve::interface_addrs(name) {
+                    Some(a) => externals.extend(a.into_iter().filter(|ip| !is_link_local(ip))),
+                    None => externals.extend(
+                        resolve::resolve_blocking(name)
+                            .map_err(|e| format!("external: cannot resolve \"{name}\": {e}"))?,
+                    ),
+                },
+            }
+        }
+        Ok((
+            Self {
+                config,
+                passwords,
+                externals,
+            },
+            warnings,
+        ))
+    }
+}
+
+/// Reads and parses a configuration file (or the embedded default when `path` is `None`).
+pub fn load_config(path: Option<&Path>) -> Result<sockd_conf::Parsed, String> {
+    match path {
+        None => sockd_conf::parse("<embedded default>", sockd_conf::EMBEDDED_DEFAULT)
+            .map_err(|e| e.to_string()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            sockd_conf::parse(&p.display().to_string(), &text).map_err(|e| e.to_string())
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) logger: Logger,
+    current: RwLock<Arc<RunConfig>>,
+    /// Cancelled when open sessions must end now (after the grace period).
+    pub(crate) cut: CancellationToken,
+    accepted: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn snapshot(&self) -> Arc<RunConfig> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// A running server: listeners, sessions and the current configuration.
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// A server that will run `run` and log through `logger`.
+    pub fn new(logger: Logger, run: RunConfig) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                logger,
+                current: RwLock::new(Arc::new(run)),
+                cut: CancellationToken::new(),
+                accepted: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The logger.
+    pub fn logger(&self) -> &Logger {
+        &self.shared.logger
+    }
+
+    /// The configuration new sessions get.
+    pub fn current(&self) -> Arc<RunConfig> {
+        self.shared.snapshot()
+    }
+
+    /// Replaces the configuration for sessions accepted from now on.
+    pub fn replace(&self, run: RunConfig) {
+        *self
+            .shared
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(run);
+    }
+
+    /// Clients accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Serves on `listeners` until `stop` is cancelled, then stops accepting, lets open
+    /// sessions finish for up to `grace`, and cuts (and logs) the rest.
+    pub async fn run(
+        &self,
+        listeners: Vec<std::net::TcpListener>,
+        stop: CancellationToken,
+        grace: Duration,
+    ) {
+        let tracker = TaskTracker::new();
+        let mut accept_loops = Vec::new();
+        for l in listeners {
+            match TcpListener::from_std(l) {
+                Ok(l) => accept_loops.push(tokio::spawn(self.clone().accept_loop(
+                    l,
+                    stop.clone(),
+                    tracker.clone(),
+                ))),
+                Err(e) => self
+                    .shared
+                    .logger
+                    .error(format!("cannot use a listening socket: {e}")),
+            }
+        }
+        stop.cancelled().await;
+        for a in accept_loops {
+            let _ = a.await;
+        }
+        tracker.close();
+        let log = &self.shared.logger;
+        if !tracker.is_empty() {
+            log.info(format!(
+                "Shutting down: {} session(s) open, waiting up to {}s for them to end",
+                tracker.len(),
+                grace.as_secs()
+            ));
+        }
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            log.info(format!(
+                "Grace period over: ending {} session(s)",
+                tracker.len()
+            ));
+            self.shared.cut.cancel();
+            if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+                .await
+                .is_err()
+            {
+                log.warning(format!(
+                    "{} session(s) did not end after being cut",
+                    tracker.len()
+                ));
+            }
+        }
+    }
+
+    async fn accept_loop(
+        self,
+        listener: TcpListener,
+        stop: CancellationToken,
+        tracker: TaskTracker,
+    ) {
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                () = stop.cancelled() => return,
+            };
+            match accepted {
+                Ok((stream, client)) => {
+                    backoff = Duration::from_millis(10);
+                    self.shared.accepted.fetch_add(1, Ordering::Relaxed);
+                    let Ok(local) = stream.local_addr() else {
+                        continue;
+                    };
+                    let shared = Arc::clone(&self.shared);
+                    let client =
+                        std::net::SocketAddr::new(client.ip().to_canonical(), client.port());
+                    tracker.spawn(session::serve(shared, stream, client, local));
+                }
+                Err(e) => {
+                    // Out of file descriptors or memory: say so, wait, try again.
+                    self.shared.logger.error(format!(
+                        "accept() failed: {}; retrying in {}ms",
+                        errno_text(&e),
+                        backoff.as_millis()
+                    ));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}
+
+/// The system's text for an I/O error, without Rust's " (os error N)" suffix
+/// ("Connection refused"), as Dante prints strerror().
+pub(crate) fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_owned(),
+        None => e.to_string(),
+    }
+}
+
+fn is_link_local(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}

@@ -1,0 +1,75 @@
+//! Binding the `internal:` addresses, before the runtime starts and before privileges
+//! are dropped.
+
+use std::net::{IpAddr, SocketAddr};
+
+use sockd_conf::{HostAddr, Internal};
+use socket2::{Domain, Socket, Type};
+
+use crate::resolve;
+
+/// Binds every internal address; an interface name binds each of its addresses (IPv6
+/// link-local ones aside), a host name each address it resolves to.
+pub fn bind_all(internals: &[Internal]) -> Result<Vec<std::net::TcpListener>, String> {
+    if internals.is_empty() {
+        return Err(
+            "no internal address configured (add e.g. \"internal: 127.0.0.1 port = 1080\")".into(),
+        );
+    }
+    let mut out = Vec::new();
+    for internal in internals {
+        for ip in addresses(&internal.host)? {
+            let addr = SocketAddr::new(ip, internal.port);
+            out.push(bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?);
+        }
+    }
+    Ok(out)
+}
+
+fn addresses(host: &HostAddr) -> Result<Vec<IpAddr>, String> {
+    match host {
+        HostAddr::Ip(ip) => Ok(vec![*ip]),
+        HostAddr::Name(name) => {
+            let addrs = match resolve::interface_addrs(name) {
+                Some(a) => a,
+                None => resolve::resolve_blocking(name).map_err(|e| {
+                    format!(
+                        "internal: \"{name}\" is neither an interface nor a resolvable host: {e}"
+                    )
+                })?,
+            };
+            let addrs: Vec<IpAddr> = addrs
+                .into_iter()
+                .filter(|ip| !matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!(
+                    "internal: interface \"{name}\" has no usable address"
+                ));
+            }
+            Ok(addrs)
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    sock.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    sock.set_nonblocking(true)?;
+    Ok(sock.into())
+}
+
+/// The ready line: one line naming every listening address, printed once all are bound.
+pub fn ready_line(listeners: &[std::net::TcpListener]) -> String {
+    let addrs: Vec<String> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
+    format!("ferrosocks ready: listening on {}", addrs.join(" "))
+}

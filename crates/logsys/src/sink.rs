@@ -9,8 +9,12 @@ use traffic_log::Level;
 
 use crate::Target;
 
-/// The local syslog socket.
-const DEV_LOG: &str = "/dev/log";
+/// The local syslog socket; `FERROSOCKS_SYSLOG_SOCKET` names another one (for tests
+/// and chroots).
+fn dev_log() -> PathBuf {
+    std::env::var_os("FERROSOCKS_SYSLOG_SOCKET")
+        .map_or_else(|| PathBuf::from("/dev/log"), PathBuf::from)
+}
 
 pub(crate) struct Sink {
     kind: Kind,
@@ -79,7 +83,7 @@ impl Sink {
             Kind::Stdout => "stdout".into(),
             Kind::Stderr => "stderr".into(),
             Kind::File { path, .. } => format!("log file {}", path.display()),
-            Kind::Syslog { .. } => format!("syslog socket {DEV_LOG}"),
+            Kind::Syslog { .. } => format!("syslog socket {}", dev_log().display()),
         }
     }
 
@@ -133,7 +137,7 @@ impl Sink {
                 let Some(s) = sock.as_ref() else {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::NotConnected,
-                        format!("cannot connect to {DEV_LOG}"),
+                        format!("cannot connect to {}", dev_log().display()),
                     ));
                 };
                 let msg = syslog_message(*facility, level, line, prefix);
@@ -149,7 +153,7 @@ impl Sink {
 
 fn connect_syslog() -> Option<UnixDatagram> {
     let sock = UnixDatagram::unbound().ok()?;
-    sock.connect(DEV_LOG).ok()?;
+    sock.connect(dev_log()).ok()?;
     Some(sock)
 }
 

@@ -229,7 +229,9 @@ mod tests {
         assert_eq!(number(&rs, &t("example.com", 80)).await, 2);
         // Not in the domain; rule 3 then needs its addresses, and it does not resolve.
         let target = t("notexample.invalid", 80);
-        let err = match_socks(&rs, facts(&target), &mut TargetAddrs::default()).await.unwrap_err();
+        let err = match_socks(&rs, facts(&target), &mut TargetAddrs::default())
+            .await
+            .unwrap_err();
         assert_eq!(err.rule, 3);
         assert_eq!(number(&rs, &t("localhost", 80)).await, 3);
         assert_eq!(number(&rs, &t("127.0.0.1", 8080)).await, 4);

@@ -1,0 +1,147 @@
+//! Malformed and refused requests: the right reply code or a clean close, a log line,
+//! and the server keeps serving everyone else.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+fn proxy() -> Proxy {
+    Proxy::start(
+        "logoutput: @LOG@\ninternal: 127.0.0.1 port = 0\nsocksmethod: none\ntimeout.negotiate: 1\n\
+         client pass { from: 127.0.0.0/8 to: 0/0\nlog: disconnect error\n}\n\
+         socks block { from: 0/0 to: 127.0.0.1/32 port = 9\nlog: connect\n}\n\
+         socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8\nlog: connect disconnect error\n}\n",
+    )
+}
+
+/// After each bad client, a good one still gets through.
+fn still_serves(p: &Proxy, echo: &Helper) {
+    let (mut c, reply) = Raw::connect_v4(p.addr, echo.addr);
+    assert_eq!(reply[1], 0x00);
+    c.send(b"ok");
+    assert_eq!(c.read_exact(2), b"ok");
+}
+
+fn request(p: &Proxy, bytes: &[u8]) -> Vec<u8> {
+    let mut c = Raw::connect(p.addr);
+    c.send(&[5, 1, 0]);
+    assert_eq!(c.read_exact(2), [5, 0]);
+    c.send(bytes);
+    c.read_to_close()
+}
+
+#[test]
+fn malformed_handshakes() {
+    let p = proxy();
+    let echo = Helper::echo();
+    // Garbage / wrong version byte: closed without a SOCKS5 reply.
+    assert_eq!(
+        Raw::connect(p.addr)
+            .send(b"GET / HTTP/1.0\r\n\r\n")
+            .read_to_close(),
+        b""
+    );
+    assert_eq!(
+        Raw::connect(p.addr)
+            .send(&[4, 1, 0, 80, 127, 0, 0, 1, 0])
+            .read_to_close(),
+        b""
+    );
+    // A greeting that offers no method.
+    assert_eq!(Raw::connect(p.addr).send(&[5, 0]).read_to_close(), b"");
+    // Truncated greeting, then the client goes away.
+    {
+        let mut c = Raw::connect(p.addr);
+        c.send(&[5]);
+    }
+    // No acceptable method: 0xFF.
+    assert_eq!(
+        Raw::connect(p.addr).send(&[5, 1, 0x02]).read_to_close(),
+        [5, 0xff]
+    );
+    still_serves(&p, &echo);
+    // Unknown command: 0x07; unknown address type: 0x08; BIND for now: 0x07.
+    assert_eq!(
+        request(&p, &[5, 9, 0, 1, 127, 0, 0, 1, 0, 80])[..2],
+        [5, 0x07]
+    );
+    assert_eq!(
+        request(&p, &[5, 1, 0, 7, 1, 2, 3, 4, 0, 80])[..2],
+        [5, 0x08]
+    );
+    assert_eq!(
+        request(&p, &[5, 2, 0, 1, 127, 0, 0, 1, 0, 80])[..2],
+        [5, 0x07]
+    );
+    assert_eq!(request(&p, &[5, 3, 0, 1, 0, 0, 0, 0, 0, 0])[..2], [5, 0x07]);
+    // Zero-length domain name and a bad byte in one: host unreachable.
+    assert_eq!(request(&p, &[5, 1, 0, 3, 0, 0, 80])[..2], [5, 0x04]);
+    assert_eq!(
+        request(&p, b"\x05\x01\x00\x03\x03a\x00b\x00\x50")[..2],
+        [5, 0x04]
+    );
+    // Wrong version in the request: general failure.
+    assert_eq!(
+        request(&p, &[4, 1, 0, 1, 127, 0, 0, 1, 0, 80])[..2],
+        [5, 0x01]
+    );
+    still_serves(&p, &echo);
+    let m = p.wait_for("the last refusal", |m| {
+        m.contains("unsupported SOCKS version 0x04 (expected 0x05)") && m.contains("bad request")
+    });
+    let all = m.join("\n");
+    for expected in [
+        "bad greeting: unsupported SOCKS version 0x47",
+        "bad greeting: greeting offers no authentication method",
+        "local client closed during negotiation after sending 1 bytes",
+        "no acceptable authentication method (client offered 0x02; server accepts none)",
+        "request was not performed due to error: unknown command 0x09",
+        "bad request: unsupported address type 0x07",
+        "command bind is not supported yet",
+        "command udpassociate is not supported yet",
+        "bad request: empty domain name",
+        "bad request: domain name has invalid byte 0x00",
+    ] {
+        assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+    }
+    assert!(m.iter().all(|l| !l.contains("panicked")));
+}
+
+#[test]
+fn a_stalled_handshake_times_out_and_others_are_served_meanwhile() {
+    let p = proxy();
+    let echo = Helper::echo();
+    let start = Instant::now();
+    // Announces 200 methods, sends one, then stalls.
+    let mut stalled = Raw::connect(p.addr);
+    stalled.send(&[5, 200, 0]);
+    still_serves(&p, &echo);
+    assert_eq!(stalled.read_to_close(), b"");
+    assert!(start.elapsed() >= Duration::from_millis(900));
+    p.wait_for("the timeout", |m| m.ends_with(": negotiate timeout"));
+}
+
+#[test]
+fn refused_blocked_and_unreachable_targets_get_their_reply_codes() {
+    let p = proxy();
+    let (_, reply) = Raw::connect_v4(
+        p.addr,
+        format!("127.0.0.1:{}", closed_port()).parse().unwrap(),
+    );
+    assert_eq!(reply[1], 0x05, "connection refused");
+    let (_, reply) = Raw::connect_v4(p.addr, "127.0.0.1:9".parse().unwrap());
+    assert_eq!(reply[1], 0x02, "blocked by rule 1");
+    let (_, reply) = Raw::connect_v4(p.addr, "192.0.2.1:80".parse().unwrap());
+    assert_eq!(reply[1], 0x02, "default rule #0");
+    let reply = request(&p, b"\x05\x01\x00\x03\x13nonexistent.invalid\x00\x50");
+    assert_eq!(reply[1], 0x04, "name does not resolve");
+    let m = p.wait_for("the default-rule block", |m| m.contains("socks-rule #0"));
+    let all = m.join("\n");
+    assert!(all.contains("block(1): tcp/connect ]: 127.0.0.1."), "{all}");
+    assert!(
+        all.contains(
+            ": blocked by higher-level socks-rule #0: no rules matched; using default block rule"
+        ),
+        "{all}"
+    );
+}

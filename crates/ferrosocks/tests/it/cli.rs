@@ -1,0 +1,164 @@
+//! The command line: -V, configuration errors, -v, -p, -d, sinks.
+
+use std::os::unix::net::UnixDatagram;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::*;
+
+fn write_conf(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let p = dir.join("sockd.conf");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn verify_reports_every_error_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_conf(dir.path(), "internal: 127.0.0.1 port = 1080\nsockmethod: none\nsocks pass { from: 127.0.0.1 to: 0/0 }\nroute { from: 0/0 to: 0/0 via: 127.0.0.1 port = 1 }\n");
+    let (code, out, err) = run(Command::new(BIN).arg("-V").arg("-f").arg(&p));
+    assert_eq!(code, 64, "{out}{err}");
+    let name = p.display();
+    assert!(
+        err.contains(&format!(
+            "{name}:2:1: unknown keyword \"sockmethod\"; did you mean \"socksmethod\"?"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{name}:3:20: no netmask has been specified for the IPv4 address \"127.0.0.1\""
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{name}:4:1: \"route\" is not supported yet")),
+        "{err}"
+    );
+    assert!(err.contains("configuration has errors; not started"));
+}
+
+#[test]
+fn verify_accepts_a_good_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_conf(dir.path(), &conf("connect").replace("@LOG@", "/dev/null"));
+    let (code, out, err) = run(Command::new(BIN).arg("-V").arg("-f").arg(&p));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with("configuration OK\n"), "{out}");
+}
+
+#[test]
+fn a_bad_file_binds_no_port() {
+    let free = closed_port();
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_conf(
+        dir.path(),
+        &format!("internal: 127.0.0.1 port = {free}\nsocksmethod: none\nlog: connect\n"),
+    );
+    let (code, _, err) = run(Command::new(BIN).arg("-f").arg(&p));
+    assert_eq!(code, 64);
+    assert!(
+        err.contains(":3:1: \"log\" is only valid inside a rule"),
+        "{err}"
+    );
+    // The port is still free: nothing was bound.
+    std::net::TcpListener::bind(("127.0.0.1", free)).unwrap();
+    // A missing file is an error too.
+    let (code, _, err) = run(Command::new(BIN)
+        .arg("-f")
+        .arg(dir.path().join("nope.conf")));
+    assert_eq!(code, 64);
+    assert!(err.contains("No such file or directory"), "{err}");
+}
+
+#[test]
+fn version_and_help() {
+    let (code, out, _) = run(Command::new(BIN).arg("-v"));
+    assert_eq!(
+        (code, out.trim()),
+        (0, concat!("ferrosocks v", env!("CARGO_PKG_VERSION")))
+    );
+    let (code, out, _) = run(Command::new(BIN).arg("-h"));
+    assert_eq!(code, 0);
+    for flag in ["-f <FILE>", "-d <N>", "-V", "-p <FILE>", "-D", "-N <N>"] {
+        assert!(out.contains(flag), "help lacks {flag}:\n{out}");
+    }
+}
+
+#[test]
+fn pidfile_debug_override_and_stderr_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("ferrosocks.pid");
+    // errorlog to stderr gets warnings only; -d 1 makes the default rule #0 log.
+    let mut p = Proxy::start_with(
+        "logoutput: @LOG@\nerrorlog: stderr\ninternal: 127.0.0.1 port = 0\nsocksmethod: none\n\
+         client pass { from: 127.0.0.0/8 to: 0/0\n}\n",
+        &["-d", "1", "-p", pidfile.to_str().unwrap(), "-N", "2"],
+    );
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, p.child.id());
+    let (_, reply) = Raw::connect_v4(p.addr, "127.0.0.1:9".parse().unwrap());
+    assert_eq!(reply[1], 0x02);
+    let m = p.wait_for("the default rule's block line", |m| {
+        m.contains("block(0): tcp/connect ]:")
+    });
+    assert!(
+        m.iter()
+            .any(|l| l.ends_with(": no rules matched; using default block rule")),
+        "{m:?}"
+    );
+    assert!(
+        m.iter()
+            .any(|l| l.contains("debug level 1 from the command line overrides debug: 0")),
+        "{m:?}"
+    );
+    p.signal(libc::SIGTERM);
+    assert!(p.wait_exit(Duration::from_secs(10)).success());
+    assert!(!pidfile.exists(), "pid file left behind");
+    assert!(
+        !p.stderr().contains("info:"),
+        "info went to errorlog: {}",
+        p.stderr()
+    );
+}
+
+#[test]
+fn syslog_sink_sends_datagrams_with_facility_and_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("log.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let conf_path = write_conf(
+        dir.path(),
+        "logoutput: syslog/local3\nerrorlog: syslog/auth\ninternal: 127.0.0.1 port = 0\nsocksmethod: none\n\
+         client pass { from: 127.0.0.0/8 to: 0/0\nlog: connect\n}\n",
+    );
+    let mut child = Command::new(BIN)
+        .arg("-f")
+        .arg(&conf_path)
+        .env("FERROSOCKS_SYSLOG_SOCKET", &sock_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let n = sock.recv(&mut buf).unwrap();
+    let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+    // local3 = 19; info = 6: 19*8+6 = 158. The text is Dante's: "info: …".
+    let ok = first.starts_with("<158>")
+        && first.contains(&format!(" ferrosocks[{}]: info: ferrosocks v", child.id()));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    assert!(ok, "{first}");
+    let date = &first[5..20];
+    assert!(
+        date.as_bytes()[3] == b' ' && date.as_bytes()[9] == b':',
+        "{first}"
+    );
+}

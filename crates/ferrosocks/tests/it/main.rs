@@ -1,0 +1,12 @@
+#![allow(unreachable_pub)]
+//! Integration tests: the real `ferrosocks` binary, driven by real clients (curl, ncat,
+//! htpasswd) and by a raw SOCKS client for malformed input. Every test starts its own
+//! server on a kernel-chosen loopback port and ends it by PID, even when it fails.
+
+mod support;
+
+mod bad_input;
+mod cli;
+mod clients;
+mod control;
+mod traffic_log;

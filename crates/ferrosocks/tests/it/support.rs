@@ -1,0 +1,475 @@
+//! Test support: start the binary, wait for its ready line, read its log, run helper
+//! servers and clients. Everything started here is ended by PID on drop.
+#![allow(clippy::disallowed_methods, dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ferrosocks");
+
+/// Fails loudly when a program the tests drive is missing.
+pub fn require(program: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{program} is not installed: run ./test.sh, which installs it with apt-get"
+    );
+}
+
+/// A running ferrosocks.
+pub struct Proxy {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+    pub conf: PathBuf,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// Replaces `@LOG@` and `@DIR@` in a configuration template.
+fn fill(template: &str, dir: &Path, log: &Path) -> String {
+    template
+        .replace("@LOG@", &log.display().to_string())
+        .replace("@DIR@", &dir.display().to_string())
+}
+
+impl Proxy {
+    /// Starts the binary on `conf` (a template: `@LOG@` is the log file, `@DIR@` a
+    /// private directory) with extra arguments.
+    pub fn start_with(conf: &str, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("ferrosocks.log");
+        let path = dir.path().join("sockd.conf");
+        std::fs::write(&path, fill(conf, dir.path(), &log)).unwrap();
+        let mut child = Command::new(BIN)
+            .arg("-f")
+            .arg(&path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let err_pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let addr = wait_ready(&mut child, &stderr);
+        Self {
+            child,
+            addr,
+            dir,
+            log,
+            conf: path,
+            stderr,
+        }
+    }
+
+    pub fn start(conf: &str) -> Self {
+        Self::start_with(conf, &[])
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's PID.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The messages of the log file (line prefix and level removed), each checked to
+    /// have Dante's prefix.
+    pub fn messages(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .map(|l| {
+                let (prefix, msg) = traffic_log::Prefix::parse_line(l)
+                    .unwrap_or_else(|e| panic!("line without Dante's prefix: {l:?}: {e}"));
+                assert_eq!(prefix.program, "ferrosocks");
+                assert_eq!(prefix.pid, self.child.id());
+                msg.to_owned()
+            })
+            .collect()
+    }
+
+    /// Waits until a message satisfies `pred`; returns all messages then.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let m = self.messages();
+            if m.iter().any(|l| pred(l)) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}\nstderr:\n{}",
+                m.join("\n"),
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ferrosocks did not exit; stderr:\n{}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The traffic records of the log, parsed, with their round-trip checked.
+    pub fn records(&self) -> Vec<String> {
+        self.messages()
+            .into_iter()
+            .filter(|m| m.starts_with("pass(") || m.starts_with("block("))
+            .inspect(|m| {
+                let r = traffic_log::Record::parse(m).unwrap_or_else(|e| panic!("{m}: {e}"));
+                assert_eq!(&r.to_string(), m);
+            })
+            .collect()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_ready(child: &mut Child, stderr: &Arc<Mutex<String>>) -> SocketAddr {
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut lines = BufReader::new(out).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
+        let _ = child.kill();
+        panic!("no ready line; stderr:\n{}", stderr.lock().unwrap());
+    };
+    let addrs = line
+        .strip_prefix("ferrosocks ready: listening on ")
+        .unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
+    addrs.split(' ').next().unwrap().parse().unwrap()
+}
+
+/// The usual test configuration: loopback, a client rule and one socks pass rule.
+pub fn conf(socks_log: &str) -> String {
+    format!(
+        "logoutput: @LOG@\n\
+         internal: 127.0.0.1 port = 0\n\
+         external: 127.0.0.1\n\
+         socksmethod: none\n\
+         client pass {{\n    from: 127.0.0.0/8 to: 0.0.0.0/0\n    log: connect disconnect error\n}}\n\
+         socks pass {{\n    from: 127.0.0.0/8 to: 0/0\n    log: {socks_log}\n}}\n"
+    )
+}
+
+/// A helper server on loopback that runs `handle` for each connection, until dropped.
+pub struct Helper {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    pub connections: Arc<AtomicUsize>,
+    pub received: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Helper {
+    pub fn start(handle: fn(TcpStream, &Mutex<Vec<u8>>)) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (s, c, r) = (
+            Arc::clone(&stop),
+            Arc::clone(&connections),
+            Arc::clone(&received),
+        );
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(conn) = conn else { continue };
+                c.fetch_add(1, Ordering::SeqCst);
+                let r = Arc::clone(&r);
+                thread::spawn(move || handle(conn, &r));
+            }
+        });
+        Self {
+            addr,
+            stop,
+            connections,
+            received,
+        }
+    }
+
+    /// An HTTP/1.0 server answering every request with [`HTTP_BODY`], closing after the client.
+    pub fn http() -> Self {
+        Self::start(|mut c, received| {
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            received.lock().unwrap().extend_from_slice(&req);
+            let _ = c.write_all(http_response().as_bytes());
+            // Wait for the client to close first, so the log's order is deterministic.
+            let _ = c.read(&mut buf);
+        })
+    }
+
+    /// Echoes every byte back.
+    pub fn echo() -> Self {
+        Self::start(|mut c, _| {
+            let mut buf = [0u8; 16384];
+            loop {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if c.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Reads until end of file, then answers with "got N bytes" and closes:
+    /// works only if the proxy passes the client's half-close on.
+    pub fn after_eof() -> Self {
+        Self::start(|mut c, received| {
+            let mut all = Vec::new();
+            let _ = c.read_to_end(&mut all);
+            received.lock().unwrap().extend_from_slice(&all);
+            let _ = c.write_all(format!("got {} bytes", all.len()).as_bytes());
+            let _ = c.shutdown(Shutdown::Both);
+        })
+    }
+
+    /// Accepts and never answers nor closes (until the peer does).
+    pub fn silent() -> Self {
+        Self::start(|mut c, _| {
+            let mut buf = [0u8; 1024];
+            while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+        })
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+pub const HTTP_BODY: &str = "hello through ferrosocks\n";
+
+pub fn http_response() -> String {
+    format!(
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{HTTP_BODY}",
+        HTTP_BODY.len()
+    )
+}
+
+/// A loopback port nothing listens on.
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Runs a command with a time limit; returns (status code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(out) => {
+            let out = out.unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+        Err(_) => {
+            // SAFETY: kill(2) on a child we started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("command timed out: {cmd:?}");
+        }
+    }
+}
+
+/// A raw SOCKS client: connect, send bytes, read what comes back.
+pub struct Raw(pub TcpStream);
+
+impl Raw {
+    pub fn connect(proxy: SocketAddr) -> Self {
+        let s = TcpStream::connect(proxy).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Self(s)
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) -> &mut Self {
+        self.0.write_all(bytes).unwrap();
+        self
+    }
+
+    pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        self.0
+            .read_exact(&mut buf)
+            .unwrap_or_else(|e| panic!("reading {n} bytes: {e}"));
+        buf
+    }
+
+    /// Reads until the server closes; returns what came.
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        let mut all = Vec::new();
+        let _ = self.0.read_to_end(&mut all);
+        all
+    }
+
+    /// Greeting with no-auth, then CONNECT to an IPv4 target; returns the reply.
+    pub fn connect_v4(proxy: SocketAddr, target: SocketAddr) -> (Self, Vec<u8>) {
+        let mut r = Self::connect(proxy);
+        r.send(&[5, 1, 0]);
+        assert_eq!(r.read_exact(2), [5, 0]);
+        let SocketAddr::V4(t) = target else {
+            panic!("IPv4 only")
+        };
+        let mut req = vec![5, 1, 0, 1];
+        req.extend_from_slice(&t.ip().octets());
+        req.extend_from_slice(&t.port().to_be_bytes());
+        r.send(&req);
+        let reply = r.read_exact(10);
+        (r, reply)
+    }
+}
+
+/// Replaces concrete endpoints with symbolic names, longest first.
+pub fn symbolize(lines: &[String], names: &[(String, &str)]) -> String {
+    let mut names: Vec<_> = names.to_vec();
+    names.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+    lines
+        .iter()
+        .map(|l| {
+            let mut l = l.clone();
+            for (k, v) in &names {
+                l = l.replace(k.as_str(), v);
+            }
+            l + "\n"
+        })
+        .collect()
+}
+
+/// Compares with a golden file; `FERROSOCKS_BLESS=1` rewrites it. Shows the first difference.
+pub fn assert_golden(name: &str, got: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("FERROSOCKS_BLESS").is_some() {
+        std::fs::write(&path, got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if want != got {
+        let (i, (w, g)) = want
+            .lines()
+            .chain(std::iter::repeat("<end>"))
+            .zip(got.lines().chain(std::iter::repeat("<end>")))
+            .enumerate()
+            .find(|(_, (w, g))| w != g)
+            .unwrap();
+        panic!(
+            "{name}: line {} differs\n want: {w}\n  got: {g}\n\nwhole output:\n{got}",
+            i + 1
+        );
+    }
+}
+
+/// The endpoint text Dante prints for an address.
+pub fn ep(a: SocketAddr) -> String {
+    format!("{}.{}", a.ip(), a.port())
+}
+
+/// Replaces the port of every `127.0.0.1.PORT` and `localhost.PORT` endpoint: known
+/// ports by name, others by `$1`, `$2`, … in order of first appearance, so transcripts
+/// compare across runs.
+pub fn normalize(lines: &[String], known: &[(u16, &str)]) -> String {
+    let mut seen: Vec<u16> = Vec::new();
+    let mut out = String::new();
+    for line in lines {
+        let mut rest = line.as_str();
+        while let Some((i, host)) = ["127.0.0.1.", "localhost."]
+            .iter()
+            .filter_map(|h| rest.find(h).map(|i| (i, *h)))
+            .min()
+        {
+            out.push_str(&rest[..i + host.len()]);
+            rest = &rest[i + host.len()..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let Ok(port) = rest[..digits].parse::<u16>() else {
+                continue;
+            };
+            rest = &rest[digits..];
+            match known.iter().find(|(p, _)| *p == port) {
+                Some((_, name)) => out.push_str(name),
+                None => {
+                    let n = seen.iter().position(|&p| p == port).unwrap_or_else(|| {
+                        seen.push(port);
+                        seen.len() - 1
+                    });
+                    out.push_str(&format!("${}", n + 1));
+                }
+            }
+        }
+        out.push_str(rest);
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,125 @@
+//! The traffic log through the real binary, compared with golden transcripts in
+//! Dante 1.4.2's exact format (ports normalized, see `support::normalize`).
+
+use std::process::Command;
+
+use crate::support::*;
+
+fn curl_hostname(proxy: &Proxy, target: std::net::SocketAddr) -> String {
+    let (code, out, err) = run(Command::new("curl")
+        .arg("-sS")
+        .arg("--socks5-hostname")
+        .arg(proxy.addr.to_string())
+        .arg(format!("http://localhost:{}/", target.port())));
+    assert_eq!(code, 0, "curl failed: {err}");
+    out
+}
+
+#[test]
+fn connect_session_logs_every_phase_like_dante() {
+    require("curl");
+    let http = Helper::http();
+    let proxy = Proxy::start(&conf("connect disconnect ioop"));
+    assert_eq!(curl_hostname(&proxy, http.addr), HTTP_BODY);
+    proxy.wait_for("the accept summary", |m| m.contains("tcp/accept ]:"));
+    let req = http.received.lock().unwrap().len();
+    let resp = http_response().len();
+    let records = proxy.records();
+    let text = normalize(
+        &records,
+        &[(proxy.addr.port(), "PROXY"), (http.addr.port(), "HTTP")],
+    )
+    .replace(&format!("({req})"), "(REQ)")
+    .replace(&format!("({resp})"), "(RESP)")
+    .replace(&format!(" -> {req}, {req} -> "), " -> REQ, REQ -> ")
+    .replace(&format!("]: {resp} -> "), "]: RESP -> ")
+    .replace(&format!(" -> {resp}: "), " -> RESP: ")
+    .replace(&format!(" -> {req}: "), " -> REQ: ");
+    assert_golden("curl-hostname-ioop.golden", &text);
+}
+
+#[test]
+fn blocks_refusals_and_lookups_like_dante() {
+    require("curl");
+    let http = Helper::http();
+    let blocked = closed_port();
+    let refused = closed_port();
+    let conf = format!(
+        "logoutput: @LOG@\n\
+         internal: 127.0.0.1 port = 0\n\
+         external: 127.0.0.1\n\
+         clientmethod: none\n\
+         socksmethod: none\n\
+         client pass {{\n    from: 127.0.0.0/8 to: 0.0.0.0/0\n    log: connect disconnect error\n}}\n\
+         socks block {{\n    from: 127.0.0.0/8 to: 127.0.0.1/32 port = {blocked}\n    log: connect error\n}}\n\
+         socks pass {{\n    from: 127.0.0.0/8 to: 127.0.0.0/8\n    command: connect bind udpassociate bindreply udpreply\n    log: connect disconnect error iooperation\n}}\n"
+    );
+    let proxy = Proxy::start(&conf);
+    let curl = |url: String, hostname: bool| {
+        let flag = if hostname {
+            "--socks5-hostname"
+        } else {
+            "--socks5"
+        };
+        run(Command::new("curl").args(["-sS", flag, &proxy.addr.to_string(), &url]))
+    };
+    let (code, out, _) = curl(format!("http://127.0.0.1:{}/", http.addr.port()), false);
+    assert_eq!((code, out.as_str()), (0, HTTP_BODY));
+    proxy.wait_for("session 1", |m| m.contains("tcp/accept ]: "));
+    let (code, _, err) = curl(format!("http://127.0.0.1:{blocked}/"), false);
+    assert_eq!(code, 97, "blocked: {err}");
+    let (code, _, err) = curl(format!("http://127.0.0.1:{refused}/"), false);
+    assert_eq!(code, 97, "refused: {err}");
+    let (code, _, _) = curl("http://192.0.2.1:80/".into(), false);
+    assert_eq!(code, 97);
+    let (code, _, _) = curl("http://nonexistent.invalid/".into(), true);
+    assert_eq!(code, 97);
+    let records = proxy.wait_for("the last block", |m| {
+        m.contains("not performed due to error")
+    });
+    let _ = records;
+    let req = http.received.lock().unwrap().len();
+    let resp = http_response().len();
+    let mut text = normalize(
+        &proxy.records(),
+        &[
+            (proxy.addr.port(), "PROXY"),
+            (http.addr.port(), "HTTP"),
+            (blocked, "BLOCKED"),
+            (refused, "REFUSED"),
+        ],
+    )
+    .replace(&format!("({req})"), "(REQ)")
+    .replace(&format!("({resp})"), "(RESP)")
+    .replace(&format!(" -> {req}, {req} -> "), " -> REQ, REQ -> ")
+    .replace(&format!("]: {resp} -> "), "]: RESP -> ")
+    .replace(&format!(" -> {resp}: "), " -> RESP: ")
+    .replace(&format!(" -> {req}: "), " -> REQ: ");
+    // The resolver's text depends on the machine's DNS set-up.
+    for gai in [
+        "Name or service not known",
+        "Temporary failure in name resolution",
+        "No address associated with hostname",
+    ] {
+        text = text.replace(gai, "GAI_ERROR");
+    }
+    assert_golden("variants.golden", &text);
+}
+
+#[test]
+fn data_logging_shows_the_bytes_vis_encoded() {
+    let echo = Helper::echo();
+    let proxy = Proxy::start(&conf("data"));
+    let (mut c, reply) = Raw::connect_v4(proxy.addr, echo.addr);
+    assert_eq!(reply[1], 0);
+    c.send(b"hi there\n");
+    assert_eq!(c.read_exact(9), b"hi there\n");
+    drop(c);
+    let data_line = |m: &str| m.ends_with("(9): hi\\sthere\\n");
+    proxy.wait_for("the data line upwards", |m| {
+        data_line(m) && m.contains(&format!(" 127.0.0.1.{} (9)", echo.addr.port()))
+    });
+    proxy.wait_for("the data line downwards", |m| {
+        data_line(m) && m.contains(&format!("-: 127.0.0.1.{}", echo.addr.port()))
+    });
+}

@@ -162,3 +162,72 @@ fn syslog_sink_sends_datagrams_with_facility_and_level() {
         "{first}"
     );
 }
+
+#[test]
+fn detach_writes_the_pidfile_and_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let log = dir.path().join("log");
+    let p = write_conf(
+        dir.path(),
+        &conf("connect").replace("@LOG@", &log.display().to_string()),
+    );
+    let (code, out, err) = run(Command::new(BIN)
+        .arg("-D")
+        .arg("-p")
+        .arg(&pidfile)
+        .arg("-f")
+        .arg(&p));
+    assert_eq!(code, 0, "{err}");
+    let addr: std::net::SocketAddr = out.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            break pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "no pid file");
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let echo = Helper::echo();
+    let served = std::panic::catch_unwind(|| {
+        let (mut c, reply) = Raw::connect_v4(addr, echo.addr);
+        assert_eq!(reply[1], 0);
+        c.send(b"x");
+        assert_eq!(c.read_exact(1), b"x");
+    });
+    // SAFETY: kill(2) on the daemon we started, by the PID it wrote.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    served.unwrap();
+}
+
+#[test]
+fn drops_to_the_unprivileged_user_when_root() {
+    let p = Proxy::start(&conf("connect").replace(
+        "socksmethod: none",
+        "socksmethod: none\nuser.unprivileged: nobody",
+    ));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.pid())).unwrap();
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_owned();
+    // SAFETY: geteuid(2) has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if me == 0 {
+        assert!(
+            uid_line.split_whitespace().skip(1).all(|u| u == "65534"),
+            "{uid_line}"
+        );
+        p.wait_for("the drop", |m| m == "Running as user nobody");
+    } else {
+        assert!(uid_line.contains(&me.to_string()), "{uid_line}");
+    }
+    let echo = Helper::echo();
+    let (_, reply) = Raw::connect_v4(p.addr, echo.addr);
+    assert_eq!(reply[1], 0);
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The one test command: formatting, lints, and every test (unit, golden, integration).
+# Installs the real programs the integration tests drive (curl, ncat, htpasswd) with
+# apt-get when they are missing. CI (.ci/run) calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v ncat >/dev/null 2>&1 || missing+=(ncat)
+command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+if ((${#missing[@]})); then
+    echo "test.sh: installing ${missing[*]}" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

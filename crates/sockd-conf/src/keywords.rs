@@ -229,10 +229,15 @@ fn glob(pattern: &str, word: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == word,
         Some((head, tail)) => {
-            word.len() > head.len() + tail.len()
-                && word.starts_with(head)
-                && glob(tail, &word[word.len() - tail.len()..])
-                && !word[head.len()..word.len() - tail.len()].contains(' ')
+            let Some(rest) = word.strip_prefix(head) else {
+                return false;
+            };
+            // The star stands for at least one character without spaces; the tail may
+            // hold another star.
+            rest.char_indices()
+                .skip(1)
+                .any(|(i, _)| !rest[..i].contains(' ') && glob(tail, &rest[i..]))
+                || (tail.is_empty() && !rest.is_empty() && !rest.contains(' '))
         }
     }
 }

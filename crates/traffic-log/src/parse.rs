@@ -48,9 +48,7 @@ impl Record {
         let (rule, rest) = rest
             .split_once("): ")
             .ok_or_else(|| ParseError::RuleNumber(rest.into()))?;
-        let rule = rule
-            .parse()
-            .map_err(|_| ParseError::RuleNumber(rule.into()))?;
+        let rule = number(rule).ok_or_else(|| ParseError::RuleNumber(rule.into()))?;
         let (op, rest) = rest
             .split_once(' ')
             .ok_or_else(|| ParseError::Operation(rest.into()))?;
@@ -111,7 +109,7 @@ fn parse_io(body: &str) -> Result<Event, ParseError> {
     let (head, desc) = split_desc(body);
     if let Some((ends, count)) = head.rsplit_once(" (") {
         if let Some(n) = count.strip_suffix(')') {
-            let bytes = n.parse().map_err(|_| ParseError::Count(n.into()))?;
+            let bytes = number(n).ok_or_else(|| ParseError::Count(n.into()))?;
             return Ok(Event::Io {
                 ends: parse_ends(ends)?,
                 bytes,
@@ -135,6 +133,10 @@ fn starts_with_count(s: &str) -> bool {
 
 fn parse_summary(body: &str) -> Result<Event, ParseError> {
     let (counts, desc) = split_desc(body);
+    if desc.as_deref() == Some("") {
+        // An empty description is written as none at all; ": " alone is not Dante's.
+        return Err(ParseError::Summary(body.into()));
+    }
     let mut legs = counts.split(", ").map(parse_leg);
     let client = legs
         .next()
@@ -165,12 +167,7 @@ fn parse_leg(s: &str) -> Result<Leg, ParseError> {
 }
 
 fn parse_count(s: &str) -> Result<Count, ParseError> {
-    let num = |t: &str| {
-        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ParseError::Count(s.into()));
-        }
-        t.parse::<u64>().map_err(|_| ParseError::Count(s.into()))
-    };
+    let num = |t: &str| number(t).ok_or_else(|| ParseError::Count(s.into()));
     Ok(match s.split_once('/') {
         Some((b, p)) => Count {
             bytes: num(b)?,
@@ -216,10 +213,10 @@ fn parse_endpoint(token: &str) -> Result<Endpoint, ParseError> {
         None => (None, inner),
     };
     let (host, port) = hostport.rsplit_once('.').ok_or_else(bad)?;
-    if host.is_empty() || port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+    if host.is_empty() {
         return Err(bad());
     }
-    let port = port.parse().map_err(|_| bad())?;
+    let port = number(port).ok_or_else(bad)?;
     let host = match host.parse::<IpAddr>() {
         // Only take the address form when it prints back the same way.
         Ok(ip) if ip.to_string() == host => EndpointHost::Ip(ip),
@@ -231,6 +228,14 @@ fn parse_endpoint(token: &str) -> Result<Endpoint, ParseError> {
         port,
         bracketed,
     })
+}
+
+/// A decimal number as Dante prints one: digits only, no leading zero, so that the
+/// text it came from is the only text it formats to.
+fn number<T: std::str::FromStr>(s: &str) -> Option<T> {
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    canonical.then(|| s.parse().ok()).flatten()
 }
 
 #[cfg(test)]

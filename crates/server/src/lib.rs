@@ -56,6 +56,12 @@ pub struct RunConfig {
 impl RunConfig {
     /// Reads what the configuration refers to. Returns warnings to log.
     pub fn prepare(config: Config) -> Result<(Self, Vec<String>), String> {
+        if config.internals.is_empty() {
+            return Err(
+                "no internal address configured (add e.g. \"internal: 127.0.0.1 port = 1080\")"
+                    .into(),
+            );
+        }
         let mut warnings = Vec::new();
         let uses_username = config.socksmethods.contains(&AuthMethod::Username)
             || config

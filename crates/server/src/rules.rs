@@ -34,9 +34,15 @@ impl Decision<'_> {
 }
 
 /// Matches client rules: `from:` is the client, `to:` the address it connected to.
+/// No identity is known at this stage, so a client rule with `user:` never matches
+/// (it would need `clientmethod: rfc931`).
 pub async fn match_client(rules: &[Rule], client: SocketAddr, local: SocketAddr) -> Decision<'_> {
     for rule in rules {
-        if addr_matches_ip(&rule.from, client).await && addr_matches_ip(&rule.to, local).await {
+        if rule.users.is_none()
+            && listed(&rule.clientmethods, AuthMethod::None)
+            && addr_matches_ip(&rule.from, client).await
+            && addr_matches_ip(&rule.to, local).await
+        {
             return Decision { rule: Some(rule) };
         }
     }
@@ -121,6 +127,8 @@ fn listed<T: PartialEq>(list: &Option<Vec<T>>, item: T) -> bool {
 fn rule_admits(rule: &Rule, f: &RequestFacts<'_>) -> bool {
     listed(&rule.commands, f.command)
         && listed(&rule.protocols, f.protocol)
+        // The only client method so far is "none".
+        && listed(&rule.clientmethods, AuthMethod::None)
         && listed(&rule.socksmethods, f.method)
         && rule
             .users

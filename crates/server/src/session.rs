@@ -67,6 +67,14 @@ impl Session<'_> {
         }
         clog.start(self.log, only(accept_side.clone()));
         let _ = stream.set_nodelay(true);
+        self.debug_msg(|| {
+            format!(
+                "client {} on {} passed client-rule #{}",
+                self.client,
+                self.local,
+                cdec.number()
+            )
+        });
 
         let limit = cdec
             .rule
@@ -81,6 +89,16 @@ impl Session<'_> {
             }
         };
         let req = &neg.request;
+        self.debug_msg(|| {
+            format!(
+                "client {}: method {}, request {:?} for {}.{}",
+                self.client,
+                neg.method.as_str(),
+                req.command,
+                req.target.host,
+                req.target.port
+            )
+        });
         let command = match req.command {
             WireCommand::Connect => SocksCommand::Connect,
             other => {
@@ -159,6 +177,14 @@ impl Session<'_> {
                 return;
             }
         };
+        self.debug_msg(|| {
+            format!(
+                "client {}: socks-rule #{} passes; {} resolves to {addrs:?}",
+                self.client,
+                sdec.number(),
+                req.target.host
+            )
+        });
         let rule = sdec.rule.expect("a passing decision has a rule");
         let limit = rule.timeout_connect.unwrap_or(cfg.timeouts.connect);
         let source = |addr: &SocketAddr| self.source_for(addr);
@@ -183,6 +209,15 @@ impl Session<'_> {
         };
 
         let ext = target.local_addr().unwrap_or(UNSPECIFIED);
+        self.debug_msg(|| {
+            format!(
+                "client {}: connected to {} from {ext}",
+                self.client,
+                target
+                    .peer_addr()
+                    .map_or_else(|_| "?".into(), |a| a.to_string())
+            )
+        });
         let dst = Side(vec![ep(ext), target_ep(&req.target)]);
         let counters = Counters::default();
         let up = Ends {
@@ -233,6 +268,13 @@ impl Session<'_> {
             target: None,
         };
         clog.summary(self.log, summary, &cause, secs);
+    }
+
+    /// Logs at debug level; the message is built only when debug is on.
+    fn debug_msg(&self, msg: impl FnOnce() -> String) {
+        if self.debug {
+            self.log.debug(msg());
+        }
     }
 
     /// Runs `fut` within `limit` seconds (0: no limit) and unless the server cuts sessions.

@@ -484,7 +484,15 @@ impl Parser<'_> {
                 }
                 rule.protocols = Some(protos);
             }
-            ("socksmethod", _) => rule.socksmethods = Some(self.methods(&key, false)?),
+            ("socksmethod", RuleKind::Client) => {
+                return Err(self.diag(
+                    pos,
+                    "\"socksmethod\" in a client rule is not supported yet".into(),
+                ))
+            }
+            ("socksmethod", RuleKind::Socks) => {
+                rule.socksmethods = Some(self.methods(&key, false)?)
+            }
             ("clientmethod", _) => rule.clientmethods = Some(self.methods(&key, true)?),
             ("method", RuleKind::Client) => rule.clientmethods = Some(self.methods(&key, true)?),
             ("method", RuleKind::Socks) => {
@@ -492,7 +500,14 @@ impl Parser<'_> {
                     .push(self.diag(pos, "\"method\" is deprecated; use \"socksmethod\"".into()));
                 rule.socksmethods = Some(self.methods(&key, false)?);
             }
-            ("user", _) => {
+            ("user", RuleKind::Client) => {
+                return Err(self.diag(
+                    pos,
+                    "\"user\" in a client rule is not supported yet (it needs clientmethod rfc931)"
+                        .into(),
+                ))
+            }
+            ("user", RuleKind::Socks) => {
                 rule.users = Some(
                     self.list("a user name", &key)?
                         .into_iter()

@@ -259,6 +259,13 @@ fn more_errors() {
         ]
     );
     assert_eq!(
+        errors("client pass { from: 0/0 to: 0/0\nuser: alice\nsocksmethod: none\n}\n"),
+        [
+            "test.conf:2:1: \"user\" in a client rule is not supported yet (it needs clientmethod rfc931)",
+            "test.conf:3:1: \"socksmethod\" in a client rule is not supported yet",
+        ]
+    );
+    assert_eq!(
         errors("from: 0/0\n"),
         ["test.conf:1:1: \"from\" is only valid inside a rule"]
     );

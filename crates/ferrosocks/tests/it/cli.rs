@@ -231,3 +231,30 @@ fn drops_to_the_unprivileged_user_when_root() {
     let (_, reply) = Raw::connect_v4(p.addr, echo.addr);
     assert_eq!(reply[1], 0);
 }
+
+#[test]
+fn debug_level_adds_debug_lines_and_internal_takes_an_interface_name() {
+    let echo = Helper::echo();
+    let p = Proxy::start(
+        &conf("connect")
+            .replace("internal: 127.0.0.1 port = 0", "internal: lo port = 0")
+            .replace("socksmethod: none", "socksmethod: none\ndebug: 1"),
+    );
+    let (_, reply) = Raw::connect_v4(p.addr, echo.addr);
+    assert_eq!(reply[1], 0);
+    let m = p.wait_for("the debug line", |m| m.contains("connected to 127.0.0.1:"));
+    assert!(
+        m.iter()
+            .any(|l| l.contains(": method none, request Connect for 127.0.0.1.")),
+        "{m:?}"
+    );
+}
+
+#[test]
+fn verify_rejects_a_file_without_internal() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_conf(dir.path(), "socksmethod: none\n");
+    let (code, _, err) = run(Command::new(BIN).arg("-V").arg("-f").arg(&p));
+    assert_eq!(code, 64);
+    assert!(err.contains("no internal address configured"), "{err}");
+}

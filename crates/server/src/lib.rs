@@ -14,6 +14,7 @@
 //! so a reload swaps the configuration for new sessions only.
 #![deny(unsafe_code)]
 
+mod bind;
 mod connect;
 pub mod control;
 pub mod listen;
@@ -24,6 +25,7 @@ pub mod resolve;
 pub mod rules;
 mod session;
 mod tlog;
+mod udp;
 
 use std::net::IpAddr;
 use std::path::Path;

@@ -5,10 +5,13 @@
 
 use std::sync::Arc;
 
-use sockd_conf::AuthMethod;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+
+use sockd_conf::{AuthMethod, ProxyProtocol};
 use socks_proto::{
-    decode_greeting, decode_request, decode_userpass, encode_method_choice, encode_reply,
-    encode_userpass_status, Decoded, Method, ProtoError, Reply, ReplyCode, Request,
+    decode_greeting, decode_request, decode_request4, decode_userpass, encode_method_choice,
+    encode_reply, encode_reply4, encode_userpass_status, Command, Command4, Decoded, Method,
+    ProtoError, Reply, Reply4, ReplyCode, Request, SOCKS4, SOCKS5,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -21,6 +24,8 @@ const MAX_HANDSHAKE: usize = 1024;
 /// A finished handshake.
 #[derive(Debug)]
 pub(crate) struct Negotiated {
+    /// SOCKS4(a) or SOCKS5.
+    pub(crate) version: ProxyProtocol,
     pub(crate) method: AuthMethod,
     pub(crate) user: Option<String>,
     pub(crate) request: Request,
@@ -86,7 +91,8 @@ impl Reader<'_> {
     }
 }
 
-/// Runs the handshake. `methods` is the server's preference order.
+/// Runs the handshake of whichever version the client speaks. `methods` is the
+/// server's preference order for SOCKS5.
 pub(crate) async fn negotiate(
     stream: &mut TcpStream,
     methods: &[AuthMethod],
@@ -97,6 +103,62 @@ pub(crate) async fn negotiate(
         buf: Vec::with_capacity(64),
         total: 0,
     };
+    let first = rd
+        .next(|b: &[u8]| {
+            Ok(match b.first() {
+                Some(&v) => Decoded::Done { msg: v, used: 0 },
+                None => Decoded::NeedMore { at_least: 1 },
+            })
+        })
+        .await?
+        .unwrap_or(0);
+    match first {
+        SOCKS4 => negotiate4(rd).await,
+        SOCKS5 => negotiate5(rd, methods, passwords).await,
+        other => Err(Refusal::new(format!(
+            "bad greeting: unsupported SOCKS version {other:#04x}"
+        ))),
+    }
+}
+
+/// SOCKS4 and 4a: no method negotiation; the request comes at once.
+async fn negotiate4(mut rd: Reader<'_>) -> Result<Negotiated, Refusal> {
+    let req = match rd.next(decode_request4).await? {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = rd
+                .stream
+                .write_all(&encode_reply4(Reply4::Rejected, zero4()))
+                .await;
+            return Err(Refusal::new(format!("bad SOCKS4 request: {e}")));
+        }
+    };
+    let command = match req.command {
+        Command4::Connect => Command::Connect,
+        Command4::Bind => Command::Bind,
+        Command4::Other(b) => Command::Other(b),
+    };
+    Ok(Negotiated {
+        version: ProxyProtocol::SocksV4,
+        method: AuthMethod::None,
+        user: None,
+        request: Request {
+            command,
+            target: req.target,
+        },
+        early_data: std::mem::take(&mut rd.buf),
+    })
+}
+
+fn zero4() -> SocketAddrV4 {
+    SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0)
+}
+
+async fn negotiate5(
+    mut rd: Reader<'_>,
+    methods: &[AuthMethod],
+    passwords: Option<&Arc<PasswordFile>>,
+) -> Result<Negotiated, Refusal> {
     let greeting = match rd.next(decode_greeting).await? {
         Ok(g) => g,
         Err(e) => return Err(Refusal::new(format!("bad greeting: {e}"))),
@@ -182,6 +244,7 @@ pub(crate) async fn negotiate(
         }
     };
     Ok(Negotiated {
+        version: ProxyProtocol::SocksV5,
         method,
         user,
         request,
@@ -196,13 +259,29 @@ async fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Refusal> {
         .map_err(|e| Refusal::new(format!("local client error: {}", crate::errno_text(&e))))
 }
 
-/// Sends a reply with `code` and the given bound address.
+/// Sends a reply in the client's SOCKS version: the SOCKS5 `code`, or for SOCKS4
+/// 0x5A on success and 0x5B for every failure (SOCKS4 replies carry IPv4 only).
 pub(crate) async fn reply(
     stream: &mut TcpStream,
+    version: ProxyProtocol,
     code: ReplyCode,
-    bound: std::net::SocketAddr,
+    bound: SocketAddr,
 ) -> std::io::Result<()> {
     let mut out = Vec::with_capacity(22);
-    encode_reply(&Reply { code, bound }, &mut out);
+    match version {
+        ProxyProtocol::SocksV5 => encode_reply(&Reply { code, bound }, &mut out),
+        ProxyProtocol::SocksV4 => {
+            let cd = if code == ReplyCode::Succeeded {
+                Reply4::Granted
+            } else {
+                Reply4::Rejected
+            };
+            let v4 = match bound.ip().to_canonical() {
+                IpAddr::V4(ip) => SocketAddrV4::new(ip, bound.port()),
+                IpAddr::V6(_) => SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, bound.port()),
+            };
+            out.extend_from_slice(&encode_reply4(cd, v4));
+        }
+    }
     stream.write_all(&out).await
 }

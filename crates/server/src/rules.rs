@@ -9,7 +9,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use sockd_conf::{Action, AddrMatch, AuthMethod, HostMatch, Protocol, Rule, SocksCommand};
+use sockd_conf::{
+    Action, AddrMatch, AuthMethod, HostMatch, Protocol, ProxyProtocol, Rule, SocksCommand,
+};
 use socks_proto::{Host, Target};
 
 use crate::resolve::{self, ResolveError};
@@ -64,6 +66,11 @@ pub struct RequestFacts<'a> {
     pub method: AuthMethod,
     /// The authenticated user, if any.
     pub user: Option<&'a str>,
+    /// The SOCKS version the client speaks.
+    pub version: ProxyProtocol,
+    /// Whether `to:` is checked. A UDP ASSOCIATE request names the client's own UDP
+    /// address, not a destination: its `to:` is checked per datagram instead.
+    pub check_to: bool,
 }
 
 /// A failed lookup while matching rule `rule`.
@@ -104,6 +111,9 @@ pub async fn match_socks<'r>(
         if !rule_admits(rule, &facts) || !addr_matches_ip(&rule.from, facts.client).await {
             continue;
         }
+        if !facts.check_to {
+            return Ok(Decision { rule: Some(rule) });
+        }
         if !rule.to.port.matches(facts.target.port) {
             continue;
         }
@@ -127,6 +137,7 @@ fn listed<T: PartialEq>(list: &Option<Vec<T>>, item: T) -> bool {
 fn rule_admits(rule: &Rule, f: &RequestFacts<'_>) -> bool {
     listed(&rule.commands, f.command)
         && listed(&rule.protocols, f.protocol)
+        && listed(&rule.proxyprotocols, f.version)
         // The only client method so far is "none".
         && listed(&rule.clientmethods, AuthMethod::None)
         && listed(&rule.socksmethods, f.method)
@@ -204,6 +215,8 @@ mod tests {
             protocol: Protocol::Tcp,
             method: AuthMethod::None,
             user: None,
+            version: ProxyProtocol::SocksV5,
+            check_to: true,
         }
     }
 

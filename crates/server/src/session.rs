@@ -1,28 +1,30 @@
 //! One client connection, from accept to the last log line.
 //!
-//! accept → client rules → negotiation → request → socks rules → resolve → connect →
-//! reply → relay → summaries. The session runs on the configuration snapshot taken
-//! when it was accepted, so a reload never changes the rules under a running session.
+//! accept → client rules → negotiation (SOCKS4/4a or SOCKS5) → request → socks rules →
+//! the command: CONNECT (here), BIND ([`crate::bind`]) or UDP ASSOCIATE ([`crate::udp`]).
+//! The session runs on the configuration snapshot taken when it was accepted, so a
+//! reload never changes the rules under a running session.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sockd_conf::{Protocol, Rotation, SocksCommand};
-use socks_proto::{Command as WireCommand, ReplyCode};
+use sockd_conf::{Protocol, ProxyProtocol, Rotation, Rule, SocksCommand};
+use socks_proto::{Command as WireCommand, ReplyCode, Target};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use traffic_log::{Command, EndCause, Endpoint, Ends, Side, Summary};
 
 use crate::connect::{connect, ConnectError};
-use crate::negotiate::{negotiate, reply, Refusal};
+use crate::negotiate::{negotiate, reply, Negotiated, Refusal};
 use crate::relay::{relay, Counters, Dir, RelayParams};
 use crate::rules::{match_client, match_socks, MatchError, RequestFacts, TargetAddrs};
 use crate::tlog::{client_side, ep, leg, only, target_ep, user_auth, RuleLog};
 use crate::{RunConfig, Shared};
 
-const UNSPECIFIED: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+pub(crate) const UNSPECIFIED: SocketAddr =
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// Serves one accepted connection.
 pub(crate) async fn serve(
@@ -44,14 +46,46 @@ pub(crate) async fn serve(
     s.serve(&mut stream).await;
 }
 
-struct Session<'a> {
-    log: &'a logsys::Logger,
-    run: &'a RunConfig,
-    cut: &'a tokio_util::sync::CancellationToken,
-    started: Instant,
-    client: SocketAddr,
-    local: SocketAddr,
-    debug: bool,
+/// What every step of a session needs.
+pub(crate) struct Session<'a> {
+    pub(crate) log: &'a logsys::Logger,
+    pub(crate) run: &'a RunConfig,
+    pub(crate) cut: &'a tokio_util::sync::CancellationToken,
+    pub(crate) started: Instant,
+    pub(crate) client: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) debug: bool,
+}
+
+/// A request that passed the socks rules, with what its command needs to log.
+pub(crate) struct Granted<'a> {
+    pub(crate) neg: &'a Negotiated,
+    /// The socks rule that passed it.
+    pub(crate) rule: &'a Rule,
+    /// Its logging context.
+    pub(crate) slog: RuleLog,
+    /// The client rule's logging context.
+    pub(crate) clog: RuleLog,
+    /// `[AUTH]CLIENT PROXY-INT`.
+    pub(crate) src: Side,
+    /// `CLIENT PROXY-INT` for the client rule's lines.
+    pub(crate) accept_side: Side,
+}
+
+impl Granted<'_> {
+    pub(crate) fn version(&self) -> ProxyProtocol {
+        self.neg.version
+    }
+}
+
+fn command_of(c: SocksCommand) -> Command {
+    match c {
+        SocksCommand::Connect => Command::Connect,
+        SocksCommand::Bind => Command::Bind,
+        SocksCommand::BindReply => Command::BindReply,
+        SocksCommand::UdpAssociate => Command::UdpAssociate,
+        SocksCommand::UdpReply => Command::UdpReply,
+    }
 }
 
 impl Session<'_> {
@@ -91,25 +125,28 @@ impl Session<'_> {
         let req = &neg.request;
         self.debug_msg(|| {
             format!(
-                "client {}: method {}, request {:?} for {}.{}",
+                "client {}: {:?}, method {}, request {:?} for {}.{}",
                 self.client,
+                neg.version,
                 neg.method.as_str(),
                 req.command,
                 req.target.host,
                 req.target.port
             )
         });
-        let command = match req.command {
-            WireCommand::Connect => SocksCommand::Connect,
-            other => {
-                let _ = reply(stream, ReplyCode::CommandNotSupported, UNSPECIFIED).await;
-                let what = match other {
-                    WireCommand::Bind => "command bind is not supported yet".to_string(),
-                    WireCommand::UdpAssociate => {
-                        "command udpassociate is not supported yet".to_string()
-                    }
-                    _ => format!("unknown command {:#04x}", command_byte(other)),
-                };
+        let command = match (req.command, neg.version) {
+            (WireCommand::Connect, _) => SocksCommand::Connect,
+            (WireCommand::Bind, _) => SocksCommand::Bind,
+            (WireCommand::UdpAssociate, ProxyProtocol::SocksV5) => SocksCommand::UdpAssociate,
+            (other, _) => {
+                let _ = reply(
+                    stream,
+                    neg.version,
+                    ReplyCode::CommandNotSupported,
+                    UNSPECIFIED,
+                )
+                .await;
+                let what = format!("unknown command {:#04x}", command_byte(other));
                 clog.refused(
                     self.log,
                     only(accept_side),
@@ -118,6 +155,12 @@ impl Session<'_> {
                 return;
             }
         };
+        let protocol = if command == SocksCommand::UdpAssociate {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        };
+        let tl_command = command_of(command);
 
         let src = client_side(
             &client_ep.clone().with_auth(user_auth(neg.user.as_deref())),
@@ -127,24 +170,35 @@ impl Session<'_> {
             client: self.client,
             target: &req.target,
             command,
-            protocol: Protocol::Tcp,
+            protocol,
             method: neg.method,
             user: neg.user.as_deref(),
+            version: neg.version,
+            check_to: command != SocksCommand::UdpAssociate,
         };
         let mut target_addrs = TargetAddrs::default();
         let sdec = match match_socks(&cfg.socks_rules, facts, &mut target_addrs).await {
             Ok(d) => d,
             Err(MatchError { rule, error }) => {
                 let r = cfg.socks_rules.iter().find(|r| r.number == rule);
-                let slog = RuleLog::new(r, Command::Connect, self.debug);
-                self.resolve_failed(stream, &slog, &clog, src, accept_side, req, &error)
-                    .await;
+                let slog = RuleLog::new(r, tl_command, self.debug);
+                self.resolve_failed(
+                    stream,
+                    neg.version,
+                    &slog,
+                    &clog,
+                    src,
+                    accept_side,
+                    &req.target,
+                    &error,
+                )
+                .await;
                 return;
             }
         };
-        let slog = RuleLog::new(sdec.rule, Command::Connect, self.debug);
-        if !sdec.passes() {
-            let _ = reply(stream, ReplyCode::NotAllowed, UNSPECIFIED).await;
+        let slog = RuleLog::new(sdec.rule, tl_command, self.debug);
+        let Some(rule) = sdec.rule.filter(|_| sdec.passes()) else {
+            let _ = reply(stream, neg.version, ReplyCode::NotAllowed, UNSPECIFIED).await;
             let reason = sdec
                 .rule
                 .is_none()
@@ -164,121 +218,179 @@ impl Session<'_> {
             };
             clog.blocked(self.log, only(accept_side), Some(why));
             return;
+        };
+        let granted = Granted {
+            neg: &neg,
+            rule,
+            slog,
+            clog,
+            src,
+            accept_side,
+        };
+        match command {
+            SocksCommand::Bind => self.bind(stream, &granted).await,
+            SocksCommand::UdpAssociate => self.udp_associate(stream, &granted).await,
+            _ => self.connect(stream, &granted, target_addrs).await,
         }
+    }
 
-        let addrs: Vec<SocketAddr> = match target_addrs.get(&req.target.host).await {
+    async fn connect(
+        &self,
+        stream: &mut TcpStream,
+        g: &Granted<'_>,
+        mut target_addrs: TargetAddrs,
+    ) {
+        let cfg = &self.run.config;
+        let target = &g.neg.request.target;
+        let addrs: Vec<SocketAddr> = match target_addrs.get(&target.host).await {
             Ok(a) => a
                 .iter()
-                .map(|ip| SocketAddr::new(*ip, req.target.port))
+                .map(|ip| SocketAddr::new(*ip, target.port))
                 .collect(),
             Err(error) => {
-                self.resolve_failed(stream, &slog, &clog, src, accept_side, req, &error)
-                    .await;
+                self.resolve_failed(
+                    stream,
+                    g.version(),
+                    &g.slog,
+                    &g.clog,
+                    g.src.clone(),
+                    g.accept_side.clone(),
+                    target,
+                    &error,
+                )
+                .await;
                 return;
             }
         };
         self.debug_msg(|| {
             format!(
                 "client {}: socks-rule #{} passes; {} resolves to {addrs:?}",
-                self.client,
-                sdec.number(),
-                req.target.host
+                self.client, g.rule.number, target.host
             )
         });
-        let rule = sdec.rule.expect("a passing decision has a rule");
-        let limit = rule.timeout_connect.unwrap_or(cfg.timeouts.connect);
-        let source = |addr: &SocketAddr| self.source_for(addr);
+        let limit = g.rule.timeout_connect.unwrap_or(cfg.timeouts.connect);
+        let source = |addr: &SocketAddr| self.source_for(addr.is_ipv4());
         let attempt = connect(&addrs, source, seconds(limit));
-        let mut target = match self.limited(0, "", attempt).await {
+        let mut out = match self.limited(0, "", attempt).await {
             Ok(Ok(t)) => t,
-            Ok(Err(ce)) => {
-                self.connect_failed(stream, &slog, &clog, src, accept_side, req, ce)
-                    .await;
-                return;
-            }
+            Ok(Err(ce)) => return self.connect_failed(stream, g, ce).await,
             Err(_) => {
                 let ce = ConnectError {
                     error: std::io::ErrorKind::Interrupted.into(),
                     timed_out: false,
                     local: None,
                 };
-                self.connect_failed(stream, &slog, &clog, src, accept_side, req, ce)
-                    .await;
-                return;
+                return self.connect_failed(stream, g, ce).await;
             }
         };
-
-        let ext = target.local_addr().unwrap_or(UNSPECIFIED);
+        let ext = out.local_addr().unwrap_or(UNSPECIFIED);
         self.debug_msg(|| {
             format!(
                 "client {}: connected to {} from {ext}",
                 self.client,
-                target
-                    .peer_addr()
+                out.peer_addr()
                     .map_or_else(|_| "?".into(), |a| a.to_string())
             )
         });
-        let dst = Side(vec![ep(ext), target_ep(&req.target)]);
+        let dst = Side(vec![ep(ext), target_ep(target)]);
         let counters = Counters::default();
+        let cause = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
+            Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
+            Ok(()) => {
+                g.slog.start(
+                    self.log,
+                    Ends {
+                        src: g.src.clone(),
+                        dst: Some(dst.clone()),
+                    },
+                );
+                self.relay_logged(stream, &mut out, g, &g.slog, &g.src, &dst, &counters)
+                    .await
+            }
+        };
+        self.summaries(g, &g.slog, &counters, g.src.clone(), dst, &cause);
+    }
+
+    /// Relays between `client` and `other`, logging I/O with `slog` in Dante's directions:
+    /// `SRC -> DST` for bytes from the client, reversed for bytes to it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn relay_logged(
+        &self,
+        client: &mut TcpStream,
+        other: &mut TcpStream,
+        g: &Granted<'_>,
+        slog: &RuleLog,
+        src: &Side,
+        dst: &Side,
+        counters: &Counters,
+    ) -> EndCause {
         let up = Ends {
             src: src.clone(),
             dst: Some(dst.clone()),
         };
         let down = Ends {
-            src: reversed(&dst),
-            dst: Some(reversed(&src)),
+            src: reversed(dst),
+            dst: Some(reversed(src)),
         };
-        let cause = match reply(stream, ReplyCode::Succeeded, ext).await {
-            Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
-            Ok(()) => {
-                slog.start(self.log, up.clone());
-                let on_io = |dir: Dir, bytes: &[u8]| {
-                    let ends = if dir == Dir::Up { &up } else { &down };
-                    slog.io(self.log, ends.clone(), bytes);
-                };
-                match self
-                    .early_data(&mut target, &neg.early_data, &counters, &on_io)
-                    .await
-                {
-                    Some(cause) => cause,
-                    None => {
-                        let idle = rule.timeout_io.unwrap_or(cfg.timeouts.io);
-                        let params = RelayParams {
-                            counters: &counters,
-                            idle: seconds(idle),
-                            cut: self.cut,
-                            on_io: &on_io,
-                        };
-                        relay(stream, &mut target, params).await
-                    }
-                }
-            }
+        let on_io = |dir: Dir, bytes: &[u8]| {
+            let ends = if dir == Dir::Up { &up } else { &down };
+            slog.io(self.log, ends.clone(), bytes);
         };
-        let g = Counters::get;
+        if let Some(cause) = self
+            .early_data(other, &g.neg.early_data, counters, &on_io)
+            .await
+        {
+            return cause;
+        }
+        let idle = g.rule.timeout_io.unwrap_or(self.run.config.timeouts.io);
+        let params = RelayParams {
+            counters,
+            idle: seconds(idle),
+            cut: self.cut,
+            on_io: &on_io,
+        };
+        relay(client, other, params).await
+    }
+
+    /// The end-of-session lines: the socks rule's (`slog`), then the client rule's.
+    pub(crate) fn summaries(
+        &self,
+        g: &Granted<'_>,
+        slog: &RuleLog,
+        counters: &Counters,
+        src: Side,
+        dst: Side,
+        cause: &EndCause,
+    ) {
+        let c = Counters::get;
         let secs = self.started.elapsed().as_secs();
-        let (wc, rc) = (g(&counters.client_written), g(&counters.client_read));
-        let (wt, rt) = (g(&counters.target_written), g(&counters.target_read));
+        let (wc, rc) = (c(&counters.client_written), c(&counters.client_read));
+        let (wt, rt) = (c(&counters.target_written), c(&counters.target_read));
+        slog.summary(
+            self.log,
+            Summary {
+                client: leg(wc, src, rc),
+                target: Some(leg(wt, dst, rt)),
+            },
+            cause,
+            secs,
+        );
         let summary = Summary {
-            client: leg(wc, src, rc),
-            target: Some(leg(wt, dst, rt)),
-        };
-        slog.summary(self.log, summary, &cause, secs);
-        let summary = Summary {
-            client: leg(wc, accept_side, wt),
+            client: leg(wc, g.accept_side.clone(), wt),
             target: None,
         };
-        clog.summary(self.log, summary, &cause, secs);
+        g.clog.summary(self.log, summary, cause, secs);
     }
 
     /// Logs at debug level; the message is built only when debug is on.
-    fn debug_msg(&self, msg: impl FnOnce() -> String) {
+    pub(crate) fn debug_msg(&self, msg: impl FnOnce() -> String) {
         if self.debug {
             self.log.debug(msg());
         }
     }
 
     /// Runs `fut` within `limit` seconds (0: no limit) and unless the server cuts sessions.
-    async fn limited<T>(
+    pub(crate) async fn limited<T>(
         &self,
         limit: u64,
         what: &str,
@@ -298,10 +410,10 @@ impl Session<'_> {
         }
     }
 
-    /// Bytes the client sent before our reply go to the target first.
+    /// Bytes the client sent before our reply go to the other side first.
     async fn early_data(
         &self,
-        target: &mut TcpStream,
+        other: &mut TcpStream,
         data: &[u8],
         counters: &Counters,
         on_io: &(dyn Fn(Dir, &[u8]) + Sync),
@@ -311,7 +423,7 @@ impl Session<'_> {
         }
         use std::sync::atomic::Ordering::Relaxed;
         counters.client_read.fetch_add(data.len() as u64, Relaxed);
-        if let Err(e) = target.write_all(data).await {
+        if let Err(e) = other.write_all(data).await {
             return Some(EndCause::PeerError(Some(crate::errno_text(&e))));
         }
         counters
@@ -321,8 +433,9 @@ impl Session<'_> {
         None
     }
 
-    fn source_for(&self, target: &SocketAddr) -> Option<IpAddr> {
-        let same_family = |ip: &IpAddr| ip.is_ipv4() == target.is_ipv4();
+    /// The source address for a connection or socket towards the outside.
+    pub(crate) fn source_for(&self, ipv4: bool) -> Option<IpAddr> {
+        let same_family = |ip: &IpAddr| ip.is_ipv4() == ipv4;
         match self.run.config.external_rotation {
             Rotation::Route => None,
             Rotation::SameSame => Some(self.local.ip().to_canonical()).filter(same_family),
@@ -334,18 +447,16 @@ impl Session<'_> {
     async fn resolve_failed(
         &self,
         stream: &mut TcpStream,
+        version: ProxyProtocol,
         slog: &RuleLog,
         clog: &RuleLog,
         src: Side,
         accept_side: Side,
-        req: &socks_proto::Request,
+        target: &Target,
         error: &crate::resolve::ResolveError,
     ) {
-        let _ = reply(stream, ReplyCode::HostUnreachable, UNSPECIFIED).await;
-        let desc = format!(
-            "could not resolve hostname \"{}\": {error}",
-            req.target.host
-        );
+        let _ = reply(stream, version, ReplyCode::HostUnreachable, UNSPECIFIED).await;
+        let desc = format!("could not resolve hostname \"{}\": {error}", target.host);
         slog.failed(self.log, only(src), desc.clone());
         clog.failed(
             self.log,
@@ -354,18 +465,8 @@ impl Session<'_> {
         );
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn connect_failed(
-        &self,
-        stream: &mut TcpStream,
-        slog: &RuleLog,
-        clog: &RuleLog,
-        src: Side,
-        accept_side: Side,
-        req: &socks_proto::Request,
-        ce: ConnectError,
-    ) {
-        let _ = reply(stream, reply_for(&ce), UNSPECIFIED).await;
+    async fn connect_failed(&self, stream: &mut TcpStream, g: &Granted<'_>, ce: ConnectError) {
+        let _ = reply(stream, g.version(), reply_for(&ce), UNSPECIFIED).await;
         let cause = if ce.timed_out {
             EndCause::Timeout("connect timeout")
         } else if ce.error.kind() == std::io::ErrorKind::Interrupted {
@@ -374,18 +475,8 @@ impl Session<'_> {
             EndCause::PeerError(Some(crate::errno_text(&ce.error)))
         };
         let ext = ce.local.map_or_else(Endpoint::unknown, ep);
-        let secs = self.started.elapsed().as_secs();
-        let dst = Side(vec![ext, target_ep(&req.target)]);
-        let summary = Summary {
-            client: leg(0, src, 0),
-            target: Some(leg(0, dst, 0)),
-        };
-        slog.summary(self.log, summary, &cause, secs);
-        let summary = Summary {
-            client: leg(0, accept_side, 0),
-            target: None,
-        };
-        clog.summary(self.log, summary, &cause, secs);
+        let dst = Side(vec![ext, target_ep(&g.neg.request.target)]);
+        self.summaries(g, &g.slog, &Counters::default(), g.src.clone(), dst, &cause);
     }
 }
 
@@ -411,10 +502,10 @@ fn command_byte(c: WireCommand) -> u8 {
     }
 }
 
-fn reversed(side: &Side) -> Side {
+pub(crate) fn reversed(side: &Side) -> Side {
     Side(side.0.iter().rev().cloned().collect())
 }
 
-fn seconds(n: u64) -> Option<Duration> {
+pub(crate) fn seconds(n: u64) -> Option<Duration> {
     (n > 0).then(|| Duration::from_secs(n))
 }

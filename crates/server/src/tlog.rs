@@ -26,6 +26,14 @@ pub(crate) struct RuleLog {
     pub(crate) command: Command,
 }
 
+/// The protocol Dante prints for a command.
+fn proto_of(command: Command) -> Proto {
+    match command {
+        Command::UdpAssociate | Command::UdpReply => Proto::Udp,
+        _ => Proto::Tcp,
+    }
+}
+
 impl RuleLog {
     /// The context for `rule`, or for the default block rule #0 when `None`.
     pub(crate) fn new(rule: Option<&Rule>, command: Command, debug: bool) -> Self {
@@ -75,7 +83,7 @@ impl RuleLog {
         Record {
             verdict,
             rule: self.number,
-            proto: Proto::Tcp,
+            proto: proto_of(self.command),
             command: self.command,
             event,
         }
@@ -99,6 +107,48 @@ impl RuleLog {
                     .to_string(),
             );
         }
+    }
+
+    /// `pass(N): … ]: ENDS` when disconnect is on: an operation ended, no counts.
+    pub(crate) fn stopped(&self, log: &Logger, ends: Ends) {
+        if self.flags.disconnect {
+            log.info(
+                self.record(self.verdict, Event::Stop { ends, desc: None })
+                    .to_string(),
+            );
+        }
+    }
+
+    /// `VERDICT(N): … -: ENDS: DESC`: one datagram or attempt refused or failed.
+    pub(crate) fn transient(&self, log: &Logger, verdict: Verdict, ends: Ends, desc: String) {
+        if self.logs_errors() || self.logs_blocks() {
+            log.info(
+                self.record(verdict, Event::Transient { ends, desc })
+                    .to_string(),
+            );
+        }
+    }
+
+    /// `VERDICT(N): … -: ENDS (N)` for a datagram, when ioop is on (packets: one op each).
+    pub(crate) fn datagram(&self, log: &Logger, verdict: Verdict, ends: Ends, bytes: &[u8]) {
+        if verdict == Verdict::Block && !self.logs_blocks() {
+            return;
+        }
+        if verdict == Verdict::Pass && !self.logs_io() {
+            return;
+        }
+        let data = (self.flags.data && !bytes.is_empty()).then(|| traffic_log::vis::encode(bytes));
+        log.info(
+            self.record(
+                verdict,
+                Event::Io {
+                    ends,
+                    bytes: bytes.len() as u64,
+                    data,
+                },
+            )
+            .to_string(),
+        );
     }
 
     /// `block(N): … ]: ENDS: DESC` for a request that failed before it started.
@@ -195,6 +245,21 @@ pub(crate) fn client_side(client: &Endpoint, internal: SocketAddr) -> Side {
 /// Ends with only a source side (client-rule lines).
 pub(crate) fn only(src: Side) -> Ends {
     Ends { src, dst: None }
+}
+
+/// `W/P -> SIDE -> R/P` for UDP counts.
+pub(crate) fn udp_leg(written: (u64, u64), side: Side, read: (u64, u64)) -> Leg {
+    Leg {
+        written: Count {
+            bytes: written.0,
+            packets: Some(written.1),
+        },
+        side,
+        read: Count {
+            bytes: read.0,
+            packets: Some(read.1),
+        },
+    }
 }
 
 /// `W -> SIDE -> R` for TCP byte counts.

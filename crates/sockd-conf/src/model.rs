@@ -33,6 +33,8 @@ pub struct Config {
     pub errorlog: Vec<LogTarget>,
     /// `debug:` level, 0–2.
     pub debug: u8,
+    /// `udp.connectdst:`: only replies from addresses the client sent to are relayed.
+    pub udp_connectdst: bool,
     /// The htpasswd file for `socksmethod: username` (`passwordfile:`).
     pub passwordfile: Option<PathBuf>,
     /// `client pass|block` rules, numbered from 1.
@@ -56,6 +58,7 @@ impl Default for Config {
             logoutput: Vec::new(),
             errorlog: Vec::new(),
             debug: 0,
+            udp_connectdst: true,
             passwordfile: None,
             client_rules: Vec::new(),
             socks_rules: Vec::new(),
@@ -226,6 +229,10 @@ pub struct Rule {
     pub commands: Option<Vec<SocksCommand>>,
     /// `protocol:`; `None` matches both.
     pub protocols: Option<Vec<Protocol>>,
+    /// `proxyprotocol:`; `None` matches SOCKS4 and SOCKS5.
+    pub proxyprotocols: Option<Vec<ProxyProtocol>>,
+    /// `udp.portrange:`: the ports the proxy's external UDP sockets may use.
+    pub udp_portrange: Option<(u16, u16)>,
     /// `socksmethod:`; `None` means the global list.
     pub socksmethods: Option<Vec<AuthMethod>>,
     /// `clientmethod:`; `None` means the global list.
@@ -277,6 +284,15 @@ pub enum SocksCommand {
     UdpAssociate,
     /// `udpreply`
     UdpReply,
+}
+
+/// A `proxyprotocol:` value: the SOCKS version a client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    /// `socks_v4` (SOCKS4 and SOCKS4a)
+    SocksV4,
+    /// `socks_v5`
+    SocksV5,
 }
 
 /// A `protocol:` value.

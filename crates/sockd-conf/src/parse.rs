@@ -409,6 +409,8 @@ impl Parser<'_> {
             to: AddrMatch::any(),
             commands: None,
             protocols: None,
+            proxyprotocols: None,
+            udp_portrange: None,
             socksmethods: None,
             clientmethods: None,
             users: None,
@@ -483,6 +485,44 @@ impl Parser<'_> {
                     });
                 }
                 rule.protocols = Some(protos);
+            }
+            ("proxyprotocol", RuleKind::Socks) => {
+                let mut out = Vec::new();
+                for (w, wpos) in self.list("a proxy protocol", &key)? {
+                    out.push(match w.as_str() {
+                        "socks_v4" => ProxyProtocol::SocksV4,
+                        "socks_v5" => ProxyProtocol::SocksV5,
+                        "http" | "upnp" => {
+                            return Err(self.diag(
+                                wpos,
+                                format!("proxyprotocol \"{w}\" is only valid in a route"),
+                            ))
+                        }
+                        _ => {
+                            return Err(self.diag(
+                                wpos,
+                                format!(
+                                    "unknown proxyprotocol \"{w}\" (expected socks_v4 or socks_v5)"
+                                ),
+                            ))
+                        }
+                    });
+                }
+                rule.proxyprotocols = Some(out);
+            }
+            ("udp.portrange", RuleKind::Socks) => {
+                let (w, wpos) = self.word("a port range", &key)?;
+                let range = w
+                    .split_once('-')
+                    .and_then(|(a, b)| Some((parse_number(a)?, parse_number(b)?)))
+                    .filter(|&(a, b)| a >= 1 && a <= b && b <= 65535);
+                let Some((a, b)) = range else {
+                    return Err(self.diag(
+                        wpos,
+                        format!("bad port range \"{w}\" (expected A-B, 1 <= A <= B <= 65535)"),
+                    ));
+                };
+                rule.udp_portrange = Some((a as u16, b as u16));
             }
             ("socksmethod", RuleKind::Client) => {
                 return Err(self.diag(

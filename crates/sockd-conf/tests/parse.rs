@@ -90,8 +90,6 @@ fn reference_examples() {
     assert_eq!(
         errs,
         [
-            "test.conf:13:16: \"proxyprotocol\" is not supported yet",
-            "test.conf:14:16: \"udp.portrange\" is not supported yet",
             "test.conf:15:58: log keyword \"tcpinfo\" is not supported yet",
             "test.conf:16:1: \"route\" is not supported yet (server chaining)",
         ]

@@ -27,6 +27,12 @@ pub enum ProtoError {
     /// A domain-name target with bytes that cannot be part of a host name.
     #[error("domain name has invalid byte {0:#04x}")]
     BadDomainByte(u8),
+    /// A SOCKS4 user id or host name longer than the server accepts.
+    #[error("field longer than {0} bytes")]
+    FieldTooLong(usize),
+    /// A datagram shorter than its header says.
+    #[error("truncated datagram of {0} bytes")]
+    Truncated(usize),
 }
 
 impl ProtoError {

@@ -15,6 +15,8 @@
 mod auth;
 mod error;
 mod request;
+mod socks4;
+mod udp;
 
 pub use auth::{
     decode_greeting, decode_userpass, encode_method_choice, encode_userpass_status, Greeting,
@@ -22,6 +24,8 @@ pub use auth::{
 };
 pub use error::ProtoError;
 pub use request::{decode_request, encode_reply, Command, Host, Reply, ReplyCode, Request, Target};
+pub use socks4::{decode_request4, encode_reply4, Command4, Reply4, Request4, SOCKS4};
+pub use udp::{decode_udp, encode_udp, UdpDatagram};
 
 /// The SOCKS protocol version byte of SOCKS5.
 pub const SOCKS5: u8 = 0x05;
@@ -103,6 +107,8 @@ mod prefix_tests {
             let _ = decode_greeting(&buf);
             let _ = decode_userpass(&buf);
             let _ = decode_request(&buf);
+            let _ = decode_request4(&buf);
+            let _ = decode_udp(&buf);
         }
     }
 }

@@ -245,7 +245,7 @@ fn debug_level_adds_debug_lines_and_internal_takes_an_interface_name() {
     let m = p.wait_for("the debug line", |m| m.contains("connected to 127.0.0.1:"));
     assert!(
         m.iter()
-            .any(|l| l.contains(": method none, request Connect for 127.0.0.1.")),
+            .any(|l| l.contains(": SocksV5, method none, request Connect for 127.0.0.1.")),
         "{m:?}"
     );
 }

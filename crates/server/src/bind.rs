@@ -1,0 +1,194 @@
+//! BIND (RFC 1928 §4; SOCKS4 CD=2): listen on the external side, answer with the
+//! bound address, wait for the remote host, check it against the `bindreply` rules,
+//! answer again with its address, then relay.
+//!
+//! Records follow the seed's §4.3–4.4: `tcp/bind [:` once listening, `tcp/bindreply [:`
+//! for the incoming connection (or `block(N): tcp/bindreply ]:` when a rule refuses it),
+//! I/O lines and the bindreply summary `W_t -> TARGET PROXY-EXT -> R_t, W_c -> PROXY-INT
+//! CLIENT -> R_c`, then `tcp/bind ]:` and the client rule's summary. The wait for the
+//! remote host is limited by `timeout.connect` (the rule's, else the global one).
+
+use std::net::SocketAddr;
+
+use sockd_conf::{Protocol, SocksCommand};
+use socks_proto::{Host, ReplyCode, Target};
+use tokio::net::{TcpListener, TcpStream};
+use traffic_log::{Command, EndCause, Ends, Side, Summary};
+
+use crate::negotiate::reply;
+use crate::relay::Counters;
+use crate::rules::{match_socks, RequestFacts, TargetAddrs};
+use crate::session::{seconds, Granted, Session, UNSPECIFIED};
+use crate::tlog::{ep, leg, only, target_ep, user_auth, RuleLog};
+
+enum Wait {
+    Remote(TcpStream, SocketAddr),
+    Failed(EndCause, ReplyCode),
+}
+
+impl Session<'_> {
+    pub(crate) async fn bind(&self, stream: &mut TcpStream, g: &Granted<'_>) {
+        let cfg = &self.run.config;
+        let local_ip = self.local.ip().to_canonical();
+        let ip = self.source_for(local_ip.is_ipv4()).unwrap_or(local_ip);
+        let listener = match listen(SocketAddr::new(ip, 0)) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = reply(stream, g.version(), ReplyCode::GeneralFailure, UNSPECIFIED).await;
+                let desc = format!("could not bind {ip}: {}", crate::errno_text(&e));
+                g.slog.failed(self.log, only(g.src.clone()), desc.clone());
+                g.clog.failed(
+                    self.log,
+                    only(g.accept_side.clone()),
+                    format!("request was not performed due to error: {desc}"),
+                );
+                return;
+            }
+        };
+        let bound = listener.local_addr().unwrap_or(UNSPECIFIED);
+        let bind_dst = Side(vec![ep(bound), target_ep(&g.neg.request.target)]);
+        let bind_ends = Ends {
+            src: g.src.clone(),
+            dst: Some(bind_dst),
+        };
+        if let Err(e) = reply(stream, g.version(), ReplyCode::Succeeded, bound).await {
+            let cause = EndCause::ClientError(Some(crate::errno_text(&e)));
+            return self.bind_ended(g, &bind_ends, &Counters::default(), &cause);
+        }
+        g.slog.start(self.log, bind_ends.clone());
+        self.debug_msg(|| format!("client {}: bound {bound} for BIND", self.client));
+
+        let limit = g.rule.timeout_connect.unwrap_or(cfg.timeouts.connect);
+        let (remote, remote_addr) = match self.wait_for_remote(stream, &listener, limit).await {
+            Wait::Remote(r, a) => (r, a),
+            Wait::Failed(cause, code) => {
+                let _ = reply(stream, g.version(), code, UNSPECIFIED).await;
+                return self.bind_ended(g, &bind_ends, &Counters::default(), &cause);
+            }
+        };
+        drop(listener);
+        let remote_addr = SocketAddr::new(remote_addr.ip().to_canonical(), remote_addr.port());
+        let ext_in = remote.local_addr().unwrap_or(bound);
+        let client_user = ep(self.client).with_auth(user_auth(g.neg.user.as_deref()));
+        let target_side = Side(vec![ep(remote_addr), ep(ext_in)]);
+        let client_side = Side(vec![ep(self.local), client_user]);
+        let reply_ends = Ends {
+            src: target_side.clone(),
+            dst: Some(client_side.clone()),
+        };
+
+        // `from:` is the remote host, `to:` the client.
+        let client_target = Target {
+            host: Host::Ip(self.client.ip()),
+            port: self.client.port(),
+        };
+        let facts = RequestFacts {
+            client: remote_addr,
+            target: &client_target,
+            command: SocksCommand::BindReply,
+            protocol: Protocol::Tcp,
+            method: g.neg.method,
+            user: g.neg.user.as_deref(),
+            version: g.neg.version,
+            check_to: true,
+        };
+        let decision = match_socks(&cfg.socks_rules, facts, &mut TargetAddrs::default()).await;
+        let rule = decision.as_ref().ok().and_then(|d| d.rule);
+        let rlog = RuleLog::new(rule, Command::BindReply, self.debug);
+        if !decision.is_ok_and(|d| d.passes()) {
+            drop(remote);
+            let _ = reply(stream, g.version(), ReplyCode::NotAllowed, UNSPECIFIED).await;
+            rlog.blocked(self.log, reply_ends, None);
+            g.slog.stopped(self.log, bind_ends);
+            g.clog.stopped(self.log, only(g.accept_side.clone()));
+            return;
+        }
+        if let Err(e) = reply(stream, g.version(), ReplyCode::Succeeded, remote_addr).await {
+            let cause = EndCause::ClientError(Some(crate::errno_text(&e)));
+            return self.bind_ended(g, &bind_ends, &Counters::default(), &cause);
+        }
+        rlog.start(self.log, reply_ends);
+        let mut remote = remote;
+        let _ = remote.set_nodelay(true);
+        let counters = Counters::default();
+        let to_remote = Side(vec![ep(ext_in), ep(remote_addr)]);
+        let cause = self
+            .relay_logged(stream, &mut remote, g, &rlog, &g.src, &to_remote, &counters)
+            .await;
+        let c = Counters::get;
+        let (wc, rc) = (c(&counters.client_written), c(&counters.client_read));
+        let (wt, rt) = (c(&counters.target_written), c(&counters.target_read));
+        let summary = Summary {
+            client: leg(wt, target_side, rt),
+            target: Some(leg(wc, client_side, rc)),
+        };
+        rlog.summary(self.log, summary, &cause, self.started.elapsed().as_secs());
+        self.bind_ended(g, &bind_ends, &counters, &cause);
+    }
+
+    /// `tcp/bind ]:` and the client rule's summary.
+    fn bind_ended(&self, g: &Granted<'_>, bind_ends: &Ends, counters: &Counters, cause: &EndCause) {
+        g.slog.stopped(self.log, bind_ends.clone());
+        if !g.slog.flags.disconnect
+            && matches!(cause, EndCause::Timeout(_) | EndCause::ClientError(_))
+        {
+            g.slog
+                .failed(self.log, bind_ends.clone(), cause.to_string());
+        }
+        let c = Counters::get;
+        let summary = Summary {
+            client: leg(
+                c(&counters.client_written),
+                g.accept_side.clone(),
+                c(&counters.target_written),
+            ),
+            target: None,
+        };
+        g.clog
+            .summary(self.log, summary, cause, self.started.elapsed().as_secs());
+    }
+
+    /// Waits for the remote host, the client's departure, the time limit or a cut.
+    async fn wait_for_remote(
+        &self,
+        client: &TcpStream,
+        listener: &TcpListener,
+        limit: u64,
+    ) -> Wait {
+        let client_gone = async {
+            let mut b = [0u8; 1];
+            match client.peek(&mut b).await {
+                Ok(0) => EndCause::ClientClosed,
+                Ok(_) => std::future::pending().await,
+                Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
+            }
+        };
+        let deadline = async {
+            match seconds(limit) {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, a)) => Wait::Remote(s, a),
+                Err(e) => Wait::Failed(EndCause::PeerError(Some(crate::errno_text(&e))), ReplyCode::GeneralFailure),
+            },
+            cause = client_gone => Wait::Failed(cause, ReplyCode::GeneralFailure),
+            () = deadline => Wait::Failed(EndCause::Timeout("bind timeout"), ReplyCode::TtlExpired),
+            () = self.cut.cancelled() => Wait::Failed(EndCause::AdminTermination, ReplyCode::GeneralFailure),
+        }
+    }
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(8)?;
+    TcpListener::from_std(sock.into())
+}

@@ -1,0 +1,549 @@
+//! UDP ASSOCIATE (RFC 1928 §7): a UDP relay that lives as long as its TCP control
+//! connection.
+//!
+//! - The client-side UDP socket is bound on the address the client reached; the reply
+//!   names it.
+//! - Datagrams are accepted only from the client: from the address and port its request
+//!   declared, or, when it declared `0.0.0.0` (or `::`) and/or port 0, from the IP address
+//!   of its TCP connection, on the first port that IP sends from (then fixed). Others are
+//!   dropped with a record.
+//! - Headers are checked by `socks_proto::decode_udp`; malformed or truncated datagrams
+//!   and fragments (FRAG ≠ 0) are dropped, counted and logged.
+//! - Each destination is checked against the socks rules (`command: udpassociate`,
+//!   `to:` = the destination) and each reply source against the `udpreply` rules
+//!   (`from:` = the replying host, `to:` = the client); decisions are cached per address
+//!   for the association's life.
+//! - With `udp.connectdst: yes` (the default) replies are relayed only from addresses the
+//!   client has sent to.
+//! - External sockets, one per address family, are bound lazily to the `external:`
+//!   address and, with `udp.portrange`, to a port in that range.
+//!
+//! Counters follow Dante: the client side counts whole datagrams (SOCKS header
+//! included), the target side payload only; both count packets. One summary is written
+//! per external socket used.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use sockd_conf::{Protocol, SocksCommand};
+use socks_proto::{decode_udp, encode_udp, Host, ReplyCode, Target};
+use tokio::net::{TcpStream, UdpSocket};
+use traffic_log::{Command, EndCause, Endpoint, Ends, Side, Summary, Verdict};
+
+use crate::negotiate::reply;
+use crate::rules::{match_socks, RequestFacts, TargetAddrs};
+use crate::session::{seconds, Granted, Session, UNSPECIFIED};
+use crate::tlog::{ep, leg, only, target_ep, udp_leg, RuleLog};
+
+const MAX_DATAGRAM: usize = 65_535;
+
+/// Counts for one external socket's traffic.
+#[derive(Debug, Default, Clone, Copy)]
+struct Flow {
+    client_read: (u64, u64),
+    client_written: (u64, u64),
+    target_written: (u64, u64),
+    target_read: (u64, u64),
+}
+
+fn add(c: &mut (u64, u64), bytes: usize) {
+    c.0 += bytes as u64;
+    c.1 += 1;
+}
+
+/// One external socket and what went through it.
+struct External {
+    sock: UdpSocket,
+    flow: Flow,
+    last_target: Option<Target>,
+}
+
+/// A cached rule decision: the rule number, whether it passes, and its log context.
+#[derive(Clone, Copy)]
+struct Verdict2 {
+    passes: bool,
+    log: RuleLog,
+}
+
+struct Assoc {
+    /// Where the client's datagrams come from, once known.
+    client_udp: Option<SocketAddr>,
+    allowed_ip: IpAddr,
+    allowed_port: Option<u16>,
+    pint: SocketAddr,
+    ext4: Option<External>,
+    ext6: Option<External>,
+    /// Destinations the client has sent to (for `udp.connectdst`).
+    contacted: Vec<SocketAddr>,
+    out_rules: HashMap<Target, Verdict2>,
+    reply_rules: HashMap<SocketAddr, Verdict2>,
+    resolved: HashMap<String, Vec<IpAddr>>,
+    /// Datagrams dropped: from others, malformed, fragments, refused.
+    dropped: u64,
+}
+
+impl Session<'_> {
+    pub(crate) async fn udp_associate(&self, stream: &mut TcpStream, g: &Granted<'_>) {
+        let declared = g.neg.request.target.clone();
+        let client_sock = match UdpSocket::bind(SocketAddr::new(self.local.ip(), 0)).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = reply(stream, g.version(), ReplyCode::GeneralFailure, UNSPECIFIED).await;
+                g.slog.failed(
+                    self.log,
+                    only(g.src.clone()),
+                    format!("could not bind a UDP socket: {}", crate::errno_text(&e)),
+                );
+                return;
+            }
+        };
+        let pint = client_sock.local_addr().unwrap_or(UNSPECIFIED);
+        let (allowed_ip, allowed_port) = match &declared.host {
+            Host::Ip(ip) if !ip.is_unspecified() => (
+                ip.to_canonical(),
+                (declared.port != 0).then_some(declared.port),
+            ),
+            _ => (
+                self.client.ip(),
+                (declared.port != 0).then_some(declared.port),
+            ),
+        };
+        if let Err(e) = reply(stream, g.version(), ReplyCode::Succeeded, pint).await {
+            let cause = EndCause::ClientError(Some(crate::errno_text(&e)));
+            return g.clog.summary(
+                self.log,
+                Summary {
+                    client: leg(0, g.accept_side.clone(), 0),
+                    target: None,
+                },
+                &cause,
+                0,
+            );
+        }
+        g.slog
+            .start(self.log, only(Side(vec![target_ep(&declared), ep(pint)])));
+        let mut a = Assoc {
+            client_udp: allowed_port.map(|p| SocketAddr::new(allowed_ip, p)),
+            allowed_ip,
+            allowed_port,
+            pint,
+            ext4: None,
+            ext6: None,
+            contacted: Vec::new(),
+            out_rules: HashMap::new(),
+            reply_rules: HashMap::new(),
+            resolved: HashMap::new(),
+            dropped: 0,
+        };
+        let cause = self.udp_loop(stream, g, &client_sock, &mut a).await;
+        self.udp_summaries(g, &a, &cause);
+    }
+
+    async fn udp_loop(
+        &self,
+        stream: &mut TcpStream,
+        g: &Granted<'_>,
+        client_sock: &UdpSocket,
+        a: &mut Assoc,
+    ) -> EndCause {
+        let idle = seconds(g.rule.timeout_io.unwrap_or(self.run.config.timeouts.io));
+        let mut cbuf = vec![0u8; MAX_DATAGRAM];
+        let mut tbuf4 = vec![0u8; MAX_DATAGRAM];
+        let mut tbuf6 = vec![0u8; MAX_DATAGRAM];
+        let mut control = [0u8; 512];
+        loop {
+            let idle_timer = async {
+                match idle {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = client_sock.recv_from(&mut cbuf) => match r {
+                    Ok((n, from)) => self.datagram_from_client(g, a, &cbuf[..n], from).await,
+                    Err(e) => return EndCause::ClientError(Some(crate::errno_text(&e))),
+                },
+                r = recv_opt(a.ext4.as_ref().map(|e| &e.sock), &mut tbuf4) => {
+                    if let Ok((n, from)) = r { self.datagram_from_target(g, client_sock, a, &tbuf4[..n], from, true).await }
+                },
+                r = recv_opt(a.ext6.as_ref().map(|e| &e.sock), &mut tbuf6) => {
+                    if let Ok((n, from)) = r { self.datagram_from_target(g, client_sock, a, &tbuf6[..n], from, false).await }
+                },
+                r = tokio::io::AsyncReadExt::read(stream, &mut control) => match r {
+                    // The control connection carries nothing after the reply; its end ends the association.
+                    Ok(0) => return EndCause::ClientClosed,
+                    Ok(_) => {}
+                    Err(e) => return EndCause::ClientError(Some(crate::errno_text(&e))),
+                },
+                () = idle_timer => return EndCause::Timeout("i/o timeout"),
+                () = self.cut.cancelled() => return EndCause::AdminTermination,
+            }
+        }
+    }
+
+    async fn datagram_from_client(&self, g: &Granted<'_>, a: &mut Assoc, dgram: &[u8], from: SocketAddr) {
+        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+        let pint = a.pint;
+        let pint_side = |src: SocketAddr| Side(vec![ep(src), ep(pint)]);
+        let known_port = a.allowed_port.or(a.client_udp.map(|c| c.port()));
+        if from.ip() != a.allowed_ip || known_port.is_some_and(|p| p != from.port()) {
+            a.dropped += 1;
+            g.slog.transient(
+                self.log,
+                Verdict::Block,
+                only(pint_side(from)),
+                "datagram dropped: not from the client of this association".into(),
+            );
+            return;
+        }
+        a.client_udp.get_or_insert(from);
+        let d = match decode_udp(dgram) {
+            Ok(d) => d,
+            Err(e) => {
+                a.dropped += 1;
+                g.slog.transient(
+                    self.log,
+                    Verdict::Block,
+                    only(pint_side(from)),
+                    format!("datagram dropped: {e}"),
+                );
+                return;
+            }
+        };
+        if d.frag != 0 {
+            a.dropped += 1;
+            g.slog.transient(
+                self.log,
+                Verdict::Block,
+                only(pint_side(from)),
+                format!(
+                    "datagram dropped: fragment {} (fragmentation is not supported)",
+                    d.frag
+                ),
+            );
+            return;
+        }
+        let target = d.target.clone();
+        let Some(dest) = self.udp_destination(g, a, &target, from).await else {
+            a.dropped += 1;
+            return;
+        };
+        let verdict = match a.out_rules.get(&target) {
+            Some(v) => *v,
+            None => {
+                let v = self
+                    .udp_rule(g, SocksCommand::UdpAssociate, from, &target)
+                    .await;
+                a.out_rules.insert(target.clone(), v);
+                v
+            }
+        };
+        let ext = match self.external(g, a, dest.is_ipv4()).await {
+            Ok(e) => e,
+            Err(e) => {
+                a.dropped += 1;
+                g.slog.transient(
+                    self.log,
+                    Verdict::Block,
+                    only(pint_side(from)),
+                    format!(
+                        "datagram dropped: no external UDP socket: {}",
+                        crate::errno_text(&e)
+                    ),
+                );
+                return;
+            }
+        };
+        let pext = ext.sock.local_addr().unwrap_or(UNSPECIFIED);
+        let ends = Ends {
+            src: pint_side(from),
+            dst: Some(Side(vec![ep(pext), target_ep(&target)])),
+        };
+        if !verdict.passes {
+            a.dropped += 1;
+            verdict.log.datagram(self.log, Verdict::Block, ends, d.data);
+            return;
+        }
+        add(&mut ext.flow.client_read, dgram.len());
+        match ext.sock.send_to(d.data, dest).await {
+            Ok(_) => {
+                add(&mut ext.flow.target_written, d.data.len());
+                ext.last_target = Some(target);
+                if !a.contacted.contains(&dest) {
+                    a.contacted.push(dest);
+                }
+                verdict.log.datagram(self.log, Verdict::Pass, ends, d.data);
+            }
+            Err(e) => verdict.log.transient(
+                self.log,
+                Verdict::Block,
+                ends,
+                format!("send to host failed: {}", crate::errno_text(&e)),
+            ),
+        }
+    }
+
+    async fn datagram_from_target(
+        &self,
+        g: &Granted<'_>,
+        client_sock: &UdpSocket,
+        a: &mut Assoc,
+        data: &[u8],
+        from: SocketAddr,
+        v4: bool,
+    ) {
+        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+        let Some(client_udp) = a.client_udp else {
+            a.dropped += 1;
+            return;
+        };
+        if self.run.config.udp_connectdst && !a.contacted.contains(&from) {
+            a.dropped += 1;
+            self.debug_msg(|| {
+                format!(
+                    "UDP reply from {from} dropped: the client has not sent to it (udp.connectdst)"
+                )
+            });
+            return;
+        }
+        let verdict = match a.reply_rules.get(&from) {
+            Some(v) => *v,
+            None => {
+                let client_target = Target {
+                    host: Host::Ip(client_udp.ip()),
+                    port: client_udp.port(),
+                };
+                let v = self
+                    .udp_rule(g, SocksCommand::UdpReply, from, &client_target)
+                    .await;
+                a.reply_rules.insert(from, v);
+                v
+            }
+        };
+        let pint = a.pint;
+        let ext = if v4 { a.ext4.as_mut() } else { a.ext6.as_mut() };
+        let Some(ext) = ext else { return };
+        let pext = ext.sock.local_addr().unwrap_or(UNSPECIFIED);
+        let ends = Ends {
+            src: Side(vec![ep(from), ep(pext)]),
+            dst: Some(Side(vec![ep(pint), ep(client_udp)])),
+        };
+        if !verdict.passes {
+            a.dropped += 1;
+            verdict.log.datagram(self.log, Verdict::Block, ends, data);
+            return;
+        }
+        add(&mut ext.flow.target_read, data.len());
+        let mut out = Vec::with_capacity(data.len() + 22);
+        encode_udp(from, data, &mut out);
+        match client_sock.send_to(&out, client_udp).await {
+            Ok(_) => {
+                add(&mut ext.flow.client_written, out.len());
+                verdict.log.datagram(self.log, Verdict::Pass, ends, data);
+            }
+            Err(e) => verdict.log.transient(
+                self.log,
+                Verdict::Block,
+                ends,
+                format!("send to client failed: {}", crate::errno_text(&e)),
+            ),
+        }
+    }
+
+    /// The rule for one direction of UDP traffic, as a cached verdict.
+    async fn udp_rule(
+        &self,
+        g: &Granted<'_>,
+        command: SocksCommand,
+        from: SocketAddr,
+        to: &Target,
+    ) -> Verdict2 {
+        let facts = RequestFacts {
+            client: from,
+            target: to,
+            command,
+            protocol: Protocol::Udp,
+            method: g.neg.method,
+            user: g.neg.user.as_deref(),
+            version: g.neg.version,
+            check_to: true,
+        };
+        let tl = if command == SocksCommand::UdpReply {
+            Command::UdpReply
+        } else {
+            Command::UdpAssociate
+        };
+        match match_socks(
+            &self.run.config.socks_rules,
+            facts,
+            &mut TargetAddrs::default(),
+        )
+        .await
+        {
+            Ok(d) => Verdict2 {
+                passes: d.passes(),
+                log: RuleLog::new(d.rule, tl, self.debug),
+            },
+            Err(e) => {
+                let r = self
+                    .run
+                    .config
+                    .socks_rules
+                    .iter()
+                    .find(|r| r.number == e.rule);
+                Verdict2 {
+                    passes: false,
+                    log: RuleLog::new(r, tl, self.debug),
+                }
+            }
+        }
+    }
+
+    /// The socket address of a datagram's destination, resolving names once.
+    async fn udp_destination(
+        &self,
+        g: &Granted<'_>,
+        a: &mut Assoc,
+        target: &Target,
+        from: SocketAddr,
+    ) -> Option<SocketAddr> {
+        let ip = match &target.host {
+            Host::Ip(ip) => *ip,
+            Host::Domain(name) => {
+                if !a.resolved.contains_key(name) {
+                    match crate::resolve::resolve(name).await {
+                        Ok(addrs) => {
+                            a.resolved.insert(name.clone(), addrs);
+                        }
+                        Err(e) => {
+                            let src = Side(vec![ep(from), ep(a.pint)]);
+                            g.slog.transient(
+                                self.log,
+                                Verdict::Block,
+                                only(src),
+                                format!("could not resolve hostname \"{name}\": {e}"),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                *a.resolved.get(name)?.first()?
+            }
+        };
+        Some(SocketAddr::new(ip, target.port))
+    }
+
+    /// The external socket for a family, bound on first use.
+    async fn external<'a>(
+        &self,
+        g: &Granted<'_>,
+        a: &'a mut Assoc,
+        v4: bool,
+    ) -> std::io::Result<&'a mut External> {
+        let slot = if v4 { &mut a.ext4 } else { &mut a.ext6 };
+        if slot.is_none() {
+            let ip = self.source_for(v4).unwrap_or(if v4 {
+                IpAddr::from([0, 0, 0, 0])
+            } else {
+                IpAddr::from([0u16; 8])
+            });
+            let sock = bind_in_range(ip, g.rule.udp_portrange).await?;
+            *slot = Some(External {
+                sock,
+                flow: Flow::default(),
+                last_target: None,
+            });
+        }
+        Ok(slot.as_mut().expect("set just above"))
+    }
+
+    fn udp_summaries(&self, g: &Granted<'_>, a: &Assoc, cause: &EndCause) {
+        let secs = self.started.elapsed().as_secs();
+        let client_udp = a.client_udp.map_or_else(Endpoint::unknown, ep);
+        let client_side = Side(vec![client_udp, ep(a.pint)]);
+        let used: Vec<&External> = a.ext4.iter().chain(a.ext6.iter()).collect();
+        let mut totals = Flow::default();
+        for ext in &used {
+            let f = ext.flow;
+            let pext = ext
+                .sock
+                .local_addr()
+                .map_or_else(|_| Endpoint::unknown(), ep);
+            let target = ext
+                .last_target
+                .as_ref()
+                .map_or_else(Endpoint::unknown, target_ep);
+            let summary = Summary {
+                client: udp_leg(f.client_written, client_side.clone(), f.client_read),
+                target: Some(udp_leg(
+                    f.target_written,
+                    Side(vec![pext, target]),
+                    f.target_read,
+                )),
+            };
+            g.slog.summary(self.log, summary, cause, secs);
+            totals.client_written.0 += f.client_written.0;
+            totals.target_written.0 += f.target_written.0;
+        }
+        if used.is_empty() {
+            let summary = Summary {
+                client: udp_leg((0, 0), client_side, (0, 0)),
+                target: Some(udp_leg(
+                    (0, 0),
+                    Side(vec![Endpoint::unknown(), Endpoint::unknown()]),
+                    (0, 0),
+                )),
+            };
+            g.slog.summary(self.log, summary, cause, secs);
+        }
+        if a.dropped > 0 {
+            self.debug_msg(|| {
+                format!(
+                    "UDP association of {}: {} datagram(s) dropped",
+                    self.client, a.dropped
+                )
+            });
+        }
+        let summary = Summary {
+            client: leg(
+                totals.client_written.0,
+                g.accept_side.clone(),
+                totals.target_written.0,
+            ),
+            target: None,
+        };
+        g.clog.summary(self.log, summary, cause, secs);
+    }
+}
+
+async fn recv_opt(
+    sock: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match sock {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Binds a UDP socket on `ip`, on a port of `range` when given (the first free one from
+/// a varying starting point).
+async fn bind_in_range(ip: IpAddr, range: Option<(u16, u16)>) -> std::io::Result<UdpSocket> {
+    let Some((lo, hi)) = range else {
+        return UdpSocket::bind(SocketAddr::new(ip, 0)).await;
+    };
+    let span = u32::from(hi - lo) + 1;
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        % span;
+    let mut last = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+    for i in 0..span {
+        let port = lo + ((start + i) % span) as u16;
+        match UdpSocket::bind(SocketAddr::new(ip, port)).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}

@@ -181,7 +181,13 @@ impl Session<'_> {
         }
     }
 
-    async fn datagram_from_client(&self, g: &Granted<'_>, a: &mut Assoc, dgram: &[u8], from: SocketAddr) {
+    async fn datagram_from_client(
+        &self,
+        g: &Granted<'_>,
+        a: &mut Assoc,
+        dgram: &[u8],
+        from: SocketAddr,
+    ) {
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         let pint = a.pint;
         let pint_side = |src: SocketAddr| Side(vec![ep(src), ep(pint)]);

@@ -8,5 +8,6 @@ mod support;
 mod bad_input;
 mod cli;
 mod clients;
+mod commands;
 mod control;
 mod traffic_log;

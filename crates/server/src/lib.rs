@@ -15,6 +15,7 @@
 #![deny(unsafe_code)]
 
 mod bind;
+mod chain;
 mod connect;
 pub mod control;
 pub mod listen;

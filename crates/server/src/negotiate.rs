@@ -28,9 +28,22 @@ pub(crate) struct Negotiated {
     pub(crate) version: ProxyProtocol,
     pub(crate) method: AuthMethod,
     pub(crate) user: Option<String>,
+    /// The client's password, kept only to forward it upstream (`route … method:
+    /// username`); never logged.
+    pub(crate) password: Secret,
     pub(crate) request: Request,
     /// Bytes the client sent after its request, before our reply: they go to the target.
     pub(crate) early_data: Vec<u8>,
+}
+
+/// Bytes that must not be printed.
+#[derive(Default)]
+pub(crate) struct Secret(pub(crate) Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
 }
 
 /// Why a handshake ended without a request: what to log (never a password).
@@ -142,6 +155,7 @@ async fn negotiate4(mut rd: Reader<'_>) -> Result<Negotiated, Refusal> {
         version: ProxyProtocol::SocksV4,
         method: AuthMethod::None,
         user: None,
+        password: Secret::default(),
         request: Request {
             command,
             target: req.target,
@@ -201,6 +215,7 @@ async fn negotiate5(
     };
     write(rd.stream, &encode_method_choice(wire)).await?;
     let mut user = None;
+    let mut password = Secret::default();
     if method == AuthMethod::Username {
         let up = match rd.next(decode_userpass).await? {
             Ok(up) => up,
@@ -210,6 +225,7 @@ async fn negotiate5(
             }
         };
         let name = String::from_utf8_lossy(&up.username).into_owned();
+        password = Secret(up.password.clone());
         let verdict = match passwords {
             Some(p) => {
                 let p = Arc::clone(p);
@@ -247,6 +263,7 @@ async fn negotiate5(
         version: ProxyProtocol::SocksV5,
         method,
         user,
+        password,
         request,
         early_data: std::mem::take(&mut rd.buf),
     })

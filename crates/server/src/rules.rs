@@ -130,6 +130,22 @@ pub async fn match_socks<'r>(
     Ok(Decision { rule: None })
 }
 
+/// Whether a route's `from:` and `to:` match a CONNECT. A target name that does not
+/// resolve, when the route needs its addresses, does not match.
+pub async fn route_matches(
+    from: &AddrMatch,
+    to: &AddrMatch,
+    client: SocketAddr,
+    target: &Target,
+    addrs: &mut TargetAddrs,
+) -> bool {
+    addr_matches_ip(from, client).await
+        && to.port.matches(target.port)
+        && host_matches_target(&to.host, &target.host, addrs)
+            .await
+            .unwrap_or(false)
+}
+
 fn listed<T: PartialEq>(list: &Option<Vec<T>>, item: T) -> bool {
     list.as_ref().is_none_or(|l| l.contains(&item))
 }

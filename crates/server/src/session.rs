@@ -9,13 +9,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sockd_conf::{Protocol, ProxyProtocol, Rotation, Rule, SocksCommand};
+use sockd_conf::{Protocol, ProxyProtocol, Rotation, Rule, SocksCommand, Via};
 use socks_proto::{Command as WireCommand, ReplyCode, Target};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use traffic_log::{Command, EndCause, Endpoint, Ends, Side, Summary};
 
+use crate::chain;
 use crate::connect::{connect, ConnectError};
 use crate::negotiate::{negotiate, reply, Negotiated, Refusal};
 use crate::relay::{relay, Counters, Dir, RelayParams};
@@ -242,6 +243,10 @@ impl Session<'_> {
     ) {
         let cfg = &self.run.config;
         let target = &g.neg.request.target;
+        let route = chain::pick(&cfg.routes, self.client, target, &mut target_addrs).await;
+        if let Some(route) = route.filter(|r| matches!(r.via, Via::Proxy { .. })) {
+            return self.connect_chained(stream, g, route).await;
+        }
         let addrs: Vec<SocketAddr> = match target_addrs.get(&target.host).await {
             Ok(a) => a
                 .iter()
@@ -309,6 +314,141 @@ impl Session<'_> {
             }
         };
         self.summaries(g, &g.slog, &counters, g.src.clone(), dst, &cause);
+    }
+
+    /// CONNECT through an upstream proxy.
+    async fn connect_chained(
+        &self,
+        stream: &mut TcpStream,
+        g: &Granted<'_>,
+        route: &sockd_conf::Route,
+    ) {
+        let target = &g.neg.request.target;
+        let limit = seconds(
+            g.rule
+                .timeout_connect
+                .unwrap_or(self.run.config.timeouts.connect),
+        );
+        let creds = chain::Credentials {
+            user: g.neg.user.as_deref(),
+            password: &g.neg.password.0,
+        };
+        self.debug_msg(|| {
+            format!(
+                "client {}: CONNECT to {}.{} through route #{}",
+                self.client, target.host, target.port, route.number
+            )
+        });
+        let attempt = chain::via(
+            route,
+            target,
+            creds,
+            |a| self.source_for(a.is_ipv4()),
+            limit,
+        );
+        let outcome = match self.limited(0, "", attempt).await {
+            Ok(Ok(ch)) => Ok(ch),
+            Ok(Err(e)) => Err((e.desc, e.reply, e.local)),
+            Err(r) => Err((r.desc, ReplyCode::GeneralFailure, None)),
+        };
+        let mut ch = match outcome {
+            Ok(ch) => ch,
+            Err((desc, code, local)) => {
+                let _ = reply(stream, g.version(), code, UNSPECIFIED).await;
+                let desc = format!("serverchain failed: {desc}");
+                let dst = Side(vec![
+                    local.map_or_else(Endpoint::unknown, ep),
+                    target_ep(target),
+                ]);
+                g.slog.failed(
+                    self.log,
+                    Ends {
+                        src: g.src.clone(),
+                        dst: Some(dst),
+                    },
+                    desc.clone(),
+                );
+                g.clog.failed(
+                    self.log,
+                    only(g.accept_side.clone()),
+                    format!("request was not performed due to error: {desc}"),
+                );
+                return;
+            }
+        };
+        let ext = ch.stream.local_addr().unwrap_or(UNSPECIFIED);
+        let mut dst = vec![ep(ext), ep(ch.next)];
+        if let Some(last) = ch.last {
+            dst.push(Endpoint {
+                bracketed: true,
+                ..ep(last)
+            });
+        }
+        dst.push(target_ep(target));
+        let dst = Side(dst);
+        let counters = Counters::default();
+        let cause = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
+            Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
+            Ok(()) => {
+                g.slog.start(
+                    self.log,
+                    Ends {
+                        src: g.src.clone(),
+                        dst: Some(dst.clone()),
+                    },
+                );
+                match self
+                    .leftover_to_client(stream, g, &ch.leftover, &counters, &dst)
+                    .await
+                {
+                    Some(cause) => cause,
+                    None => {
+                        self.relay_logged(
+                            stream,
+                            &mut ch.stream,
+                            g,
+                            &g.slog,
+                            &g.src,
+                            &dst,
+                            &counters,
+                        )
+                        .await
+                    }
+                }
+            }
+        };
+        self.summaries(g, &g.slog, &counters, g.src.clone(), dst, &cause);
+    }
+
+    /// Bytes an upstream proxy sent right after its answer go to the client first.
+    async fn leftover_to_client(
+        &self,
+        stream: &mut TcpStream,
+        g: &Granted<'_>,
+        data: &[u8],
+        counters: &Counters,
+        dst: &Side,
+    ) -> Option<EndCause> {
+        if data.is_empty() {
+            return None;
+        }
+        use std::sync::atomic::Ordering::Relaxed;
+        counters.target_read.fetch_add(data.len() as u64, Relaxed);
+        if let Err(e) = stream.write_all(data).await {
+            return Some(EndCause::ClientError(Some(crate::errno_text(&e))));
+        }
+        counters
+            .client_written
+            .fetch_add(data.len() as u64, Relaxed);
+        g.slog.io(
+            self.log,
+            Ends {
+                src: reversed(dst),
+                dst: Some(reversed(&g.src)),
+            },
+            data,
+        );
+        None
     }
 
     /// Relays between `client` and `other`, logging I/O with `slog` in Dante's directions:

@@ -19,6 +19,8 @@ pub enum Place {
     AnyRule,
     /// A server setting, and inside rules.
     Everywhere,
+    /// Inside a `route` only.
+    RouteOnly,
 }
 
 /// Whether ferrosocks does what the keyword asks.
@@ -121,6 +123,9 @@ pub const KEYWORDS: &[Keyword] = &[
     kw("debug", Global, Supported, "0 | 1 | 2",
        "Debug output: 0 off, 1 normal, 2 verbose. `-d N` on the command line wins.",
        "debug: 1"),
+    kw("via", RouteOnly, Supported, "ADDRESS port = N | direct",
+       "In a `route`: the upstream proxy, or `direct`.",
+       "route { from: 0/0 to: 0/0 via: direct }"),
     kw("from", AnyRule, Supported, "ADDRESS/MASK | 0/0 | HOST | .DOMAIN | INTERFACE [port ...]",
        "The client. IPv4 addresses need a mask (`/32`); `0/0` is every address. Ports: `port = N`, `port OP N` (OP: eq = ne neq != ge >= le <= gt > lt <), `port A-B`, service names.",
        "socks pass { from: 10.0.0.0/8 port 1-65535 to: 0/0 }"),
@@ -140,7 +145,9 @@ pub const KEYWORDS: &[Keyword] = &[
        "What the rule logs, in Dante's traffic format: `connect` the start, `disconnect` the end-of-session summary, `ioop` each I/O operation, `data` each I/O operation with its payload, `error` failures.",
        "socks pass { from: 0/0 to: 0/0\nlog: connect disconnect error\n}"),
     // Dante keywords not implemented yet.
-    kw("route", Global, NotYet, "{ from: ... to: ... via: ... }", "Server chaining.", ""),
+    kw("route", Global, Supported, "{ from: ... to: ... via: ADDRESS port = N | direct ... }",
+       "Server chaining, after the rules. CONNECT requests matching `from:`/`to:` go through the upstream proxy named by `via:` (or directly with `via: direct`). Inside: `proxyprotocol: socks_v5 | socks_v4 | http` (the first is used; default socks_v5), `method: none | username` (username forwards the client's own credentials), `command:`, `protocol:`. As in Dante, each list keyword on its own line.",
+       "route { from: 0/0 to: 0/0 via: 127.0.0.1 port = 1081\nproxyprotocol: socks_v5\nmethod: none\n}"),
     kw("internal.protocol", Global, NotYet, "ipv4 ipv6", "Address families for an interface name.", ""),
     kw("external.protocol", Global, NotYet, "ipv4 ipv6", "Address families for an interface name.", ""),
     kw("internal.log.*.error", Everywhere, NotYet, "SYMBOL ...", "Error-class warnings on the client side.", ""),
@@ -281,6 +288,7 @@ pub fn reference_markdown() -> String {
             SocksRule => "socks rule",
             AnyRule => "rule",
             Everywhere => "setting, rule",
+            RouteOnly => "route",
         };
         out.push_str(&format!(
             "| `{}` | {place} | `{}` | {} |\n",

@@ -41,6 +41,55 @@ pub struct Config {
     pub client_rules: Vec<Rule>,
     /// `socks pass|block` rules, numbered from 1.
     pub socks_rules: Vec<Rule>,
+    /// `route { }` entries for server chaining, numbered from 1.
+    pub routes: Vec<Route>,
+}
+
+/// A `route { }`: CONNECT requests that match go through an upstream proxy (or direct).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Number, from 1 in file order.
+    pub number: u32,
+    /// Line the route starts on.
+    pub line: u32,
+    /// `from:` (the client).
+    pub from: AddrMatch,
+    /// `to:` (the requested target).
+    pub to: AddrMatch,
+    /// `via:`.
+    pub via: Via,
+    /// `proxyprotocol:` the upstream speaks; the first one is used (default socks_v5).
+    pub protocols: Vec<UpstreamProtocol>,
+    /// `method:` offered upstream (default none); `username` forwards the client's own
+    /// credentials.
+    pub methods: Vec<AuthMethod>,
+    /// `command:`; `None` is every command (only CONNECT is ever routed).
+    pub commands: Option<Vec<SocksCommand>>,
+}
+
+/// Where a route goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// `via: direct`: no upstream.
+    Direct,
+    /// `via: HOST port = N`.
+    Proxy {
+        /// Address or name of the upstream proxy.
+        host: HostAddr,
+        /// Its port.
+        port: u16,
+    },
+}
+
+/// The protocol an upstream proxy speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// `socks_v4` (SOCKS4a for names)
+    SocksV4,
+    /// `socks_v5`
+    SocksV5,
+    /// `http` (HTTP CONNECT)
+    Http,
 }
 
 impl Default for Config {
@@ -62,6 +111,7 @@ impl Default for Config {
             passwordfile: None,
             client_rules: Vec::new(),
             socks_rules: Vec::new(),
+            routes: Vec::new(),
         }
     }
 }

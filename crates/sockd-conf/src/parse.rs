@@ -252,14 +252,7 @@ impl Parser<'_> {
         if let Tok::Word(w) = &t.tok {
             match w.as_str() {
                 "client" | "socks" | "pass" | "block" => return self.rule(),
-                "route" => {
-                    self.bump();
-                    self.skip_block();
-                    return Err(self.diag(
-                        t.pos,
-                        "\"route\" is not supported yet (server chaining)".into(),
-                    ));
-                }
+                "route" => return self.route(),
                 _ => {}
             }
         }
@@ -335,6 +328,19 @@ impl Parser<'_> {
             "passwordfile" => {
                 self.cfg.passwordfile = Some(PathBuf::from(self.word("a file path", key)?.0))
             }
+            "udp.connectdst" => {
+                let (w, wpos) = self.word("yes or no", key)?;
+                self.cfg.udp_connectdst = match w.as_str() {
+                    "yes" => true,
+                    "no" => false,
+                    _ => {
+                        return Err(self.diag(
+                            wpos,
+                            format!("expected yes or no after \"{key}\", found \"{w}\""),
+                        ))
+                    }
+                };
+            }
             _ => return Err(self.not_here(key, pos, None)),
         }
         Ok(())
@@ -353,19 +359,6 @@ impl Parser<'_> {
             _ => unknown_keyword(key),
         };
         self.diag(pos, message)
-    }
-
-    fn skip_block(&mut self) {
-        let mut depth = 0;
-        loop {
-            match self.bump().tok {
-                Tok::Open => depth += 1,
-                Tok::Close if depth <= 1 => return,
-                Tok::Close => depth -= 1,
-                Tok::Eof => return,
-                _ => {}
-            }
-        }
     }
 
     // === rules ===
@@ -396,6 +389,16 @@ impl Parser<'_> {
         }
         self.bump();
         self.first_rule.get_or_insert(start);
+        if let Some(route) = self.cfg.routes.first() {
+            let d = self.diag(
+                start,
+                format!(
+                    "rule after the first route (line {}); rules must come before routes",
+                    route.line
+                ),
+            );
+            self.errors.push(d);
+        }
         let number = 1 + match kind {
             RuleKind::Client => self.cfg.client_rules.len(),
             RuleKind::Socks => self.cfg.socks_rules.len(),
@@ -564,6 +567,158 @@ impl Parser<'_> {
             _ => return Err(self.not_here(&key, pos, Some(kind))),
         }
         Ok(())
+    }
+
+    fn route(&mut self) -> Res<()> {
+        let start = self.bump().pos;
+        while self.peek().tok == Tok::Newline {
+            self.i += 1;
+        }
+        if self.peek().tok != Tok::Open {
+            return Err(self.expected("\"{\"", "route"));
+        }
+        self.bump();
+        self.first_rule.get_or_insert(start);
+        let mut route = Route {
+            number: self.cfg.routes.len() as u32 + 1,
+            line: start.line,
+            from: AddrMatch::any(),
+            to: AddrMatch::any(),
+            via: Via::Direct,
+            protocols: vec![UpstreamProtocol::SocksV5],
+            methods: vec![AuthMethod::None],
+            commands: None,
+        };
+        let mut has_via = false;
+        loop {
+            let t = self.peek().clone();
+            match t.tok {
+                Tok::Close => {
+                    self.bump();
+                    break;
+                }
+                Tok::Newline => self.i += 1,
+                Tok::Eof => {
+                    let d = self.diag(
+                        start,
+                        format!(
+                            "route starting on line {} has no closing \"}}\"",
+                            start.line
+                        ),
+                    );
+                    self.errors.push(d);
+                    break;
+                }
+                _ => match self.route_keyword(&mut route) {
+                    Ok(via) => has_via |= via,
+                    Err(d) => {
+                        self.errors.push(d);
+                        self.skip_line(true);
+                    }
+                },
+            }
+        }
+        if !has_via {
+            return Err(self.diag(
+                start,
+                "route has no \"via:\" (expected \"via: ADDRESS port = N\" or \"via: direct\")"
+                    .into(),
+            ));
+        }
+        self.cfg.routes.push(route);
+        Ok(())
+    }
+
+    /// One keyword of a route; returns whether it was `via:`.
+    fn route_keyword(&mut self, route: &mut Route) -> Res<bool> {
+        let (key, pos) = self.keyword()?;
+        match key.as_str() {
+            "from" => route.from = self.addr_match(&key)?,
+            "to" => route.to = self.addr_match(&key)?,
+            "via" => {
+                let (w, wpos) = self.word("an address or \"direct\"", &key)?;
+                route.via = if w == "direct" {
+                    Via::Direct
+                } else {
+                    let host = match w.parse::<IpAddr>() {
+                        Ok(ip) => HostAddr::Ip(ip),
+                        Err(_) if valid_name(&w) => HostAddr::Name(w),
+                        Err(_) => {
+                            return Err(
+                                self.diag(wpos, format!("\"{w}\" is not an address or host name"))
+                            )
+                        }
+                    };
+                    if !self.at_port_word() {
+                        return Err(self.expected("\"port = N\"", "via:"));
+                    }
+                    Via::Proxy {
+                        host,
+                        port: self.port_value(&key)?,
+                    }
+                };
+                return Ok(true);
+            }
+            "proxyprotocol" => {
+                let mut out = Vec::new();
+                for (w, wpos) in self.list("a proxy protocol", &key)? {
+                    out.push(match w.as_str() {
+                        "socks_v4" => UpstreamProtocol::SocksV4,
+                        "socks_v5" => UpstreamProtocol::SocksV5,
+                        "http" | "http_v1.0" => UpstreamProtocol::Http,
+                        "upnp" => return Err(self.diag(wpos, "proxyprotocol \"upnp\" is not supported yet".into())),
+                        _ => return Err(self.diag(wpos, format!("unknown proxyprotocol \"{w}\" (expected socks_v4, socks_v5 or http)"))),
+                    });
+                }
+                route.protocols = out;
+            }
+            "method" | "socksmethod" => {
+                let mut out = Vec::new();
+                for (w, wpos) in self.list("a method", &key)? {
+                    out.push(match w.as_str() {
+                        "none" => AuthMethod::None,
+                        "username" => AuthMethod::Username,
+                        _ => return Err(self.diag(wpos, format!("method \"{w}\" is not supported in a route (expected none or username)"))),
+                    });
+                }
+                route.methods = out;
+            }
+            "command" => {
+                let mut cmds = Vec::new();
+                for (w, wpos) in self.list("a command", &key)? {
+                    cmds.push(match w.as_str() {
+                        "connect" => SocksCommand::Connect,
+                        "bind" => SocksCommand::Bind,
+                        "bindreply" => SocksCommand::BindReply,
+                        "udpassociate" => SocksCommand::UdpAssociate,
+                        "udpreply" => SocksCommand::UdpReply,
+                        _ => return Err(self.diag(wpos, format!("unknown command \"{w}\""))),
+                    });
+                }
+                route.commands = Some(cmds);
+            }
+            "protocol" => {
+                for (w, wpos) in self.list("a protocol", &key)? {
+                    if w != "tcp" && w != "udp" {
+                        return Err(self.diag(
+                            wpos,
+                            format!("unknown protocol \"{w}\" (expected tcp or udp)"),
+                        ));
+                    }
+                }
+            }
+            _ => {
+                let message = match keywords::lookup(&key) {
+                    Some(k) if k.status == Status::NotYet => {
+                        format!("\"{key}\" is not supported yet")
+                    }
+                    Some(_) => format!("\"{key}\" is not valid in a route"),
+                    None => unknown_keyword(&key),
+                };
+                return Err(self.diag(pos, message));
+            }
+        }
+        Ok(false)
     }
 
     fn log_flags(&mut self, key: &str) -> Res<LogFlags> {

@@ -89,11 +89,21 @@ fn reference_examples() {
     let errs = errors(&text);
     assert_eq!(
         errs,
-        [
-            "test.conf:15:58: log keyword \"tcpinfo\" is not supported yet",
-            "test.conf:16:1: \"route\" is not supported yet (server chaining)",
-        ]
+        ["test.conf:15:58: log keyword \"tcpinfo\" is not supported yet"]
     );
+    let routed = parse("r", &text.replace(" tcpinfo", "")).unwrap().config;
+    assert_eq!(routed.routes.len(), 1);
+    let r = &routed.routes[0];
+    assert_eq!(
+        r.via,
+        Via::Proxy {
+            host: HostAddr::Name("socks.example.net".into()),
+            port: 1080
+        }
+    );
+    assert_eq!(r.to.port, PortMatch::Op(PortOp::Eq, 80));
+    assert_eq!(r.protocols, vec![UpstreamProtocol::SocksV5]);
+    assert_eq!(r.methods, vec![AuthMethod::None, AuthMethod::Username]);
     let variants = data("connect-variants.conf.in")
         .replace("@LOGOUTPUT@", "/tmp/x.log")
         .replace("@PORT@", "1080")

@@ -1,8 +1,9 @@
 //! SOCKS wire formats, with no I/O.
 //!
 //! This crate owns the bytes of the SOCKS protocol: the SOCKS5 method greeting and
-//! choice (RFC 1928 §3), the username/password sub-negotiation (RFC 1929), and the
-//! SOCKS5 request and reply (RFC 1928 §4–6). Every decoder is incremental: given the
+//! choice (RFC 1928 §3), the username/password sub-negotiation (RFC 1929), the SOCKS5
+//! request and reply (RFC 1928 §4–6), the UDP request header (§7), SOCKS4 and SOCKS4a,
+//! and the client side of each for chaining through an upstream proxy. Every decoder is incremental: given the
 //! bytes received so far it answers [`Decoded::Done`] with the message and how many
 //! bytes it used, [`Decoded::NeedMore`] with how many bytes it needs at least, or a
 //! [`ProtoError`] that names what was wrong. Decoders never panic, whatever the
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod client;
 mod error;
 mod request;
 mod socks4;
@@ -21,6 +23,10 @@ mod udp;
 pub use auth::{
     decode_greeting, decode_userpass, encode_method_choice, encode_userpass_status, Greeting,
     Method, UserPass,
+};
+pub use client::{
+    decode_method_choice, decode_reply, decode_reply4, decode_userpass_status, encode_greeting,
+    encode_request, encode_request4, encode_userpass,
 };
 pub use error::ProtoError;
 pub use request::{decode_request, encode_reply, Command, Host, Reply, ReplyCode, Request, Target};
@@ -109,6 +115,8 @@ mod prefix_tests {
             let _ = decode_request(&buf);
             let _ = decode_request4(&buf);
             let _ = decode_udp(&buf);
+            let _ = decode_reply(&buf);
+            let _ = decode_reply4(&buf);
         }
     }
 }

@@ -6,6 +6,7 @@
 mod support;
 
 mod bad_input;
+mod chaining;
 mod cli;
 mod clients;
 mod commands;

@@ -15,7 +15,7 @@ fn write_conf(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
 #[test]
 fn verify_reports_every_error_and_exits_non_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write_conf(dir.path(), "internal: 127.0.0.1 port = 1080\nsockmethod: none\nsocks pass { from: 127.0.0.1 to: 0/0 }\nroute { from: 0/0 to: 0/0 via: 127.0.0.1 port = 1 }\n");
+    let p = write_conf(dir.path(), "internal: 127.0.0.1 port = 1080\nsockmethod: none\nsocks pass { from: 127.0.0.1 to: 0/0 }\nsocks pass { from: 0/0 to: 0/0 bandwidth: 10 }\n");
     let (code, out, err) = run(Command::new(BIN).arg("-V").arg("-f").arg(&p));
     assert_eq!(code, 64, "{out}{err}");
     let name = p.display();

@@ -32,7 +32,7 @@ fn verify_reports_every_error_and_exits_non_zero() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("{name}:4:1: \"route\" is not supported yet")),
+        err.contains(&format!("{name}:4:32: \"bandwidth\" is not supported yet")),
         "{err}"
     );
     assert!(err.contains("configuration has errors; not started"));

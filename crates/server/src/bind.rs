@@ -69,7 +69,7 @@ impl Session<'_> {
         drop(listener);
         let remote_addr = SocketAddr::new(remote_addr.ip().to_canonical(), remote_addr.port());
         let ext_in = remote.local_addr().unwrap_or(bound);
-        let client_user = ep(self.client).with_auth(user_auth(g.neg.user.as_deref()));
+        let client_user = ep(self.client).with_auth(user_auth(g.neg.method, g.neg.user.as_deref()));
         let target_side = Side(vec![ep(remote_addr), ep(ext_in)]);
         let client_side = Side(vec![ep(self.local), client_user]);
         let reply_ends = Ends {
@@ -90,6 +90,7 @@ impl Session<'_> {
             method: g.neg.method,
             user: g.neg.user.as_deref(),
             version: g.neg.version,
+            ident: g.ident,
             check_to: true,
         };
         let decision = match_socks(&cfg.socks_rules, facts, &mut TargetAddrs::default()).await;

@@ -18,6 +18,7 @@ mod bind;
 mod chain;
 mod connect;
 pub mod control;
+mod ident;
 pub mod listen;
 mod negotiate;
 pub mod passwd;

@@ -36,6 +36,23 @@ pub(crate) struct Negotiated {
     pub(crate) early_data: Vec<u8>,
 }
 
+/// The client's identity from its identd, asked at most once per connection.
+pub(crate) struct Ident {
+    pub(crate) client: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) limit: std::time::Duration,
+    pub(crate) answer: Option<Result<String, String>>,
+}
+
+impl Ident {
+    pub(crate) async fn get(&mut self) -> &Result<String, String> {
+        if self.answer.is_none() {
+            self.answer = Some(crate::ident::query(self.client, self.local, self.limit).await);
+        }
+        self.answer.get_or_insert_with(|| Err("no answer".into()))
+    }
+}
+
 /// Bytes that must not be printed.
 #[derive(Default)]
 pub(crate) struct Secret(pub(crate) Vec<u8>);
@@ -110,6 +127,7 @@ pub(crate) async fn negotiate(
     stream: &mut TcpStream,
     methods: &[AuthMethod],
     passwords: Option<&Arc<PasswordFile>>,
+    ident: &mut Ident,
 ) -> Result<Negotiated, Refusal> {
     let mut rd = Reader {
         stream,
@@ -126,16 +144,21 @@ pub(crate) async fn negotiate(
         .await?
         .unwrap_or(0);
     match first {
-        SOCKS4 => negotiate4(rd).await,
-        SOCKS5 => negotiate5(rd, methods, passwords).await,
+        SOCKS4 => negotiate4(rd, methods, ident).await,
+        SOCKS5 => negotiate5(rd, methods, passwords, ident).await,
         other => Err(Refusal::new(format!(
             "bad greeting: unsupported SOCKS version {other:#04x}"
         ))),
     }
 }
 
-/// SOCKS4 and 4a: no method negotiation; the request comes at once.
-async fn negotiate4(mut rd: Reader<'_>) -> Result<Negotiated, Refusal> {
+/// SOCKS4 and 4a: no method negotiation; the request comes at once. The client is
+/// accepted only if `socksmethod` allows `none`, or `rfc931` and its identd answers.
+async fn negotiate4(
+    mut rd: Reader<'_>,
+    methods: &[AuthMethod],
+    ident: &mut Ident,
+) -> Result<Negotiated, Refusal> {
     let req = match rd.next(decode_request4).await? {
         Ok(r) => r,
         Err(e) => {
@@ -151,10 +174,47 @@ async fn negotiate4(mut rd: Reader<'_>) -> Result<Negotiated, Refusal> {
         Command4::Bind => Command::Bind,
         Command4::Other(b) => Command::Other(b),
     };
+    let none_ok = methods.contains(&AuthMethod::None);
+    let (method, user) = if methods.contains(&AuthMethod::Rfc931) {
+        match ident.get().await.clone() {
+            Ok(u) if req.user_id.is_empty() || req.user_id == u.as_bytes() => {
+                (AuthMethod::Rfc931, Some(u))
+            }
+            _ if none_ok => (AuthMethod::None, None),
+            Ok(u) => {
+                let _ = rd
+                    .stream
+                    .write_all(&encode_reply4(Reply4::IdentMismatch, zero4()))
+                    .await;
+                return Err(Refusal::new(format!(
+                    "SOCKS4 USERID \"{}\" differs from the user identd reports, \"{}\"",
+                    traffic_log::vis::encode(&req.user_id),
+                    traffic_log::vis::encode(u.as_bytes())
+                )));
+            }
+            Err(e) => {
+                let _ = rd
+                    .stream
+                    .write_all(&encode_reply4(Reply4::NoIdentd, zero4()))
+                    .await;
+                return Err(Refusal::new(format!("rfc931 authentication failed: {e}")));
+            }
+        }
+    } else if none_ok {
+        (AuthMethod::None, None)
+    } else {
+        let _ = rd
+            .stream
+            .write_all(&encode_reply4(Reply4::Rejected, zero4()))
+            .await;
+        return Err(Refusal::new(
+            "SOCKS4 cannot use any of the configured socksmethods".to_string(),
+        ));
+    };
     Ok(Negotiated {
         version: ProxyProtocol::SocksV4,
-        method: AuthMethod::None,
-        user: None,
+        method,
+        user,
         password: Secret::default(),
         request: Request {
             command,
@@ -172,18 +232,34 @@ async fn negotiate5(
     mut rd: Reader<'_>,
     methods: &[AuthMethod],
     passwords: Option<&Arc<PasswordFile>>,
+    ident: &mut Ident,
 ) -> Result<Negotiated, Refusal> {
     let greeting = match rd.next(decode_greeting).await? {
         Ok(g) => g,
         Err(e) => return Err(Refusal::new(format!("bad greeting: {e}"))),
     };
-    let chosen = methods.iter().copied().find(|m| {
-        let wire = match m {
-            AuthMethod::None => Method::NONE,
-            AuthMethod::Username => Method::USERNAME,
+    // The first of the server's methods the client offers; rfc931 rides on "no
+    // authentication" and needs an answer from the client's identd.
+    let mut chosen = None;
+    let mut ident_user = None;
+    for m in methods {
+        let wire = if *m == AuthMethod::Username {
+            Method::USERNAME
+        } else {
+            Method::NONE
         };
-        greeting.methods.contains(&wire)
-    });
+        if !greeting.methods.contains(&wire) {
+            continue;
+        }
+        if *m == AuthMethod::Rfc931 {
+            match ident.get().await {
+                Ok(u) => ident_user = Some(u.clone()),
+                Err(_) => continue,
+            }
+        }
+        chosen = Some(*m);
+        break;
+    }
     let Some(method) = chosen else {
         let _ = rd
             .stream
@@ -194,8 +270,12 @@ async fn negotiate5(
             .iter()
             .map(|m| format!("{:#04x}", m.0))
             .collect();
+        let why_ident = match &ident.answer {
+            Some(Err(e)) => format!("; rfc931: {e}"),
+            _ => String::new(),
+        };
         return Err(Refusal::new(format!(
-            "no acceptable authentication method (client offered {}; server accepts {})",
+            "no acceptable authentication method (client offered {}; server accepts {}){why_ident}",
             offered.join(", "),
             if methods.is_empty() {
                 "none: no socksmethod configured".to_string()
@@ -214,7 +294,7 @@ async fn negotiate5(
         Method::NONE
     };
     write(rd.stream, &encode_method_choice(wire)).await?;
-    let mut user = None;
+    let mut user = ident_user.filter(|_| method == AuthMethod::Rfc931);
     let mut password = Secret::default();
     if method == AuthMethod::Username {
         let up = match rd.next(decode_userpass).await? {

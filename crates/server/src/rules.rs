@@ -35,13 +35,29 @@ impl Decision<'_> {
     }
 }
 
+/// Whether a rule's (or the global) `clientmethod:` list admits a client whose identd
+/// answered with `ident` (or did not answer, or was not asked).
+pub fn client_method_ok(list: &[AuthMethod], ident: Option<&str>) -> bool {
+    list.contains(&AuthMethod::None) || (ident.is_some() && list.contains(&AuthMethod::Rfc931))
+}
+
 /// Matches client rules: `from:` is the client, `to:` the address it connected to.
-/// No identity is known at this stage, so a client rule with `user:` never matches
-/// (it would need `clientmethod: rfc931`).
-pub async fn match_client(rules: &[Rule], client: SocketAddr, local: SocketAddr) -> Decision<'_> {
+/// `ident` is the user the client's identd named (with `clientmethod: rfc931`); a rule
+/// with `user:` matches only such a client.
+pub async fn match_client<'r>(
+    rules: &'r [Rule],
+    global_methods: &[AuthMethod],
+    client: SocketAddr,
+    local: SocketAddr,
+    ident: Option<&str>,
+) -> Decision<'r> {
     for rule in rules {
-        if rule.users.is_none()
-            && listed(&rule.clientmethods, AuthMethod::None)
+        let methods = rule.clientmethods.as_deref().unwrap_or(global_methods);
+        if client_method_ok(methods, ident)
+            && rule
+                .users
+                .as_ref()
+                .is_none_or(|u| ident.is_some_and(|i| u.iter().any(|x| x == i)))
             && addr_matches_ip(&rule.from, client).await
             && addr_matches_ip(&rule.to, local).await
         {
@@ -68,6 +84,8 @@ pub struct RequestFacts<'a> {
     pub user: Option<&'a str>,
     /// The SOCKS version the client speaks.
     pub version: ProxyProtocol,
+    /// The user the client's identd named at accept time, if asked.
+    pub ident: Option<&'a str>,
     /// Whether `to:` is checked. A UDP ASSOCIATE request names the client's own UDP
     /// address, not a destination: its `to:` is checked per datagram instead.
     pub check_to: bool,
@@ -154,8 +172,10 @@ fn rule_admits(rule: &Rule, f: &RequestFacts<'_>) -> bool {
     listed(&rule.commands, f.command)
         && listed(&rule.protocols, f.protocol)
         && listed(&rule.proxyprotocols, f.version)
-        // The only client method so far is "none".
-        && listed(&rule.clientmethods, AuthMethod::None)
+        && rule
+            .clientmethods
+            .as_deref()
+            .is_none_or(|m| client_method_ok(m, f.ident))
         && listed(&rule.socksmethods, f.method)
         && rule
             .users
@@ -232,6 +252,7 @@ mod tests {
             method: AuthMethod::None,
             user: None,
             version: ProxyProtocol::SocksV5,
+            ident: None,
             check_to: true,
         }
     }
@@ -338,16 +359,57 @@ mod tests {
         .unwrap()
         .config;
         let local: SocketAddr = "127.0.0.1:1080".parse().unwrap();
-        let d = match_client(&c.client_rules, "127.0.0.2:5".parse().unwrap(), local).await;
-        assert_eq!((d.number(), d.passes()), (1, false));
-        let d = match_client(&c.client_rules, "127.0.0.3:5".parse().unwrap(), local).await;
-        assert_eq!((d.number(), d.passes()), (2, true));
+        let none = [AuthMethod::None];
         let d = match_client(
             &c.client_rules,
+            &none,
+            "127.0.0.2:5".parse().unwrap(),
+            local,
+            None,
+        )
+        .await;
+        assert_eq!((d.number(), d.passes()), (1, false));
+        let d = match_client(
+            &c.client_rules,
+            &none,
             "127.0.0.3:5".parse().unwrap(),
-            "127.0.0.1:1081".parse().unwrap(),
+            local,
+            None,
+        )
+        .await;
+        assert_eq!((d.number(), d.passes()), (2, true));
+        let other: SocketAddr = "127.0.0.1:1081".parse().unwrap();
+        let d = match_client(
+            &c.client_rules,
+            &none,
+            "127.0.0.3:5".parse().unwrap(),
+            other,
+            None,
         )
         .await;
         assert_eq!(d.number(), 0);
+        // A client rule naming users matches only a client its identd named.
+        let mut rules = c.client_rules.clone();
+        rules[1].users = Some(vec!["alice".into()]);
+        rules[1].clientmethods = Some(vec![AuthMethod::Rfc931]);
+        let client: SocketAddr = "127.0.0.3:5".parse().unwrap();
+        assert_eq!(
+            match_client(&rules[1..], &none, client, local, None)
+                .await
+                .number(),
+            0
+        );
+        assert_eq!(
+            match_client(&rules[1..], &none, client, local, Some("bob"))
+                .await
+                .number(),
+            0
+        );
+        assert_eq!(
+            match_client(&rules[1..], &none, client, local, Some("alice"))
+                .await
+                .number(),
+            2
+        );
     }
 }

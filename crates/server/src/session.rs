@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sockd_conf::{Protocol, ProxyProtocol, Rotation, Rule, SocksCommand, Via};
+use sockd_conf::{AuthMethod, Protocol, ProxyProtocol, Rotation, Rule, SocksCommand, Via};
 use socks_proto::{Command as WireCommand, ReplyCode, Target};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -18,7 +18,7 @@ use traffic_log::{Command, EndCause, Endpoint, Ends, Side, Summary};
 
 use crate::chain;
 use crate::connect::{connect, ConnectError};
-use crate::negotiate::{negotiate, reply, Negotiated, Refusal};
+use crate::negotiate::{negotiate, reply, Ident, Negotiated, Refusal};
 use crate::relay::{relay, Counters, Dir, RelayParams};
 use crate::rules::{match_client, match_socks, MatchError, RequestFacts, TargetAddrs};
 use crate::tlog::{client_side, ep, leg, only, target_ep, user_auth, RuleLog};
@@ -71,6 +71,8 @@ pub(crate) struct Granted<'a> {
     pub(crate) src: Side,
     /// `CLIENT PROXY-INT` for the client rule's lines.
     pub(crate) accept_side: Side,
+    /// The user the client's identd named at accept time (`clientmethod: rfc931`).
+    pub(crate) ident: Option<&'a str>,
 }
 
 impl Granted<'_> {
@@ -94,7 +96,32 @@ impl Session<'_> {
         let cfg = &self.run.config;
         let client_ep = ep(self.client);
         let accept_side = client_side(&client_ep, self.local);
-        let cdec = match_client(&cfg.client_rules, self.client, self.local).await;
+        let limit = cfg.timeouts.negotiate;
+        let mut ident = Ident {
+            client: self.client,
+            local: self.local,
+            limit: Duration::from_secs(if limit == 0 { 10 } else { limit.min(10) }),
+            answer: None,
+        };
+        let asks_ident = |m: &[AuthMethod]| m.contains(&AuthMethod::Rfc931);
+        let client_ident = if asks_ident(&cfg.clientmethods)
+            || cfg
+                .client_rules
+                .iter()
+                .any(|r| r.clientmethods.as_deref().is_some_and(asks_ident))
+        {
+            ident.get().await.as_ref().ok().cloned()
+        } else {
+            None
+        };
+        let cdec = match_client(
+            &cfg.client_rules,
+            &cfg.clientmethods,
+            self.client,
+            self.local,
+            client_ident.as_deref(),
+        )
+        .await;
         let clog = RuleLog::new(cdec.rule, Command::Accept, self.debug);
         if !cdec.passes() {
             clog.blocked(self.log, only(accept_side), None);
@@ -115,7 +142,12 @@ impl Session<'_> {
             .rule
             .and_then(|r| r.timeout_negotiate)
             .unwrap_or(cfg.timeouts.negotiate);
-        let handshake = negotiate(stream, &cfg.socksmethods, self.run.passwords.as_ref());
+        let handshake = negotiate(
+            stream,
+            &cfg.socksmethods,
+            self.run.passwords.as_ref(),
+            &mut ident,
+        );
         let neg = match self.limited(limit, "negotiate timeout", handshake).await {
             Ok(Ok(n)) => n,
             Ok(Err(refusal)) | Err(refusal) => {
@@ -164,7 +196,9 @@ impl Session<'_> {
         let tl_command = command_of(command);
 
         let src = client_side(
-            &client_ep.clone().with_auth(user_auth(neg.user.as_deref())),
+            &client_ep
+                .clone()
+                .with_auth(user_auth(neg.method, neg.user.as_deref())),
             self.local,
         );
         let facts = RequestFacts {
@@ -175,6 +209,7 @@ impl Session<'_> {
             method: neg.method,
             user: neg.user.as_deref(),
             version: neg.version,
+            ident: client_ident.as_deref(),
             check_to: command != SocksCommand::UdpAssociate,
         };
         let mut target_addrs = TargetAddrs::default();
@@ -221,6 +256,7 @@ impl Session<'_> {
             return;
         };
         let granted = Granted {
+            ident: client_ident.as_deref(),
             neg: &neg,
             rule,
             slog,

@@ -229,10 +229,10 @@ pub(crate) fn target_ep(t: &Target) -> Endpoint {
     }
 }
 
-/// `username%NAME@` for an authenticated user.
-pub(crate) fn user_auth(user: Option<&str>) -> Option<Auth> {
+/// `METHOD%NAME@` for a known user (`username%alice@`, `rfc931%root@`).
+pub(crate) fn user_auth(method: sockd_conf::AuthMethod, user: Option<&str>) -> Option<Auth> {
     user.map(|u| Auth {
-        method: "username".into(),
+        method: method.as_str().into(),
         name: traffic_log::vis::encode(u.as_bytes()),
     })
 }

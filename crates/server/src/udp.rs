@@ -372,6 +372,7 @@ impl Session<'_> {
             method: g.neg.method,
             user: g.neg.user.as_deref(),
             version: g.neg.version,
+            ident: g.ident,
             check_to: true,
         };
         let tl = if command == SocksCommand::UdpReply {

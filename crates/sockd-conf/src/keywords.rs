@@ -81,11 +81,11 @@ pub const KEYWORDS: &[Keyword] = &[
     kw("external.rotation", Global, Supported, "none | route | same-same",
        "How the external address is chosen: the first one (`none`), the kernel's route (`route`), or the address the client connected to (`same-same`).",
        "external.rotation: route"),
-    kw("clientmethod", Everywhere, Supported, "none",
-       "Methods for client rules, in order of preference. In a rule: the rule matches only clients that used one of these (so far every client uses `none`).",
+    kw("clientmethod", Everywhere, Supported, "none | rfc931 ...",
+       "Methods for client rules. With `rfc931` the client's identd (RFC 1413, port 113) is asked who owns the connection, before any SOCKS byte; a rule listing only `rfc931` matches only clients whose identd answered.",
        "clientmethod: none"),
-    kw("socksmethod", Everywhere, Supported, "none | username ...",
-       "Methods offered to SOCKS clients, preference first. `username` is RFC 1929 checked against `passwordfile`. With no socksmethod every request is refused. In a socks rule: the rule matches only sessions authenticated with one of these (not supported in client rules yet).",
+    kw("socksmethod", Everywhere, Supported, "none | username | rfc931 ...",
+       "Methods offered to SOCKS clients, preference first. `username` is RFC 1929 checked against `passwordfile`; `rfc931` accepts a client offering no authentication whose identd names its user (SOCKS4 clients too: 0x5C when identd cannot be reached, 0x5D when it names another user than the request's USERID). With no socksmethod every request is refused. In a socks rule: the rule matches only sessions authenticated with one of these (not supported in client rules yet).",
        "socksmethod: username none"),
     kw("method", Everywhere, Supported, "none | username ...",
        "Old name of `socksmethod` (of `clientmethod` in a client rule); accepted with a warning.",
@@ -138,8 +138,8 @@ pub const KEYWORDS: &[Keyword] = &[
     kw("protocol", SocksRule, Supported, "tcp udp",
        "The rule matches only these protocols.",
        "socks pass { from: 0/0 to: 0/0\nprotocol: tcp\n}"),
-    kw("user", SocksRule, Supported, "NAME ...",
-       "The rule matches only sessions authenticated as one of these users. (In client rules it needs rfc931, not supported yet.)",
+    kw("user", AnyRule, Supported, "NAME ...",
+       "The rule matches only sessions whose user is one of these: authenticated by `username`, or named by the client's identd with `rfc931` (the only way a client rule knows a user).",
        "socks pass { from: 0/0 to: 0/0\nuser: alice bob\n}"),
     kw("log", AnyRule, Supported, "connect disconnect data ioop|iooperation error",
        "What the rule logs, in Dante's traffic format: `connect` the start, `disconnect` the end-of-session summary, `ioop` each I/O operation, `data` each I/O operation with its payload, `error` failures.",
@@ -310,7 +310,7 @@ pub fn reference_markdown() -> String {
         row(&mut out, k);
     }
     out.push_str(
-        "\nValues not supported yet: methods `rfc931 gssapi pam.* bsdauth ldapauth`, `log: tcpinfo`.\n\n\
+        "\nValues not supported yet: methods `gssapi pam.* bsdauth ldapauth`, `log: tcpinfo`.\n\n\
          ## Embedded default\n\nWith no `-f` and no `/etc/ferrosocks.conf`, ferrosocks runs on:\n\n```\n",
     );
     out.push_str(crate::EMBEDDED_DEFAULT);

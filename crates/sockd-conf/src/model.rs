@@ -152,6 +152,8 @@ pub enum AuthMethod {
     None,
     /// `username` (RFC 1929 against `passwordfile:`)
     Username,
+    /// `rfc931`: the user name comes from the client's identd (RFC 1413)
+    Rfc931,
 }
 
 impl AuthMethod {
@@ -160,6 +162,7 @@ impl AuthMethod {
         match self {
             Self::None => "none",
             Self::Username => "username",
+            Self::Rfc931 => "rfc931",
         }
     }
 }

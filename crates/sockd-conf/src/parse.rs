@@ -543,14 +543,7 @@ impl Parser<'_> {
                     .push(self.diag(pos, "\"method\" is deprecated; use \"socksmethod\"".into()));
                 rule.socksmethods = Some(self.methods(&key, false)?);
             }
-            ("user", RuleKind::Client) => {
-                return Err(self.diag(
-                    pos,
-                    "\"user\" in a client rule is not supported yet (it needs clientmethod rfc931)"
-                        .into(),
-                ))
-            }
-            ("user", RuleKind::Socks) => {
+            ("user", _) => {
                 rule.users = Some(
                     self.list("a user name", &key)?
                         .into_iter()
@@ -756,10 +749,11 @@ impl Parser<'_> {
                     AuthMethod::Username
                 }
                 "username" => return Err(self.diag(pos, format!("method \"username\" is not valid for \"{key}\" (client rules see no SOCKS bytes; use socksmethod)"))),
-                "rfc931" | "gssapi" | "pam" | "pam.any" | "pam.address" | "pam.username" | "bsdauth" | "ldapauth" => {
+                "rfc931" => AuthMethod::Rfc931,
+                "gssapi" | "pam" | "pam.any" | "pam.address" | "pam.username" | "bsdauth" | "ldapauth" => {
                     return Err(self.diag(pos, format!("method \"{w}\" is not supported yet")))
                 }
-                _ => return Err(self.diag(pos, format!("unknown method \"{w}\" (expected none{})", if client { "" } else { " or username" }))),
+                _ => return Err(self.diag(pos, format!("unknown method \"{w}\" (expected none, rfc931{})", if client { "" } else { " or username" }))),
             };
             if !out.contains(&m) {
                 out.push(m);

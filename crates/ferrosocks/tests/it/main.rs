@@ -11,4 +11,5 @@ mod cli;
 mod clients;
 mod commands;
 mod control;
+mod ident;
 mod traffic_log;

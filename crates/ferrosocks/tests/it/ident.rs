@@ -45,7 +45,7 @@ fn rfc931_with_and_without_an_identd() {
     let echo = Helper::echo();
     let sconf = conf("connect disconnect error")
         .replace("socksmethod: none", "socksmethod: rfc931")
-        .replace("    log: connect disconnect error\n}\nsocks", &format!("    log: connect disconnect error\n}}\nsocks block {{\n    from: 0/0 to: 0/0\n    user: nobody-at-all\n    log: connect\n}}\nsocks"));
+        .replace("    log: connect disconnect error\n}\nsocks", "    log: connect disconnect error\n}\nsocks block {\n    from: 0/0 to: 0/0\n    user: nobody-at-all\n    log: connect\n}\nsocks");
     let p = Proxy::start(&sconf.replace(
         "socks pass {\n    from: 127.0.0.0/8 to: 0/0\n",
         &format!("socks pass {{\n    from: 127.0.0.0/8 to: 0/0\n    user: {me}\n"),

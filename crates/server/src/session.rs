@@ -239,15 +239,20 @@ impl Session<'_> {
                 .rule
                 .is_none()
                 .then_some("no rules matched; using default block rule");
-            let dst = Side(vec![Endpoint::unknown(), target_ep(&req.target)]);
-            slog.blocked(
-                self.log,
+            // A UDP request names the client's UDP address, not a target (seed §4.9).
+            let ends = if command == SocksCommand::UdpAssociate {
+                let unknown = || Endpoint::unknown();
+                Ends {
+                    src: Side(vec![target_ep(&req.target), unknown()]),
+                    dst: Some(Side(vec![unknown(), unknown()])),
+                }
+            } else {
                 Ends {
                     src,
-                    dst: Some(dst),
-                },
-                reason.map(String::from),
-            );
+                    dst: Some(Side(vec![Endpoint::unknown(), target_ep(&req.target)])),
+                }
+            };
+            slog.blocked(self.log, ends, reason.map(String::from));
             let why = match reason {
                 Some(r) => format!("blocked by higher-level socks-rule #{}: {r}", sdec.number()),
                 None => format!("blocked by higher-level socks-rule #{}", sdec.number()),

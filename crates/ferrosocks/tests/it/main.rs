@@ -12,4 +12,5 @@ mod clients;
 mod commands;
 mod control;
 mod ident;
+mod seed;
 mod traffic_log;

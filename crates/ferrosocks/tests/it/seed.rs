@@ -1,0 +1,175 @@
+//! The seed's transaction types (§4.1–4.11) not covered elsewhere, each as a golden
+//! transcript in Dante 1.4's form: the client-rule block, a blocked BIND, chaining, a
+//! connect timeout, a blocked UDP ASSOCIATE, and blocked udpreply datagrams. (§4.3,
+//! 4.4, 4.5, 4.6 and 4.10 are in bind.golden, bind-blocked-and-timeout.golden,
+//! variants.golden and udp-pysocks.golden.)
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use crate::support::*;
+
+fn records_of(p: &Proxy, known: &[(u16, &str)]) -> String {
+    let mut k = known.to_vec();
+    k.push((p.addr.port(), "PROXY"));
+    normalize(&p.records(), &k)
+}
+
+#[test]
+fn s4_1_connection_blocked_before_socks() {
+    let p = Proxy::start(&conf("connect").replace("client pass", "client block"));
+    assert_eq!(Raw::connect(p.addr).read_to_close(), b"");
+    p.wait_for("the block", |m| m.contains("tcp/accept ]:"));
+    assert_golden("seed-4.1.golden", &records_of(&p, &[]));
+}
+
+#[test]
+fn s4_2_blocked_bind() {
+    let conf = conf("connect disconnect").replace("socks pass {", "socks block {\n    from: 0/0 to: 0/0\n    command: bind\n    log: connect\n}\nsocks pass {");
+    let p = Proxy::start(&conf);
+    let mut c = Raw::connect(p.addr);
+    c.send(&[5, 1, 0]);
+    assert_eq!(c.read_exact(2), [5, 0]);
+    c.send(&[5, 2, 0, 1, 127, 0, 0, 1, 0x1f, 0x90]);
+    assert_eq!(c.read_exact(2), [5, 0x02]);
+    p.wait_for("the client line", |m| m.contains("tcp/accept ]:"));
+    assert_golden("seed-4.2.golden", &records_of(&p, &[]));
+}
+
+#[test]
+fn s4_7_connect_via_server_chaining() {
+    let echo = Helper::echo();
+    let upstream = Proxy::start(&conf("connect"));
+    let p = Proxy::start(&format!(
+        "{}route {{\n    from: 0/0 to: 0/0 via: 127.0.0.1 port = {}\n    proxyprotocol: socks_v5\n}}\n",
+        conf("connect disconnect ioop"),
+        upstream.addr.port()
+    ));
+    let (mut c, reply) = Raw::connect_v4(p.addr, echo.addr);
+    assert_eq!(reply[1], 0);
+    c.send(b"4444");
+    assert_eq!(c.read_exact(4), b"4444");
+    c.0.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(c.read_to_close().is_empty());
+    p.wait_for("the summary", |m| m.contains("tcp/accept ]:"));
+    assert_golden(
+        "seed-4.7.golden",
+        &records_of(
+            &p,
+            &[
+                (echo.addr.port(), "TARGET"),
+                (upstream.addr.port(), "NEXTPROXY"),
+            ],
+        ),
+    );
+}
+
+#[test]
+fn s4_8_connect_timeout() {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.listen(0).unwrap();
+    let target = sock.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&target.into());
+        fillers.push(s);
+    }
+    #[allow(clippy::disallowed_methods)]
+    std::thread::sleep(Duration::from_millis(200));
+    let p = Proxy::start(
+        &conf("connect disconnect error")
+            .replace("socksmethod: none", "socksmethod: none\ntimeout.connect: 1"),
+    );
+    let (_, reply) = Raw::connect_v4(p.addr, target);
+    assert_eq!(reply[1], 0x06);
+    p.wait_for("the client summary", |m| m.contains("tcp/accept ]:"));
+    assert_golden(
+        "seed-4.8.golden",
+        &records_of(&p, &[(target.port(), "TARGET")]),
+    );
+}
+
+fn associate(proxy: SocketAddr, declared: SocketAddr) -> (Raw, Vec<u8>) {
+    let mut c = Raw::connect(proxy);
+    c.send(&[5, 1, 0]);
+    assert_eq!(c.read_exact(2), [5, 0]);
+    let SocketAddr::V4(d) = declared else {
+        panic!()
+    };
+    let mut req = vec![5, 3, 0, 1];
+    req.extend_from_slice(&d.ip().octets());
+    req.extend_from_slice(&d.port().to_be_bytes());
+    c.send(&req);
+    let r = c.read_exact(10);
+    (c, r)
+}
+
+#[test]
+fn s4_9_blocked_udp_associate() {
+    let conf = conf("connect disconnect").replace("socks pass {", "socks block {\n    from: 0/0 to: 0/0\n    command: udpassociate\n    log: connect\n}\nsocks pass {");
+    let p = Proxy::start(&conf);
+    let (_c, reply) = associate(p.addr, "0.0.0.0:0".parse().unwrap());
+    assert_eq!(reply[1], 0x02);
+    p.wait_for("the client line", |m| m.contains("tcp/accept ]:"));
+    assert_golden("seed-4.9.golden", &records_of(&p, &[]));
+}
+
+#[test]
+fn s4_11_udp_associate_with_blocked_udpreply() {
+    let target = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tport = target.local_addr().unwrap().port();
+    let conf = conf("connect disconnect ioop").replace(
+        "socks pass {",
+        "socks block {\n    from: 0/0 to: 0/0\n    command: udpreply\n    log: connect ioop\n}\nsocks pass {",
+    );
+    let p = Proxy::start(&conf.replace(
+        "socks pass {\n    from: 127.0.0.0/8 to: 0/0\n",
+        "socks pass {\n    from: 127.0.0.0/8 to: 0/0\n    udp.portrange: 40000-40999\n",
+    ));
+    let me = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (ctl, reply) = associate(p.addr, me.local_addr().unwrap());
+    assert_eq!(reply[1], 0);
+    let relay = SocketAddr::from((
+        [reply[4], reply[5], reply[6], reply[7]],
+        u16::from_be_bytes([reply[8], reply[9]]),
+    ));
+    target
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    me.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut dgram = vec![0, 0, 0, 1, 127, 0, 0, 1];
+    dgram.extend_from_slice(&tport.to_be_bytes());
+    dgram.extend_from_slice(b"ping");
+    let mut pext = 0;
+    // As in the seed: three tries, each reply blocked.
+    for _ in 0..3 {
+        me.send_to(&dgram, relay).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = target.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ping");
+        pext = from.port();
+        target.send_to(b"pong", from).unwrap();
+        assert!(
+            me.recv_from(&mut buf).is_err(),
+            "a blocked reply reached the client"
+        );
+    }
+    assert!(
+        (40000..=40999).contains(&pext),
+        "udp.portrange not honoured: {pext}"
+    );
+    drop(ctl);
+    p.wait_for("the client summary", |m| m.contains("tcp/accept ]:"));
+    let known = [
+        (tport, "TARGET"),
+        (pext, "PROXY-EXT"),
+        (relay.port(), "PROXY-INTUDP"),
+        (me.local_addr().unwrap().port(), "CLIENT-UDP"),
+    ];
+    assert_golden("seed-4.11.golden", &records_of(&p, &known));
+}

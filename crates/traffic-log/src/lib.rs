@@ -13,6 +13,7 @@
 //! to names and logged data.
 #![forbid(unsafe_code)]
 
+pub mod json;
 pub mod parse;
 pub mod prefix;
 pub mod record;

@@ -33,6 +33,9 @@ pub enum ParseError {
     /// A summary does not have the `W -> SIDE -> R` shape.
     #[error("bad session summary {0:?}")]
     Summary(String),
+    /// A JSON record lacks a field or has one of the wrong type.
+    #[error("bad JSON traffic record: field {0:?}")]
+    Json(String),
 }
 
 impl Record {

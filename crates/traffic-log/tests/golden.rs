@@ -18,6 +18,16 @@ fn assert_round_trip(origin: &str, lineno: usize, record: &str) -> Record {
         .unwrap_or_else(|e| panic!("{origin}:{lineno}: does not parse: {e}\n  {record}"));
     let again = parsed.to_string();
     assert_eq!(again, record, "{origin}:{lineno}: formats differently");
+    // The JSON form rebuilds the same line.
+    let json = parsed.to_json();
+    let text = serde_json::to_string(&json).unwrap();
+    let back = Record::from_json(&serde_json::from_str(&text).unwrap())
+        .unwrap_or_else(|e| panic!("{origin}:{lineno}: JSON does not rebuild: {e}\n  {text}"));
+    assert_eq!(
+        back.to_string(),
+        record,
+        "{origin}:{lineno}: JSON rebuilds differently"
+    );
     parsed
 }
 

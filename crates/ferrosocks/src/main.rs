@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use server::control::{drop_privileges, log_routes, serve_until_stopped, ReloadSource};
+use server::control::{drop_privileges, log_config, serve_until_stopped, ReloadSource};
 use server::{listen, load_config, RunConfig, Server, VERSION_LINE};
 
 /// Exit status for a configuration that does not parse or cannot be used (sysexits EX_USAGE).
@@ -126,7 +126,7 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
     let logger = logsys::Logger::start(
         "ferrosocks",
         std::process::id(),
-        log_routes(&run.config, cli.debug),
+        log_config(&run, cli.debug),
     );
     for w in &warnings {
         logger.warning(w.clone());

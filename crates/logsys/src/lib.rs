@@ -1,33 +1,38 @@
 //! The log router: everything ferrosocks says goes through here.
 //!
-//! This crate owns where messages go. A [`Logger`] is a cheap, cloneable handle; calling
-//! it stamps the message with the time and hands it to one writer thread over an
-//! unbounded channel, so the data path never waits on a disk, a pipe or syslog, and no
-//! message is ever dropped to make room (the queue grows instead; its depth is visible
-//! in [`Logger::queued`]). The writer applies Dante's routing rules:
+//! This crate owns where messages go. Every record has a [`Subsystem`] and a [`Level`]
+//! (ircu's model); each subsystem has its own threshold, optional file, syslog facility
+//! and operator flag ([`SubsystemConfig`]). Dante's routing stays on top: every record
+//! that passes its subsystem's threshold goes to every `logoutput` sink, warnings and
+//! worse also to every `errorlog` sink. OpenVPN's `verb` sets the thresholds of every
+//! subsystem not configured on its own, `mute` suppresses repeats, and a sink writes text
+//! (Dante's line format) or JSON lines.
 //!
-//! - every message goes to every `logoutput` sink;
-//! - messages of level warning or worse also go to every `errorlog` sink;
-//! - debug messages are dropped unless the debug level is above 0;
-//! - before any sink is configured, warnings and worse go to stderr.
-//!
-//! Sinks are files (opened for append, one `write(2)` per line, reopened on
-//! [`Logger::reopen`] so logrotate works), stdout, stderr and the local syslog socket
-//! `/dev/log`. A sink that fails is reported once on the other sinks (or stderr), retried
-//! with each later message, and its recovery is reported too.
+//! Layout: [`Logger`] is a cheap, cloneable handle; a call checks the subsystem's
+//! threshold (an atomic), stamps the time and hands the record to the router thread over
+//! an unbounded channel, so the data path never waits on I/O. The router (`router.rs`)
+//! formats each record once and passes it to the sinks it is routed to; every sink
+//! (`sink.rs`) has its own thread and a bounded queue, so one stalled sink (a full disk, a
+//! FIFO nobody reads) never holds up the others. When a sink's queue is full its lines
+//! are dropped *and counted*, and the stall, the count and the recovery are reported on
+//! the other sinks: no line is lost silently. See docs/logging.md.
 
+mod format;
+mod level;
+mod router;
 mod sink;
-mod writer;
 
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-pub use traffic_log::Level;
+pub use level::{Level, Subsystem};
+pub use router::OperatorRecord;
 
-/// Where messages can be sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a sink writes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// The local syslog socket, with a facility code (0–23).
     Syslog { facility: u8 },
@@ -36,18 +41,143 @@ pub enum Target {
     /// Standard error.
     Stderr,
     /// A file, opened for append.
-    File(std::path::PathBuf),
+    File(PathBuf),
 }
 
-/// The routing: Dante's `logoutput`, `errorlog` and `debug`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Routes {
-    /// Every message.
-    pub logoutput: Vec<Target>,
-    /// Warnings and worse, in addition.
-    pub errorlog: Vec<Target>,
-    /// 0 drops debug messages; 1 and 2 keep them.
+/// How a sink writes records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Format {
+    /// Dante's line: `Mon DD HH:MM:SS (secs.usec) ferrosocks[pid]: level: text`.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A sink: where and how.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SinkSpec {
+    /// Where.
+    pub target: Target,
+    /// How (syslog sinks always write text).
+    pub format: Format,
+}
+
+impl SinkSpec {
+    /// A text sink.
+    pub fn text(target: Target) -> Self {
+        Self {
+            target,
+            format: Format::Text,
+        }
+    }
+}
+
+/// A subsystem's syslog facility.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Facility {
+    /// `none`: not sent to syslog on its own (the default).
+    #[default]
+    None,
+    /// `default`: the `log.default.facility`.
+    Default,
+    /// A facility code.
+    Code(u8),
+}
+
+/// One subsystem's routing; `None` fields take the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SubsystemConfig {
+    /// `log.<subsystem>.level`.
+    pub level: Option<Level>,
+    /// `log.<subsystem>.file`.
+    pub file: Option<PathBuf>,
+    /// `log.<subsystem>.facility`.
+    pub facility: Facility,
+    /// `log.<subsystem>.operators`.
+    pub operators: Option<bool>,
+}
+
+/// The whole routing configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Dante's `logoutput`: every record.
+    pub logoutput: Vec<SinkSpec>,
+    /// Dante's `errorlog`: warnings and worse, in addition.
+    pub errorlog: Vec<SinkSpec>,
+    /// Dante's `debug` (or `-d`): above 0, every subsystem not set on its own shows debug.
     pub debug: u8,
+    /// Per subsystem, indexed by [`Subsystem::index`].
+    pub subsystems: Vec<SubsystemConfig>,
+    /// `log.default.facility` (default 3, daemon).
+    pub default_facility: u8,
+    /// OpenVPN's `verb`, if set.
+    pub verb: Option<u8>,
+    /// OpenVPN's `mute` (0: off).
+    pub mute: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            logoutput: Vec::new(),
+            errorlog: Vec::new(),
+            debug: 0,
+            subsystems: vec![SubsystemConfig::default(); Subsystem::ALL.len()],
+            default_facility: 3,
+            verb: None,
+            mute: 0,
+        }
+    }
+}
+
+impl LogConfig {
+    /// The threshold of a subsystem (`None`: off): its own level, else debug, else verb,
+    /// else the subsystem's default.
+    pub fn threshold(&self, sub: Subsystem) -> Option<Level> {
+        if let Some(l) = self.subsystems.get(sub.index()).and_then(|c| c.level) {
+            return Some(l);
+        }
+        if self.debug > 0 {
+            return Some(Level::Debug);
+        }
+        if let Some(v) = self.verb {
+            return Some(Level::for_verb(v));
+        }
+        sub.default_level()
+    }
+
+    /// Whether a subsystem's records go to subscribed operators.
+    pub fn operators(&self, sub: Subsystem) -> bool {
+        self.subsystems
+            .get(sub.index())
+            .and_then(|c| c.operators)
+            .unwrap_or_else(|| sub.default_operators())
+    }
+}
+
+/// What a record carries.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// A message.
+    Text(String),
+    /// A Dante traffic record (its text is the record's line).
+    Traffic(traffic_log::Record),
+}
+
+/// One record on its way to the router.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// When it was logged.
+    pub time: SystemTime,
+    /// Severity.
+    pub level: Level,
+    /// Where from.
+    pub subsystem: Subsystem,
+    /// Repeats of the same non-zero category are subject to `mute`.
+    pub category: u32,
+    /// What.
+    pub payload: Payload,
 }
 
 /// A handle to the log router. Clone it freely.
@@ -56,104 +186,198 @@ pub struct Logger {
     inner: Arc<Inner>,
 }
 
+const OFF: u8 = u8::MAX;
+
 struct Inner {
-    tx: mpsc::Sender<writer::Msg>,
+    tx: mpsc::Sender<router::Msg>,
+    /// Threshold per subsystem: a [`Level`] index, or [`OFF`].
+    thresholds: [AtomicU8; 14],
     debug: AtomicU8,
+    verb: AtomicU8,
+    mute: AtomicU32,
     queued: AtomicUsize,
+    config: Mutex<LogConfig>,
 }
 
 impl Logger {
-    /// Starts the writer thread. `program` and `pid` go in every line prefix.
-    pub fn start(program: &str, pid: u32, routes: Routes) -> Self {
+    /// Starts the router thread. `program` and `pid` go in every line.
+    pub fn start(program: &str, pid: u32, config: LogConfig) -> Self {
         let (tx, rx) = mpsc::channel();
         let inner = Arc::new(Inner {
-            tx,
-            debug: AtomicU8::new(routes.debug),
+            tx: tx.clone(),
+            thresholds: std::array::from_fn(|_| AtomicU8::new(OFF)),
+            debug: AtomicU8::new(0),
+            verb: AtomicU8::new(OFF),
+            mute: AtomicU32::new(0),
             queued: AtomicUsize::new(0),
+            config: Mutex::new(config.clone()),
         });
-        let queue_depth = Arc::clone(&inner);
+        let logger = Self { inner };
+        logger.store_thresholds(&config);
         let program = program.to_owned();
-        std::thread::Builder::new()
-            .name("log-writer".into())
-            .spawn(move || writer::run(program, pid, routes, rx, &queue_depth.queued))
-            .map_or_else(
-                |e| eprintln!("ferrosocks: cannot start the log writer: {e}"),
-                drop,
-            );
-        Self { inner }
+        let shared = Arc::clone(&logger.inner);
+        let spawned = std::thread::Builder::new()
+            .name("log-router".into())
+            .spawn(move || router::run(program, pid, config, rx, tx, &shared.queued));
+        if let Err(e) = spawned {
+            eprintln!("ferrosocks: cannot start the log router: {e}");
+        }
+        // Every sink is open when this returns (privileges may be dropped next).
+        logger.flush();
+        logger
     }
 
-    /// Logs `msg` at `level`.
-    pub fn log(&self, level: Level, msg: impl Into<String>) {
-        if level == Level::Debug && !self.debug_enabled() {
-            return;
+    fn store_thresholds(&self, c: &LogConfig) {
+        for s in Subsystem::ALL {
+            let t = c.threshold(s).map_or(OFF, |l| l as u8);
+            self.inner.thresholds[s.index()].store(t, Ordering::Relaxed);
         }
-        self.send(writer::Msg::Line {
+        self.inner.debug.store(c.debug, Ordering::Relaxed);
+        self.inner
+            .verb
+            .store(c.verb.unwrap_or(OFF), Ordering::Relaxed);
+        self.inner.mute.store(c.mute, Ordering::Relaxed);
+    }
+
+    /// Whether a record of `level` in `sub` would be written: check before building an
+    /// expensive message.
+    pub fn enabled(&self, sub: Subsystem, level: Level) -> bool {
+        let t = self.inner.thresholds[sub.index()].load(Ordering::Relaxed);
+        t != OFF && (level as u8) <= t
+    }
+
+    /// Logs a message.
+    pub fn at(&self, sub: Subsystem, level: Level, msg: impl Into<String>) {
+        self.categorized(sub, level, 0, msg);
+    }
+
+    /// Logs a message whose repeats `mute` may suppress (`category` ≠ 0 names the kind).
+    pub fn categorized(&self, sub: Subsystem, level: Level, category: u32, msg: impl Into<String>) {
+        if self.enabled(sub, level) {
+            self.send_entry(sub, level, category, Payload::Text(msg.into()));
+        }
+    }
+
+    /// Logs a traffic record (never muted).
+    pub fn traffic(&self, sub: Subsystem, level: Level, record: traffic_log::Record) {
+        if self.enabled(sub, level) {
+            self.send_entry(sub, level, 0, Payload::Traffic(record));
+        }
+    }
+
+    fn send_entry(&self, subsystem: Subsystem, level: Level, category: u32, payload: Payload) {
+        let entry = Entry {
             time: SystemTime::now(),
             level,
-            text: msg.into(),
-        });
+            subsystem,
+            category,
+            payload,
+        };
+        self.send(router::Msg::Entry(Box::new(entry)));
     }
 
-    /// Whether debug messages are kept (debug level above 0).
+    /// SYSTEM at info.
+    pub fn info(&self, msg: impl Into<String>) {
+        self.at(Subsystem::SYSTEM, Level::Info, msg);
+    }
+
+    /// SYSTEM at warning.
+    pub fn warning(&self, msg: impl Into<String>) {
+        self.at(Subsystem::SYSTEM, Level::Warning, msg);
+    }
+
+    /// SYSTEM at error.
+    pub fn error(&self, msg: impl Into<String>) {
+        self.at(Subsystem::SYSTEM, Level::Error, msg);
+    }
+
+    /// DEBUG at debug.
+    pub fn debug(&self, msg: impl Into<String>) {
+        self.at(Subsystem::DEBUG, Level::Debug, msg);
+    }
+
+    /// Whether the DEBUG subsystem is on.
     pub fn debug_enabled(&self) -> bool {
-        self.inner.debug.load(Ordering::Relaxed) > 0
+        self.enabled(Subsystem::DEBUG, Level::Debug)
     }
 
-    /// The debug level.
+    /// Dante's debug level (0–2).
     pub fn debug_level(&self) -> u8 {
         self.inner.debug.load(Ordering::Relaxed)
     }
 
-    /// Logs at info.
-    pub fn info(&self, msg: impl Into<String>) {
-        self.log(Level::Info, msg);
-    }
-
-    /// Logs at warning.
-    pub fn warning(&self, msg: impl Into<String>) {
-        self.log(Level::Warning, msg);
-    }
-
-    /// Logs at error.
-    pub fn error(&self, msg: impl Into<String>) {
-        self.log(Level::Error, msg);
-    }
-
-    /// Logs at debug (dropped unless debug is on).
-    pub fn debug(&self, msg: impl Into<String>) {
-        self.log(Level::Debug, msg);
-    }
-
     /// Replaces the routing (configuration reload); files are opened anew.
-    pub fn set_routes(&self, routes: Routes) {
-        self.inner.debug.store(routes.debug, Ordering::Relaxed);
-        self.send(writer::Msg::Routes(routes));
+    pub fn set_config(&self, config: LogConfig) {
+        self.store_thresholds(&config);
+        *self.inner.config.lock().unwrap_or_else(|p| p.into_inner()) = config.clone();
+        self.send(router::Msg::Config(Box::new(config)));
+    }
+
+    /// The routing in force.
+    pub fn config(&self) -> LogConfig {
+        self.inner
+            .config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The verbosity in force, if set.
+    pub fn verb(&self) -> Option<u8> {
+        Some(self.inner.verb.load(Ordering::Relaxed)).filter(|&v| v != OFF)
+    }
+
+    /// Changes the verbosity at run time (what the management `verb N` will call).
+    pub fn set_verb(&self, verb: Option<u8>) {
+        let mut c = self.config();
+        c.verb = verb;
+        self.set_config(c);
+    }
+
+    /// The mute setting in force.
+    pub fn mute(&self) -> u32 {
+        self.inner.mute.load(Ordering::Relaxed)
+    }
+
+    /// Changes `mute` at run time.
+    pub fn set_mute(&self, mute: u32) {
+        let mut c = self.config();
+        c.mute = mute;
+        self.set_config(c);
+    }
+
+    /// Subscribes an operator to the subsystems in `mask` (bit = [`Subsystem::index`]) at
+    /// `level` and worse; records of subsystems whose `operators` flag is on arrive on
+    /// the returned channel.
+    pub fn subscribe(&self, mask: u32, level: Level) -> mpsc::Receiver<OperatorRecord> {
+        let (tx, rx) = mpsc::channel();
+        self.send(router::Msg::Subscribe { mask, level, tx });
+        rx
     }
 
     /// Closes and reopens every file sink (after logrotate moved the files).
     pub fn reopen(&self) {
-        self.send(writer::Msg::Reopen);
+        self.send(router::Msg::Reopen);
     }
 
-    /// Waits until every message logged before this call has been written.
+    /// Waits (up to 10 s) until every record logged before this call has been handed to
+    /// its sinks and written.
     pub fn flush(&self) {
         let (tx, rx) = mpsc::channel();
-        self.send(writer::Msg::Flush(tx));
+        self.send(router::Msg::Flush(tx));
         let _ = rx.recv_timeout(std::time::Duration::from_secs(10));
     }
 
-    /// How many messages wait to be written.
+    /// Records waiting for the router.
     pub fn queued(&self) -> usize {
         self.inner.queued.load(Ordering::Relaxed)
     }
 
-    fn send(&self, msg: writer::Msg) {
+    fn send(&self, msg: router::Msg) {
         self.inner.queued.fetch_add(1, Ordering::Relaxed);
-        // If the writer thread is gone (it could not start), write here instead.
-        if let Err(mpsc::SendError(writer::Msg::Line { level, text, .. })) = self.inner.tx.send(msg)
-        {
-            eprintln!("{}: {text}", level.as_str());
+        // If the router is gone (it could not start), write here instead.
+        if let Err(mpsc::SendError(router::Msg::Entry(e))) = self.inner.tx.send(msg) {
+            eprintln!("{}: {}", e.level, format::message(&e.payload));
         }
     }
 }

@@ -1,103 +1,190 @@
-//! One place messages are written to, and what happens when it fails.
+//! Sinks: one thread and one bounded queue each, and what happens when one fails.
+//!
+//! The router never blocks on a sink: it `try_send`s. A full queue means the sink is
+//! stalled (a FIFO nobody reads, a hung NFS mount); its lines are dropped and counted,
+//! and the router reports the stall at once and the count when the sink takes lines
+//! again. A write that fails (disk full, directory gone, no syslog socket) is reported
+//! once by the sink thread, retried with every later line (files are reopened, the
+//! syslog socket reconnected), and its recovery is reported with the number of lines
+//! that could not be written meanwhile.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
 
-use traffic_log::Level;
+use crate::router::{Msg, SINK_QUEUE};
+use crate::{Level, SinkSpec, Target};
 
-use crate::Target;
+/// One formatted line for a sink.
+pub(crate) struct SinkLine {
+    pub(crate) line: Arc<str>,
+    /// Length of the Dante prefix at the start of `line` (for syslog, which drops part of it).
+    pub(crate) prefix_len: usize,
+    pub(crate) level: Level,
+}
 
-/// The local syslog socket; `FERROSOCKS_SYSLOG_SOCKET` names another one (for tests
-/// and chroots).
+enum SinkMsg {
+    Line(SinkLine),
+    Reopen,
+    Flush(mpsc::Sender<()>),
+}
+
+/// The router's end of a sink.
+pub(crate) struct SinkHandle {
+    pub(crate) spec: SinkSpec,
+    tx: SyncSender<SinkMsg>,
+    dropped: u64,
+    stalled: bool,
+    healthy: Arc<AtomicBool>,
+}
+
+impl SinkHandle {
+    pub(crate) fn open(
+        spec: SinkSpec,
+        index: usize,
+        generation: u64,
+        router: mpsc::Sender<Msg>,
+    ) -> Self {
+        let (tx, rx) = mpsc::sync_channel(SINK_QUEUE);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let mut writer = Writer::new(spec.target.clone(), Arc::clone(&healthy));
+        let name = format!("log-sink-{index}");
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            while let Ok(msg) = rx.recv() {
+                match msg {
+                    SinkMsg::Line(l) => {
+                        if let Some(report) = writer.write(&l) {
+                            let _ = router.send(Msg::SinkReport(index, generation, report));
+                        }
+                    }
+                    SinkMsg::Reopen => writer.reopen(),
+                    SinkMsg::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            eprintln!("ferrosocks: cannot start a log sink thread: {e}");
+        }
+        Self {
+            spec,
+            tx,
+            dropped: 0,
+            stalled: false,
+            healthy,
+        }
+    }
+
+    pub(crate) fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed) && !self.stalled
+    }
+
+    pub(crate) fn name(&self) -> String {
+        describe(&self.spec.target)
+    }
+
+    /// Queues a line; returns a report when the sink stalls or resumes.
+    pub(crate) fn send(&mut self, line: SinkLine) -> Option<String> {
+        match self.tx.try_send(SinkMsg::Line(line)) {
+            Ok(()) if self.stalled => {
+                self.stalled = false;
+                let n = std::mem::take(&mut self.dropped);
+                Some(format!(
+                    "{} takes lines again; {n} line(s) were dropped for it while it was stalled",
+                    self.name()
+                ))
+            }
+            Ok(()) => None,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped += 1;
+                (!std::mem::replace(&mut self.stalled, true)).then(|| {
+                    format!("{} is stalled ({SINK_QUEUE} lines waiting): lines for it are dropped and counted until it catches up", self.name())
+                })
+            }
+        }
+    }
+
+    pub(crate) fn reopen(&mut self) {
+        let _ = self.tx.try_send(SinkMsg::Reopen);
+    }
+
+    /// Waits until the sink has written what it was given, for at most `limit`.
+    pub(crate) fn flush(&mut self, limit: Duration) {
+        let (tx, rx) = mpsc::channel();
+        if self.tx.try_send(SinkMsg::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(limit);
+        }
+    }
+}
+
+fn describe(t: &Target) -> String {
+    match t {
+        Target::Stdout => "stdout".into(),
+        Target::Stderr => "stderr".into(),
+        Target::File(p) => format!("log file {}", p.display()),
+        Target::Syslog { facility } => format!(
+            "syslog socket {} (facility {facility})",
+            dev_log().display()
+        ),
+    }
+}
+
+/// The local syslog socket; `FERROSOCKS_SYSLOG_SOCKET` names another one (chroots, tests).
 fn dev_log() -> PathBuf {
     std::env::var_os("FERROSOCKS_SYSLOG_SOCKET")
         .map_or_else(|| PathBuf::from("/dev/log"), PathBuf::from)
 }
 
-pub(crate) struct Sink {
-    kind: Kind,
-    /// Set while the sink is failing: the error, reported once.
+/// The sink thread's side: writing, failing, recovering.
+struct Writer {
+    target: Target,
+    file: Option<File>,
+    sock: Option<UnixDatagram>,
+    /// Set while failing: the first error, reported once.
     failing: Option<String>,
-    /// Lines that could not be written while failing.
     lost: u64,
+    healthy: Arc<AtomicBool>,
 }
 
-enum Kind {
-    Stdout,
-    Stderr,
-    File {
-        path: PathBuf,
-        file: Option<File>,
-    },
-    Syslog {
-        facility: u8,
-        sock: Option<UnixDatagram>,
-    },
-}
-
-impl Sink {
-    pub(crate) fn open(target: &Target) -> Self {
-        let kind = match target {
-            Target::Stdout => Kind::Stdout,
-            Target::Stderr => Kind::Stderr,
-            Target::File(path) => Kind::File {
-                path: path.clone(),
-                file: None,
-            },
-            Target::Syslog { facility } => Kind::Syslog {
-                facility: *facility,
-                sock: None,
-            },
-        };
-        let mut s = Self {
-            kind,
+impl Writer {
+    fn new(target: Target, healthy: Arc<AtomicBool>) -> Self {
+        let mut w = Self {
+            target,
+            file: None,
+            sock: None,
             failing: None,
             lost: 0,
+            healthy,
         };
-        s.reopen();
-        s
+        w.reopen();
+        w
     }
 
-    pub(crate) fn is_healthy(&self) -> bool {
-        self.failing.is_none()
-    }
-
-    pub(crate) fn reopen(&mut self) {
-        match &mut self.kind {
-            Kind::File { path, file } => {
-                *file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&*path)
-                    .ok();
-            }
-            Kind::Syslog { sock, .. } => *sock = connect_syslog(),
-            Kind::Stdout | Kind::Stderr => {}
+    fn reopen(&mut self) {
+        match &self.target {
+            Target::File(p) => self.file = open_append(p).ok(),
+            Target::Syslog { .. } => self.sock = connect_syslog(),
+            Target::Stdout | Target::Stderr => {}
         }
     }
 
-    fn name(&self) -> String {
-        match &self.kind {
-            Kind::Stdout => "stdout".into(),
-            Kind::Stderr => "stderr".into(),
-            Kind::File { path, .. } => format!("log file {}", path.display()),
-            Kind::Syslog { .. } => format!("syslog socket {}", dev_log().display()),
-        }
-    }
-
-    /// Writes one line (`line` with prefix and newline; `prefix` to strip for syslog).
-    /// Returns a message to report when the sink starts failing or recovers.
-    pub(crate) fn write(&mut self, line: &str, prefix: &str, level: Level) -> Option<String> {
-        let result = self.try_write(line, prefix, level);
-        match (result, self.failing.take()) {
+    fn write(&mut self, l: &SinkLine) -> Option<String> {
+        let result = self.try_write(l);
+        let report = match (result, self.failing.take()) {
             (Ok(()), None) => None,
             (Ok(()), Some(err)) => {
                 let lost = std::mem::take(&mut self.lost);
                 Some(format!(
                     "{} works again after failing ({err}); {lost} line(s) could not be written to it meanwhile",
-                    self.name()
+                    describe(&self.target)
                 ))
             }
             (Err(e), was) => {
@@ -107,48 +194,69 @@ impl Sink {
                 first.then(|| {
                     format!(
                         "cannot write to {}: {e}; will retry with each line",
-                        self.name()
+                        describe(&self.target)
                     )
                 })
             }
-        }
+        };
+        self.healthy
+            .store(self.failing.is_none(), Ordering::Relaxed);
+        report
     }
 
-    fn try_write(&mut self, line: &str, prefix: &str, level: Level) -> std::io::Result<()> {
-        match &mut self.kind {
-            Kind::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
-            Kind::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
-            Kind::File { path, file } => {
-                if file.is_none() {
-                    *file = Some(OpenOptions::new().create(true).append(true).open(&*path)?);
+    fn try_write(&mut self, l: &SinkLine) -> std::io::Result<()> {
+        match &self.target {
+            Target::Stdout => std::io::stdout().lock().write_all(l.line.as_bytes()),
+            Target::Stderr => std::io::stderr().lock().write_all(l.line.as_bytes()),
+            Target::File(p) => {
+                if self.file.is_none() {
+                    self.file = Some(open_append(p)?);
                 }
-                let f = file.as_mut().expect("opened just above");
-                let r = f.write_all(line.as_bytes());
+                let f = self.file.as_mut().expect("opened just above");
+                let r = f.write_all(l.line.as_bytes());
                 if r.is_err() {
-                    // Reopen on the next line: the file may have been replaced or the disk freed.
-                    *file = None;
+                    // Reopen with the next line: the file may be replaced or the disk freed.
+                    self.file = None;
                 }
                 r
             }
-            Kind::Syslog { facility, sock } => {
-                if sock.is_none() {
-                    *sock = connect_syslog();
+            Target::Syslog { facility } => {
+                if self.sock.is_none() {
+                    self.sock = connect_syslog();
                 }
-                let Some(s) = sock.as_ref() else {
+                let Some(s) = self.sock.as_ref() else {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::NotConnected,
                         format!("cannot connect to {}", dev_log().display()),
                     ));
                 };
-                let msg = syslog_message(*facility, level, line, prefix);
-                let r = s.send(msg.as_bytes()).map(drop);
+                let r = s.send(syslog_message(*facility, l).as_bytes()).map(drop);
                 if r.is_err() {
-                    *sock = None;
+                    self.sock = None;
                 }
                 r
             }
         }
     }
+}
+
+/// Opens for append without blocking on a FIFO that has no reader (that fails at once
+/// with ENXIO and is retried), then makes writes blocking again.
+fn open_append(p: &Path) -> std::io::Result<File> {
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)?;
+    // SAFETY: fcntl on a descriptor we own; only the O_NONBLOCK flag is changed.
+    unsafe {
+        let fd = f.as_raw_fd();
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
+    Ok(f)
 }
 
 fn connect_syslog() -> Option<UnixDatagram> {
@@ -157,19 +265,16 @@ fn connect_syslog() -> Option<UnixDatagram> {
     Some(sock)
 }
 
-/// A local syslog datagram as glibc's syslog(3) writes it:
-/// `<PRI>Mon DD HH:MM:SS program[pid]: level: message`. The file prefix carries the same
-/// date and `program[pid]: level: `; only the `(epoch.usec) ` part is dropped.
-pub(crate) fn syslog_message(facility: u8, level: Level, line: &str, prefix: &str) -> String {
-    let pri = u16::from(facility) * 8 + u16::from(level.syslog_severity());
-    let body = line.strip_suffix('\n').unwrap_or(line);
-    // prefix = "Mon DD HH:MM:SS (secs.usec) program[pid]: level: "
-    let (date, rest) = body.split_at(prefix.len().min(16).min(body.len()));
-    let rest = match rest.split_once(") ") {
-        Some((_, after)) if !prefix.is_empty() => after,
-        _ => rest,
-    };
-    format!("<{pri}>{date}{rest}")
+/// A local syslog datagram as syslog(3) writes it: `<PRI>Mon DD HH:MM:SS program[pid]:
+/// level: message`: the file prefix without its `(secs.usec) ` part.
+pub(crate) fn syslog_message(facility: u8, l: &SinkLine) -> String {
+    let pri = u16::from(facility) * 8 + u16::from(l.level.syslog_severity());
+    let line = l.line.strip_suffix('\n').unwrap_or(&l.line);
+    let prefix = line.get(..l.prefix_len).unwrap_or(line);
+    match (prefix.get(..16), prefix.find(") ")) {
+        (Some(date), Some(i)) => format!("<{pri}>{date}{}", &line[i + 2..]),
+        _ => format!("<{pri}>{line}"),
+    }
 }
 
 #[cfg(test)]
@@ -180,8 +285,13 @@ mod tests {
     fn syslog_datagram_shape() {
         let prefix = "Nov 21 09:16:57 (1795252617.429114) ferrosocks[13]: info: ";
         let line = format!("{prefix}pass(1): tcp/accept [: 127.0.0.1.1 127.0.0.1.2\n");
+        let l = SinkLine {
+            line: line.into(),
+            prefix_len: prefix.len(),
+            level: Level::Trace,
+        };
         assert_eq!(
-            syslog_message(19, Level::Info, &line, prefix),
+            syslog_message(19, &l),
             "<158>Nov 21 09:16:57 ferrosocks[13]: info: pass(1): tcp/accept [: 127.0.0.1.1 127.0.0.1.2"
         );
     }

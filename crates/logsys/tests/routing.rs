@@ -1,76 +1,232 @@
-//! Dante's routing rules, through real files.
+//! The router through real files, FIFOs and channels: Dante's logoutput/errorlog/debug,
+//! ircu subsystems, verb, mute, JSON, operators, failing and stalled sinks.
 
-use logsys::{Level, Logger, Routes, Target};
+use std::path::{Path, PathBuf};
+
+use logsys::*;
+
+fn file(p: &Path) -> SinkSpec {
+    SinkSpec::text(Target::File(p.to_path_buf()))
+}
+
+fn lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn msgs(p: &Path) -> Vec<String> {
+    lines(p)
+        .iter()
+        .map(|l| {
+            traffic_log::Prefix::parse_line(l)
+                .map(|(_, m)| m.to_owned())
+                .unwrap_or_else(|_| l.clone())
+        })
+        .collect()
+}
+
+fn start(config: LogConfig) -> Logger {
+    Logger::start("ferrosocks", 42, config)
+}
 
 #[test]
-fn logoutput_gets_everything_errorlog_gets_warnings_debug_needs_debug() {
+fn dante_routing_logoutput_errorlog_debug() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.log");
-    let err = dir.path().join("err.log");
-    let log = Logger::start(
-        "ferrosocks",
-        42,
-        Routes {
-            logoutput: vec![Target::File(out.clone())],
-            errorlog: vec![Target::File(err.clone())],
-            debug: 0,
-        },
-    );
+    let (out, err) = (dir.path().join("out.log"), dir.path().join("err.log"));
+    let log = start(LogConfig {
+        logoutput: vec![file(&out)],
+        errorlog: vec![file(&err)],
+        ..LogConfig::default()
+    });
     log.info("an info line");
     log.warning("a warning line");
     log.debug("a debug line");
     log.flush();
-    let o = std::fs::read_to_string(&out).unwrap();
-    let e = std::fs::read_to_string(&err).unwrap();
-    assert_eq!(o.lines().count(), 2, "{o}");
-    assert!(o
-        .lines()
-        .next()
-        .unwrap()
-        .ends_with(" ferrosocks[42]: info: an info line"));
-    let (prefix, msg) = traffic_log::Prefix::parse_line(o.lines().nth(1).unwrap()).unwrap();
-    assert_eq!((prefix.level, msg), (Level::Warning, "a warning line"));
-    assert_eq!(e.lines().count(), 1);
-    assert!(e.ends_with("warning: a warning line\n"));
-
-    // Reload with debug on; the same file in both lists is written once.
-    log.set_routes(Routes {
-        logoutput: vec![Target::File(out.clone())],
-        errorlog: vec![Target::File(out.clone())],
+    let o = lines(&out);
+    assert_eq!(o.len(), 2, "{o:?}");
+    assert!(o[0].ends_with(" ferrosocks[42]: info: an info line"));
+    assert_eq!(msgs(&err), ["a warning line"]);
+    log.set_config(LogConfig {
+        logoutput: vec![file(&out)],
+        errorlog: vec![file(&out)],
         debug: 1,
+        ..LogConfig::default()
     });
     log.debug("now visible");
     log.error("once");
     log.flush();
     let o = std::fs::read_to_string(&out).unwrap();
     assert!(o.contains("debug: now visible"));
-    assert_eq!(o.matches("error: once").count(), 1);
+    assert_eq!(
+        o.matches("error: once").count(),
+        1,
+        "a file in both lists gets a line once"
+    );
+}
+
+#[test]
+fn subsystems_levels_files_and_verb() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, auth) = (dir.path().join("out.log"), dir.path().join("auth.log"));
+    let mut c = LogConfig {
+        logoutput: vec![file(&out)],
+        ..LogConfig::default()
+    };
+    c.subsystems[Subsystem::AUTH.index()] = SubsystemConfig {
+        level: Some(Level::Notice),
+        file: Some(auth.clone()),
+        ..Default::default()
+    };
+    let log = start(c.clone());
+    log.at(
+        Subsystem::AUTH,
+        Level::Info,
+        "auth info: below NOTICE, dropped",
+    );
+    log.at(Subsystem::AUTH, Level::Notice, "auth notice");
+    log.at(Subsystem::TRAFFIC, Level::Trace, "traffic trace");
+    log.at(
+        Subsystem::TRAFFIC,
+        Level::Info,
+        "traffic info: below TRACE, dropped",
+    );
+    log.at(
+        Subsystem::MGMT,
+        Level::Info,
+        "mgmt info: below NOTICE, dropped",
+    );
+    log.flush();
+    assert_eq!(msgs(&out), ["auth notice", "traffic trace"]);
+    assert_eq!(msgs(&auth), ["auth notice"]);
+    assert!(!log.enabled(Subsystem::DEBUG, Level::Debug));
+    // verb 2: notice and worse for every subsystem not set on its own.
+    log.set_verb(Some(2));
+    log.at(Subsystem::TRAFFIC, Level::Trace, "hidden at verb 2");
+    log.at(Subsystem::CLIENT, Level::Notice, "client notice");
+    log.set_verb(Some(11));
+    log.at(Subsystem::RESOLVER, Level::Debug, "debug at verb 11");
+    log.at(Subsystem::AUTH, Level::Info, "auth keeps its own level");
+    log.flush();
+    let m = msgs(&out);
+    assert_eq!(m[2..], ["client notice", "debug at verb 11"], "{m:?}");
+    assert_eq!(log.verb(), Some(11));
+}
+
+#[test]
+fn mute_suppresses_repeats_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.log");
+    let log = start(LogConfig {
+        logoutput: vec![file(&out)],
+        mute: 2,
+        ..LogConfig::default()
+    });
+    for i in 0..5 {
+        log.categorized(Subsystem::CLIENT, Level::Info, 7, format!("refused {i}"));
+    }
+    log.categorized(Subsystem::CLIENT, Level::Info, 8, "something else");
+    log.at(Subsystem::CLIENT, Level::Info, "never muted");
+    log.at(Subsystem::CLIENT, Level::Info, "never muted");
+    log.flush();
+    assert_eq!(
+        msgs(&out),
+        [
+            "refused 0",
+            "refused 1",
+            "3 variation(s) on previous 2 message(s) suppressed by mute",
+            "something else",
+            "never muted",
+            "never muted"
+        ]
+    );
+    assert_eq!(log.mute(), 2);
+}
+
+#[test]
+fn json_lines_rebuild_the_traffic_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let log = start(LogConfig {
+        logoutput: vec![SinkSpec {
+            target: Target::File(out.clone()),
+            format: Format::Json,
+        }],
+        ..LogConfig::default()
+    });
+    let line = "pass(2): tcp/connect ]: 197 -> username%alice@127.0.0.1.44460 127.0.0.1.21014 -> 79, 79 -> 127.0.0.1.40779 localhost.21010 -> 197: remote peer closed.  Session duration: 0s";
+    log.traffic(
+        Subsystem::TRAFFIC,
+        Level::Trace,
+        traffic_log::Record::parse(line).unwrap(),
+    );
+    log.info("plain");
+    log.flush();
+    let l = lines(&out);
+    let v: serde_json::Value = serde_json::from_str(&l[0]).unwrap();
+    assert_eq!(v["subsystem"], "TRAFFIC");
+    assert_eq!(v["level"], "trace");
+    assert_eq!(v["pid"], 42);
+    assert_eq!(v["msg"], line);
+    assert_eq!(v["client"]["endpoints"][0]["user"], "alice");
+    assert_eq!(v["target"]["read"]["bytes"], 197);
+    let ts = v["ts"].as_str().unwrap();
+    assert_eq!(
+        ts.len(),
+        "2026-11-21T11:47:17.123456+00:00".len().min(ts.len())
+    );
+    assert!(
+        ts.contains('T') && ts.split('.').nth(1).unwrap().len() >= 6,
+        "{ts}"
+    );
+    assert_eq!(
+        traffic_log::Record::from_json(&v).unwrap().to_string(),
+        line
+    );
+    let p: serde_json::Value = serde_json::from_str(&l[1]).unwrap();
+    assert_eq!(
+        (p["msg"].as_str(), p["subsystem"].as_str()),
+        (Some("plain"), Some("SYSTEM"))
+    );
+}
+
+#[test]
+fn operators_receive_flagged_subsystems_with_history() {
+    let mut c = LogConfig::default();
+    c.subsystems[Subsystem::AUTH.index()].operators = Some(true);
+    let log = start(c);
+    log.at(Subsystem::CONFIG, Level::Warning, "before subscribing");
+    log.flush();
+    let rx = log.subscribe(u32::MAX, Level::Info);
+    log.at(Subsystem::AUTH, Level::Info, "auth to operators");
+    log.at(
+        Subsystem::CLIENT,
+        Level::Info,
+        "client: operators off by default",
+    );
+    log.flush();
+    let got: Vec<String> = rx.try_iter().map(|r| r.text).collect();
+    assert_eq!(got, ["before subscribing", "auth to operators"]);
 }
 
 #[test]
 fn reopen_follows_a_rotated_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.log");
-    let log = Logger::start(
-        "t",
-        1,
-        Routes {
-            logoutput: vec![Target::File(out.clone())],
-            ..Routes::default()
-        },
-    );
+    let log = start(LogConfig {
+        logoutput: vec![file(&out)],
+        ..LogConfig::default()
+    });
     log.info("before");
     log.flush();
     std::fs::rename(&out, dir.path().join("out.log.1")).unwrap();
     log.reopen();
     log.info("after");
     log.flush();
-    assert!(std::fs::read_to_string(&out)
-        .unwrap()
-        .ends_with("info: after\n"));
-    assert!(std::fs::read_to_string(dir.path().join("out.log.1"))
-        .unwrap()
-        .ends_with("info: before\n"));
+    assert_eq!(msgs(&out), ["after"]);
+    assert_eq!(msgs(&dir.path().join("out.log.1")), ["before"]);
 }
 
 #[test]
@@ -79,25 +235,107 @@ fn a_failing_file_is_reported_on_the_other_sinks_and_recovers() {
     let good = dir.path().join("good.log");
     let sub = dir.path().join("missing");
     let bad = sub.join("bad.log");
-    let log = Logger::start(
-        "t",
-        1,
-        Routes {
-            logoutput: vec![Target::File(bad.clone()), Target::File(good.clone())],
-            ..Routes::default()
-        },
-    );
+    let log = start(LogConfig {
+        logoutput: vec![file(&bad), file(&good)],
+        ..LogConfig::default()
+    });
     log.info("one");
     log.info("two");
     log.flush();
     std::fs::create_dir(&sub).unwrap();
     log.info("three");
-    log.flush();
-    let g = std::fs::read_to_string(&good).unwrap();
+    // Reports travel from the sink thread back through the router: wait for them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let g = loop {
+        log.flush();
+        let g = std::fs::read_to_string(&good).unwrap();
+        if g.contains("works again") || std::time::Instant::now() > deadline {
+            break g;
+        }
+    };
     assert_eq!(g.matches("cannot write to log file").count(), 1, "{g}");
     assert!(g.contains("works again after failing"), "{g}");
     assert!(g.contains("2 line(s) could not be written"), "{g}");
-    assert!(std::fs::read_to_string(&bad)
-        .unwrap()
-        .contains("info: three\n"));
+    assert!(msgs(&bad).contains(&"three".to_string()));
+}
+
+/// A FIFO nobody reads: the sink stalls, the other sink gets every line plus a report of
+/// the stall, and when a reader appears the count of dropped lines is reported.
+#[test]
+fn a_stalled_fifo_is_reported_and_never_blocks_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // A reader that opens the FIFO and never reads, so writes block once the pipe is full.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nonblock(&fifo);
+    let good = dir.path().join("good.log");
+    let log = start(LogConfig {
+        logoutput: vec![file(&fifo), file(&good)],
+        ..LogConfig::default()
+    });
+    let n = 40_000;
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        log.at(
+            Subsystem::TRAFFIC,
+            Level::Trace,
+            format!("line {i} {}", "x".repeat(100)),
+        );
+    }
+    log.flush();
+    // The producer never waited on the stalled sink.
+    let g = msgs(&good);
+    assert_eq!(
+        g.iter().filter(|m| m.starts_with("line ")).count(),
+        n,
+        "the good sink lost lines"
+    );
+    assert!(
+        g.iter()
+            .any(|m| m.starts_with("log file ") && m.contains("fifo is stalled")),
+        "no stall report"
+    );
+    // Drain the FIFO: the sink catches up and reports how many lines it dropped.
+    let mut r = reader;
+    let drainer = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            match std::io::Read::read(&mut r, &mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(_) => std::thread::yield_now(),
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        log.info("probe");
+        log.flush();
+        if msgs(&good)
+            .iter()
+            .any(|m| m.contains("takes lines again") && m.contains("line(s) were dropped"))
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no recovery report");
+    }
+    let _ = start;
+    drop(log);
+    drop(drainer);
+}
+
+trait NonBlockOpen {
+    fn custom_flags_nonblock(&mut self, p: &PathBuf) -> std::fs::File;
+}
+
+impl NonBlockOpen for std::fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self, p: &PathBuf) -> std::fs::File {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NONBLOCK).open(p).unwrap()
+    }
 }

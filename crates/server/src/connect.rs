@@ -17,6 +17,8 @@ pub(crate) struct ConnectError {
     pub(crate) timed_out: bool,
     /// The local address of the last attempt, if the kernel had given one.
     pub(crate) local: Option<SocketAddr>,
+    /// The address of the last attempt.
+    pub(crate) addr: Option<SocketAddr>,
 }
 
 /// Connects to the first address of `addrs` that answers, each attempt within `limit`.
@@ -29,11 +31,17 @@ pub(crate) async fn connect(
         error: io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to connect to"),
         timed_out: false,
         local: None,
+        addr: None,
     };
     for addr in addrs {
         match connect_one(*addr, source(addr), limit).await {
             Ok(s) => return Ok(s),
-            Err(e) => last = e,
+            Err(e) => {
+                last = ConnectError {
+                    addr: Some(*addr),
+                    ..e
+                }
+            }
         }
     }
     Err(last)
@@ -48,6 +56,7 @@ async fn connect_one(
         error,
         timed_out: false,
         local,
+        addr: Some(addr),
     };
     let sock =
         Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(|e| fail(e, None))?;
@@ -72,9 +81,10 @@ async fn connect_one(
             Ok(r) => r,
             Err(_) => {
                 return Err(ConnectError {
-                    error: io::ErrorKind::TimedOut.into(),
+                    error: io::Error::from_raw_os_error(libc::ETIMEDOUT),
                     timed_out: true,
                     local: stream.local_addr().ok(),
+                    addr: Some(addr),
                 })
             }
         },

@@ -9,8 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use logsys::{Routes, Target};
-use sockd_conf::{Config, LogTarget};
+use logsys::{Level, Subsystem};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
@@ -35,24 +34,13 @@ pub struct ReloadSource {
     pub debug_override: Option<u8>,
 }
 
-/// The log routing a configuration asks for.
-pub fn log_routes(cfg: &Config, debug_override: Option<u8>) -> Routes {
-    let map = |targets: &[LogTarget]| {
-        targets
-            .iter()
-            .map(|t| match t {
-                LogTarget::Stdout => Target::Stdout,
-                LogTarget::Stderr => Target::Stderr,
-                LogTarget::File(p) => Target::File(p.clone()),
-                LogTarget::Syslog(f) => Target::Syslog { facility: f.code() },
-            })
-            .collect()
-    };
-    Routes {
-        logoutput: map(&cfg.logoutput),
-        errorlog: map(&cfg.errorlog),
-        debug: debug_override.unwrap_or(cfg.debug),
+/// The log router's settings for a prepared configuration, with `-d` applied.
+pub fn log_config(run: &RunConfig, debug_override: Option<u8>) -> logsys::LogConfig {
+    let mut c = run.log.clone();
+    if let Some(d) = debug_override {
+        c.debug = d;
     }
+    c
 }
 
 /// Serves until SIGTERM or SIGINT, reloading on SIGHUP.
@@ -102,31 +90,43 @@ pub fn reload(server: &Server, source: &ReloadSource) {
         || "the embedded default".to_string(),
         |p| p.display().to_string(),
     );
-    log.info(format!("Reloading configuration from {name}"));
+    log.at(
+        Subsystem::CONFIG,
+        Level::Notice,
+        format!("Reloading configuration from {name}"),
+    );
     let prepared = load_config(source.path.as_deref()).and_then(|parsed| {
         for w in &parsed.warnings {
-            log.warning(w.to_string());
+            log.at(Subsystem::CONFIG, Level::Warning, w.to_string());
         }
         RunConfig::prepare(parsed.config)
     });
     match prepared {
         Err(errors) => {
             for line in errors.lines() {
-                log.error(line);
+                log.at(Subsystem::CONFIG, Level::Error, line);
             }
-            log.error("Configuration not reloaded: keeping the running configuration");
+            log.at(
+                Subsystem::CONFIG,
+                Level::Error,
+                "Configuration not reloaded: keeping the running configuration",
+            );
             log.reopen();
         }
         Ok((run, warnings)) => {
             for w in warnings {
-                log.warning(w);
+                log.at(Subsystem::CONFIG, Level::Warning, w);
             }
             if run.config.internals != server.current().config.internals {
-                log.warning("internal: addresses changed; they take effect at the next restart");
+                log.at(
+                    Subsystem::CONFIG,
+                    Level::Warning,
+                    "internal: addresses changed; they take effect at the next restart",
+                );
             }
-            log.set_routes(log_routes(&run.config, source.debug_override));
+            log.set_config(log_config(&run, source.debug_override));
             server.replace(run);
-            log.info("Configuration reloaded");
+            log.at(Subsystem::CONFIG, Level::Notice, "Configuration reloaded");
         }
     }
 }

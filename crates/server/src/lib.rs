@@ -20,6 +20,7 @@ mod connect;
 pub mod control;
 mod ident;
 pub mod listen;
+pub mod logging;
 mod negotiate;
 pub mod passwd;
 mod relay;
@@ -55,6 +56,8 @@ pub struct RunConfig {
     pub passwords: Option<Arc<PasswordFile>>,
     /// The `external:` addresses, names expanded.
     pub externals: Vec<IpAddr>,
+    /// The log router's settings (without a `-d` override).
+    pub log: logsys::LogConfig,
 }
 
 impl RunConfig {
@@ -108,11 +111,13 @@ impl RunConfig {
                 },
             }
         }
+        let log = logging::log_config(&config).map_err(|e| e.join("\n"))?;
         Ok((
             Self {
                 config,
                 passwords,
                 externals,
+                log,
             },
             warnings,
         ))

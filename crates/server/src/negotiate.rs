@@ -67,11 +67,23 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug)]
 pub(crate) struct Refusal {
     pub(crate) desc: String,
+    /// An authentication failure (logged in AUTH) rather than a protocol one (CLIENT).
+    pub(crate) auth: bool,
 }
 
 impl Refusal {
     pub(crate) fn new(desc: impl Into<String>) -> Self {
-        Self { desc: desc.into() }
+        Self {
+            desc: desc.into(),
+            auth: false,
+        }
+    }
+
+    fn auth(desc: impl Into<String>) -> Self {
+        Self {
+            desc: desc.into(),
+            auth: true,
+        }
     }
 }
 
@@ -186,7 +198,7 @@ async fn negotiate4(
                     .stream
                     .write_all(&encode_reply4(Reply4::IdentMismatch, zero4()))
                     .await;
-                return Err(Refusal::new(format!(
+                return Err(Refusal::auth(format!(
                     "SOCKS4 USERID \"{}\" differs from the user identd reports, \"{}\"",
                     traffic_log::vis::encode(&req.user_id),
                     traffic_log::vis::encode(u.as_bytes())
@@ -197,7 +209,7 @@ async fn negotiate4(
                     .stream
                     .write_all(&encode_reply4(Reply4::NoIdentd, zero4()))
                     .await;
-                return Err(Refusal::new(format!("rfc931 authentication failed: {e}")));
+                return Err(Refusal::auth(format!("rfc931 authentication failed: {e}")));
             }
         }
     } else if none_ok {
@@ -207,7 +219,7 @@ async fn negotiate4(
             .stream
             .write_all(&encode_reply4(Reply4::Rejected, zero4()))
             .await;
-        return Err(Refusal::new(
+        return Err(Refusal::auth(
             "SOCKS4 cannot use any of the configured socksmethods".to_string(),
         ));
     };
@@ -274,7 +286,7 @@ async fn negotiate5(
             Some(Err(e)) => format!("; rfc931: {e}"),
             _ => String::new(),
         };
-        return Err(Refusal::new(format!(
+        return Err(Refusal::auth(format!(
             "no acceptable authentication method (client offered {}; server accepts {}){why_ident}",
             offered.join(", "),
             if methods.is_empty() {
@@ -322,7 +334,7 @@ async fn negotiate5(
             } else {
                 "password mismatch"
             };
-            return Err(Refusal::new(format!(
+            return Err(Refusal::auth(format!(
                 "username/password authentication failed for user \"{}\": {why}",
                 traffic_log::vis::encode(name.as_bytes())
             )));

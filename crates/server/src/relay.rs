@@ -60,6 +60,8 @@ pub(crate) struct RelayParams<'a> {
     pub(crate) cut: &'a CancellationToken,
     /// Called for each I/O operation (empty slice for end of file).
     pub(crate) on_io: &'a (dyn Fn(Dir, &[u8]) + Sync),
+    /// Called with the error that ends the session, and on which side it happened.
+    pub(crate) on_error: &'a (dyn Fn(sockd_conf::ErrorSide, &std::io::Error) + Sync),
 }
 
 /// Relays until the session ends; returns why it ended.
@@ -102,16 +104,16 @@ pub(crate) async fn relay(
                 up_done = true;
                 match end {
                     PumpEnd::Eof => { first.get_or_insert(EndCause::ClientClosed); }
-                    PumpEnd::ReadError(e) => return EndCause::ClientError(Some(crate::errno_text(&e))),
-                    PumpEnd::WriteError(e) => return EndCause::PeerError(Some(crate::errno_text(&e))),
+                    PumpEnd::ReadError(e) => return client_error(&p, &e),
+                    PumpEnd::WriteError(e) => return peer_error(&p, &e),
                 }
             }
             end = &mut down, if !down_done => {
                 down_done = true;
                 match end {
                     PumpEnd::Eof => { first.get_or_insert(EndCause::PeerClosed); }
-                    PumpEnd::ReadError(e) => return EndCause::PeerError(Some(crate::errno_text(&e))),
-                    PumpEnd::WriteError(e) => return EndCause::ClientError(Some(crate::errno_text(&e))),
+                    PumpEnd::ReadError(e) => return peer_error(&p, &e),
+                    PumpEnd::WriteError(e) => return client_error(&p, &e),
                 }
             }
             () = &mut timer => {
@@ -132,6 +134,16 @@ pub(crate) async fn relay(
             return first.unwrap_or(EndCause::ClientClosed);
         }
     }
+}
+
+fn client_error(p: &RelayParams<'_>, e: &std::io::Error) -> EndCause {
+    (p.on_error)(sockd_conf::ErrorSide::Internal, e);
+    EndCause::ClientError(Some(crate::errno_text(e)))
+}
+
+fn peer_error(p: &RelayParams<'_>, e: &std::io::Error) -> EndCause {
+    (p.on_error)(sockd_conf::ErrorSide::External, e);
+    EndCause::PeerError(Some(crate::errno_text(e)))
 }
 
 async fn pump<R, W>(

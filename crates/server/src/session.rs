@@ -9,7 +9,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sockd_conf::{AuthMethod, Protocol, ProxyProtocol, Rotation, Rule, SocksCommand, Via};
+use logsys::Subsystem;
+use sockd_conf::{
+    AuthMethod, ErrorLog, ErrorSide, Protocol, ProxyProtocol, Rotation, Rule, SocksCommand, Via,
+};
 use socks_proto::{Command as WireCommand, ReplyCode, Target};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -18,6 +21,7 @@ use traffic_log::{Command, EndCause, Endpoint, Ends, Side, Summary};
 
 use crate::chain;
 use crate::connect::{connect, ConnectError};
+use crate::logging::{is_no_route, warn_failure, Failure};
 use crate::negotiate::{negotiate, reply, Ident, Negotiated, Refusal};
 use crate::relay::{relay, Counters, Dir, RelayParams};
 use crate::rules::{match_client, match_socks, MatchError, RequestFacts, TargetAddrs};
@@ -151,7 +155,12 @@ impl Session<'_> {
         let neg = match self.limited(limit, "negotiate timeout", handshake).await {
             Ok(Ok(n)) => n,
             Ok(Err(refusal)) | Err(refusal) => {
-                clog.refused(self.log, only(accept_side), refusal.desc);
+                let sub = if refusal.auth {
+                    Subsystem::AUTH
+                } else {
+                    Subsystem::CLIENT
+                };
+                clog.refused(self.log, sub, only(accept_side), refusal.desc);
                 return;
             }
         };
@@ -182,6 +191,7 @@ impl Session<'_> {
                 let what = format!("unknown command {:#04x}", command_byte(other));
                 clog.refused(
                     self.log,
+                    Subsystem::CLIENT,
                     only(accept_side),
                     format!("request was not performed due to error: {what}"),
                 );
@@ -218,11 +228,11 @@ impl Session<'_> {
             Err(MatchError { rule, error }) => {
                 let r = cfg.socks_rules.iter().find(|r| r.number == rule);
                 let slog = RuleLog::new(r, tl_command, self.debug);
+                let rule_errors = r.map_or(&[][..], |r| &r.error_logs[..]);
                 self.resolve_failed(
                     stream,
                     neg.version,
-                    &slog,
-                    &clog,
+                    (&slog, &clog, rule_errors),
                     src,
                     accept_side,
                     &req.target,
@@ -297,8 +307,7 @@ impl Session<'_> {
                 self.resolve_failed(
                     stream,
                     g.version(),
-                    &g.slog,
-                    &g.clog,
+                    (&g.slog, &g.clog, &g.rule.error_logs[..]),
                     g.src.clone(),
                     g.accept_side.clone(),
                     target,
@@ -322,6 +331,7 @@ impl Session<'_> {
             Ok(Err(ce)) => return self.connect_failed(stream, g, ce).await,
             Err(_) => {
                 let ce = ConnectError {
+                    addr: None,
                     error: std::io::ErrorKind::Interrupted.into(),
                     timed_out: false,
                     local: None,
@@ -524,11 +534,36 @@ impl Session<'_> {
             return cause;
         }
         let idle = g.rule.timeout_io.unwrap_or(self.run.config.timeouts.io);
+        let on_error = |side: ErrorSide, e: &std::io::Error| {
+            let Some(errno) = e.raw_os_error() else {
+                return;
+            };
+            let peer = if side == ErrorSide::Internal {
+                src.0.first()
+            } else {
+                dst.0.last()
+            };
+            let peer = peer.map_or_else(String::new, ToString::to_string);
+            let what = if side == ErrorSide::Internal {
+                "client"
+            } else {
+                "host"
+            };
+            warn_failure(
+                self.log,
+                side,
+                Failure::Errno(errno),
+                &g.rule.error_logs,
+                &self.run.config.error_logs,
+                || format!("i/o error with {what} {peer}: {}", crate::errno_text(e)),
+            );
+        };
         let params = RelayParams {
             counters,
             idle: seconds(idle),
             cut: self.cut,
             on_io: &on_io,
+            on_error: &on_error,
         };
         relay(client, other, params).await
     }
@@ -629,14 +664,21 @@ impl Session<'_> {
         &self,
         stream: &mut TcpStream,
         version: ProxyProtocol,
-        slog: &RuleLog,
-        clog: &RuleLog,
+        (slog, clog, rule_errors): (&RuleLog, &RuleLog, &[ErrorLog]),
         src: Side,
         accept_side: Side,
         target: &Target,
         error: &crate::resolve::ResolveError,
     ) {
         let _ = reply(stream, version, ReplyCode::HostUnreachable, UNSPECIFIED).await;
+        warn_failure(
+            self.log,
+            ErrorSide::External,
+            Failure::Eai(error.code),
+            rule_errors,
+            &self.run.config.error_logs,
+            || format!("could not DNS-resolve \"{}\": {error}", target.host),
+        );
         let desc = format!("could not resolve hostname \"{}\": {error}", target.host);
         slog.failed(self.log, only(src), desc.clone());
         clog.failed(
@@ -648,6 +690,23 @@ impl Session<'_> {
 
     async fn connect_failed(&self, stream: &mut TcpStream, g: &Granted<'_>, ce: ConnectError) {
         let _ = reply(stream, g.version(), reply_for(&ce), UNSPECIFIED).await;
+        if let (Some(errno), Some(addr)) = (ce.error.raw_os_error(), ce.addr) {
+            warn_failure(
+                self.log,
+                ErrorSide::External,
+                Failure::Errno(errno),
+                &g.rule.error_logs,
+                &self.run.config.error_logs,
+                || {
+                    let text = crate::errno_text(&ce.error);
+                    if is_no_route(errno) {
+                        format!("no route to {}: {text}", ep(addr))
+                    } else {
+                        format!("connect to host {} failed: {text}", ep(addr))
+                    }
+                },
+            );
+        }
         let cause = if ce.timed_out {
             EndCause::Timeout("connect timeout")
         } else if ce.error.kind() == std::io::ErrorKind::Interrupted {

@@ -6,10 +6,15 @@
 //! `disconnect` → end-of-session summaries, `error` (or `disconnect`) → failures,
 //! and blocks are logged under any of connect, disconnect, data or ioop. The default
 //! rule #0 logs only when debug is on.
+//!
+//! Subsystems: starts, blocks and failures of `accept` go to CLIENT and of the other TCP
+//! commands to REQUEST, at INFO; I/O lines and summaries to TRAFFIC at TRACE; every UDP
+//! record to UDP at TRACE. Handshake refusals go to CLIENT (AUTH for failed logins) and
+//! are subject to `mute`.
 
 use std::net::SocketAddr;
 
-use logsys::Logger;
+use logsys::{Level, Logger, Subsystem};
 use sockd_conf::{Action, LogFlags, Rule};
 use socks_proto::{Host, Target};
 use traffic_log::{
@@ -57,6 +62,7 @@ impl RuleLog {
                         data: false,
                         ioop: true,
                         error: true,
+                        tcpinfo: false,
                     }
                 } else {
                     LogFlags::default()
@@ -79,6 +85,28 @@ impl RuleLog {
         self.flags.ioop || self.flags.data
     }
 
+    /// Where this rule's operation records go: CLIENT/REQUEST at INFO, UDP at TRACE.
+    fn op_sub(&self) -> (Subsystem, Level) {
+        match self.command {
+            Command::Accept => (Subsystem::CLIENT, Level::Info),
+            Command::UdpAssociate | Command::UdpReply => (Subsystem::UDP, Level::Trace),
+            _ => (Subsystem::REQUEST, Level::Info),
+        }
+    }
+
+    /// Where I/O lines and summaries go: TRAFFIC, or UDP, at TRACE.
+    fn traffic_sub(&self) -> Subsystem {
+        match self.command {
+            Command::UdpAssociate | Command::UdpReply => Subsystem::UDP,
+            _ => Subsystem::TRAFFIC,
+        }
+    }
+
+    fn emit_op(&self, log: &Logger, verdict: Verdict, event: Event) {
+        let (sub, level) = self.op_sub();
+        log.traffic(sub, level, self.record(verdict, event));
+    }
+
     fn record(&self, verdict: Verdict, event: Event) -> Record {
         Record {
             verdict,
@@ -92,40 +120,33 @@ impl RuleLog {
     /// `[:` when `connect` is on.
     pub(crate) fn start(&self, log: &Logger, ends: Ends) {
         if self.flags.connect {
-            log.info(
-                self.record(self.verdict, Event::Start { ends, desc: None })
-                    .to_string(),
-            );
+            self.emit_op(log, self.verdict, Event::Start { ends, desc: None });
         }
     }
 
     /// `block(N): … ]: ENDS[: DESC]` when blocks are logged.
     pub(crate) fn blocked(&self, log: &Logger, ends: Ends, desc: Option<String>) {
         if self.logs_blocks() {
-            log.info(
-                self.record(Verdict::Block, Event::Stop { ends, desc })
-                    .to_string(),
-            );
+            self.emit_op(log, Verdict::Block, Event::Stop { ends, desc });
         }
     }
 
     /// `pass(N): … ]: ENDS` when disconnect is on: an operation ended, no counts.
     pub(crate) fn stopped(&self, log: &Logger, ends: Ends) {
         if self.flags.disconnect {
-            log.info(
-                self.record(self.verdict, Event::Stop { ends, desc: None })
-                    .to_string(),
-            );
+            self.emit_op(log, self.verdict, Event::Stop { ends, desc: None });
         }
     }
 
-    /// `VERDICT(N): … -: ENDS: DESC`: one datagram or attempt refused or failed.
+    /// `VERDICT(N): … -: ENDS: DESC`: one datagram or attempt refused or failed. These
+    /// repeat, so they share one `mute` category.
     pub(crate) fn transient(&self, log: &Logger, verdict: Verdict, ends: Ends, desc: String) {
-        if self.logs_errors() || self.logs_blocks() {
-            log.info(
-                self.record(verdict, Event::Transient { ends, desc })
-                    .to_string(),
-            );
+        let (sub, level) = self.op_sub();
+        if (self.logs_errors() || self.logs_blocks()) && log.enabled(sub, level) {
+            let line = self
+                .record(verdict, Event::Transient { ends, desc })
+                .to_string();
+            log.categorized(sub, level, 2, line);
         }
     }
 
@@ -138,52 +159,48 @@ impl RuleLog {
             return;
         }
         let data = (self.flags.data && !bytes.is_empty()).then(|| traffic_log::vis::encode(bytes));
-        log.info(
-            self.record(
-                verdict,
-                Event::Io {
-                    ends,
-                    bytes: bytes.len() as u64,
-                    data,
-                },
-            )
-            .to_string(),
-        );
+        let event = Event::Io {
+            ends,
+            bytes: bytes.len() as u64,
+            data,
+        };
+        log.traffic(Subsystem::UDP, Level::Trace, self.record(verdict, event));
     }
 
     /// `block(N): … ]: ENDS: DESC` for a request that failed before it started.
     pub(crate) fn failed(&self, log: &Logger, ends: Ends, desc: String) {
         if self.logs_errors() || self.logs_blocks() {
-            log.info(
-                self.record(
+            self.emit_op(
+                log,
+                Verdict::Block,
+                Event::Stop {
+                    ends,
+                    desc: Some(desc),
+                },
+            );
+        }
+    }
+
+    /// Always logged: a client that broke the protocol (CLIENT) or failed authentication
+    /// (AUTH). These repeat, so they share one `mute` category.
+    pub(crate) fn refused(&self, log: &Logger, sub: Subsystem, ends: Ends, desc: String) {
+        if log.enabled(sub, Level::Info) {
+            let line = self
+                .record(
                     Verdict::Block,
                     Event::Stop {
                         ends,
                         desc: Some(desc),
                     },
                 )
-                .to_string(),
-            );
+                .to_string();
+            log.categorized(sub, Level::Info, 1, line);
         }
-    }
-
-    /// Always logged: a client that broke the protocol or failed authentication.
-    pub(crate) fn refused(&self, log: &Logger, ends: Ends, desc: String) {
-        log.info(
-            self.record(
-                Verdict::Block,
-                Event::Stop {
-                    ends,
-                    desc: Some(desc),
-                },
-            )
-            .to_string(),
-        );
     }
 
     /// `-: ENDS (N)[: DATA]` when `ioop` or `data` is on.
     pub(crate) fn io(&self, log: &Logger, ends: Ends, bytes: &[u8]) {
-        if !self.logs_io() {
+        if !self.logs_io() || !log.enabled(self.traffic_sub(), Level::Trace) {
             return;
         }
         let data = (self.flags.data && !bytes.is_empty()).then(|| traffic_log::vis::encode(bytes));
@@ -192,20 +209,40 @@ impl RuleLog {
             bytes: bytes.len() as u64,
             data,
         };
-        log.info(self.record(self.verdict, event).to_string());
+        log.traffic(
+            self.traffic_sub(),
+            Level::Trace,
+            self.record(self.verdict, event),
+        );
     }
 
-    /// The end-of-session summary, when `disconnect` is on (or `error` and it ended in error).
+    /// The end-of-session summary, when `disconnect` is on (or `error` and it ended in
+    /// error). `tcpinfo` is the TCP_INFO block to append (`log: tcpinfo`).
     pub(crate) fn summary(&self, log: &Logger, summary: Summary, cause: &EndCause, secs: u64) {
+        self.summary_with(log, summary, cause, secs, None);
+    }
+
+    pub(crate) fn summary_with(
+        &self,
+        log: &Logger,
+        summary: Summary,
+        cause: &EndCause,
+        secs: u64,
+        tcpinfo: Option<&str>,
+    ) {
         let is_error = matches!(
             cause,
             EndCause::ClientError(_) | EndCause::PeerError(_) | EndCause::Timeout(_)
         );
         if self.flags.disconnect || (self.flags.error && is_error) {
-            let desc = cause.describe(secs);
-            log.info(
-                self.record(self.verdict, Event::Summary { summary, desc })
-                    .to_string(),
+            let mut desc = cause.describe(secs);
+            if let Some(block) = tcpinfo {
+                desc.push_str(block);
+            }
+            log.traffic(
+                self.traffic_sub(),
+                Level::Trace,
+                self.record(self.verdict, Event::Summary { summary, desc }),
             );
         }
     }

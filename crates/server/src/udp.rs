@@ -25,11 +25,12 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use sockd_conf::{Protocol, SocksCommand};
+use sockd_conf::{ErrorSide, Protocol, SocksCommand};
 use socks_proto::{decode_udp, encode_udp, Host, ReplyCode, Target};
 use tokio::net::{TcpStream, UdpSocket};
 use traffic_log::{Command, EndCause, Endpoint, Ends, Side, Summary, Verdict};
 
+use crate::logging::{warn_failure, Failure};
 use crate::negotiate::reply;
 use crate::rules::{match_socks, RequestFacts, TargetAddrs};
 use crate::session::{seconds, Granted, Session, UNSPECIFIED};
@@ -280,12 +281,27 @@ impl Session<'_> {
                 }
                 verdict.log.datagram(self.log, Verdict::Pass, ends, d.data);
             }
-            Err(e) => verdict.log.transient(
-                self.log,
-                Verdict::Block,
-                ends,
-                format!("send to host failed: {}", crate::errno_text(&e)),
-            ),
+            Err(e) => {
+                if let Some(errno) = e.raw_os_error() {
+                    let errors = &self.run.config.error_logs;
+                    warn_failure(
+                        self.log,
+                        ErrorSide::External,
+                        Failure::Errno(errno),
+                        &g.rule.error_logs,
+                        errors,
+                        || {
+                            format!(
+                                "send to host {} failed: {}",
+                                ep(dest),
+                                crate::errno_text(&e)
+                            )
+                        },
+                    );
+                }
+                let desc = format!("send to host failed: {}", crate::errno_text(&e));
+                verdict.log.transient(self.log, Verdict::Block, ends, desc);
+            }
         }
     }
 

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod errors;
 pub mod keywords;
 pub mod lexer;
 pub mod model;

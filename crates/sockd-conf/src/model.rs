@@ -33,6 +33,18 @@ pub struct Config {
     pub errorlog: Vec<LogTarget>,
     /// `debug:` level, 0–2.
     pub debug: u8,
+    /// `log.<subsystem>.level|file|facility|operators:` settings, in file order.
+    pub log_settings: Vec<SubsystemSetting>,
+    /// `log.default.facility:`.
+    pub log_default_facility: Option<Facility>,
+    /// `logformat:` for file and stdio sinks that do not say `json:` themselves.
+    pub logformat: LogFormat,
+    /// `verb:` 0–11.
+    pub verb: Option<u8>,
+    /// `mute:` (0: off).
+    pub mute: u32,
+    /// `internal|external.log.<level>.error:` settings.
+    pub error_logs: Vec<ErrorLog>,
     /// `udp.connectdst:`: only replies from addresses the client sent to are relayed.
     pub udp_connectdst: bool,
     /// The htpasswd file for `socksmethod: username` (`passwordfile:`).
@@ -107,6 +119,12 @@ impl Default for Config {
             logoutput: Vec::new(),
             errorlog: Vec::new(),
             debug: 0,
+            log_settings: Vec::new(),
+            log_default_facility: None,
+            logformat: LogFormat::Text,
+            verb: None,
+            mute: 0,
+            error_logs: Vec::new(),
             udp_connectdst: true,
             passwordfile: None,
             client_rules: Vec::new(),
@@ -188,9 +206,104 @@ impl Default for Timeouts {
     }
 }
 
+/// How file and stdio sinks write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Dante's lines.
+    Text,
+    /// JSON lines.
+    Json,
+}
+
+/// Where a configuration setting was written (for errors found later, e.g. an unknown
+/// subsystem name, which the log router defines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// File name as given.
+    pub file: String,
+    /// Line and column of the keyword.
+    pub pos: crate::Pos,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.pos.line, self.pos.col)
+    }
+}
+
+/// One `log.<subsystem>.<what>:` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubsystemSetting {
+    /// The subsystem name as written.
+    pub subsystem: String,
+    /// Where.
+    pub origin: Origin,
+    /// What.
+    pub value: SubsystemValue,
+}
+
+/// The value of a `log.<subsystem>.<what>:` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubsystemValue {
+    /// `.level:` a level name as written (checked against the log router's levels).
+    Level(String),
+    /// `.file:` a path.
+    File(PathBuf),
+    /// `.facility:`.
+    Facility(FacilityChoice),
+    /// `.operators: on|off`.
+    Operators(bool),
+}
+
+/// `log.<subsystem>.facility:` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FacilityChoice {
+    /// `none`.
+    None,
+    /// `default`: `log.default.facility`.
+    Default,
+    /// A facility.
+    Facility(Facility),
+}
+
+/// Which side of the proxy an error class concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSide {
+    /// `internal`: towards clients.
+    Internal,
+    /// `external`: towards targets (and DNS).
+    External,
+}
+
+/// One `internal|external.log.<level>.error:` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorLog {
+    /// Which side.
+    pub side: ErrorSide,
+    /// The level word (`emerg alert crit err warning notice info debug`).
+    pub level: String,
+    /// errno values.
+    pub errnos: Vec<i32>,
+    /// getaddrinfo `EAI_*` values.
+    pub eai: Vec<i32>,
+}
+
+/// JSON-writing sinks (`json:stdout`, `json:stderr`, `json:PATH`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonTarget {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+    /// A file.
+    File(PathBuf),
+}
+
 /// A place `logoutput:`/`errorlog:` send messages to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogTarget {
+    /// `json:…`: JSON lines whatever `logformat` says.
+    Json(JsonTarget),
     /// `syslog[/facility]`
     Syslog(Facility),
     /// `stdout`
@@ -286,6 +399,8 @@ pub struct Rule {
     pub proxyprotocols: Option<Vec<ProxyProtocol>>,
     /// `udp.portrange:`: the ports the proxy's external UDP sockets may use.
     pub udp_portrange: Option<(u16, u16)>,
+    /// `internal|external.log.<level>.error:` for this rule (the global ones still apply).
+    pub error_logs: Vec<ErrorLog>,
     /// `socksmethod:`; `None` means the global list.
     pub socksmethods: Option<Vec<AuthMethod>>,
     /// `clientmethod:`; `None` means the global list.
@@ -315,12 +430,14 @@ pub struct LogFlags {
     pub ioop: bool,
     /// `error`: failures.
     pub error: bool,
+    /// `tcpinfo`: TCP_INFO of both sockets at the end of a session.
+    pub tcpinfo: bool,
 }
 
 impl LogFlags {
     /// Whether any keyword is set.
     pub fn any(self) -> bool {
-        self.connect || self.disconnect || self.data || self.ioop || self.error
+        self.connect || self.disconnect || self.data || self.ioop || self.error || self.tcpinfo
     }
 }
 

@@ -54,7 +54,10 @@ struct Parser<'a> {
     username_uses: Vec<Pos>,
 }
 
-const LOG_WORDS: &str = "connect disconnect data ioop iooperation error";
+const LOG_WORDS: &str = "connect disconnect data ioop iooperation error tcpinfo";
+const DANTE_LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
 
 impl Parser<'_> {
     fn run(&mut self) {
@@ -328,6 +331,40 @@ impl Parser<'_> {
             "passwordfile" => {
                 self.cfg.passwordfile = Some(PathBuf::from(self.word("a file path", key)?.0))
             }
+            "logformat" => {
+                let (w, wpos) = self.word("text or json", key)?;
+                self.cfg.logformat = match w.as_str() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    _ => {
+                        return Err(self.diag(
+                            wpos,
+                            format!("unknown logformat \"{w}\" (expected text or json)"),
+                        ))
+                    }
+                };
+            }
+            "verb" => {
+                let n = self.number(key)?;
+                if n > 11 {
+                    return Err(self.diag(pos, format!("verb {n} out of range (expected 0 to 11)")));
+                }
+                self.cfg.verb = Some(n as u8);
+            }
+            "mute" => self.cfg.mute = u32::try_from(self.number(key)?).unwrap_or(u32::MAX),
+            "log.default.facility" => {
+                let (w, wpos) = self.word("a syslog facility", key)?;
+                self.cfg.log_default_facility =
+                    Some(Facility::from_name(&w).ok_or_else(|| self.bad_facility(&w, wpos))?);
+            }
+            k if k.starts_with("log.") => {
+                let setting = self.subsystem_setting(key, pos)?;
+                self.cfg.log_settings.push(setting);
+            }
+            k if error_log_key(k).is_some() => {
+                let e = self.error_log(key, pos)?;
+                self.cfg.error_logs.push(e);
+            }
             "udp.connectdst" => {
                 let (w, wpos) = self.word("yes or no", key)?;
                 self.cfg.udp_connectdst = match w.as_str() {
@@ -414,6 +451,7 @@ impl Parser<'_> {
             protocols: None,
             proxyprotocols: None,
             udp_portrange: None,
+            error_logs: Vec::new(),
             socksmethods: None,
             clientmethods: None,
             users: None,
@@ -488,6 +526,10 @@ impl Parser<'_> {
                     });
                 }
                 rule.protocols = Some(protos);
+            }
+            (k, _) if error_log_key(k).is_some() => {
+                let e = self.error_log(&key, pos)?;
+                rule.error_logs.push(e);
             }
             ("proxyprotocol", RuleKind::Socks) => {
                 let mut out = Vec::new();
@@ -714,6 +756,80 @@ impl Parser<'_> {
         Ok(false)
     }
 
+    fn bad_facility(&self, w: &str, pos: Pos) -> Diagnostic {
+        self.diag(pos, format!("unknown syslog facility \"{w}\" (expected user, daemon, auth, authpriv or local0..local7)"))
+    }
+
+    /// `log.<subsystem>.level|file|facility|operators: VALUE`.
+    fn subsystem_setting(&mut self, key: &str, pos: Pos) -> Res<SubsystemSetting> {
+        let parts: Vec<&str> = key.splitn(3, '.').collect();
+        let (Some(sub), Some(what)) = (parts.get(1), parts.get(2)) else {
+            return Err(self.diag(
+                pos,
+                format!("expected log.SUBSYSTEM.level|file|facility|operators, found \"{key}\""),
+            ));
+        };
+        let value = match *what {
+            "level" => SubsystemValue::Level(self.word("a level", key)?.0),
+            "file" => SubsystemValue::File(PathBuf::from(self.word("a file path", key)?.0)),
+            "facility" => {
+                let (w, wpos) = self.word("a syslog facility, none or default", key)?;
+                SubsystemValue::Facility(match w.as_str() {
+                    "none" => FacilityChoice::None,
+                    "default" => FacilityChoice::Default,
+                    _ => FacilityChoice::Facility(Facility::from_name(&w).ok_or_else(|| self.bad_facility(&w, wpos))?),
+                })
+            }
+            "operators" => {
+                let (w, wpos) = self.word("on or off", key)?;
+                SubsystemValue::Operators(match w.as_str() {
+                    "on" | "yes" => true,
+                    "off" | "no" => false,
+                    _ => return Err(self.diag(wpos, format!("expected on or off after \"{key}\", found \"{w}\""))),
+                })
+            }
+            other => {
+                return Err(self.diag(pos, format!("unknown setting \"{other}\" in \"{key}\" (expected level, file, facility or operators)")))
+            }
+        };
+        Ok(SubsystemSetting {
+            subsystem: (*sub).to_owned(),
+            origin: Origin {
+                file: self.file.to_owned(),
+                pos,
+            },
+            value,
+        })
+    }
+
+    /// `internal|external.log.<level>.error: SYMBOL ...`.
+    fn error_log(&mut self, key: &str, pos: Pos) -> Res<ErrorLog> {
+        let (side, level) = error_log_key(key).expect("checked by the caller");
+        if !DANTE_LEVELS.contains(&level) {
+            return Err(self.diag(
+                pos,
+                format!(
+                    "unknown level \"{level}\" in \"{key}\" (expected {})",
+                    DANTE_LEVELS.join(" ")
+                ),
+            ));
+        }
+        let mut e = ErrorLog {
+            side,
+            level: level.to_owned(),
+            errnos: Vec::new(),
+            eai: Vec::new(),
+        };
+        for (w, wpos) in self.list("errno, EAI_* or alias names", key)? {
+            let Some((errnos, eai)) = crate::errors::expand(&w) else {
+                return Err(self.diag(wpos, format!("unknown error symbol \"{w}\" (expected an errno name, an EAI_* name, no-route, dns-any or system-any)")));
+            };
+            e.errnos.extend(errnos);
+            e.eai.extend(eai);
+        }
+        Ok(e)
+    }
+
     fn log_flags(&mut self, key: &str) -> Res<LogFlags> {
         let mut f = LogFlags::default();
         for (w, pos) in self.list("log keywords", key)? {
@@ -723,11 +839,7 @@ impl Parser<'_> {
                 "data" => f.data = true,
                 "ioop" | "iooperation" => f.ioop = true,
                 "error" => f.error = true,
-                "tcpinfo" => {
-                    return Err(
-                        self.diag(pos, "log keyword \"tcpinfo\" is not supported yet".into())
-                    )
-                }
+                "tcpinfo" => f.tcpinfo = true,
                 _ => {
                     return Err(self.diag(
                         pos,
@@ -768,6 +880,9 @@ impl Parser<'_> {
             out.push(match w.as_str() {
                 "stdout" => LogTarget::Stdout,
                 "stderr" => LogTarget::Stderr,
+                "json:stdout" => LogTarget::Json(JsonTarget::Stdout),
+                "json:stderr" => LogTarget::Json(JsonTarget::Stderr),
+                w if w.starts_with("json:") && w.len() > 5 => LogTarget::Json(JsonTarget::File(PathBuf::from(&w[5..]))),
                 "syslog" => LogTarget::Syslog(Facility::Daemon),
                 _ => match w.strip_prefix("syslog/") {
                     Some(name) => LogTarget::Syslog(Facility::from_name(name).ok_or_else(|| {
@@ -916,6 +1031,16 @@ impl Parser<'_> {
             )
         })
     }
+}
+
+/// `internal.log.LEVEL.error` → (Internal, LEVEL).
+fn error_log_key(key: &str) -> Option<(ErrorSide, &str)> {
+    let (side, rest) = if let Some(r) = key.strip_prefix("internal.log.") {
+        (ErrorSide::Internal, r)
+    } else {
+        (ErrorSide::External, key.strip_prefix("external.log.")?)
+    };
+    rest.strip_suffix(".error").map(|level| (side, level))
 }
 
 fn unknown_keyword(word: &str) -> String {

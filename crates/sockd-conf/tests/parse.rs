@@ -86,12 +86,11 @@ fn reference_examples() {
     let rules = data("reference-rules.conf");
     let text = format!("passwordfile: /etc/users\n{rules}");
     accepted_or_not_yet("reference-rules.conf", &text);
-    let errs = errors(&text);
-    assert_eq!(
-        errs,
-        ["test.conf:15:58: log keyword \"tcpinfo\" is not supported yet"]
-    );
-    let routed = parse("r", &text.replace(" tcpinfo", "")).unwrap().config;
+    // Every keyword of the reference's examples is implemented now.
+    let routed = parse("r", &text).unwrap().config;
+    assert!(routed.socks_rules[2].log.tcpinfo);
+    let g = ok(&format!("passwordfile: /etc/users\n{globals}"));
+    assert_eq!(g.error_logs.len(), 1);
     assert_eq!(routed.routes.len(), 1);
     let r = &routed.routes[0];
     assert_eq!(
@@ -225,7 +224,7 @@ fn every_error_is_reported_with_its_position() {
             "test.conf:2:1: debug level 7 out of range (expected 0, 1 or 2)",
             "test.conf:3:12: unknown syslog facility \"local9\" (expected user, daemon, auth, authpriv or local0..local7)",
             "test.conf:4:20: no netmask has been specified for the IPv4 address \"127.0.0.1\", but a netmask must be specified in this context (write \"127.0.0.1/32\")",
-            "test.conf:5:14: unknown log keyword \"bogus\" (expected connect disconnect data ioop iooperation error)",
+            "test.conf:5:14: unknown log keyword \"bogus\" (expected connect disconnect data ioop iooperation error tcpinfo)",
             "test.conf:7:1: server setting \"timeout.io\" after the first rule (line 4); settings must come before rules",
         ]
     );
@@ -260,10 +259,10 @@ fn more_errors() {
         ["test.conf:1:1: rule starting on line 1 has no closing \"}\""]
     );
     assert_eq!(
-        errors("external.log.warning.error: no-route\nlog.auth.level: notice\n"),
+        errors("status.file: /run/x\nmanagement: /run/m.sock\n"),
         [
-            "test.conf:1:1: \"external.log.warning.error\" is not supported yet",
-            "test.conf:2:1: \"log.auth.level\" is not supported yet"
+            "test.conf:1:1: \"status.file\" is not supported yet",
+            "test.conf:2:1: \"management\" is not supported yet"
         ]
     );
     assert_eq!(
@@ -294,4 +293,51 @@ fn deprecated_method_warns() {
     assert!(p.warnings[0]
         .to_string()
         .starts_with("t:1:1: \"method\" is deprecated"));
+}
+
+#[test]
+fn logging_keywords() {
+    let c = ok("log.traffic.file: /var/log/t.log\nlog.AUTH.level: notice\nlog.mgmt.operators: on\n\
+        log.config.facility: default\nlog.default.facility: local3\nlogformat: json\nverb: 4\nmute: 20\n\
+        logoutput: json:/var/log/x.json stderr\n\
+        external.log.warning.error: no-route dns-any ECONNREFUSED EAI_AGAIN\n\
+        socks pass { from: 0/0 to: 0/0\ninternal.log.err.error: ECONNRESET\nlog: connect tcpinfo\n}\n");
+    assert_eq!(c.log_settings.len(), 4);
+    assert_eq!(c.log_settings[0].subsystem, "traffic");
+    assert_eq!(
+        c.log_settings[1].value,
+        SubsystemValue::Level("notice".into())
+    );
+    assert_eq!(c.log_settings[1].origin.to_string(), "test.conf:2:1");
+    assert_eq!(
+        c.log_settings[3].value,
+        SubsystemValue::Facility(FacilityChoice::Default)
+    );
+    assert_eq!(c.log_default_facility, Some(Facility::Local(3)));
+    assert_eq!(
+        (c.logformat, c.verb, c.mute),
+        (LogFormat::Json, Some(4), 20)
+    );
+    assert_eq!(
+        c.logoutput[0],
+        LogTarget::Json(JsonTarget::File("/var/log/x.json".into()))
+    );
+    let e = &c.error_logs[0];
+    assert_eq!((e.side, e.level.as_str()), (ErrorSide::External, "warning"));
+    assert!(e.errnos.contains(&libc_econnrefused()) && e.eai.len() > 10);
+    assert_eq!(c.socks_rules[0].error_logs[0].side, ErrorSide::Internal);
+    assert!(c.socks_rules[0].log.tcpinfo);
+    assert_eq!(
+        errors("verb: 12\nexternal.log.loud.error: EPIPE\nexternal.log.warning.error: EBOGUS\nlog.traffic.colour: red\n"),
+        [
+            "test.conf:1:1: verb 12 out of range (expected 0 to 11)",
+            "test.conf:2:1: unknown level \"loud\" in \"external.log.loud.error\" (expected emerg alert crit err warning notice info debug)",
+            "test.conf:3:29: unknown error symbol \"EBOGUS\" (expected an errno name, an EAI_* name, no-route, dns-any or system-any)",
+            "test.conf:4:1: unknown setting \"colour\" in \"log.traffic.colour\" (expected level, file, facility or operators)",
+        ]
+    );
+}
+
+fn libc_econnrefused() -> i32 {
+    111
 }

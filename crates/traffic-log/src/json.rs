@@ -38,7 +38,7 @@ impl Record {
             }),
         );
         o.insert("command".into(), json!(self.command.as_str()));
-        let mut ends = |o: &mut Map<String, Value>, e: &Ends| {
+        let ends = |o: &mut Map<String, Value>, e: &Ends| {
             o.insert("src".into(), side(&e.src));
             if let Some(d) = &e.dst {
                 o.insert("dst".into(), side(d));

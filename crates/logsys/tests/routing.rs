@@ -269,9 +269,14 @@ fn a_stalled_fifo_is_reported_and_never_blocks_the_others() {
     // SAFETY: mkfifo with a valid path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     // A reader that opens the FIFO and never reads, so writes block once the pipe is full.
-    let reader = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags_nonblock(&fifo);
+    let reader = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap()
+    };
     let good = dir.path().join("good.log");
     let log = start(LogConfig {
         logoutput: vec![file(&fifo), file(&good)],

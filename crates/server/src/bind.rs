@@ -111,10 +111,20 @@ impl Session<'_> {
         rlog.start(self.log, reply_ends);
         let mut remote = remote;
         let _ = remote.set_nodelay(true);
-        let counters = Counters::default();
+        let counters = std::sync::Arc::new(Counters::default());
         let to_remote = Side(vec![ep(ext_in), ep(remote_addr)]);
+        let mut tcpinfo = None;
         let cause = self
-            .relay_logged(stream, &mut remote, g, &rlog, &g.src, &to_remote, &counters)
+            .relay_logged(
+                stream,
+                &mut remote,
+                g,
+                &rlog,
+                &g.src,
+                &to_remote,
+                &counters,
+                &mut tcpinfo,
+            )
             .await;
         let c = Counters::get;
         let (wc, rc) = (c(&counters.client_written), c(&counters.client_read));
@@ -123,7 +133,13 @@ impl Session<'_> {
             client: leg(wt, target_side, rt),
             target: Some(leg(wc, client_side, rc)),
         };
-        rlog.summary(self.log, summary, &cause, self.started.elapsed().as_secs());
+        rlog.summary_with(
+            self.log,
+            summary,
+            &cause,
+            self.started.elapsed().as_secs(),
+            tcpinfo.as_deref(),
+        );
         self.bind_ended(g, &bind_ends, &counters, &cause);
     }
 

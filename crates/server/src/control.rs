@@ -69,9 +69,7 @@ pub async fn serve_until_stopped(
         };
         match control {
             Control::Reload => reload(&server, &source),
-            Control::Dump => server
-                .logger()
-                .info("SIGUSR1 status dump is not supported yet; ignoring the signal"),
+            Control::Dump => server.dump(),
             Control::Terminate(sig) => {
                 server.logger().info(format!("Exiting on signal {sig}"));
                 stop.cancel();

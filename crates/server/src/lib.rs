@@ -18,15 +18,18 @@ mod bind;
 mod chain;
 mod connect;
 pub mod control;
+mod dump;
 mod ident;
 pub mod listen;
 pub mod logging;
 mod negotiate;
 pub mod passwd;
+mod registry;
 mod relay;
 pub mod resolve;
 pub mod rules;
 mod session;
+mod sockinfo;
 mod tlog;
 mod udp;
 
@@ -142,6 +145,8 @@ pub(crate) struct Shared {
     /// Cancelled when open sessions must end now (after the grace period).
     pub(crate) cut: CancellationToken,
     accepted: AtomicU64,
+    /// Every session, for the status dump.
+    pub(crate) registry: Arc<registry::Registry>,
 }
 
 impl Shared {
@@ -165,6 +170,7 @@ impl Server {
                 current: RwLock::new(Arc::new(run)),
                 cut: CancellationToken::new(),
                 accepted: AtomicU64::new(0),
+                registry: Arc::new(registry::Registry::new()),
             }),
         }
     }

@@ -29,6 +29,8 @@ pub(crate) struct Counters {
     pub(crate) target_read: AtomicU64,
     /// Written to the target.
     pub(crate) target_written: AtomicU64,
+    /// When bytes last moved, in [`crate::registry::now_ms`] time.
+    pub(crate) last_ms: AtomicU64,
 }
 
 impl Counters {
@@ -72,7 +74,12 @@ pub(crate) async fn relay(
 ) -> EndCause {
     let start = Instant::now();
     let last = AtomicU64::new(0);
-    let touch = || last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    let touch = || {
+        last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        p.counters
+            .last_ms
+            .store(crate::registry::now_ms(), Ordering::Relaxed);
+    };
     let (mut cr, mut cw) = client.split();
     let (mut tr, mut tw) = target.split();
     let c = p.counters;

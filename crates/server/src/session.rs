@@ -23,6 +23,7 @@ use crate::chain;
 use crate::connect::{connect, ConnectError};
 use crate::logging::{is_no_route, warn_failure, Failure};
 use crate::negotiate::{negotiate, reply, Ident, Negotiated, Refusal};
+use crate::registry::{Entry, Phase, Registry, TcpState};
 use crate::relay::{relay, Counters, Dir, RelayParams};
 use crate::rules::{match_client, match_socks, MatchError, RequestFacts, TargetAddrs};
 use crate::tlog::{client_side, ep, leg, only, target_ep, user_auth, RuleLog};
@@ -39,6 +40,10 @@ pub(crate) async fn serve(
     local: SocketAddr,
 ) {
     let run = shared.snapshot();
+    // Dropped before `stream`: the registry never names a closed descriptor.
+    let reg = shared
+        .registry
+        .register(Phase::Negotiating(client_side(&ep(client), local)));
     let s = Session {
         log: &shared.logger,
         run: &run,
@@ -47,6 +52,8 @@ pub(crate) async fn serve(
         client,
         local,
         debug: shared.logger.debug_enabled(),
+        registry: &shared.registry,
+        entry: &reg.entry,
     };
     s.serve(&mut stream).await;
 }
@@ -60,6 +67,9 @@ pub(crate) struct Session<'a> {
     pub(crate) client: SocketAddr,
     pub(crate) local: SocketAddr,
     pub(crate) debug: bool,
+    pub(crate) registry: &'a Registry,
+    /// This session's registry entry.
+    pub(crate) entry: &'a Entry,
 }
 
 /// A request that passed the socks rules, with what its command needs to log.
@@ -198,6 +208,16 @@ impl Session<'_> {
                 return;
             }
         };
+        self.registry
+            .handed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let what = match command {
+            SocksCommand::Bind => "tcp bind-request",
+            SocksCommand::UdpAssociate => "udp udpassociate-request",
+            _ => "tcp connect-request",
+        };
+        self.entry
+            .set(Phase::Requesting(ep(self.client).to_string(), what));
         let protocol = if command == SocksCommand::UdpAssociate {
             Protocol::Udp
         } else {
@@ -349,7 +369,8 @@ impl Session<'_> {
             )
         });
         let dst = Side(vec![ep(ext), target_ep(target)]);
-        let counters = Counters::default();
+        let counters = Arc::new(Counters::default());
+        let mut tcpinfo = None;
         let cause = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
             Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
             Ok(()) => {
@@ -360,11 +381,28 @@ impl Session<'_> {
                         dst: Some(dst.clone()),
                     },
                 );
-                self.relay_logged(stream, &mut out, g, &g.slog, &g.src, &dst, &counters)
-                    .await
+                self.relay_logged(
+                    stream,
+                    &mut out,
+                    g,
+                    &g.slog,
+                    &g.src,
+                    &dst,
+                    &counters,
+                    &mut tcpinfo,
+                )
+                .await
             }
         };
-        self.summaries(g, &g.slog, &counters, g.src.clone(), dst, &cause);
+        self.summaries(
+            g,
+            &g.slog,
+            &counters,
+            g.src.clone(),
+            dst,
+            &cause,
+            tcpinfo.as_deref(),
+        );
     }
 
     /// CONNECT through an upstream proxy.
@@ -437,7 +475,8 @@ impl Session<'_> {
         }
         dst.push(target_ep(target));
         let dst = Side(dst);
-        let counters = Counters::default();
+        let counters = Arc::new(Counters::default());
+        let mut tcpinfo = None;
         let cause = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
             Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
             Ok(()) => {
@@ -462,13 +501,22 @@ impl Session<'_> {
                             &g.src,
                             &dst,
                             &counters,
+                            &mut tcpinfo,
                         )
                         .await
                     }
                 }
             }
         };
-        self.summaries(g, &g.slog, &counters, g.src.clone(), dst, &cause);
+        self.summaries(
+            g,
+            &g.slog,
+            &counters,
+            g.src.clone(),
+            dst,
+            &cause,
+            tcpinfo.as_deref(),
+        );
     }
 
     /// Bytes an upstream proxy sent right after its answer go to the client first.
@@ -513,8 +561,17 @@ impl Session<'_> {
         slog: &RuleLog,
         src: &Side,
         dst: &Side,
-        counters: &Counters,
+        counters: &Arc<Counters>,
+        tcpinfo: &mut Option<String>,
     ) -> EndCause {
+        use std::os::fd::AsRawFd;
+        self.entry.set(Phase::Tcp(TcpState {
+            src: src.clone(),
+            dst: dst.clone(),
+            counters: Arc::clone(counters),
+            fds: Some((client.as_raw_fd(), other.as_raw_fd())),
+            tcpinfo: slog.flags.tcpinfo,
+        }));
         let up = Ends {
             src: src.clone(),
             dst: Some(dst.clone()),
@@ -565,7 +622,17 @@ impl Session<'_> {
             on_io: &on_io,
             on_error: &on_error,
         };
-        relay(client, other, params).await
+        let cause = relay(client, other, params).await;
+        self.entry.with_tcp(|t| t.fds = None);
+        // `log: tcpinfo`: both sockets, while they are still open.
+        if slog.flags.tcpinfo {
+            let (c, o) = (
+                crate::sockinfo::tcp_info(client),
+                crate::sockinfo::tcp_info(other),
+            );
+            *tcpinfo = Some(traffic_log::tcpinfo::format_block(c.as_ref(), o.as_ref()));
+        }
+        cause
     }
 
     /// The end-of-session lines: the socks rule's (`slog`), then the client rule's.
@@ -577,20 +644,17 @@ impl Session<'_> {
         src: Side,
         dst: Side,
         cause: &EndCause,
+        tcpinfo: Option<&str>,
     ) {
         let c = Counters::get;
         let secs = self.started.elapsed().as_secs();
         let (wc, rc) = (c(&counters.client_written), c(&counters.client_read));
         let (wt, rt) = (c(&counters.target_written), c(&counters.target_read));
-        slog.summary(
-            self.log,
-            Summary {
-                client: leg(wc, src, rc),
-                target: Some(leg(wt, dst, rt)),
-            },
-            cause,
-            secs,
-        );
+        let summary = Summary {
+            client: leg(wc, src, rc),
+            target: Some(leg(wt, dst, rt)),
+        };
+        slog.summary_with(self.log, summary, cause, secs, tcpinfo);
         let summary = Summary {
             client: leg(wc, g.accept_side.clone(), wt),
             target: None,
@@ -716,7 +780,15 @@ impl Session<'_> {
         };
         let ext = ce.local.map_or_else(Endpoint::unknown, ep);
         let dst = Side(vec![ext, target_ep(&g.neg.request.target)]);
-        self.summaries(g, &g.slog, &Counters::default(), g.src.clone(), dst, &cause);
+        self.summaries(
+            g,
+            &g.slog,
+            &Counters::default(),
+            g.src.clone(),
+            dst,
+            &cause,
+            None,
+        );
     }
 }
 

@@ -32,6 +32,7 @@ use traffic_log::{Command, EndCause, Endpoint, Ends, Side, Summary, Verdict};
 
 use crate::logging::{warn_failure, Failure};
 use crate::negotiate::reply;
+use crate::registry::{now_ms, Phase, UdpState};
 use crate::rules::{match_socks, RequestFacts, TargetAddrs};
 use crate::session::{seconds, Granted, Session, UNSPECIFIED};
 use crate::tlog::{ep, leg, only, target_ep, udp_leg, RuleLog};
@@ -136,6 +137,17 @@ impl Session<'_> {
             resolved: HashMap::new(),
             dropped: 0,
         };
+        self.entry.set(Phase::Udp(UdpState {
+            src: Some(Side(vec![target_ep(&declared), ep(pint)])),
+            last_ms: now_ms(),
+            ..UdpState::default()
+        }));
+        // Kernel receive times, for the dump's latency statistics.
+        let _ = nix::sys::socket::setsockopt(
+            &client_sock,
+            nix::sys::socket::sockopt::ReceiveTimestampns,
+            &true,
+        );
         let cause = self.udp_loop(stream, g, &client_sock, &mut a).await;
         self.udp_summaries(g, &a, &cause);
     }
@@ -160,8 +172,16 @@ impl Session<'_> {
                 }
             };
             tokio::select! {
-                r = client_sock.recv_from(&mut cbuf) => match r {
-                    Ok((n, from)) => self.datagram_from_client(g, a, &cbuf[..n], from).await,
+                r = recv_stamped(client_sock, &mut cbuf) => match r {
+                    Ok((n, from, stamp)) => {
+                        if let Some(t) = stamp {
+                            self.registry.read_latency.lock().unwrap_or_else(|p| p.into_inner()).add(t.elapsed().unwrap_or_default());
+                        }
+                        self.datagram_from_client(g, a, &cbuf[..n], from).await;
+                        if let Some(t) = stamp {
+                            self.registry.io_latency.lock().unwrap_or_else(|p| p.into_inner()).add(t.elapsed().unwrap_or_default());
+                        }
+                    }
                     Err(e) => return EndCause::ClientError(Some(crate::errno_text(&e))),
                 },
                 r = recv_opt(a.ext4.as_ref().map(|e| &e.sock), &mut tbuf4) => {
@@ -275,6 +295,13 @@ impl Session<'_> {
         match ext.sock.send_to(d.data, dest).await {
             Ok(_) => {
                 add(&mut ext.flow.target_written, d.data.len());
+                let pext_side = Side(vec![ep(pext), target_ep(&target)]);
+                self.entry.with_udp(|u| {
+                    u.src = Some(Side(vec![ep(from), ep(pint)]));
+                    u.dst = Some(pext_side);
+                    add(&mut u.to_target, d.data.len());
+                    u.last_ms = now_ms();
+                });
                 ext.last_target = Some(target);
                 if !a.contacted.contains(&dest) {
                     a.contacted.push(dest);
@@ -361,6 +388,10 @@ impl Session<'_> {
         match client_sock.send_to(&out, client_udp).await {
             Ok(_) => {
                 add(&mut ext.flow.client_written, out.len());
+                self.entry.with_udp(|u| {
+                    add(&mut u.to_client, out.len());
+                    u.last_ms = now_ms();
+                });
                 verdict.log.datagram(self.log, Verdict::Pass, ends, data);
             }
             Err(e) => verdict.log.transient(
@@ -537,6 +568,58 @@ impl Session<'_> {
         };
         g.clog.summary(self.log, summary, cause, secs);
     }
+}
+
+/// `recv_from` that also returns the kernel's receive time (SO_TIMESTAMPNS), when on.
+async fn recv_stamped(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, Option<std::time::SystemTime>)> {
+    use std::os::fd::AsRawFd;
+    loop {
+        sock.readable().await?;
+        match sock.try_io(tokio::io::Interest::READABLE, || {
+            recvmsg_stamped(sock.as_raw_fd(), buf)
+        }) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            other => return other,
+        }
+    }
+}
+
+fn recvmsg_stamped(
+    fd: std::os::fd::RawFd,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, Option<std::time::SystemTime>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT)
+        .map_err(std::io::Error::from)?;
+    let mut stamp = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmTimestampns(t) = c {
+                let since =
+                    std::time::Duration::new(t.tv_sec().max(0) as u64, t.tv_nsec().max(0) as u32);
+                stamp = Some(std::time::UNIX_EPOCH + since);
+            }
+        }
+    }
+    let addr = msg.address.and_then(|a: SockaddrStorage| {
+        if let Some(v4) = a.as_sockaddr_in() {
+            Some(SocketAddr::V4((*v4).into()))
+        } else {
+            a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+        }
+    });
+    let addr = addr.ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "datagram without a source address",
+        )
+    })?;
+    Ok((msg.bytes, addr, stamp))
 }
 
 async fn recv_opt(

@@ -17,6 +17,7 @@ pub mod json;
 pub mod parse;
 pub mod prefix;
 pub mod record;
+pub mod tcpinfo;
 pub mod vis;
 
 pub use parse::ParseError;

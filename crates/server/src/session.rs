@@ -636,6 +636,7 @@ impl Session<'_> {
     }
 
     /// The end-of-session lines: the socks rule's (`slog`), then the client rule's.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn summaries(
         &self,
         g: &Granted<'_>,

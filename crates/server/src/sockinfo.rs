@@ -21,7 +21,7 @@ pub(crate) fn tcp_info(sock: &impl AsRawFd) -> Option<TcpInfo> {
             &mut len,
         )
     };
-    (rc == 0).then(|| TcpInfo {
+    (rc == 0).then_some(TcpInfo {
         state: t.tcpi_state,
         ca_state: t.tcpi_ca_state,
         retransmits: t.tcpi_retransmits,

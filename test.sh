@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: formatting, lints, and every test (unit, golden, integration).
 # Installs the real programs the integration tests drive (curl, ncat, htpasswd,
-# proxychains4, PySocks for Debian's python3, Dante for chaining, oidentd for ident) with
+# proxychains4, PySocks for Debian's python3, Dante for chaining, oidentd for ident, rsyslog for syslog) with
 # apt-get when they are missing. CI (.ci/run) calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,6 +14,7 @@ command -v proxychains4 >/dev/null 2>&1 || missing+=(proxychains4)
 /usr/bin/python3 -c 'import socks' >/dev/null 2>&1 || missing+=(python3-socks)
 [ -x /usr/sbin/danted ] || missing+=(dante-server)
 [ -x /usr/sbin/oidentd ] || missing+=(oidentd)
+[ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}" >&2
     sudo=""

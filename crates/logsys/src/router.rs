@@ -215,8 +215,21 @@ impl State {
     fn muted(&mut self, e: &Entry) -> Option<String> {
         let limit = self.config.mute;
         let m = &mut self.mute;
-        if limit == 0 || e.category == 0 {
+        if limit == 0 {
             return None;
+        }
+        if e.category == 0 {
+            // An uncategorized record ends a run only if something was suppressed: it
+            // brings the count out.
+            if m.suppressed == 0 {
+                return None;
+            }
+            let note = format!(
+                "{} variation(s) on previous {limit} message(s) suppressed by mute",
+                m.suppressed
+            );
+            *m = Mute::default();
+            return Some(note);
         }
         if e.category == m.category {
             m.run += 1;

@@ -116,6 +116,23 @@ fn subsystems_levels_files_and_verb() {
 }
 
 #[test]
+fn a_file_shared_by_subsystems_and_logoutput_is_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.log");
+    let mut c = LogConfig {
+        logoutput: vec![file(&out)],
+        ..LogConfig::default()
+    };
+    c.subsystems[Subsystem::TRAFFIC.index()].file = Some(out.clone());
+    c.subsystems[Subsystem::UDP.index()].file = Some(out.clone());
+    let log = start(c);
+    log.at(Subsystem::TRAFFIC, Level::Trace, "traffic line");
+    log.at(Subsystem::UDP, Level::Trace, "udp line");
+    log.flush();
+    assert_eq!(msgs(&out), ["traffic line", "udp line"]);
+}
+
+#[test]
 fn mute_suppresses_repeats_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.log");

@@ -12,5 +12,6 @@ mod clients;
 mod commands;
 mod control;
 mod ident;
+mod logging;
 mod seed;
 mod traffic_log;

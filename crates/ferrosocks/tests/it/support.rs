@@ -45,6 +45,11 @@ impl Proxy {
     /// Starts the binary on `conf` (a template: `@LOG@` is the log file, `@DIR@` a
     /// private directory) with extra arguments.
     pub fn start_with(conf: &str, args: &[&str]) -> Self {
+        Self::launch(conf, args, &[])
+    }
+
+    /// Starts the binary with extra arguments and environment variables.
+    pub fn launch(conf: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("ferrosocks.log");
         let path = dir.path().join("sockd.conf");
@@ -53,6 +58,7 @@ impl Proxy {
             .arg("-f")
             .arg(&path)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -101,15 +107,25 @@ impl Proxy {
     /// have Dante's prefix.
     pub fn messages(&self) -> Vec<String> {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines()
-            .map(|l| {
-                let (prefix, msg) = traffic_log::Prefix::parse_line(l)
-                    .unwrap_or_else(|e| panic!("line without Dante's prefix: {l:?}: {e}"));
-                assert_eq!(prefix.program, "ferrosocks");
-                assert_eq!(prefix.pid, self.child.id());
-                msg.to_owned()
-            })
-            .collect()
+        let mut out: Vec<String> = Vec::new();
+        for l in text.lines() {
+            match traffic_log::Prefix::parse_line(l) {
+                Ok((prefix, msg)) => {
+                    assert_eq!(prefix.program, "ferrosocks");
+                    assert_eq!(prefix.pid, self.child.id());
+                    out.push(msg.to_owned());
+                }
+                // A multi-line record (TCP_INFO): continues the previous message.
+                Err(_) => match out.last_mut() {
+                    Some(last) => {
+                        last.push('\n');
+                        last.push_str(l);
+                    }
+                    None => panic!("line without Dante's prefix: {l:?}"),
+                },
+            }
+        }
+        out
     }
 
     /// Waits until a message satisfies `pred`; returns all messages then.

@@ -80,6 +80,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every session uses two descriptors (four more while splicing bulk data): take all the
+/// descriptors allowed — as root up to 262144, else the hard limit.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let wanted = 262_144.max(hard);
+    if setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted).is_err() && soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
 fn start(cli: Cli) -> Result<(), (u8, String)> {
     let path = cli.file.clone().or_else(|| {
         Path::new(DEFAULT_CONFIG)
@@ -107,6 +120,7 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
         return Ok(());
     }
 
+    raise_fd_limit();
     let listeners = listen::bind_all(&run.config.internals).map_err(|e| (EX_START, e))?;
     let ready = listen::ready_line(&listeners);
     if cli.detach {

@@ -30,6 +30,7 @@ pub mod resolve;
 pub mod rules;
 mod session;
 mod sockinfo;
+mod splice;
 mod tlog;
 mod udp;
 

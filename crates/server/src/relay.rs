@@ -1,21 +1,32 @@
 //! Moving bytes between client and target, both directions at once.
 //!
-//! Each direction is a loop of read, write, count. An end of file from one side is
-//! passed on as a FIN (`shutdown(SHUT_WR)`) while the other direction keeps flowing;
-//! the session ends when both directions are done, on the first error, when it has
-//! been idle for `timeout.io`, or when the server cuts it. The first side to close or
-//! fail names the cause in the summary, as Dante's "local client closed" / "remote peer
-//! error (…)".
+//! Each direction waits for its source to be readable, then reads into a buffer on the
+//! worker thread's stack and writes it on at once: an idle session holds no buffer at
+//! all. Only a write that cannot finish keeps the rest on the heap until it can. A
+//! direction that fills a whole buffer in one read is carrying bulk data: it switches to
+//! splice(2) through a pipe of its own (unless `log: data` needs the bytes), so the
+//! kernel moves the data without copying it through ferrosocks.
+//!
+//! An end of file from one side is passed on as a FIN (`shutdown(SHUT_WR)`) while the
+//! other direction keeps flowing; the session ends when both directions are done, on
+//! the first error, when it has been idle for `timeout.io`, or when the server cuts it.
+//! The first side to close or fail names the cause in the summary, as Dante's "local
+//! client closed" / "remote peer error (…)".
 
+use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use traffic_log::EndCause;
 
+use crate::splice::Pipe;
+
+/// The stack buffer of a buffered read.
 const BUF_SIZE: usize = 16 * 1024;
 
 /// Byte counters of a session, updated as bytes move.
@@ -48,10 +59,18 @@ pub(crate) enum Dir {
     Down,
 }
 
+/// One I/O operation, as the log sees it: its size, and the bytes when they passed
+/// through ferrosocks (not when spliced).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IoOp<'a> {
+    pub(crate) len: usize,
+    pub(crate) data: Option<&'a [u8]>,
+}
+
 enum PumpEnd {
     Eof,
-    ReadError(std::io::Error),
-    WriteError(std::io::Error),
+    ReadError(io::Error),
+    WriteError(io::Error),
 }
 
 /// What the relay needs besides the two sockets.
@@ -60,18 +79,16 @@ pub(crate) struct RelayParams<'a> {
     /// Idle limit; `None` for none.
     pub(crate) idle: Option<Duration>,
     pub(crate) cut: &'a CancellationToken,
-    /// Called for each I/O operation (empty slice for end of file).
-    pub(crate) on_io: &'a (dyn Fn(Dir, &[u8]) + Sync),
+    /// Whether bulk directions may switch to splice(2).
+    pub(crate) splice: bool,
+    /// Called for each I/O operation (length 0 for end of file).
+    pub(crate) on_io: &'a (dyn Fn(Dir, IoOp<'_>) + Sync),
     /// Called with the error that ends the session, and on which side it happened.
-    pub(crate) on_error: &'a (dyn Fn(sockd_conf::ErrorSide, &std::io::Error) + Sync),
+    pub(crate) on_error: &'a (dyn Fn(sockd_conf::ErrorSide, &io::Error) + Sync),
 }
 
 /// Relays until the session ends; returns why it ended.
-pub(crate) async fn relay(
-    client: &mut TcpStream,
-    target: &mut TcpStream,
-    p: RelayParams<'_>,
-) -> EndCause {
+pub(crate) async fn relay(client: &TcpStream, target: &TcpStream, p: RelayParams<'_>) -> EndCause {
     let start = Instant::now();
     let last = AtomicU64::new(0);
     let touch = || {
@@ -80,25 +97,23 @@ pub(crate) async fn relay(
             .last_ms
             .store(crate::registry::now_ms(), Ordering::Relaxed);
     };
-    let (mut cr, mut cw) = client.split();
-    let (mut tr, mut tw) = target.split();
     let c = p.counters;
-    let up = pump(
-        &mut cr,
-        &mut tw,
-        &c.client_read,
-        &c.target_written,
-        &touch,
-        |b| (p.on_io)(Dir::Up, b),
-    );
-    let down = pump(
-        &mut tr,
-        &mut cw,
-        &c.target_read,
-        &c.client_written,
-        &touch,
-        |b| (p.on_io)(Dir::Down, b),
-    );
+    let up = Direction {
+        from: client,
+        to: target,
+        read: &c.client_read,
+        written: &c.target_written,
+        dir: Dir::Up,
+    };
+    let down = Direction {
+        from: target,
+        to: client,
+        read: &c.target_read,
+        written: &c.client_written,
+        dir: Dir::Down,
+    };
+    let up = up.pump(&p, &touch);
+    let down = down.pump(&p, &touch);
     tokio::pin!(up, down);
     let (mut up_done, mut down_done) = (false, false);
     let mut first: Option<EndCause> = None;
@@ -143,52 +158,159 @@ pub(crate) async fn relay(
     }
 }
 
-fn client_error(p: &RelayParams<'_>, e: &std::io::Error) -> EndCause {
+fn client_error(p: &RelayParams<'_>, e: &io::Error) -> EndCause {
     (p.on_error)(sockd_conf::ErrorSide::Internal, e);
     EndCause::ClientError(Some(crate::errno_text(e)))
 }
 
-fn peer_error(p: &RelayParams<'_>, e: &std::io::Error) -> EndCause {
+fn peer_error(p: &RelayParams<'_>, e: &io::Error) -> EndCause {
     (p.on_error)(sockd_conf::ErrorSide::External, e);
     EndCause::PeerError(Some(crate::errno_text(e)))
 }
 
-async fn pump<R, W>(
-    r: &mut R,
-    w: &mut W,
-    read: &AtomicU64,
-    written: &AtomicU64,
-    touch: &impl Fn(),
-    on_io: impl Fn(&[u8]),
-) -> PumpEnd
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; BUF_SIZE];
-    loop {
-        let n = match r.read(&mut buf).await {
-            Ok(0) => {
-                on_io(&[]);
-                let _ = w.shutdown().await;
+struct Direction<'a> {
+    from: &'a TcpStream,
+    to: &'a TcpStream,
+    read: &'a AtomicU64,
+    written: &'a AtomicU64,
+    dir: Dir,
+}
+
+enum Read {
+    /// Bytes in the stack buffer, all written on.
+    Done(usize),
+    /// Bytes read; the tail that could not be written yet is here.
+    Pending(usize, Vec<u8>),
+    Eof,
+}
+
+impl Direction<'_> {
+    async fn pump(self, p: &RelayParams<'_>, touch: &impl Fn()) -> PumpEnd {
+        let mut pipe: Option<Pipe> = None;
+        loop {
+            if let Err(e) = self.from.readable().await {
+                return PumpEnd::ReadError(e);
+            }
+            let n = match &pipe {
+                Some(pipe) => match self.spliced(pipe).await {
+                    Ok(Some(n)) => {
+                        if n > 0 {
+                            (p.on_io)(self.dir, IoOp { len: n, data: None });
+                        }
+                        n
+                    }
+                    Ok(None) => continue,
+                    Err(end) => return end,
+                },
+                None => match self.buffered(p) {
+                    Ok(None) => continue,
+                    Ok(Some(Read::Eof)) => 0,
+                    Ok(Some(Read::Done(n))) => {
+                        if n == BUF_SIZE && p.splice {
+                            pipe = Pipe::new().ok();
+                        }
+                        n
+                    }
+                    Ok(Some(Read::Pending(n, rest))) => {
+                        if let Err(e) = self.write_rest(rest).await {
+                            return PumpEnd::WriteError(e);
+                        }
+                        n
+                    }
+                    Err(end) => return end,
+                },
+            };
+            if n == 0 {
+                (p.on_io)(self.dir, IoOp { len: 0, data: None });
+                let _ = socket2::SockRef::from(self.to).shutdown(std::net::Shutdown::Write);
                 return PumpEnd::Eof;
             }
+            touch();
+        }
+    }
+
+    /// One read into the stack buffer and as much of its write as goes at once.
+    /// `Ok(None)`: nothing to read after all.
+    fn buffered(&self, p: &RelayParams<'_>) -> Result<Option<Read>, PumpEnd> {
+        let mut buf = [0u8; BUF_SIZE];
+        let n = match self.from.try_read(&mut buf) {
+            Ok(0) => return Ok(Some(Read::Eof)),
             Ok(n) => n,
-            Err(e) => return PumpEnd::ReadError(e),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(PumpEnd::ReadError(e)),
         };
-        read.fetch_add(n as u64, Ordering::Relaxed);
-        touch();
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        (p.on_io)(
+            self.dir,
+            IoOp {
+                len: n,
+                data: Some(&buf[..n]),
+            },
+        );
         let mut off = 0;
         while off < n {
-            match w.write(&buf[off..n]).await {
-                Ok(0) => return PumpEnd::WriteError(std::io::ErrorKind::WriteZero.into()),
+            match self.to.try_write(&buf[off..n]) {
                 Ok(k) => {
                     off += k;
-                    written.fetch_add(k as u64, Ordering::Relaxed);
+                    self.written.fetch_add(k as u64, Ordering::Relaxed);
                 }
-                Err(e) => return PumpEnd::WriteError(e),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(Some(Read::Pending(n, buf[off..n].to_vec())))
+                }
+                Err(e) => return Err(PumpEnd::WriteError(e)),
             }
         }
-        on_io(&buf[..n]);
+        Ok(Some(Read::Done(n)))
+    }
+
+    async fn write_rest(&self, rest: Vec<u8>) -> io::Result<()> {
+        let mut off = 0;
+        while off < rest.len() {
+            self.to.writable().await?;
+            match self.to.try_write(&rest[off..]) {
+                Ok(k) => {
+                    off += k;
+                    self.written.fetch_add(k as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Socket → pipe → socket. `Ok(None)`: nothing to read after all.
+    async fn spliced(&self, pipe: &Pipe) -> Result<Option<usize>, PumpEnd> {
+        let n = match self
+            .from
+            .try_io(Interest::READABLE, || pipe.fill(self.from.as_raw_fd()))
+        {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(PumpEnd::ReadError(e)),
+        };
+        if n == 0 {
+            return Ok(Some(0));
+        }
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        let mut left = n;
+        while left > 0 {
+            match self
+                .to
+                .try_io(Interest::WRITABLE, || pipe.drain(self.to.as_raw_fd(), left))
+            {
+                Ok(k) => {
+                    left -= k;
+                    self.written.fetch_add(k as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = self.to.writable().await {
+                        return Err(PumpEnd::WriteError(e));
+                    }
+                }
+                Err(e) => return Err(PumpEnd::WriteError(e)),
+            }
+        }
+        Ok(Some(n))
     }
 }

@@ -24,7 +24,7 @@ use crate::connect::{connect, ConnectError};
 use crate::logging::{is_no_route, warn_failure, Failure};
 use crate::negotiate::{negotiate, reply, Ident, Negotiated, Refusal};
 use crate::registry::{Entry, Phase, Registry, TcpState};
-use crate::relay::{relay, Counters, Dir, RelayParams};
+use crate::relay::{relay, Counters, Dir, IoOp, RelayParams};
 use crate::rules::{match_client, match_socks, MatchError, RequestFacts, TargetAddrs};
 use crate::tlog::{client_side, ep, leg, only, target_ep, user_auth, RuleLog};
 use crate::{RunConfig, Shared};
@@ -539,14 +539,11 @@ impl Session<'_> {
         counters
             .client_written
             .fetch_add(data.len() as u64, Relaxed);
-        g.slog.io(
-            self.log,
-            Ends {
-                src: reversed(dst),
-                dst: Some(reversed(&g.src)),
-            },
-            data,
-        );
+        let ends = Ends {
+            src: reversed(dst),
+            dst: Some(reversed(&g.src)),
+        };
+        g.slog.io(self.log, ends, data.len(), Some(data));
         None
     }
 
@@ -572,17 +569,23 @@ impl Session<'_> {
             fds: Some((client.as_raw_fd(), other.as_raw_fd())),
             tcpinfo: slog.flags.tcpinfo,
         }));
-        let up = Ends {
-            src: src.clone(),
-            dst: Some(dst.clone()),
-        };
-        let down = Ends {
-            src: reversed(dst),
-            dst: Some(reversed(src)),
-        };
-        let on_io = |dir: Dir, bytes: &[u8]| {
-            let ends = if dir == Dir::Up { &up } else { &down };
-            slog.io(self.log, ends.clone(), bytes);
+        // The endpoints of I/O records, built only when they will be written.
+        let ends = slog.io_wanted(self.log).then(|| {
+            let up = Ends {
+                src: src.clone(),
+                dst: Some(dst.clone()),
+            };
+            let down = Ends {
+                src: reversed(dst),
+                dst: Some(reversed(src)),
+            };
+            (up, down)
+        });
+        let on_io = |dir: Dir, op: IoOp<'_>| {
+            if let Some((up, down)) = &ends {
+                let e = if dir == Dir::Up { up } else { down };
+                slog.io(self.log, e.clone(), op.len, op.data);
+            }
         };
         if let Some(cause) = self
             .early_data(other, &g.neg.early_data, counters, &on_io)
@@ -621,6 +624,7 @@ impl Session<'_> {
             cut: self.cut,
             on_io: &on_io,
             on_error: &on_error,
+            splice: !slog.flags.data,
         };
         let cause = relay(client, other, params).await;
         self.entry.with_tcp(|t| t.fds = None);
@@ -697,7 +701,7 @@ impl Session<'_> {
         other: &mut TcpStream,
         data: &[u8],
         counters: &Counters,
-        on_io: &(dyn Fn(Dir, &[u8]) + Sync),
+        on_io: &(dyn Fn(Dir, IoOp<'_>) + Sync),
     ) -> Option<EndCause> {
         if data.is_empty() {
             return None;
@@ -710,7 +714,13 @@ impl Session<'_> {
         counters
             .target_written
             .fetch_add(data.len() as u64, Relaxed);
-        on_io(Dir::Up, data);
+        on_io(
+            Dir::Up,
+            IoOp {
+                len: data.len(),
+                data: Some(data),
+            },
+        );
         None
     }
 

@@ -198,15 +198,22 @@ impl RuleLog {
         }
     }
 
-    /// `-: ENDS (N)[: DATA]` when `ioop` or `data` is on.
-    pub(crate) fn io(&self, log: &Logger, ends: Ends, bytes: &[u8]) {
-        if !self.logs_io() || !log.enabled(self.traffic_sub(), Level::Trace) {
+    /// Whether I/O records would be written (check before building their endpoints).
+    pub(crate) fn io_wanted(&self, log: &Logger) -> bool {
+        self.logs_io() && log.enabled(self.traffic_sub(), Level::Trace)
+    }
+
+    /// `-: ENDS (N)[: DATA]` when `ioop` or `data` is on; `data` is there unless spliced.
+    pub(crate) fn io(&self, log: &Logger, ends: Ends, len: usize, data: Option<&[u8]>) {
+        if !self.io_wanted(log) {
             return;
         }
-        let data = (self.flags.data && !bytes.is_empty()).then(|| traffic_log::vis::encode(bytes));
+        let data = data
+            .filter(|d| self.flags.data && !d.is_empty())
+            .map(traffic_log::vis::encode);
         let event = Event::Io {
             ends,
-            bytes: bytes.len() as u64,
+            bytes: len as u64,
             data,
         };
         log.traffic(

@@ -1,0 +1,501 @@
+//! The benchmark runner: ferrosocks side by side with the direct path, Dante and
+//! microsocks, in one run, interleaved (A B C A B C …), medians of the repetitions.
+//!
+//! Run `bench/run.sh` (it builds the release binaries and installs Dante and microsocks
+//! when missing). Everything is on loopback; every load is bounded in bytes, connections
+//! and seconds. Options: `--reps N` (default 3), `--gib N` bulk size (default 1),
+//! `--quick` (fewer bytes and seconds, for a smoke run), `--soak SECONDS` (default 120).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Subject {
+    name: &'static str,
+    proxy: Option<SocketAddr>,
+    child: Option<Child>,
+}
+
+impl Drop for Subject {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        sleep(Duration::from_millis(50));
+    }
+}
+
+#[allow(clippy::disallowed_methods)]
+fn sleep(d: Duration) {
+    std::thread::sleep(d);
+}
+
+/// The process and its descendants.
+fn tree(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            let after = stat.rsplit_once(") ").map_or("", |(_, a)| a);
+            if let Some(ppid) = after.split(' ').nth(1).and_then(|x| x.parse().ok()) {
+                parents.push((p, ppid));
+            }
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let cur = out[i];
+        out.extend(parents.iter().filter(|(_, pp)| *pp == cur).map(|(p, _)| *p));
+        i += 1;
+    }
+    out
+}
+
+/// CPU seconds (user + system) of a process tree.
+fn cpu_seconds(pid: u32) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    tree(pid)
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .map(|s| {
+            let f: Vec<&str> = s
+                .rsplit_once(") ")
+                .map_or("", |(_, a)| a)
+                .split(' ')
+                .collect();
+            let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+            (t(11) + t(12)) / hz
+        })
+        .sum()
+}
+
+/// PSS in KiB of a process tree.
+fn pss_kib(pid: u32) -> u64 {
+    tree(pid)
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+fn open_fds(pid: u32) -> usize {
+    tree(pid)
+        .iter()
+        .filter_map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).ok())
+        .map(|d| d.count())
+        .sum()
+}
+
+fn loadgen(bin: &Path, args: &[String]) -> String {
+    let out = Command::new(bin.join("loadgen"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("loadgen runs");
+    if !out.status.success() {
+        eprintln!(
+            "loadgen {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn first_number(s: &str) -> Option<f64> {
+    s.split_whitespace().next()?.parse().ok()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let opt = |name: &str, default: f64| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let quick = args.iter().any(|a| a == "--quick");
+    let reps = opt("--reps", 3.0) as usize;
+    let gib = opt("--gib", if quick { 0.125 } else { 1.0 });
+    let soak = opt("--soak", if quick { 10.0 } else { 120.0 }) as u64;
+    let rate_secs = if quick { 2.0 } else { 5.0 };
+    let bin = std::env::current_exe()
+        .expect("our path")
+        .parent()
+        .expect("a directory")
+        .to_path_buf();
+    let work = tempfile::tempdir().expect("a work directory");
+
+    // The target server.
+    let target_port = free_port();
+    let mut target = Command::new(bin.join("loadgen"))
+        .args(["serve", &format!("127.0.0.1:{target_port}")])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("target server");
+    wait_port(target_port);
+    let target_addr: SocketAddr = format!("127.0.0.1:{target_port}")
+        .parse()
+        .expect("an address");
+
+    let subjects = start_subjects(&bin, work.path());
+    let bytes = (gib * 1024.0 * 1024.0 * 1024.0) as u64;
+    let mut results: BTreeMap<(String, &str), Vec<f64>> = BTreeMap::new();
+    let mut record = |subject: &str, measure: &'static str, v: f64| {
+        results
+            .entry((subject.to_owned(), measure))
+            .or_default()
+            .push(v)
+    };
+
+    for rep in 1..=reps {
+        eprintln!("repetition {rep}/{reps}");
+        for (measure, dir, streams) in [
+            ("up x1 MB/s", "up", 1),
+            ("down x1 MB/s", "down", 1),
+            ("up x4 MB/s", "up", 4),
+            ("down x4 MB/s", "down", 4),
+        ] {
+            for s in &subjects {
+                let pid = s.child.as_ref().map(Child::id);
+                let cpu0 = pid.map(cpu_seconds);
+                let mut a = vec![
+                    "bulk".into(),
+                    target_addr.to_string(),
+                    dir.into(),
+                    streams.to_string(),
+                    bytes.to_string(),
+                ];
+                a.extend(s.proxy.map(|p| p.to_string()));
+                let out = loadgen(&bin, &a);
+                if let Some(v) = first_number(&out) {
+                    record(s.name, measure, v);
+                }
+                if let (Some(pid), Some(c0)) = (pid, cpu0) {
+                    record(s.name, "CPU s/GiB", (cpu_seconds(pid) - c0) / gib);
+                }
+            }
+        }
+        for s in &subjects {
+            let pid = s.child.as_ref().map(Child::id);
+            let cpu0 = pid.map(cpu_seconds);
+            let mut a = vec![
+                "rate".into(),
+                target_addr.to_string(),
+                "50".into(),
+                rate_secs.to_string(),
+                "200000".into(),
+            ];
+            a.extend(s.proxy.map(|p| p.to_string()));
+            let out = loadgen(&bin, &a);
+            let words: Vec<&str> = out.split_whitespace().collect();
+            let num = |i: usize| words.get(i).and_then(|w| w.parse::<f64>().ok());
+            let ok = words
+                .iter()
+                .position(|w| w.starts_with('('))
+                .and_then(|i| words[i].trim_start_matches('(').parse::<f64>().ok());
+            if let (Some(rate), Some(p50), Some(p99)) = (num(0), num(3), num(6)) {
+                record(s.name, "conn/s", rate);
+                record(s.name, "p50 ms", p50);
+                record(s.name, "p99 ms", p99);
+            }
+            if let (Some(pid), Some(c0), Some(ok)) = (pid, cpu0, ok) {
+                record(s.name, "CPU us/conn", (cpu_seconds(pid) - c0) / ok * 1e6);
+            }
+        }
+    }
+    for n in [1000usize, 5000] {
+        for s in subjects.iter().filter(|s| s.proxy.is_some()) {
+            let pid = s.child.as_ref().map(Child::id).expect("a proxy process");
+            if let Some(kib) = idle_pss(&bin, target_addr, s, pid, n) {
+                record(
+                    s.name,
+                    if n == 1000 {
+                        "PSS KiB/idle x1000"
+                    } else {
+                        "PSS KiB/idle x5000"
+                    },
+                    kib,
+                );
+            }
+        }
+    }
+    print_table(&mut results, reps, gib);
+    soak_test(&bin, target_addr, &subjects, soak);
+    let _ = target.kill();
+    let _ = target.wait();
+}
+
+fn start_subjects(bin: &Path, work: &Path) -> Vec<Subject> {
+    let mut out = vec![Subject {
+        name: "direct",
+        proxy: None,
+        child: None,
+    }];
+    let fs = |name: &'static str, log: &str| {
+        let port = free_port();
+        let conf = work.join(format!("{name}.conf"));
+        let logline = if log.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "logoutput: {}\n",
+                work.join(format!("{name}.log")).display()
+            )
+        };
+        let rule_log = if log.is_empty() {
+            String::new()
+        } else {
+            format!("\n    log: {log}\n")
+        };
+        std::fs::write(
+            &conf,
+            format!("{logline}internal: 127.0.0.1 port = {port}\nsocksmethod: none\nclient pass {{ from: 127.0.0.0/8 to: 0/0 }}\nsocks pass {{ from: 127.0.0.0/8 to: 0/0{rule_log}}}\n"),
+        )
+        .expect("a config");
+        let child = Command::new(bin.join("ferrosocks"))
+            .arg("-f")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ferrosocks");
+        wait_port(port);
+        Subject {
+            name,
+            proxy: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+            child: Some(child),
+        }
+    };
+    out.push(fs("ferrosocks", ""));
+    out.push(fs("ferrosocks+log", "connect disconnect ioop"));
+    let dport = free_port();
+    let dconf = work.join("danted.conf");
+    std::fs::write(
+        &dconf,
+        format!("logoutput: /dev/null\ninternal: 127.0.0.1 port = {dport}\nexternal: 127.0.0.1\nclientmethod: none\nsocksmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\nclient pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}\nsocks pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}\n"),
+    )
+    .expect("a Dante config");
+    let dante = Command::new("/usr/sbin/danted")
+        .arg("-f")
+        .arg(&dconf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("danted");
+    wait_port(dport);
+    out.push(Subject {
+        name: "dante",
+        proxy: Some(SocketAddr::from(([127, 0, 0, 1], dport))),
+        child: Some(dante),
+    });
+    let mport = free_port();
+    let ms = Command::new("microsocks")
+        .args(["-i", "127.0.0.1", "-p", &mport.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("microsocks");
+    wait_port(mport);
+    out.push(Subject {
+        name: "microsocks",
+        proxy: Some(SocketAddr::from(([127, 0, 0, 1], mport))),
+        child: Some(ms),
+    });
+    out
+}
+
+/// Holds `n` idle sessions through the proxy and returns the PSS growth per session.
+fn idle_pss(bin: &Path, target: SocketAddr, s: &Subject, pid: u32, n: usize) -> Option<f64> {
+    let before = pss_kib(pid);
+    let mut hold = Command::new(bin.join("loadgen"))
+        .args([
+            "hold",
+            &target.to_string(),
+            &n.to_string(),
+            "60",
+            &s.proxy?.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut line = String::new();
+    BufReader::new(hold.stdout.take()?)
+        .read_line(&mut line)
+        .ok()?;
+    let result = line.starts_with("held ").then(|| {
+        sleep(Duration::from_millis(500));
+        (pss_kib(pid).saturating_sub(before)) as f64 / n as f64
+    });
+    let _ = hold.kill();
+    let _ = hold.wait();
+    sleep(Duration::from_millis(500));
+    result
+}
+
+fn print_table(results: &mut BTreeMap<(String, &'static str), Vec<f64>>, reps: usize, gib: f64) {
+    let measures = [
+        "up x1 MB/s",
+        "down x1 MB/s",
+        "up x4 MB/s",
+        "down x4 MB/s",
+        "conn/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU s/GiB",
+        "CPU us/conn",
+        "PSS KiB/idle x1000",
+        "PSS KiB/idle x5000",
+    ];
+    let subjects = [
+        "direct",
+        "ferrosocks",
+        "ferrosocks+log",
+        "dante",
+        "microsocks",
+    ];
+    println!("\nMedian of {reps} interleaved repetitions ({gib} GiB per bulk run); [min–max].\n");
+    println!(
+        "| measure | {} | ferrosocks / best peer | ferrosocks / direct |",
+        subjects.join(" | ")
+    );
+    println!("|---|{}---|---|", "---|".repeat(subjects.len()));
+    for m in measures {
+        let mut row = format!("| {m} |");
+        let mut med = BTreeMap::new();
+        for s in subjects {
+            match results.get_mut(&(s.to_owned(), m)) {
+                Some(v) if !v.is_empty() => {
+                    let (lo, hi) = (
+                        v.iter().copied().fold(f64::INFINITY, f64::min),
+                        v.iter().copied().fold(0.0, f64::max),
+                    );
+                    let md = median(v);
+                    med.insert(s, md);
+                    row.push_str(&format!(" {md:.1} [{lo:.1}–{hi:.1}] |"));
+                }
+                _ => row.push_str(" – |"),
+            }
+        }
+        let lower_better = m.contains("ms") || m.contains("CPU") || m.contains("PSS");
+        let best_peer = ["dante", "microsocks"]
+            .iter()
+            .filter_map(|p| med.get(p).copied())
+            .fold(None, |acc: Option<f64>, v| {
+                Some(acc.map_or(v, |a| if lower_better { a.min(v) } else { a.max(v) }))
+            });
+        let ours = med.get("ferrosocks").copied();
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+            _ => "–".into(),
+        };
+        row.push_str(&format!(
+            " {} | {} |",
+            ratio(ours, best_peer),
+            ratio(ours, med.get("direct").copied())
+        ));
+        println!("{row}");
+    }
+    let cost = |d: &str| {
+        let a = results
+            .get(&("ferrosocks".to_owned(), d))
+            .map(|v| median(&mut v.clone()));
+        let b = results
+            .get(&("ferrosocks+log".to_owned(), d))
+            .map(|v| median(&mut v.clone()));
+        match (a, b) {
+            (Some(a), Some(b)) if a > 0.0 => format!("{:.1}%", (1.0 - b / a) * 100.0),
+            _ => "–".into(),
+        }
+    };
+    println!(
+        "\nCost of `log: connect disconnect ioop` to a file: up x1 {}, down x1 {}, up x4 {}, down x4 {}, conn/s {}.",
+        cost("up x1 MB/s"),
+        cost("down x1 MB/s"),
+        cost("up x4 MB/s"),
+        cost("down x4 MB/s"),
+        cost("conn/s")
+    );
+}
+
+/// 10,000 sessions held through ferrosocks for `secs`: PSS sampled every 10 s must stay
+/// flat, and every descriptor must be released after the sessions close.
+fn soak_test(bin: &Path, target: SocketAddr, subjects: &[Subject], secs: u64) {
+    let Some(s) = subjects.iter().find(|s| s.name == "ferrosocks") else {
+        return;
+    };
+    let pid = s.child.as_ref().map(Child::id).expect("ferrosocks runs");
+    let fds_before = open_fds(pid);
+    let n = 10_000;
+    let mut hold = Command::new(bin.join("loadgen"))
+        .args([
+            "hold",
+            &target.to_string(),
+            &n.to_string(),
+            &secs.to_string(),
+            &s.proxy.expect("a proxy").to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("loadgen hold");
+    let mut line = String::new();
+    let _ = BufReader::new(hold.stdout.take().expect("stdout")).read_line(&mut line);
+    println!("\nSoak: {} through ferrosocks for {secs} s", line.trim());
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs.saturating_sub(2)) {
+        samples.push((start.elapsed().as_secs(), pss_kib(pid), open_fds(pid)));
+        sleep(Duration::from_secs(10).min(Duration::from_secs(secs.max(3) - 2)));
+    }
+    let _ = hold.wait();
+    sleep(Duration::from_secs(2));
+    let fds_after = open_fds(pid);
+    for (t, pss, fds) in &samples {
+        println!("  t={t:>4}s PSS {pss} KiB, {fds} descriptors");
+    }
+    let (lo, hi) = samples.iter().fold((u64::MAX, 0), |(lo, hi), (_, p, _)| {
+        (lo.min(*p), hi.max(*p))
+    });
+    println!(
+        "  PSS range while held: {lo}–{hi} KiB ({:.1}% spread)",
+        (hi - lo) as f64 / lo.max(1) as f64 * 100.0
+    );
+    println!("  descriptors before {fds_before}, after the sessions closed {fds_after}");
+    let _ = PathBuf::new();
+}

@@ -173,7 +173,15 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
         let _ = std::io::stdout().flush();
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("FERROSOCKS_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    {
+        builder.worker_threads(n);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .map_err(|e| (EX_START, format!("cannot start the runtime: {e}")))?;

@@ -90,12 +90,14 @@ async fn connect_one(
         },
         None => wait.await,
     };
-    let local = stream.local_addr().ok();
-    ready.map_err(|e| fail(e, local))?;
-    if let Some(e) = stream.take_error().map_err(|e| fail(e, local))? {
-        return Err(fail(e, local));
+    // SO_ERROR says whether the connect succeeded; the local address is only looked up
+    // for the log when it failed.
+    let failed = match ready {
+        Err(e) => Some(e),
+        Ok(()) => stream.take_error().unwrap_or_else(Some),
+    };
+    match failed {
+        Some(e) => Err(fail(e, stream.local_addr().ok())),
+        None => Ok(stream),
     }
-    // A connect that failed without SO_ERROR shows up as "not connected" here.
-    stream.peer_addr().map_err(|e| fail(e, local))?;
-    Ok(stream)
 }

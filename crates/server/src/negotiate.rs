@@ -47,7 +47,9 @@ pub(crate) struct Ident {
 impl Ident {
     pub(crate) async fn get(&mut self) -> &Result<String, String> {
         if self.answer.is_none() {
-            self.answer = Some(crate::ident::query(self.client, self.local, self.limit).await);
+            // Boxed: only rfc931 sessions pay for this future's size.
+            self.answer =
+                Some(Box::pin(crate::ident::query(self.client, self.local, self.limit)).await);
         }
         self.answer.get_or_insert_with(|| Err("no answer".into()))
     }

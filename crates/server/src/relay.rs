@@ -1,8 +1,7 @@
 //! Moving bytes between client and target, both directions at once.
 //!
-//! Each direction waits for its source to be readable, then reads into a buffer on the
-//! worker thread's stack and writes it on at once: an idle session holds no buffer at
-//! all. Only a write that cannot finish keeps the rest on the heap until it can. A
+//! Each direction waits for its source to be readable, then reads into its worker
+//! thread's buffer and writes it on at once: an idle session holds no buffer at all. Only a write that cannot finish keeps the rest on the heap until it can. A
 //! direction that fills a whole buffer in one read is carrying bulk data: it switches to
 //! splice(2) through a pipe of its own (unless `log: data` needs the bytes), so the
 //! kernel moves the data without copying it through ferrosocks.
@@ -26,8 +25,14 @@ use traffic_log::EndCause;
 
 use crate::splice::Pipe;
 
-/// The stack buffer of a buffered read.
+/// The buffer of a buffered read.
 const BUF_SIZE: usize = 16 * 1024;
+
+thread_local! {
+    /// One read buffer per worker thread, used between two awaits only: sessions hold no
+    /// buffer, and nothing is zeroed per read.
+    static READ_BUF: std::cell::RefCell<Box<[u8; BUF_SIZE]>> = std::cell::RefCell::new(Box::new([0; BUF_SIZE]));
+}
 
 /// Byte counters of a session, updated as bytes move.
 #[derive(Debug, Default)]
@@ -229,11 +234,14 @@ impl Direction<'_> {
         }
     }
 
-    /// One read into the stack buffer and as much of its write as goes at once.
-    /// `Ok(None)`: nothing to read after all.
+    /// One read into the worker thread's buffer and as much of its write as goes at
+    /// once. `Ok(None)`: nothing to read after all.
     fn buffered(&self, p: &RelayParams<'_>) -> Result<Option<Read>, PumpEnd> {
-        let mut buf = [0u8; BUF_SIZE];
-        let n = match self.from.try_read(&mut buf) {
+        READ_BUF.with_borrow_mut(|buf| self.buffered_with(p, &mut buf[..]))
+    }
+
+    fn buffered_with(&self, p: &RelayParams<'_>, buf: &mut [u8]) -> Result<Option<Read>, PumpEnd> {
+        let n = match self.from.try_read(buf) {
             Ok(0) => return Ok(Some(Read::Eof)),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),

@@ -156,12 +156,14 @@ impl Session<'_> {
             .rule
             .and_then(|r| r.timeout_negotiate)
             .unwrap_or(cfg.timeouts.negotiate);
-        let handshake = negotiate(
+        // Boxed, as the connect below: a session's task is as big as its largest state,
+        // and these states end before the long relay.
+        let handshake = Box::pin(negotiate(
             stream,
             &cfg.socksmethods,
             self.run.passwords.as_ref(),
             &mut ident,
-        );
+        ));
         let neg = match self.limited(limit, "negotiate timeout", handshake).await {
             Ok(Ok(n)) => n,
             Ok(Err(refusal)) | Err(refusal) => {
@@ -300,8 +302,10 @@ impl Session<'_> {
             accept_side,
         };
         match command {
-            SocksCommand::Bind => self.bind(stream, &granted).await,
-            SocksCommand::UdpAssociate => self.udp_associate(stream, &granted).await,
+            // The rarer commands are boxed: the task of every session is as big as its
+            // largest state, so they would make every CONNECT session bigger.
+            SocksCommand::Bind => Box::pin(self.bind(stream, &granted)).await,
+            SocksCommand::UdpAssociate => Box::pin(self.udp_associate(stream, &granted)).await,
             _ => self.connect(stream, &granted, target_addrs).await,
         }
     }
@@ -316,7 +320,7 @@ impl Session<'_> {
         let target = &g.neg.request.target;
         let route = chain::pick(&cfg.routes, self.client, target, &mut target_addrs).await;
         if let Some(route) = route.filter(|r| matches!(r.via, Via::Proxy { .. })) {
-            return self.connect_chained(stream, g, route).await;
+            return Box::pin(self.connect_chained(stream, g, route)).await;
         }
         let addrs: Vec<SocketAddr> = match target_addrs.get(&target.host).await {
             Ok(a) => a
@@ -345,7 +349,7 @@ impl Session<'_> {
         });
         let limit = g.rule.timeout_connect.unwrap_or(cfg.timeouts.connect);
         let source = |addr: &SocketAddr| self.source_for(addr.is_ipv4());
-        let attempt = connect(&addrs, source, seconds(limit));
+        let attempt = Box::pin(connect(&addrs, source, seconds(limit)));
         let mut out = match self.limited(0, "", attempt).await {
             Ok(Ok(t)) => t,
             Ok(Err(ce)) => return self.connect_failed(stream, g, ce).await,

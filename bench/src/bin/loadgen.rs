@@ -186,12 +186,12 @@ async fn hold(args: &[String]) -> i32 {
             s.read_exact(&mut b).await?;
             Ok::<_, std::io::Error>(s)
         }));
-        if batch.len() == 200 || i + 1 == n {
+        if batch.len() == 50 || i + 1 == n {
             for t in batch.drain(..) {
                 match t.await {
                     Ok(Ok(s)) => held.push(s),
                     other => {
-                        eprintln!("loadgen hold: session {i}: {other:?}");
+                        eprintln!("loadgen hold: a session up to {i}: {other:?}");
                         return 1;
                     }
                 }

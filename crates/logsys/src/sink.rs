@@ -22,6 +22,9 @@ use std::time::Duration;
 use crate::router::{Msg, SINK_QUEUE};
 use crate::{Level, SinkSpec, Target};
 
+/// Most lines written with one write(2).
+const MAX_BATCH: usize = 512;
+
 /// One formatted line for a sink.
 pub(crate) struct SinkLine {
     pub(crate) line: Arc<str>,
@@ -57,19 +60,38 @@ impl SinkHandle {
         let mut writer = Writer::new(spec.target.clone(), Arc::clone(&healthy));
         let name = format!("log-sink-{index}");
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
-            while let Ok(msg) = rx.recv() {
+            // Lines that are already queued are written together: one write(2) for a
+            // batch of whole lines (syslog: one datagram each, as syslog wants).
+            let mut batch: Vec<SinkLine> = Vec::new();
+            let mut next = rx.recv().ok();
+            while let Some(msg) = next.take() {
                 match msg {
-                    SinkMsg::Line(l) => {
-                        if let Some(report) = writer.write(&l) {
-                            let _ = router.send(Msg::SinkReport(index, generation, report));
-                        }
+                    SinkMsg::Line(l) => batch.push(l),
+                    SinkMsg::Reopen => {
+                        writer.write_batch(&mut batch, index, generation, &router);
+                        writer.reopen();
                     }
-                    SinkMsg::Reopen => writer.reopen(),
                     SinkMsg::Flush(done) => {
+                        writer.write_batch(&mut batch, index, generation, &router);
                         let _ = done.send(());
                     }
                 }
+                next = match rx.try_recv() {
+                    Ok(m) if batch.len() < MAX_BATCH => Some(m),
+                    Ok(m) => {
+                        writer.write_batch(&mut batch, index, generation, &router);
+                        Some(m)
+                    }
+                    Err(mpsc::TryRecvError::Disconnected) => None,
+                    Err(mpsc::TryRecvError::Empty) => {
+                        writer.write_batch(&mut batch, index, generation, &router);
+                        #[allow(clippy::disallowed_methods)] // a dedicated thread, not async code
+                        std::thread::sleep(crate::router::BATCH_PAUSE);
+                        rx.recv().ok()
+                    }
+                };
             }
+            writer.write_batch(&mut batch, index, generation, &router);
         });
         if let Err(e) = spawned {
             eprintln!("ferrosocks: cannot start a log sink thread: {e}");
@@ -176,7 +198,45 @@ impl Writer {
         }
     }
 
+    /// Writes and empties `batch`, reporting a failure or recovery to the router.
+    fn write_batch(
+        &mut self,
+        batch: &mut Vec<SinkLine>,
+        index: usize,
+        generation: u64,
+        router: &mpsc::Sender<Msg>,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        let reports: Vec<String> =
+            if matches!(self.target, Target::Syslog { .. }) || batch.len() == 1 {
+                batch.iter().filter_map(|l| self.write(l)).collect()
+            } else {
+                let joined: String = batch.iter().map(|l| &*l.line).collect();
+                let level = batch[0].level;
+                let report = self.write_counted(
+                    &SinkLine {
+                        line: joined.into(),
+                        prefix_len: 0,
+                        level,
+                    },
+                    batch.len() as u64,
+                );
+                report.into_iter().collect()
+            };
+        for r in reports {
+            let _ = router.send(Msg::SinkReport(index, generation, r));
+        }
+        batch.clear();
+    }
+
     fn write(&mut self, l: &SinkLine) -> Option<String> {
+        self.write_counted(l, 1)
+    }
+
+    /// Writes `l`, which holds `lines` lines; a failure counts them all as lost.
+    fn write_counted(&mut self, l: &SinkLine, lines: u64) -> Option<String> {
         let result = self.try_write(l);
         let report = match (result, self.failing.take()) {
             (Ok(()), None) => None,
@@ -188,7 +248,7 @@ impl Writer {
                 ))
             }
             (Err(e), was) => {
-                self.lost += 1;
+                self.lost += lines;
                 let first = was.is_none();
                 self.failing = Some(was.unwrap_or_else(|| e.to_string()));
                 first.then(|| {

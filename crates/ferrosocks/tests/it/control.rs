@@ -12,6 +12,8 @@ fn sighup_reloads_rules_keeps_sessions_and_reopens_logs() {
     // A session opened under the first configuration.
     let (mut old, reply) = Raw::connect_v4(p.addr, echo.addr);
     assert_eq!(reply[1], 0);
+    // Logging is asynchronous: the line must be in the file before it is rotated.
+    p.wait_for("the start line", |m| m.contains("tcp/connect [:"));
 
     // New rules block everything; the old log file is moved away (logrotate).
     let blocking = conf("connect disconnect").replace("socks pass", "socks block");

@@ -12,6 +12,7 @@ mod clients;
 mod commands;
 mod control;
 mod ident;
+mod load;
 mod logging;
 mod seed;
 mod traffic_log;

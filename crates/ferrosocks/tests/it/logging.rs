@@ -409,7 +409,11 @@ fn rsyslog_receives_records_with_facility_and_severity() {
         let out = wait_file(
             &dir.path().join("out.log"),
             "the summary and the refusal",
-            |t| t.contains("tcp/accept ]:") && t.contains("auth.info"),
+            |t| {
+                t.contains("tcp/connect ]:")
+                    && t.contains("pass(1): tcp/accept ]:")
+                    && t.contains("auth.info")
+            },
         );
         assert!(
             out.contains(&format!(

@@ -25,7 +25,8 @@ fn curl_socks5_and_socks5_hostname_fetch_the_page() {
         let (code, out, err) = curl(&[flag, &p, &format!("http://{host}:{port}/")]);
         assert_eq!((code, out.as_str()), (0, HTTP_BODY), "{flag} {host}: {err}");
     }
-    let m = proxy.wait_for("three summaries", |_| false_after_three(&proxy));
+    proxy.wait_for("three summaries", |_| false_after_three(&proxy));
+    let m = proxy.messages();
     assert!(
         m.iter().any(|l| l.contains(&format!("localhost.{port}"))),
         "{m:?}"

@@ -41,8 +41,15 @@ fn curl_socks4_and_socks4a() {
         ]));
         assert_eq!((code, out.as_str()), (0, HTTP_BODY), "{flag} {host}: {err}");
     }
-    let m = p.wait_for("a SOCKS4a record", |m| {
+    p.wait_for("a SOCKS4a record", |m| {
         m.contains(&format!("localhost.{port}")) && m.contains("]:")
+    });
+    let m = p.wait_for("three sessions", |_| {
+        p.records()
+            .iter()
+            .filter(|l| l.contains("tcp/connect [:"))
+            .count()
+            == 3
     });
     assert_eq!(
         m.iter().filter(|l| l.contains("tcp/connect [:")).count(),

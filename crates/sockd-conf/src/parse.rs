@@ -497,20 +497,7 @@ impl Parser<'_> {
         match (key.as_str(), kind) {
             ("from", _) => rule.from = self.addr_match(&key)?,
             ("to", _) => rule.to = self.addr_match(&key)?,
-            ("command", RuleKind::Socks) => {
-                let mut cmds = Vec::new();
-                for (w, wpos) in self.list("a command", &key)? {
-                    cmds.push(match w.as_str() {
-                        "connect" => SocksCommand::Connect,
-                        "bind" => SocksCommand::Bind,
-                        "bindreply" => SocksCommand::BindReply,
-                        "udpassociate" => SocksCommand::UdpAssociate,
-                        "udpreply" => SocksCommand::UdpReply,
-                        _ => return Err(self.diag(wpos, format!("unknown command \"{w}\" (expected connect, bind, bindreply, udpassociate or udpreply)"))),
-                    });
-                }
-                rule.commands = Some(cmds);
-            }
+            ("command", RuleKind::Socks) => rule.commands = Some(self.commands(&key)?),
             ("protocol", RuleKind::Socks) => {
                 let mut protos = Vec::new();
                 for (w, wpos) in self.list("a protocol", &key)? {
@@ -718,20 +705,7 @@ impl Parser<'_> {
                 }
                 route.methods = out;
             }
-            "command" => {
-                let mut cmds = Vec::new();
-                for (w, wpos) in self.list("a command", &key)? {
-                    cmds.push(match w.as_str() {
-                        "connect" => SocksCommand::Connect,
-                        "bind" => SocksCommand::Bind,
-                        "bindreply" => SocksCommand::BindReply,
-                        "udpassociate" => SocksCommand::UdpAssociate,
-                        "udpreply" => SocksCommand::UdpReply,
-                        _ => return Err(self.diag(wpos, format!("unknown command \"{w}\""))),
-                    });
-                }
-                route.commands = Some(cmds);
-            }
+            "command" => route.commands = Some(self.commands(&key)?),
             "protocol" => {
                 for (w, wpos) in self.list("a protocol", &key)? {
                     if w != "tcp" && w != "udp" {
@@ -828,6 +802,27 @@ impl Parser<'_> {
             e.eai.extend(eai);
         }
         Ok(e)
+    }
+
+    /// `command:` values.
+    fn commands(&mut self, key: &str) -> Res<Vec<SocksCommand>> {
+        let mut cmds = Vec::new();
+        for (w, wpos) in self.list("a command", key)? {
+            cmds.push(match w.as_str() {
+                "connect" => SocksCommand::Connect,
+                "bind" => SocksCommand::Bind,
+                "bindreply" => SocksCommand::BindReply,
+                "udpassociate" => SocksCommand::UdpAssociate,
+                "udpreply" => SocksCommand::UdpReply,
+                _ => {
+                    return Err(self.diag(
+                        wpos,
+                        format!("unknown command \"{w}\" (expected connect, bind, bindreply, udpassociate or udpreply)"),
+                    ))
+                }
+            });
+        }
+        Ok(cmds)
     }
 
     fn log_flags(&mut self, key: &str) -> Res<LogFlags> {

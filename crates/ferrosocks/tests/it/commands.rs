@@ -276,26 +276,6 @@ fn pysocks_udp_associate() {
     assert_golden("udp-pysocks.golden", &text);
 }
 
-/// Opens an association by hand; returns the control stream and the relay address.
-fn associate(proxy: SocketAddr, declared: SocketAddr) -> (Raw, SocketAddr) {
-    let mut c = Raw::connect(proxy);
-    c.send(&[5, 1, 0]);
-    assert_eq!(c.read_exact(2), [5, 0]);
-    let SocketAddr::V4(d) = declared else {
-        panic!()
-    };
-    let mut req = vec![5, 3, 0, 1];
-    req.extend_from_slice(&d.ip().octets());
-    req.extend_from_slice(&d.port().to_be_bytes());
-    c.send(&req);
-    let r = c.read_exact(10);
-    assert_eq!(r[1], 0, "UDP ASSOCIATE refused");
-    (
-        c,
-        SocketAddr::from(([r[4], r[5], r[6], r[7]], u16::from_be_bytes([r[8], r[9]]))),
-    )
-}
-
 fn header(target: SocketAddr, frag: u8) -> Vec<u8> {
     let SocketAddr::V4(t) = target else { panic!() };
     let mut h = vec![0, 0, frag, 1];
@@ -310,7 +290,8 @@ fn udp_bad_datagrams_are_dropped_and_logged() {
     let p = Proxy::start(&all_commands("connect disconnect error"));
     let me = UdpSocket::bind("127.0.0.1:0").unwrap();
     me.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let (ctl, relay) = associate(p.addr, me.local_addr().unwrap());
+    let (ctl, reply) = associate(p.addr, me.local_addr().unwrap());
+    let relay = relay_of(&reply);
     let other = UdpSocket::bind("127.0.0.1:0").unwrap();
     // From another port than declared; truncated; a fragment; then a good one.
     other

@@ -108,26 +108,8 @@ fn idle_sessions_end_with_io_timeout() {
 #[test]
 fn connect_timeout_replies_ttl_expired() {
     // A listener whose accept queue is full drops further SYNs: a connect to it hangs.
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(
-        &"127.0.0.1:0"
-            .parse::<std::net::SocketAddr>()
-            .unwrap()
-            .into(),
-    )
-    .unwrap();
-    sock.listen(0).unwrap();
-    let target = sock.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..8 {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        s.set_nonblocking(true).unwrap();
-        let _ = s.connect(&target.into());
-        fillers.push(s);
-    }
-    // Give the kernel a moment to queue the fillers (tests are not async: std sleep is fine).
-    #[allow(clippy::disallowed_methods)]
-    std::thread::sleep(Duration::from_millis(200));
+    let hole = Blackhole::new();
+    let target = hole.addr;
     let p = Proxy::start(
         &conf("connect disconnect error")
             .replace("socksmethod: none", "socksmethod: none\ntimeout.connect: 1"),

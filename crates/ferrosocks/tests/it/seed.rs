@@ -66,20 +66,8 @@ fn s4_7_connect_via_server_chaining() {
 
 #[test]
 fn s4_8_connect_timeout() {
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    sock.listen(0).unwrap();
-    let target = sock.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..8 {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        s.set_nonblocking(true).unwrap();
-        let _ = s.connect(&target.into());
-        fillers.push(s);
-    }
-    #[allow(clippy::disallowed_methods)]
-    std::thread::sleep(Duration::from_millis(200));
+    let hole = Blackhole::new();
+    let target = hole.addr;
     let p = Proxy::start(
         &conf("connect disconnect error")
             .replace("socksmethod: none", "socksmethod: none\ntimeout.connect: 1"),
@@ -91,21 +79,6 @@ fn s4_8_connect_timeout() {
         "seed-4.8.golden",
         &records_of(&p, &[(target.port(), "TARGET")]),
     );
-}
-
-fn associate(proxy: SocketAddr, declared: SocketAddr) -> (Raw, Vec<u8>) {
-    let mut c = Raw::connect(proxy);
-    c.send(&[5, 1, 0]);
-    assert_eq!(c.read_exact(2), [5, 0]);
-    let SocketAddr::V4(d) = declared else {
-        panic!()
-    };
-    let mut req = vec![5, 3, 0, 1];
-    req.extend_from_slice(&d.ip().octets());
-    req.extend_from_slice(&d.port().to_be_bytes());
-    c.send(&req);
-    let r = c.read_exact(10);
-    (c, r)
 }
 
 #[test]

@@ -489,3 +489,63 @@ pub fn normalize(lines: &[String], known: &[(u16, &str)]) -> String {
     }
     out
 }
+
+/// A loopback listener whose accept queue is full: connects to it hang (for connect
+/// time-outs). Dropping it closes everything.
+pub struct Blackhole {
+    pub addr: SocketAddr,
+    _listener: socket2::Socket,
+    _fillers: Vec<socket2::Socket>,
+}
+
+impl Blackhole {
+    pub fn new() -> Self {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        listener
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        listener.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        let fillers = (0..8)
+            .map(|_| {
+                let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+                s.set_nonblocking(true).unwrap();
+                let _ = s.connect(&addr.into());
+                s
+            })
+            .collect();
+        // Give the kernel a moment to queue the fillers.
+        thread::sleep(Duration::from_millis(200));
+        Self {
+            addr,
+            _listener: listener,
+            _fillers: fillers,
+        }
+    }
+}
+
+/// A UDP ASSOCIATE by hand, declaring `declared`: the control stream and the raw reply.
+pub fn associate(proxy: SocketAddr, declared: SocketAddr) -> (Raw, Vec<u8>) {
+    let mut c = Raw::connect(proxy);
+    c.send(&[5, 1, 0]);
+    assert_eq!(c.read_exact(2), [5, 0]);
+    let SocketAddr::V4(d) = declared else {
+        panic!("IPv4 only")
+    };
+    let mut req = vec![5, 3, 0, 1];
+    req.extend_from_slice(&d.ip().octets());
+    req.extend_from_slice(&d.port().to_be_bytes());
+    c.send(&req);
+    let r = c.read_exact(10);
+    (c, r)
+}
+
+/// The relay address of a successful IPv4 UDP ASSOCIATE reply.
+pub fn relay_of(reply: &[u8]) -> SocketAddr {
+    assert_eq!(reply[1], 0, "UDP ASSOCIATE refused");
+    SocketAddr::from((
+        [reply[4], reply[5], reply[6], reply[7]],
+        u16::from_be_bytes([reply[8], reply[9]]),
+    ))
+}

@@ -44,13 +44,14 @@ fn curl_socks4_and_socks4a() {
     p.wait_for("a SOCKS4a record", |m| {
         m.contains(&format!("localhost.{port}")) && m.contains("]:")
     });
-    let m = p.wait_for("three sessions", |_| {
+    p.wait_for("three sessions", |_| {
         p.records()
             .iter()
             .filter(|l| l.contains("tcp/connect [:"))
             .count()
             == 3
     });
+    let m = p.messages();
     assert_eq!(
         m.iter().filter(|l| l.contains("tcp/connect [:")).count(),
         3,

@@ -373,40 +373,7 @@ impl Session<'_> {
             )
         });
         let dst = Side(vec![ep(ext), target_ep(target)]);
-        let counters = Arc::new(Counters::default());
-        let mut tcpinfo = None;
-        let cause = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
-            Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
-            Ok(()) => {
-                g.slog.start(
-                    self.log,
-                    Ends {
-                        src: g.src.clone(),
-                        dst: Some(dst.clone()),
-                    },
-                );
-                self.relay_logged(
-                    stream,
-                    &mut out,
-                    g,
-                    &g.slog,
-                    &g.src,
-                    &dst,
-                    &counters,
-                    &mut tcpinfo,
-                )
-                .await
-            }
-        };
-        self.summaries(
-            g,
-            &g.slog,
-            &counters,
-            g.src.clone(),
-            dst,
-            &cause,
-            tcpinfo.as_deref(),
-        );
+        self.established(stream, g, &mut out, ext, dst, &[]).await;
     }
 
     /// CONNECT through an upstream proxy.
@@ -479,6 +446,22 @@ impl Session<'_> {
         }
         dst.push(target_ep(target));
         let dst = Side(dst);
+        self.established(stream, g, &mut ch.stream, ext, dst, &ch.leftover)
+            .await;
+    }
+
+    /// A CONNECT whose outgoing connection is up (directly or through an upstream): the
+    /// success reply, the start line, bytes the upstream already sent, the relay, and the
+    /// summaries.
+    async fn established(
+        &self,
+        stream: &mut TcpStream,
+        g: &Granted<'_>,
+        out: &mut TcpStream,
+        ext: SocketAddr,
+        dst: Side,
+        leftover: &[u8],
+    ) {
         let counters = Arc::new(Counters::default());
         let mut tcpinfo = None;
         let cause = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
@@ -492,14 +475,14 @@ impl Session<'_> {
                     },
                 );
                 match self
-                    .leftover_to_client(stream, g, &ch.leftover, &counters, &dst)
+                    .leftover_to_client(stream, g, leftover, &counters, &dst)
                     .await
                 {
                     Some(cause) => cause,
                     None => {
                         self.relay_logged(
                             stream,
-                            &mut ch.stream,
+                            out,
                             g,
                             &g.slog,
                             &g.src,

@@ -204,7 +204,12 @@ impl Reply {
 /// Appends the encoded reply to `out`.
 pub fn encode_reply(reply: &Reply, out: &mut Vec<u8>) {
     out.extend_from_slice(&[SOCKS5, reply.code.as_u8(), 0x00]);
-    match reply.bound.ip() {
+    encode_socket_addr(reply.bound, out);
+}
+
+/// Appends `ATYP ADDR PORT` for an IPv4 or IPv6 socket address (replies, UDP headers).
+pub(crate) fn encode_socket_addr(addr: SocketAddr, out: &mut Vec<u8>) {
+    match addr.ip() {
         IpAddr::V4(ip) => {
             out.push(0x01);
             out.extend_from_slice(&ip.octets());
@@ -214,7 +219,7 @@ pub fn encode_reply(reply: &Reply, out: &mut Vec<u8>) {
             out.extend_from_slice(&ip.octets());
         }
     }
-    out.extend_from_slice(&reply.bound.port().to_be_bytes());
+    out.extend_from_slice(&addr.port().to_be_bytes());
 }
 
 #[cfg(test)]

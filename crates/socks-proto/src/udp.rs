@@ -76,17 +76,7 @@ pub fn decode_udp(buf: &[u8]) -> Result<UdpDatagram<'_>, ProtoError> {
 /// Appends a header for a reply from `from` to `out` (FRAG 0), then the payload.
 pub fn encode_udp(from: SocketAddr, data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&[0, 0, 0]);
-    match from.ip() {
-        IpAddr::V4(ip) => {
-            out.push(0x01);
-            out.extend_from_slice(&ip.octets());
-        }
-        IpAddr::V6(ip) => {
-            out.push(0x04);
-            out.extend_from_slice(&ip.octets());
-        }
-    }
-    out.extend_from_slice(&from.port().to_be_bytes());
+    crate::request::encode_socket_addr(from, out);
     out.extend_from_slice(data);
 }
 

@@ -15,6 +15,16 @@ fn curl_hostname(proxy: &Proxy, target: std::net::SocketAddr) -> String {
     out
 }
 
+/// Replaces the HTTP request and response sizes in I/O lines and summaries by REQ and RESP.
+fn name_counts(text: &str, req: usize, resp: usize) -> String {
+    text.replace(&format!("({req})"), "(REQ)")
+        .replace(&format!("({resp})"), "(RESP)")
+        .replace(&format!(" -> {req}, {req} -> "), " -> REQ, REQ -> ")
+        .replace(&format!("]: {resp} -> "), "]: RESP -> ")
+        .replace(&format!(" -> {resp}: "), " -> RESP: ")
+        .replace(&format!(" -> {req}: "), " -> REQ: ")
+}
+
 #[test]
 fn connect_session_logs_every_phase_like_dante() {
     require("curl");
@@ -25,16 +35,14 @@ fn connect_session_logs_every_phase_like_dante() {
     let req = http.received.lock().unwrap().len();
     let resp = http_response().len();
     let records = proxy.records();
-    let text = normalize(
-        &records,
-        &[(proxy.addr.port(), "PROXY"), (http.addr.port(), "HTTP")],
-    )
-    .replace(&format!("({req})"), "(REQ)")
-    .replace(&format!("({resp})"), "(RESP)")
-    .replace(&format!(" -> {req}, {req} -> "), " -> REQ, REQ -> ")
-    .replace(&format!("]: {resp} -> "), "]: RESP -> ")
-    .replace(&format!(" -> {resp}: "), " -> RESP: ")
-    .replace(&format!(" -> {req}: "), " -> REQ: ");
+    let text = name_counts(
+        &normalize(
+            &records,
+            &[(proxy.addr.port(), "PROXY"), (http.addr.port(), "HTTP")],
+        ),
+        req,
+        resp,
+    );
     assert_golden("curl-hostname-ioop.golden", &text);
 }
 
@@ -80,7 +88,7 @@ fn blocks_refusals_and_lookups_like_dante() {
     let _ = records;
     let req = http.received.lock().unwrap().len();
     let resp = http_response().len();
-    let mut text = normalize(
+    let text = normalize(
         &proxy.records(),
         &[
             (proxy.addr.port(), "PROXY"),
@@ -88,13 +96,8 @@ fn blocks_refusals_and_lookups_like_dante() {
             (blocked, "BLOCKED"),
             (refused, "REFUSED"),
         ],
-    )
-    .replace(&format!("({req})"), "(REQ)")
-    .replace(&format!("({resp})"), "(RESP)")
-    .replace(&format!(" -> {req}, {req} -> "), " -> REQ, REQ -> ")
-    .replace(&format!("]: {resp} -> "), "]: RESP -> ")
-    .replace(&format!(" -> {resp}: "), " -> RESP: ")
-    .replace(&format!(" -> {req}: "), " -> REQ: ");
+    );
+    let mut text = name_counts(&text, req, resp);
     // The resolver's text depends on the machine's DNS set-up.
     for gai in [
         "Name or service not known",

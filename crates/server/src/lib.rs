@@ -261,6 +261,12 @@ impl Server {
         tracker: TaskTracker,
     ) {
         let mut backoff = Duration::from_millis(10);
+        // A listener bound to one address accepts only on that address: no getsockname
+        // per connection. A wildcard listener asks each accepted socket.
+        let fixed_local = listener
+            .local_addr()
+            .ok()
+            .filter(|a| !a.ip().is_unspecified());
         loop {
             let accepted = tokio::select! {
                 r = listener.accept() => r,
@@ -270,7 +276,7 @@ impl Server {
                 Ok((stream, client)) => {
                     backoff = Duration::from_millis(10);
                     self.shared.accepted.fetch_add(1, Ordering::Relaxed);
-                    let Ok(local) = stream.local_addr() else {
+                    let Some(local) = fixed_local.or_else(|| stream.local_addr().ok()) else {
                         continue;
                     };
                     let shared = Arc::clone(&self.shared);

@@ -58,6 +58,9 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     if addr.is_ipv6() {
         sock.set_only_v6(true)?;
     }
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux, which spares a
+    // setsockopt per connection; the relay forwards small writes at once.
+    sock.set_nodelay(true)?;
     sock.bind(&addr.into())?;
     sock.listen(1024)?;
     sock.set_nonblocking(true)?;

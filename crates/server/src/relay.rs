@@ -189,6 +189,27 @@ enum Read {
     Eof,
 }
 
+/// One read. A read that returns less than the buffer emptied the socket's receive
+/// queue, so readiness is cleared at once, as tokio's own `poll_read` does: the next
+/// wait is for new data, without a read that only returns EAGAIN (two system calls
+/// fewer per request/response exchange). New data raises a new edge-triggered event.
+fn read_draining(from: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    let cap = buf.len();
+    match from.try_io(Interest::READABLE, || {
+        let n = io::Read::read(&mut &*socket2::SockRef::from(from), buf)?;
+        got = n;
+        if n > 0 && n < cap {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(n)
+        }
+    }) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+        r => r,
+    }
+}
+
 impl Direction<'_> {
     async fn pump(self, p: &RelayParams<'_>, touch: &impl Fn()) -> PumpEnd {
         let mut pipe: Option<Pipe> = None;
@@ -241,7 +262,7 @@ impl Direction<'_> {
     }
 
     fn buffered_with(&self, p: &RelayParams<'_>, buf: &mut [u8]) -> Result<Option<Read>, PumpEnd> {
-        let n = match self.from.try_read(buf) {
+        let n = match read_draining(self.from, buf) {
             Ok(0) => return Ok(Some(Read::Eof)),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),

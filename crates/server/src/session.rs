@@ -142,7 +142,7 @@ impl Session<'_> {
             return;
         }
         clog.start(self.log, only(accept_side.clone()));
-        let _ = stream.set_nodelay(true);
+        // TCP_NODELAY comes from the listening socket: Linux copies it to accepted ones.
         self.debug_msg(|| {
             format!(
                 "client {} on {} passed client-rule #{}",

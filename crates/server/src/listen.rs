@@ -76,3 +76,18 @@ pub fn ready_line(listeners: &[std::net::TcpListener]) -> String {
         .collect();
     format!("ferrosocks ready: listening on {}", addrs.join(" "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The relay relies on accepted sockets inheriting TCP_NODELAY from the listener.
+    #[test]
+    fn accepted_sockets_inherit_nodelay() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        listener.set_nonblocking(false).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
+    }
+}

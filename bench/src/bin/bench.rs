@@ -75,7 +75,9 @@ fn tree(pid: u32) -> Vec<u32> {
     out
 }
 
-/// CPU seconds (user + system) of a process tree.
+/// CPU seconds (user + system) of a process tree, counting children that have exited
+/// and been waited for (Dante's forked workers) through their parents' `cutime`/`cstime`,
+/// so that a worker's exit does not make the difference negative.
 fn cpu_seconds(pid: u32) -> f64 {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
@@ -89,7 +91,7 @@ fn cpu_seconds(pid: u32) -> f64 {
                 .split(' ')
                 .collect();
             let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
-            (t(11) + t(12)) / hz
+            (t(11) + t(12) + t(13) + t(14)) / hz
         })
         .sum()
 }
@@ -115,19 +117,21 @@ fn open_fds(pid: u32) -> usize {
         .sum()
 }
 
-fn loadgen(bin: &Path, args: &[String]) -> String {
+/// One load run: its output line, or why it failed (a failed run is left out of the
+/// medians and listed under the table).
+fn loadgen(bin: &Path, args: &[String]) -> Result<String, String> {
     let out = Command::new(bin.join("loadgen"))
         .args(args)
         .stdin(Stdio::null())
         .output()
         .expect("loadgen runs");
-    if !out.status.success() {
-        eprintln!(
-            "loadgen {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        let why = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        eprintln!("loadgen {args:?} failed: {why}");
+        Err(why)
     }
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn first_number(s: &str) -> Option<f64> {
@@ -136,7 +140,12 @@ fn first_number(s: &str) -> Option<f64> {
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    let n = v.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 fn main() {
@@ -160,21 +169,21 @@ fn main() {
         .to_path_buf();
     let work = tempfile::tempdir().expect("a work directory");
 
-    // The target server.
-    let target_port = free_port();
-    let mut target = Command::new(bin.join("loadgen"))
-        .args(["serve", &format!("127.0.0.1:{target_port}")])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("target server");
-    wait_port(target_port);
-    let target_addr: SocketAddr = format!("127.0.0.1:{target_port}")
-        .parse()
-        .expect("an address");
-
     let subjects = start_subjects(&bin, work.path());
+    // A target server per subject. Each connection-rate run leaves tens of thousands of
+    // connections in TIME_WAIT towards its target for a minute; with one shared target,
+    // every subject would pay (in the kernel's search for a free source port) for the
+    // subject that ran before it, and the ratios would depend on the order.
+    let mut targets: Vec<(Child, SocketAddr)> =
+        subjects.iter().map(|_| start_target(&bin)).collect();
+    let target_of: BTreeMap<&str, SocketAddr> = subjects
+        .iter()
+        .zip(&targets)
+        .map(|(s, (_, a))| (s.name, *a))
+        .collect();
     let bytes = (gib * 1024.0 * 1024.0 * 1024.0) as u64;
     let mut results: BTreeMap<(String, &str), Vec<f64>> = BTreeMap::new();
+    let mut failures: Vec<String> = Vec::new();
     let mut record = |subject: &str, measure: &'static str, v: f64| {
         results
             .entry((subject.to_owned(), measure))
@@ -195,18 +204,25 @@ fn main() {
                 let cpu0 = pid.map(cpu_seconds);
                 let mut a = vec![
                     "bulk".into(),
-                    target_addr.to_string(),
+                    target_of[s.name].to_string(),
                     dir.into(),
                     streams.to_string(),
                     bytes.to_string(),
                 ];
                 a.extend(s.proxy.map(|p| p.to_string()));
-                let out = loadgen(&bin, &a);
-                if let Some(v) = first_number(&out) {
-                    record(s.name, measure, v);
-                }
-                if let (Some(pid), Some(c0)) = (pid, cpu0) {
-                    record(s.name, "CPU s/GiB", (cpu_seconds(pid) - c0) / gib);
+                match loadgen(&bin, &a).map(|out| first_number(&out)) {
+                    Ok(Some(v)) => {
+                        record(s.name, measure, v);
+                        if let (Some(pid), Some(c0)) = (pid, cpu0) {
+                            record(s.name, "CPU s/GiB", (cpu_seconds(pid) - c0) / gib);
+                        }
+                    }
+                    Ok(None) => {
+                        failures.push(format!("{} {measure}, repetition {rep}: no result", s.name))
+                    }
+                    Err(why) => {
+                        failures.push(format!("{} {measure}, repetition {rep}: {why}", s.name))
+                    }
                 }
             }
         }
@@ -215,19 +231,43 @@ fn main() {
             let cpu0 = pid.map(cpu_seconds);
             let mut a = vec![
                 "rate".into(),
-                target_addr.to_string(),
+                target_of[s.name].to_string(),
                 "50".into(),
                 rate_secs.to_string(),
                 "200000".into(),
             ];
             a.extend(s.proxy.map(|p| p.to_string()));
-            let out = loadgen(&bin, &a);
+            let out = match loadgen(&bin, &a) {
+                Ok(out) => out,
+                Err(why) => {
+                    failures.push(format!("{} conn/s, repetition {rep}: {why}", s.name));
+                    continue;
+                }
+            };
             let words: Vec<&str> = out.split_whitespace().collect();
             let num = |i: usize| words.get(i).and_then(|w| w.parse::<f64>().ok());
             let ok = words
                 .iter()
                 .position(|w| w.starts_with('('))
                 .and_then(|i| words[i].trim_start_matches('(').parse::<f64>().ok());
+            let errors = words
+                .iter()
+                .position(|w| *w == "ok,")
+                .and_then(|i| words.get(i + 1)?.parse::<u64>().ok())
+                .unwrap_or(0);
+            if errors > 0 {
+                failures.push(format!(
+                    "{} conn/s, repetition {rep}: {errors} connections failed ({out})",
+                    s.name
+                ));
+            }
+            if ok.is_none_or(|ok| ok < 1.0) {
+                failures.push(format!(
+                    "{} conn/s, repetition {rep}: no connection succeeded",
+                    s.name
+                ));
+                continue;
+            }
             if let (Some(rate), Some(p50), Some(p99)) = (num(0), num(3), num(6)) {
                 record(s.name, "conn/s", rate);
                 record(s.name, "p50 ms", p50);
@@ -241,7 +281,7 @@ fn main() {
     for n in [1000usize, 5000] {
         for s in subjects.iter().filter(|s| s.proxy.is_some()) {
             let pid = s.child.as_ref().map(Child::id).expect("a proxy process");
-            if let Some(kib) = idle_pss(&bin, target_addr, s, pid, n) {
+            if let Some(kib) = idle_pss(&bin, target_of[s.name], s, pid, n) {
                 record(
                     s.name,
                     if n == 1000 {
@@ -255,9 +295,29 @@ fn main() {
         }
     }
     print_table(&mut results, reps, gib);
-    soak_test(&bin, target_addr, &subjects, soak);
-    let _ = target.kill();
-    let _ = target.wait();
+    if !failures.is_empty() {
+        println!("\nRuns left out of the medians:");
+        for f in &failures {
+            println!("  {f}");
+        }
+    }
+    soak_test(&bin, target_of["ferrosocks"], &subjects, soak);
+    for (target, _) in &mut targets {
+        let _ = target.kill();
+        let _ = target.wait();
+    }
+}
+
+/// A `loadgen serve` on a free loopback port.
+fn start_target(bin: &Path) -> (Child, SocketAddr) {
+    let port = free_port();
+    let child = Command::new(bin.join("loadgen"))
+        .args(["serve", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("target server");
+    wait_port(port);
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 fn start_subjects(bin: &Path, work: &Path) -> Vec<Subject> {
@@ -305,9 +365,14 @@ fn start_subjects(bin: &Path, work: &Path) -> Vec<Subject> {
     out.push(fs("ferrosocks+log", "connect disconnect ioop"));
     let dport = free_port();
     let dconf = work.join("danted.conf");
+    // Dante binds its outgoing sockets to `external` before connecting, so its source
+    // ports come from that address's pool, which the other subjects' TIME_WAIT
+    // connections on 127.0.0.1 would exhaust (it then refuses with 0x03): it gets an
+    // address of its own.
+
     std::fs::write(
         &dconf,
-        format!("logoutput: /dev/null\ninternal: 127.0.0.1 port = {dport}\nexternal: 127.0.0.1\nclientmethod: none\nsocksmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\nclient pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}\nsocks pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}\n"),
+        format!("logoutput: /dev/null\ninternal: 127.0.0.1 port = {dport}\nexternal: 127.0.0.5\nclientmethod: none\nsocksmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\nclient pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}\nsocks pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}\n"),
     )
     .expect("a Dante config");
     let dante = Command::new("/usr/sbin/danted")

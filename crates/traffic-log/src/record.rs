@@ -351,15 +351,56 @@ impl fmt::Display for Endpoint {
             write!(f, "{}%{}@", a.method, a.name)?;
         }
         match &self.host {
+            EndpointHost::Ip(IpAddr::V4(ip)) => write_ipv4(f, *ip)?,
             EndpointHost::Ip(ip) => write!(f, "{ip}")?,
             EndpointHost::Name(n) => f.write_str(n)?,
         }
-        write!(f, ".{}", self.port)?;
+        f.write_char('.')?;
+        write_decimal(f, u64::from(self.port))?;
         if self.bracketed {
             f.write_char(']')?;
         }
         Ok(())
     }
+}
+
+/// Digits of `n` into the end of `buf`; returns where they start.
+fn decimal_digits(mut n: u64, buf: &mut [u8; 20]) -> usize {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return i;
+        }
+    }
+}
+
+/// A number in decimal, without the formatting machinery that `{}` goes through (the log
+/// router formats several per record).
+fn write_decimal(f: &mut fmt::Formatter<'_>, n: u64) -> fmt::Result {
+    let mut buf = [0u8; 20];
+    let start = decimal_digits(n, &mut buf);
+    f.write_str(std::str::from_utf8(&buf[start..]).map_err(|_| fmt::Error)?)
+}
+
+/// A dotted quad, written in one piece.
+fn write_ipv4(f: &mut fmt::Formatter<'_>, ip: std::net::Ipv4Addr) -> fmt::Result {
+    let mut out = [0u8; 15];
+    let mut len = 0;
+    for (k, octet) in ip.octets().into_iter().enumerate() {
+        if k > 0 {
+            out[len] = b'.';
+            len += 1;
+        }
+        let mut buf = [0u8; 20];
+        let start = decimal_digits(u64::from(octet), &mut buf);
+        let digits = &buf[start..];
+        out[len..len + digits.len()].copy_from_slice(digits);
+        len += digits.len();
+    }
+    f.write_str(std::str::from_utf8(&out[..len]).map_err(|_| fmt::Error)?)
 }
 
 impl fmt::Display for Leg {
@@ -370,10 +411,35 @@ impl fmt::Display for Leg {
 
 impl fmt::Display for Count {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.bytes)?;
+        write_decimal(f, self.bytes)?;
         if let Some(p) = self.packets {
-            write!(f, "/{p}")?;
+            f.write_char('/')?;
+            write_decimal(f, p)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_and_counts_at_their_limits() {
+        for (ip, port, text) in [
+            ("0.0.0.0", 0, "0.0.0.0.0"),
+            ("255.255.255.255", 65535, "255.255.255.255.65535"),
+            ("10.0.100.9", 1080, "10.0.100.9.1080"),
+            ("::1", 22, "::1.22"),
+        ] {
+            let e = Endpoint::ip(ip.parse().unwrap(), port);
+            assert_eq!(e.to_string(), text);
+        }
+        let c = Count {
+            bytes: u64::MAX,
+            packets: Some(0),
+        };
+        assert_eq!(c.to_string(), format!("{}/0", u64::MAX));
+        assert_eq!(Count::bytes(0).to_string(), "0");
     }
 }

@@ -278,6 +278,7 @@ fn main() {
             }
         }
     }
+    settle();
     for n in [1000usize, 5000] {
         for s in subjects.iter().filter(|s| s.proxy.is_some()) {
             let pid = s.child.as_ref().map(Child::id).expect("a proxy process");
@@ -301,6 +302,7 @@ fn main() {
             println!("  {f}");
         }
     }
+    settle();
     soak_test(&bin, target_of["ferrosocks"], &subjects, soak);
     for (target, _) in &mut targets {
         let _ = target.kill();
@@ -368,8 +370,10 @@ fn start_subjects(bin: &Path, work: &Path) -> Vec<Subject> {
     // Dante binds its outgoing sockets to `external` before connecting, so its source
     // ports come from that address's pool, which the other subjects' TIME_WAIT
     // connections on 127.0.0.1 would exhaust (it then refuses with 0x03): it gets an
-    // address of its own.
-
+    // address of its own. The sockets it binds hold their port for every address while in
+    // TIME_WAIT, though, so a minute after its connection-rate run the kernel has few
+    // ports left to hand out: Dante runs last in each round, and the memory and soak
+    // phases wait for TIME_WAIT to drain (`settle`).
     std::fs::write(
         &dconf,
         format!("logoutput: /dev/null\ninternal: 127.0.0.1 port = {dport}\nexternal: 127.0.0.5\nclientmethod: none\nsocksmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\nclient pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}\nsocks pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}\n"),
@@ -401,7 +405,36 @@ fn start_subjects(bin: &Path, work: &Path) -> Vec<Subject> {
         proxy: Some(SocketAddr::from(([127, 0, 0, 1], mport))),
         child: Some(ms),
     });
+    // Stable: direct, ferrosocks, ferrosocks+log, microsocks, dante.
+    out.sort_by_key(|s| s.name == "dante");
     out
+}
+
+/// Connections in TIME_WAIT, from /proc/net/sockstat.
+fn time_wait() -> u64 {
+    std::fs::read_to_string("/proc/net/sockstat")
+        .ok()
+        .and_then(|t| {
+            let tcp = t.lines().find(|l| l.starts_with("TCP:"))?;
+            let words: Vec<&str> = tcp.split_whitespace().collect();
+            let i = words.iter().position(|w| *w == "tw")?;
+            words.get(i + 1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits (at most 70 s: TIME_WAIT lasts 60) until fewer than 2000 connections are in
+/// TIME_WAIT, so that a phase that opens thousands of connections finds free ports.
+fn settle() {
+    let start = Instant::now();
+    while time_wait() > 2000 && start.elapsed() < Duration::from_secs(70) {
+        sleep(Duration::from_secs(1));
+    }
+    eprintln!(
+        "waited {:.0} s for TIME_WAIT to drain ({} left)",
+        start.elapsed().as_secs_f64(),
+        time_wait()
+    );
 }
 
 /// Holds `n` idle sessions through the proxy and returns the PSS growth per session.

@@ -212,41 +212,33 @@ impl Session<'_> {
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         let pint = a.pint;
         let pint_side = |src: SocketAddr| Side(vec![ep(src), ep(pint)]);
-        let known_port = a.allowed_port.or(a.client_udp.map(|c| c.port()));
-        if from.ip() != a.allowed_ip || known_port.is_some_and(|p| p != from.port()) {
+        // A datagram from the client that goes no further: counted and logged.
+        let refuse = |a: &mut Assoc, why: &str| {
             a.dropped += 1;
             g.slog.transient(
                 self.log,
                 Verdict::Block,
                 only(pint_side(from)),
-                "datagram dropped: not from the client of this association".into(),
+                format!("datagram dropped: {why}"),
             );
+        };
+        let known_port = a.allowed_port.or(a.client_udp.map(|c| c.port()));
+        if from.ip() != a.allowed_ip || known_port.is_some_and(|p| p != from.port()) {
+            refuse(a, "not from the client of this association");
             return;
         }
         a.client_udp.get_or_insert(from);
         let d = match decode_udp(dgram) {
             Ok(d) => d,
             Err(e) => {
-                a.dropped += 1;
-                g.slog.transient(
-                    self.log,
-                    Verdict::Block,
-                    only(pint_side(from)),
-                    format!("datagram dropped: {e}"),
-                );
+                refuse(a, &e.to_string());
                 return;
             }
         };
         if d.frag != 0 {
-            a.dropped += 1;
-            g.slog.transient(
-                self.log,
-                Verdict::Block,
-                only(pint_side(from)),
-                format!(
-                    "datagram dropped: fragment {} (fragmentation is not supported)",
-                    d.frag
-                ),
+            refuse(
+                a,
+                &format!("fragment {} (fragmentation is not supported)", d.frag),
             );
             return;
         }
@@ -268,15 +260,9 @@ impl Session<'_> {
         let ext = match self.external(g, a, dest.is_ipv4()).await {
             Ok(e) => e,
             Err(e) => {
-                a.dropped += 1;
-                g.slog.transient(
-                    self.log,
-                    Verdict::Block,
-                    only(pint_side(from)),
-                    format!(
-                        "datagram dropped: no external UDP socket: {}",
-                        crate::errno_text(&e)
-                    ),
+                refuse(
+                    a,
+                    &format!("no external UDP socket: {}", crate::errno_text(&e)),
                 );
                 return;
             }

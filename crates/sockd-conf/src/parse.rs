@@ -460,9 +460,20 @@ impl Parser<'_> {
             timeout_connect: None,
             timeout_io: None,
         };
+        self.block_body(start, "rule", |p| p.rule_keyword(&mut rule));
+        match kind {
+            RuleKind::Client => self.cfg.client_rules.push(rule),
+            RuleKind::Socks => self.cfg.socks_rules.push(rule),
+        }
+        Ok(())
+    }
+
+    /// The keywords of a `{ … }` block up to its closing brace, one `item` call per
+    /// keyword; a bad keyword is recorded and its line skipped, so every error in the
+    /// block is reported. `what` names the block in the missing-brace error.
+    fn block_body(&mut self, start: Pos, what: &str, mut item: impl FnMut(&mut Self) -> Res<()>) {
         loop {
-            let t = self.peek().clone();
-            match t.tok {
+            match self.peek().tok {
                 Tok::Close => {
                     self.bump();
                     break;
@@ -471,24 +482,22 @@ impl Parser<'_> {
                 Tok::Eof => {
                     let d = self.diag(
                         start,
-                        format!("rule starting on line {} has no closing \"}}\"", start.line),
+                        format!(
+                            "{what} starting on line {} has no closing \"}}\"",
+                            start.line
+                        ),
                     );
                     self.errors.push(d);
                     break;
                 }
                 _ => {
-                    if let Err(d) = self.rule_keyword(&mut rule) {
+                    if let Err(d) = item(self) {
                         self.errors.push(d);
                         self.skip_line(true);
                     }
                 }
             }
         }
-        match kind {
-            RuleKind::Client => self.cfg.client_rules.push(rule),
-            RuleKind::Socks => self.cfg.socks_rules.push(rule),
-        }
-        Ok(())
     }
 
     fn rule_keyword(&mut self, rule: &mut Rule) -> Res<()> {
@@ -612,34 +621,10 @@ impl Parser<'_> {
             commands: None,
         };
         let mut has_via = false;
-        loop {
-            let t = self.peek().clone();
-            match t.tok {
-                Tok::Close => {
-                    self.bump();
-                    break;
-                }
-                Tok::Newline => self.i += 1,
-                Tok::Eof => {
-                    let d = self.diag(
-                        start,
-                        format!(
-                            "route starting on line {} has no closing \"}}\"",
-                            start.line
-                        ),
-                    );
-                    self.errors.push(d);
-                    break;
-                }
-                _ => match self.route_keyword(&mut route) {
-                    Ok(via) => has_via |= via,
-                    Err(d) => {
-                        self.errors.push(d);
-                        self.skip_line(true);
-                    }
-                },
-            }
-        }
+        self.block_body(start, "route", |p| {
+            has_via |= p.route_keyword(&mut route)?;
+            Ok(())
+        });
         if !has_via {
             return Err(self.diag(
                 start,

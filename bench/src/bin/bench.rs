@@ -226,7 +226,12 @@ fn main() {
                 }
             }
         }
-        for s in &subjects {
+        // Every connection-rate run leaves its connections in TIME_WAIT for a minute,
+        // and the kernel's source-port search gets slower with each of them: start
+        // each round's rate phase from a drained table, and rotate the order (Dante
+        // stays last, see `start_subjects`) so that no subject always runs first.
+        settle();
+        for s in rate_order(&subjects, rep) {
             let pid = s.child.as_ref().map(Child::id);
             let cpu0 = pid.map(cpu_seconds);
             let mut a = vec![
@@ -421,6 +426,19 @@ fn time_wait() -> u64 {
             words.get(i + 1)?.parse().ok()
         })
         .unwrap_or(0)
+}
+
+/// The subjects in the order of repetition `rep`'s rate phase: the ones before Dante
+/// rotated by one place per repetition, Dante last.
+fn rate_order(subjects: &[Subject], rep: usize) -> Vec<&Subject> {
+    let (mut head, tail): (Vec<&Subject>, Vec<&Subject>) =
+        subjects.iter().partition(|s| s.name != "dante");
+    if !head.is_empty() {
+        let n = head.len();
+        head.rotate_left((rep - 1) % n);
+    }
+    head.extend(tail);
+    head
 }
 
 /// Waits (at most 70 s: TIME_WAIT lasts 60) until fewer than 2000 connections are in

@@ -1,5 +1,6 @@
 //! How many Dante traffic lines per second the file sink sustains, end to end: records
-//! built on the caller's thread, routed, formatted and written with one `write(2)` each.
+//! built, routed and formatted on the caller's thread, written in batches by the sink's
+//! writer thread.
 //!
 //! The producer sends in batches and waits (`flush`) after each, so the figure is the
 //! rate the sink keeps up with, with no line dropped (the run checks the file's line

@@ -8,28 +8,30 @@
 //! subsystem not configured on its own, `mute` suppresses repeats, and a sink writes text
 //! (Dante's line format) or JSON lines.
 //!
-//! Layout: [`Logger`] is a cheap, cloneable handle; a call checks the subsystem's
-//! threshold (an atomic), stamps the time and hands the record to the router thread over
-//! an unbounded channel, so the data path never waits on I/O. The router (`router.rs`)
-//! formats each record once and passes it to the sinks it is routed to; every sink
-//! (`sink.rs`) has its own thread and a bounded queue, so one stalled sink (a full disk, a
-//! FIFO nobody reads) never holds up the others. When a sink's queue is full its lines
-//! are dropped *and counted*, and the stall, the count and the recovery are reported on
-//! the other sinks: no line is lost silently. See docs/logging.md.
+//! Layout: [`Logger`] is a cheap, cloneable handle. A call checks the subsystem's
+//! threshold (an atomic) and, if it passes, does the routing on the calling thread
+//! (`routing.rs`): applies `mute`, formats the line once into a reused per-thread
+//! buffer and appends it to each sink's buffer. Every sink (`sink.rs`) has its own
+//! writer thread that takes whole batches and writes them with one write(2)
+//! (`writer.rs`), so the data path never waits on I/O and one stalled sink (a full
+//! disk, a FIFO nobody reads) never holds up the others. When a sink has too many lines
+//! waiting its lines are dropped *and counted*, and the stall, the count and the
+//! recovery are reported on the other sinks: no line is lost silently. See
+//! docs/logging.md.
 
 mod format;
 mod level;
-mod router;
+mod routing;
 mod sink;
+mod writer;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 pub use level::{Level, Subsystem};
-pub use router::OperatorRecord;
+pub use routing::OperatorRecord;
 
 /// Where a sink writes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -165,21 +167,6 @@ pub enum Payload {
     Traffic(traffic_log::Record),
 }
 
-/// One record on its way to the router.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    /// When it was logged.
-    pub time: SystemTime,
-    /// Severity.
-    pub level: Level,
-    /// Where from.
-    pub subsystem: Subsystem,
-    /// Repeats of the same non-zero category are subject to `mute`.
-    pub category: u32,
-    /// What.
-    pub payload: Payload,
-}
-
 /// A handle to the log router. Clone it freely.
 #[derive(Clone)]
 pub struct Logger {
@@ -189,41 +176,29 @@ pub struct Logger {
 const OFF: u8 = u8::MAX;
 
 struct Inner {
-    tx: mpsc::Sender<router::Msg>,
+    core: Arc<routing::Core>,
     /// Threshold per subsystem: a [`Level`] index, or [`OFF`].
     thresholds: [AtomicU8; 14],
     debug: AtomicU8,
     verb: AtomicU8,
     mute: AtomicU32,
-    queued: AtomicUsize,
     config: Mutex<LogConfig>,
 }
 
 impl Logger {
-    /// Starts the router thread. `program` and `pid` go in every line.
+    /// Opens every sink (privileges may be dropped next) and starts their writers.
+    /// `program` and `pid` go in every line.
     pub fn start(program: &str, pid: u32, config: LogConfig) -> Self {
-        let (tx, rx) = mpsc::channel();
         let inner = Arc::new(Inner {
-            tx: tx.clone(),
+            core: routing::Core::start(program, pid, config.clone()),
             thresholds: std::array::from_fn(|_| AtomicU8::new(OFF)),
             debug: AtomicU8::new(0),
             verb: AtomicU8::new(OFF),
             mute: AtomicU32::new(0),
-            queued: AtomicUsize::new(0),
             config: Mutex::new(config.clone()),
         });
         let logger = Self { inner };
         logger.store_thresholds(&config);
-        let program = program.to_owned();
-        let shared = Arc::clone(&logger.inner);
-        let spawned = std::thread::Builder::new()
-            .name("log-router".into())
-            .spawn(move || router::run(program, pid, config, rx, tx, &shared.queued));
-        if let Err(e) = spawned {
-            eprintln!("ferrosocks: cannot start the log router: {e}");
-        }
-        // Every sink is open when this returns (privileges may be dropped next).
-        logger.flush();
         logger
     }
 
@@ -266,14 +241,7 @@ impl Logger {
     }
 
     fn send_entry(&self, subsystem: Subsystem, level: Level, category: u32, payload: Payload) {
-        let entry = Entry {
-            time: SystemTime::now(),
-            level,
-            subsystem,
-            category,
-            payload,
-        };
-        self.send(router::Msg::Entry(Box::new(entry)));
+        self.inner.core.emit(subsystem, level, category, &payload);
     }
 
     /// SYSTEM at info.
@@ -306,11 +274,13 @@ impl Logger {
         self.inner.debug.load(Ordering::Relaxed)
     }
 
-    /// Replaces the routing (configuration reload); files are opened anew.
+    /// Replaces the routing (configuration reload): the old sinks write what they
+    /// hold (each for at most 3 s) and close, the new ones are opened. Blocks: call it
+    /// off the async workers.
     pub fn set_config(&self, config: LogConfig) {
-        self.store_thresholds(&config);
         *self.inner.config.lock().unwrap_or_else(|p| p.into_inner()) = config.clone();
-        self.send(router::Msg::Config(Box::new(config)));
+        self.inner.core.apply(config.clone());
+        self.store_thresholds(&config);
     }
 
     /// The routing in force.
@@ -351,33 +321,24 @@ impl Logger {
     /// the returned channel.
     pub fn subscribe(&self, mask: u32, level: Level) -> mpsc::Receiver<OperatorRecord> {
         let (tx, rx) = mpsc::channel();
-        self.send(router::Msg::Subscribe { mask, level, tx });
+        self.inner.core.subscribe(mask, level, tx);
         rx
     }
 
-    /// Closes and reopens every file sink (after logrotate moved the files).
+    /// Closes and reopens every file sink (after logrotate moved the files); lines
+    /// logged before this call go to the old file, later ones to the new.
     pub fn reopen(&self) {
-        self.send(router::Msg::Reopen);
+        self.inner.core.reopen();
     }
 
-    /// Waits (up to 10 s) until every record logged before this call has been handed to
-    /// its sinks and written.
+    /// Waits until every record logged before this call has been written (each sink
+    /// at most 3 s: a stalled one is not waited for longer).
     pub fn flush(&self) {
-        let (tx, rx) = mpsc::channel();
-        self.send(router::Msg::Flush(tx));
-        let _ = rx.recv_timeout(std::time::Duration::from_secs(10));
+        self.inner.core.flush();
     }
 
-    /// Records waiting for the router.
+    /// Lines waiting in the sinks to be written.
     pub fn queued(&self) -> usize {
-        self.inner.queued.load(Ordering::Relaxed)
-    }
-
-    fn send(&self, msg: router::Msg) {
-        self.inner.queued.fetch_add(1, Ordering::Relaxed);
-        // If the router is gone (it could not start), write here instead.
-        if let Err(mpsc::SendError(router::Msg::Entry(e))) = self.inner.tx.send(msg) {
-            eprintln!("{}: {}", e.level, format::message(&e.payload));
-        }
+        self.inner.core.pending()
     }
 }

@@ -1,358 +1,277 @@
-//! Sinks: one thread and one bounded queue each, and what happens when one fails.
+//! Sinks: a buffer the logging threads append formatted lines to, and one writer
+//! thread each.
 //!
-//! The router never blocks on a sink: it `try_send`s. A full queue means the sink is
-//! stalled (a FIFO nobody reads, a hung NFS mount); its lines are dropped and counted,
-//! and the router reports the stall at once and the count when the sink takes lines
-//! again. A write that fails (disk full, directory gone, no syslog socket) is reported
-//! once by the sink thread, retried with every later line (files are reopened, the
-//! syslog socket reconnected), and its recovery is reported with the number of lines
-//! that could not be written meanwhile.
+//! A logging thread appends a line under the sink's lock (a copy into a reused buffer:
+//! no allocation, no system call) and wakes the writer only when it sleeps with nothing
+//! to do. The writer pauses briefly so that a burst gathers, swaps the buffer for its
+//! own empty one and writes the batch with one write(2), outside the lock: a sink that
+//! blocks (a FIFO nobody reads, a hung NFS mount) never holds up a logging thread.
+//! When [`SINK_QUEUE`] lines wait, further lines for that sink are dropped *and
+//! counted*: the first drop returns a stall report, the first line taken again returns
+//! the count, and the caller puts both on the other sinks. No line is lost silently.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::AsRawFd;
-use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
-use crate::router::{Msg, SINK_QUEUE};
-use crate::{Level, SinkSpec, Target};
+use crate::writer::{describe, LineMeta, Writer};
+use crate::{Level, SinkSpec};
 
-/// Most lines written with one write(2).
-const MAX_BATCH: usize = 512;
+/// Lines a sink may have waiting before further lines for it are dropped (and counted).
+pub(crate) const SINK_QUEUE: usize = 16 * 1024;
+/// How long a writer waits for more lines after being woken: bounds its wake-ups to
+/// about 2000 a second under load, at the cost of this much latency.
+const BATCH_PAUSE: Duration = Duration::from_millis(5);
+/// Lines waiting that end a writer's pause at once (a burst faster than the pause).
+const HIGH_WATER: usize = SINK_QUEUE / 4;
+/// A writer keeps at most this much buffer capacity between bursts.
+const KEEP_CAPACITY: usize = 1 << 20;
 
-/// One formatted line for a sink.
-pub(crate) struct SinkLine {
-    pub(crate) line: Arc<str>,
-    /// Length of the Dante prefix at the start of `line` (for syslog, which drops part of it).
-    pub(crate) prefix_len: usize,
-    pub(crate) level: Level,
-}
+/// What a writer thread calls with a failure or recovery of its sink; `true` when the
+/// sink has been closed (a reload) and the report is its last word.
+pub(crate) type Reporter = Box<dyn Fn(&Arc<Sink>, String, bool) + Send>;
 
-enum SinkMsg {
-    Line(SinkLine),
-    Reopen,
-    Flush(mpsc::Sender<()>),
-}
-
-/// The router's end of a sink.
-pub(crate) struct SinkHandle {
+/// One sink, shared by the logging threads and its writer.
+pub(crate) struct Sink {
     pub(crate) spec: SinkSpec,
-    tx: SyncSender<SinkMsg>,
+    state: Mutex<State>,
+    /// The writer waits here for lines.
+    wake: Condvar,
+    /// Flushes wait here for the writer.
+    written: Condvar,
+    /// The last write succeeded.
+    writes_ok: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    /// Lines waiting, back to back, and where each ends.
+    buf: Vec<u8>,
+    meta: Vec<LineMeta>,
+    /// Lines ever appended, and ever handed to the target (written or counted lost).
+    appended: u64,
+    written: u64,
+    /// Lines dropped since the sink stalled.
     dropped: u64,
     stalled: bool,
-    healthy: Arc<AtomicBool>,
+    /// The writer sleeps until woken.
+    idle: bool,
+    /// The writer lets a burst gather: wake it only at [`HIGH_WATER`].
+    pausing: bool,
+    /// A flush waits: write without pausing.
+    urgent: bool,
+    /// Reopen the target after the line with this sequence number (`appended` when
+    /// asked): earlier lines go to the old file, later ones to the new.
+    reopen_after: Option<u64>,
+    closing: bool,
 }
 
-impl SinkHandle {
-    pub(crate) fn open(
-        spec: SinkSpec,
-        index: usize,
-        generation: u64,
-        router: mpsc::Sender<Msg>,
-    ) -> Self {
-        let (tx, rx) = mpsc::sync_channel(SINK_QUEUE);
-        let healthy = Arc::new(AtomicBool::new(true));
-        let mut writer = Writer::new(spec.target.clone(), Arc::clone(&healthy));
-        let name = format!("log-sink-{index}");
-        let spawned = std::thread::Builder::new().name(name).spawn(move || {
-            // Lines that are already queued are written together: one write(2) for a
-            // batch of whole lines (syslog: one datagram each, as syslog wants).
-            let mut batch: Vec<SinkLine> = Vec::new();
-            let mut next = rx.recv().ok();
-            while let Some(msg) = next.take() {
-                match msg {
-                    SinkMsg::Line(l) => batch.push(l),
-                    SinkMsg::Reopen => {
-                        writer.write_batch(&mut batch, index, generation, &router);
-                        writer.reopen();
-                    }
-                    SinkMsg::Flush(done) => {
-                        writer.write_batch(&mut batch, index, generation, &router);
-                        let _ = done.send(());
-                    }
-                }
-                next = match rx.try_recv() {
-                    Ok(m) if batch.len() < MAX_BATCH => Some(m),
-                    Ok(m) => {
-                        writer.write_batch(&mut batch, index, generation, &router);
-                        Some(m)
-                    }
-                    Err(mpsc::TryRecvError::Disconnected) => None,
-                    Err(mpsc::TryRecvError::Empty) => {
-                        writer.write_batch(&mut batch, index, generation, &router);
-                        #[allow(clippy::disallowed_methods)] // a dedicated thread, not async code
-                        std::thread::sleep(crate::router::BATCH_PAUSE);
-                        rx.recv().ok()
-                    }
-                };
-            }
-            writer.write_batch(&mut batch, index, generation, &router);
+/// The routing's owning handle on a sink: dropping it closes the sink (its writer
+/// writes what is left and ends).
+pub(crate) struct SinkHandle(Arc<Sink>);
+
+impl Deref for SinkHandle {
+    type Target = Arc<Sink>;
+
+    fn deref(&self) -> &Arc<Sink> {
+        &self.0
+    }
+}
+
+impl Drop for SinkHandle {
+    fn drop(&mut self) {
+        self.0.lock().closing = true;
+        self.0.wake.notify_one();
+    }
+}
+
+impl Sink {
+    /// Opens the target now (the process may drop privileges next) and starts the writer.
+    pub(crate) fn open(spec: SinkSpec, index: usize, report: Reporter) -> SinkHandle {
+        let writer = Writer::new(spec.target.clone());
+        let sink = Arc::new(Self {
+            spec,
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            written: Condvar::new(),
+            writes_ok: AtomicBool::new(true),
         });
+        let mine = Arc::clone(&sink);
+        let spawned = std::thread::Builder::new()
+            .name(format!("log-sink-{index}"))
+            .spawn(move || write_loop(&mine, writer, &report));
         if let Err(e) = spawned {
+            // Its lines will be counted as dropped and reported on the other sinks.
             eprintln!("ferrosocks: cannot start a log sink thread: {e}");
         }
-        Self {
-            spec,
-            tx,
-            dropped: 0,
-            stalled: false,
-            healthy,
-        }
+        SinkHandle(sink)
     }
 
-    pub(crate) fn healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed) && !self.stalled
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// How reports name this sink.
     pub(crate) fn name(&self) -> String {
         describe(&self.spec.target)
     }
 
-    /// Queues a line; returns a report when the sink stalls or resumes.
-    pub(crate) fn send(&mut self, line: SinkLine) -> Option<String> {
-        match self.tx.try_send(SinkMsg::Line(line)) {
-            Ok(()) if self.stalled => {
-                self.stalled = false;
-                let n = std::mem::take(&mut self.dropped);
-                Some(format!(
-                    "{} takes lines again; {n} line(s) were dropped for it while it was stalled",
-                    self.name()
-                ))
-            }
-            Ok(()) => None,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped += 1;
-                (!std::mem::replace(&mut self.stalled, true)).then(|| {
-                    format!("{} is stalled ({SINK_QUEUE} lines waiting): lines for it are dropped and counted until it catches up", self.name())
-                })
-            }
+    /// Whether the sink writes and takes lines.
+    pub(crate) fn healthy(&self) -> bool {
+        self.writes_ok.load(Ordering::Relaxed) && !self.lock().stalled
+    }
+
+    /// Lines waiting to be written.
+    pub(crate) fn pending(&self) -> usize {
+        self.lock().meta.len()
+    }
+
+    /// Queues one line (ending in a newline); returns a report when the sink stalls or
+    /// takes lines again.
+    pub(crate) fn append(&self, line: &str, prefix_len: usize, level: Level) -> Option<String> {
+        let mut st = self.lock();
+        if st.meta.len() >= SINK_QUEUE {
+            st.dropped += 1;
+            let first = !std::mem::replace(&mut st.stalled, true);
+            drop(st);
+            return first.then(|| {
+                format!("{} is stalled ({SINK_QUEUE} lines waiting): lines for it are dropped and counted until it catches up", self.name())
+            });
         }
-    }
-
-    pub(crate) fn reopen(&mut self) {
-        let _ = self.tx.try_send(SinkMsg::Reopen);
-    }
-
-    /// Waits until the sink has written what it was given, for at most `limit`.
-    pub(crate) fn flush(&mut self, limit: Duration) {
-        let (tx, rx) = mpsc::channel();
-        if self.tx.try_send(SinkMsg::Flush(tx)).is_ok() {
-            let _ = rx.recv_timeout(limit);
+        st.buf.extend_from_slice(line.as_bytes());
+        let end = st.buf.len();
+        st.meta.push(LineMeta {
+            end,
+            prefix_len,
+            level,
+        });
+        st.appended += 1;
+        let wake = std::mem::take(&mut st.idle)
+            || (st.pausing && st.meta.len() >= HIGH_WATER && std::mem::take(&mut st.pausing));
+        let resumed = st.stalled.then(|| {
+            st.stalled = false;
+            std::mem::take(&mut st.dropped)
+        });
+        drop(st);
+        if wake {
+            self.wake.notify_one();
         }
-    }
-}
-
-fn describe(t: &Target) -> String {
-    match t {
-        Target::Stdout => "stdout".into(),
-        Target::Stderr => "stderr".into(),
-        Target::File(p) => format!("log file {}", p.display()),
-        Target::Syslog { facility } => format!(
-            "syslog socket {} (facility {facility})",
-            dev_log().display()
-        ),
-    }
-}
-
-/// The local syslog socket; `FERROSOCKS_SYSLOG_SOCKET` names another one (chroots, tests).
-fn dev_log() -> PathBuf {
-    std::env::var_os("FERROSOCKS_SYSLOG_SOCKET")
-        .map_or_else(|| PathBuf::from("/dev/log"), PathBuf::from)
-}
-
-/// The sink thread's side: writing, failing, recovering.
-struct Writer {
-    target: Target,
-    file: Option<File>,
-    sock: Option<UnixDatagram>,
-    /// Set while failing: the first error, reported once.
-    failing: Option<String>,
-    lost: u64,
-    healthy: Arc<AtomicBool>,
-}
-
-impl Writer {
-    fn new(target: Target, healthy: Arc<AtomicBool>) -> Self {
-        let mut w = Self {
-            target,
-            file: None,
-            sock: None,
-            failing: None,
-            lost: 0,
-            healthy,
-        };
-        w.reopen();
-        w
+        resumed.map(|n| {
+            format!(
+                "{} takes lines again; {n} line(s) were dropped for it while it was stalled",
+                self.name()
+            )
+        })
     }
 
-    fn reopen(&mut self) {
-        match &self.target {
-            Target::File(p) => self.file = open_append(p).ok(),
-            Target::Syslog { .. } => self.sock = connect_syslog(),
-            Target::Stdout | Target::Stderr => {}
-        }
+    /// Closes and reopens the target once the lines queued so far are written.
+    pub(crate) fn reopen(&self) {
+        let mut st = self.lock();
+        st.reopen_after = Some(st.appended);
+        st.idle = false;
+        drop(st);
+        self.wake.notify_one();
     }
 
-    /// Writes and empties `batch`, reporting a failure or recovery to the router.
-    fn write_batch(
-        &mut self,
-        batch: &mut Vec<SinkLine>,
-        index: usize,
-        generation: u64,
-        router: &mpsc::Sender<Msg>,
-    ) {
-        if batch.is_empty() {
+    /// Waits until the lines queued so far are written, for at most `limit`.
+    pub(crate) fn flush(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut st = self.lock();
+        let target = st.appended;
+        if st.written >= target {
             return;
         }
-        let reports: Vec<String> =
-            if matches!(self.target, Target::Syslog { .. }) || batch.len() == 1 {
-                batch.iter().filter_map(|l| self.write(l)).collect()
-            } else {
-                let joined: String = batch.iter().map(|l| &*l.line).collect();
-                let level = batch[0].level;
-                let report = self.write_counted(
-                    &SinkLine {
-                        line: joined.into(),
-                        prefix_len: 0,
-                        level,
-                    },
-                    batch.len() as u64,
-                );
-                report.into_iter().collect()
-            };
+        st.urgent = true;
+        st.idle = false;
+        st.pausing = false;
+        self.wake.notify_one();
+        while st.written < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            st = self
+                .written
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+/// The writer thread: waits for lines, takes them all, writes them outside the lock.
+fn write_loop(sink: &Arc<Sink>, mut writer: Writer, report: &Reporter) {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut meta: Vec<LineMeta> = Vec::new();
+    loop {
+        let mut st = sink.lock();
+        while st.meta.is_empty() && st.reopen_after.is_none() && !st.closing && !st.urgent {
+            st.idle = true;
+            st = sink.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+        st.idle = false;
+        if !st.urgent && !st.closing && st.reopen_after.is_none() {
+            // Lines come in bursts: let this one gather, so that its logging threads
+            // need not wake this thread again (unless it grows large or a flush waits).
+            st.pausing = true;
+            st = sink
+                .wake
+                .wait_timeout_while(st, BATCH_PAUSE, |s| s.pausing && !s.closing)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            st.pausing = false;
+        }
+        st.urgent = false;
+        std::mem::swap(&mut st.buf, &mut buf);
+        std::mem::swap(&mut st.meta, &mut meta);
+        let first = st.written;
+        let reopen_after = st.reopen_after.take();
+        let closing = st.closing;
+        drop(st);
+
+        // Lines up to the reopen request go to the old file, the rest to the new one.
+        let split = reopen_after.map_or(meta.len(), |after| {
+            (after.saturating_sub(first) as usize).min(meta.len())
+        });
+        let (old, new) = meta.split_at(split);
+        let mut reports = writer.write_batch(&buf, 0, old);
+        if reopen_after.is_some() {
+            writer.reopen();
+            let start = old.last().map_or(0, |m| m.end);
+            reports.extend(writer.write_batch(&buf, start, new));
+        }
+        sink.writes_ok.store(writer.healthy(), Ordering::Relaxed);
         for r in reports {
-            let _ = router.send(Msg::SinkReport(index, generation, r));
+            report(sink, r, false);
         }
-        batch.clear();
-    }
 
-    fn write(&mut self, l: &SinkLine) -> Option<String> {
-        self.write_counted(l, 1)
-    }
-
-    /// Writes `l`, which holds `lines` lines; a failure counts them all as lost.
-    fn write_counted(&mut self, l: &SinkLine, lines: u64) -> Option<String> {
-        let result = self.try_write(l);
-        let report = match (result, self.failing.take()) {
-            (Ok(()), None) => None,
-            (Ok(()), Some(err)) => {
-                let lost = std::mem::take(&mut self.lost);
-                Some(format!(
-                    "{} works again after failing ({err}); {lost} line(s) could not be written to it meanwhile",
-                    describe(&self.target)
-                ))
-            }
-            (Err(e), was) => {
-                self.lost += lines;
-                let first = was.is_none();
-                self.failing = Some(was.unwrap_or_else(|| e.to_string()));
-                first.then(|| {
-                    format!(
-                        "cannot write to {}: {e}; will retry with each line",
-                        describe(&self.target)
-                    )
-                })
-            }
+        let n = meta.len() as u64;
+        buf.clear();
+        meta.clear();
+        if buf.capacity() > KEEP_CAPACITY {
+            buf = Vec::new();
+            meta = Vec::new();
+        }
+        let mut st = sink.lock();
+        st.written = first + n;
+        let done = closing && st.meta.is_empty();
+        let dropped = if done {
+            std::mem::take(&mut st.dropped)
+        } else {
+            0
         };
-        self.healthy
-            .store(self.failing.is_none(), Ordering::Relaxed);
-        report
-    }
-
-    fn try_write(&mut self, l: &SinkLine) -> std::io::Result<()> {
-        match &self.target {
-            Target::Stdout => std::io::stdout().lock().write_all(l.line.as_bytes()),
-            Target::Stderr => std::io::stderr().lock().write_all(l.line.as_bytes()),
-            Target::File(p) => {
-                if self.file.is_none() {
-                    self.file = Some(open_append(p)?);
-                }
-                let f = self.file.as_mut().expect("opened just above");
-                let r = f.write_all(l.line.as_bytes());
-                if r.is_err() {
-                    // Reopen with the next line: the file may be replaced or the disk freed.
-                    self.file = None;
-                }
-                r
+        drop(st);
+        sink.written.notify_all();
+        if done {
+            if dropped > 0 {
+                let text = format!(
+                    "{} closed while stalled; {dropped} line(s) were dropped for it",
+                    sink.name()
+                );
+                report(sink, text, true);
             }
-            Target::Syslog { facility } => {
-                if self.sock.is_none() {
-                    self.sock = connect_syslog();
-                }
-                let Some(s) = self.sock.as_ref() else {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::NotConnected,
-                        format!("cannot connect to {}", dev_log().display()),
-                    ));
-                };
-                let r = s.send(syslog_message(*facility, l).as_bytes()).map(drop);
-                if r.is_err() {
-                    self.sock = None;
-                }
-                r
-            }
+            return;
         }
-    }
-}
-
-/// Opens for append without blocking on a FIFO that has no reader (that fails at once
-/// with ENXIO and is retried), then makes writes blocking again.
-fn open_append(p: &Path) -> std::io::Result<File> {
-    let f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(p)?;
-    // SAFETY: fcntl on a descriptor we own; only the O_NONBLOCK flag is changed.
-    unsafe {
-        let fd = f.as_raw_fd();
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
-        }
-    }
-    Ok(f)
-}
-
-fn connect_syslog() -> Option<UnixDatagram> {
-    let sock = UnixDatagram::unbound().ok()?;
-    sock.connect(dev_log()).ok()?;
-    Some(sock)
-}
-
-/// A local syslog datagram as syslog(3) writes it: `<PRI>Mon DD HH:MM:SS program[pid]:
-/// level: message`: the file prefix without its `(secs.usec) ` part.
-pub(crate) fn syslog_message(facility: u8, l: &SinkLine) -> String {
-    let pri = u16::from(facility) * 8 + u16::from(l.level.syslog_severity());
-    let line = l.line.strip_suffix('\n').unwrap_or(&l.line);
-    let prefix = line.get(..l.prefix_len).unwrap_or(line);
-    match (prefix.get(..16), prefix.find(") ")) {
-        (Some(date), Some(i)) => format!("<{pri}>{date}{}", &line[i + 2..]),
-        _ => format!("<{pri}>{line}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn syslog_datagram_shape() {
-        let prefix = "Nov 21 09:16:57 (1795252617.429114) ferrosocks[13]: info: ";
-        let line = format!("{prefix}pass(1): tcp/accept [: 127.0.0.1.1 127.0.0.1.2\n");
-        let l = SinkLine {
-            line: line.into(),
-            prefix_len: prefix.len(),
-            level: Level::Trace,
-        };
-        assert_eq!(
-            syslog_message(19, &l),
-            "<158>Nov 21 09:16:57 ferrosocks[13]: info: pass(1): tcp/accept [: 127.0.0.1.1 127.0.0.1.2"
-        );
     }
 }

@@ -27,6 +27,7 @@ pub enum Control {
 }
 
 /// How the running process reloads.
+#[derive(Debug, Clone)]
 pub struct ReloadSource {
     /// The configuration file; `None` for the embedded default.
     pub path: Option<PathBuf>,
@@ -68,7 +69,11 @@ pub async fn serve_until_stopped(
             _ = int.recv() => Control::Terminate(libc::SIGINT),
         };
         match control {
-            Control::Reload => reload(&server, &source),
+            // Reading files and letting the old log sinks finish block: not on a worker.
+            Control::Reload => {
+                let (server, source) = (server.clone(), source.clone());
+                let _ = tokio::task::spawn_blocking(move || reload(&server, &source)).await;
+            }
             Control::Dump => server.dump(),
             Control::Terminate(sig) => {
                 server.logger().info(format!("Exiting on signal {sig}"));

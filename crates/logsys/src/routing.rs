@@ -1,0 +1,389 @@
+//! Where a record goes, decided and done on the thread that logs it.
+//!
+//! [`Routing`] is the configuration turned into tables: per subsystem, its threshold,
+//! the sinks for records below warning and for warnings and worse, and whether
+//! operators get it. The logging thread reads the routing in force without a lock
+//! (`arc_swap`), applies `mute`, formats the line once into a per-thread buffer and
+//! appends it to each of its sinks (see `sink.rs`); a reload builds a new routing,
+//! swaps it in and closes the old sinks once they have written what they hold.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+
+use crate::format::{json_line, push_message, push_prefix, tag};
+use crate::sink::{Reporter, Sink, SinkHandle};
+use crate::{Facility, Format, Level, LogConfig, Payload, SinkSpec, Subsystem, Target};
+
+/// Records kept for operators who ask for history.
+const HISTORY: usize = 1000;
+const SUBSYSTEMS: usize = Subsystem::ALL.len();
+const OFF: u8 = u8::MAX;
+
+/// A record as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorRecord {
+    /// When.
+    pub time: SystemTime,
+    /// Severity.
+    pub level: Level,
+    /// Where from.
+    pub subsystem: Subsystem,
+    /// The text.
+    pub text: String,
+}
+
+/// One configuration, turned into tables.
+pub(crate) struct Routing {
+    pub(crate) config: LogConfig,
+    sinks: Vec<SinkHandle>,
+    /// Per subsystem: the least severe level written, or [`OFF`].
+    thresholds: [u8; SUBSYSTEMS],
+    /// Per subsystem: the sinks of records below warning, and of warnings and worse.
+    routes: [[Vec<usize>; 2]; SUBSYSTEMS],
+    operators: [bool; SUBSYSTEMS],
+}
+
+impl Routing {
+    /// Opens every configured sink now, not on first use: the process may drop its
+    /// privileges right after start-up.
+    fn build(config: LogConfig, reporter: &dyn Fn() -> Reporter) -> Self {
+        let mut sinks: Vec<SinkHandle> = Vec::new();
+        let mut index: HashMap<SinkSpec, usize> = HashMap::new();
+        let mut routes: [[Vec<usize>; 2]; SUBSYSTEMS] = Default::default();
+        for sub in Subsystem::ALL {
+            for (severe, level) in [(false, Level::Info), (true, Level::Crit)] {
+                let mut out = Vec::new();
+                for spec in specs(&config, sub, level) {
+                    let i = *index.entry(spec.clone()).or_insert_with(|| {
+                        sinks.push(Sink::open(spec, sinks.len(), reporter()));
+                        sinks.len() - 1
+                    });
+                    if !out.contains(&i) {
+                        out.push(i);
+                    }
+                }
+                routes[sub.index()][usize::from(severe)] = out;
+            }
+        }
+        Self {
+            thresholds: Subsystem::ALL.map(|s| config.threshold(s).map_or(OFF, |l| l as u8)),
+            operators: Subsystem::ALL.map(|s| config.operators(s)),
+            config,
+            sinks,
+            routes,
+        }
+    }
+
+    fn passes(&self, sub: Subsystem, level: Level) -> bool {
+        let t = self.thresholds[sub.index()];
+        t != OFF && (level as u8) <= t
+    }
+
+    fn targets(&self, sub: Subsystem, level: Level) -> &[usize] {
+        &self.routes[sub.index()][usize::from(level <= Level::Warning)]
+    }
+}
+
+/// The sinks a record of `sub` at `level` goes to: every `logoutput`, every `errorlog`
+/// for warnings and worse, the subsystem's own file and syslog facility.
+fn specs(config: &LogConfig, sub: Subsystem, level: Level) -> Vec<SinkSpec> {
+    let mut out = config.logoutput.clone();
+    if level <= Level::Warning {
+        out.extend(config.errorlog.iter().cloned());
+    }
+    let sc = config
+        .subsystems
+        .get(sub.index())
+        .cloned()
+        .unwrap_or_default();
+    if let Some(file) = sc.file {
+        out.push(SinkSpec::text(Target::File(file)));
+    }
+    let facility = match sc.facility {
+        Facility::None => None,
+        Facility::Default => Some(config.default_facility),
+        Facility::Code(c) => Some(c),
+    };
+    out.extend(facility.map(|facility| SinkSpec::text(Target::Syslog { facility })));
+    out
+}
+
+#[derive(Default)]
+struct Mute {
+    category: u32,
+    run: u32,
+    suppressed: u32,
+}
+
+struct Subscriber {
+    mask: u32,
+    level: Level,
+    tx: mpsc::Sender<OperatorRecord>,
+}
+
+#[derive(Default)]
+struct Operators {
+    subscribers: Vec<Subscriber>,
+    history: VecDeque<OperatorRecord>,
+}
+
+thread_local! {
+    /// The line being formatted on this thread, reused from record to record.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// What every logging thread and writer shares.
+pub(crate) struct Core {
+    /// `) program[pid]: `, the constant part of every text prefix.
+    tag: String,
+    pid: u32,
+    routing: ArcSwap<Routing>,
+    /// Serializes reloads.
+    reload: Mutex<()>,
+    mute: Mutex<Mute>,
+    /// Something was muted: the next record of any category brings the count out.
+    mute_pending: AtomicBool,
+    operators: Mutex<Operators>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Core {
+    pub(crate) fn start(program: &str, pid: u32, config: LogConfig) -> Arc<Self> {
+        Arc::new_cyclic(|me: &Weak<Self>| Self {
+            tag: tag(program, pid),
+            pid,
+            routing: ArcSwap::from_pointee(Routing::build(config, &reporter(me))),
+            reload: Mutex::new(()),
+            mute: Mutex::new(Mute::default()),
+            mute_pending: AtomicBool::new(false),
+            operators: Mutex::new(Operators::default()),
+        })
+    }
+
+    /// Replaces the routing; the old sinks write what they hold, then close.
+    pub(crate) fn apply(self: &Arc<Self>, config: LogConfig) {
+        let _one_at_a_time = lock(&self.reload);
+        // The old files are flushed before the new ones are opened (they may be the same).
+        for s in &self.routing.load().sinks {
+            s.flush(Duration::from_secs(3));
+        }
+        let me = Arc::downgrade(self);
+        let old = self
+            .routing
+            .swap(Arc::new(Routing::build(config, &reporter(&me))));
+        for s in &old.sinks {
+            s.flush(Duration::from_secs(3));
+        }
+    }
+
+    /// Logs one record (its subsystem's threshold was checked by the caller).
+    pub(crate) fn emit(&self, sub: Subsystem, level: Level, category: u32, payload: &Payload) {
+        let time = SystemTime::now();
+        let routing = self.routing.load();
+        // The configuration may have changed since the caller's check.
+        if !routing.passes(sub, level) {
+            return;
+        }
+        if let Some(note) = self.muted(routing.config.mute, category) {
+            let Some(note) = note else {
+                return;
+            };
+            self.report(&routing, None, Level::Notice, &note);
+        }
+        let targets = routing.targets(sub, level);
+        let to_operators = routing.operators[sub.index()];
+        if targets.is_empty() && !to_operators {
+            return;
+        }
+        LINE.with(|cell| {
+            let mut fresh = String::new();
+            let mut held = cell.try_borrow_mut();
+            let line: &mut String = match held.as_deref_mut() {
+                Ok(l) => l,
+                Err(_) => &mut fresh,
+            };
+            line.clear();
+            let prefix_len = push_prefix(line, &self.tag, time, level);
+            push_message(line, payload);
+            line.push('\n');
+            let text = &line[prefix_len..line.len() - 1];
+            let mut json: Option<String> = None;
+            for &i in targets {
+                let sink = &routing.sinks[i];
+                let report = if is_json(&sink.spec) {
+                    let j = json.get_or_insert_with(|| {
+                        json_line(self.pid, time, level, sub, Some(payload), text) + "\n"
+                    });
+                    sink.append(j, 0, level)
+                } else {
+                    sink.append(line, prefix_len, level)
+                };
+                if let Some(r) = report {
+                    self.report(&routing, Some(i), Level::Error, &r);
+                }
+            }
+            if to_operators {
+                self.to_operators(OperatorRecord {
+                    time,
+                    level,
+                    subsystem: sub,
+                    text: text.to_owned(),
+                });
+            }
+        });
+    }
+
+    /// Applies `mute` (`limit` repeats of one category): `None` to log the record as
+    /// is, `Some(None)` to suppress it, `Some(Some(note))` to log `note` before it.
+    fn muted(&self, limit: u32, category: u32) -> Option<Option<String>> {
+        if limit == 0 || (category == 0 && !self.mute_pending.load(Ordering::Relaxed)) {
+            return None;
+        }
+        let mut m = lock(&self.mute);
+        let count = |m: &Mute| {
+            format!(
+                "{} variation(s) on previous {limit} message(s) suppressed by mute",
+                m.suppressed
+            )
+        };
+        let out = if category == 0 {
+            // An uncategorized record ends a run only if something was suppressed: it
+            // brings the count out.
+            if m.suppressed == 0 {
+                None
+            } else {
+                let note = count(&m);
+                *m = Mute::default();
+                Some(Some(note))
+            }
+        } else if category == m.category {
+            m.run += 1;
+            if m.run > limit {
+                m.suppressed += 1;
+                Some(None)
+            } else {
+                None
+            }
+        } else {
+            let note = (m.suppressed > 0).then(|| count(&m));
+            *m = Mute {
+                category,
+                run: 1,
+                suppressed: 0,
+            };
+            note.map(Some)
+        };
+        self.mute_pending.store(m.suppressed > 0, Ordering::Relaxed);
+        out
+    }
+
+    fn to_operators(&self, rec: OperatorRecord) {
+        let mut ops = lock(&self.operators);
+        ops.subscribers.retain(|s| {
+            if s.mask & (1 << rec.subsystem.index()) == 0 || rec.level > s.level {
+                return true;
+            }
+            s.tx.send(rec.clone()).is_ok()
+        });
+        if ops.history.len() == HISTORY {
+            ops.history.pop_front();
+        }
+        ops.history.push_back(rec);
+    }
+
+    /// Sends the history, then every new record of the subsystems in `mask` at `level`
+    /// and worse whose `operators` flag is on.
+    pub(crate) fn subscribe(&self, mask: u32, level: Level, tx: mpsc::Sender<OperatorRecord>) {
+        let mut ops = lock(&self.operators);
+        for r in &ops.history {
+            if mask & (1 << r.subsystem.index()) != 0 && r.level <= level {
+                let _ = tx.send(r.clone());
+            }
+        }
+        ops.subscribers.push(Subscriber { mask, level, tx });
+    }
+
+    /// Reports a sink problem on every other sink (and the one in question, which may work
+    /// again), or on stderr when there is no sink at all. A report about a report is not
+    /// sent again: the counts say it all.
+    fn report(&self, routing: &Routing, origin: Option<usize>, level: Level, text: &str) {
+        let time = SystemTime::now();
+        let mut targets = routing.targets(Subsystem::SYSTEM, level).to_vec();
+        if routing.config.logoutput.is_empty() && routing.config.errorlog.is_empty() {
+            targets.clear();
+        }
+        targets.retain(|&i| Some(i) != origin || routing.sinks[i].healthy());
+        let mut line = String::new();
+        let prefix_len = push_prefix(&mut line, &self.tag, time, level);
+        line.push_str(text);
+        line.push('\n');
+        if targets.is_empty() {
+            eprint!("{line}");
+            return;
+        }
+        let json = json_line(self.pid, time, level, Subsystem::SYSTEM, None, text) + "\n";
+        for i in targets {
+            let sink = &routing.sinks[i];
+            let _ = if is_json(&sink.spec) {
+                sink.append(&json, 0, level)
+            } else {
+                sink.append(&line, prefix_len, level)
+            };
+        }
+    }
+
+    /// A writer's report about its sink: reported if that sink is still in the routing
+    /// (a failure of a sink since replaced is old news), or if it is the last word of a
+    /// closed sink (the count of lines it dropped).
+    fn report_from(&self, sink: &Arc<Sink>, text: &str, closed: bool) {
+        let routing = self.routing.load();
+        let origin = routing.sinks.iter().position(|s| Arc::ptr_eq(s, sink));
+        if origin.is_some() || closed {
+            self.report(&routing, origin, Level::Error, text);
+        }
+    }
+
+    /// Waits until every line logged so far is written (each sink at most 3 s).
+    pub(crate) fn flush(&self) {
+        for s in &self.routing.load().sinks {
+            s.flush(Duration::from_secs(3));
+        }
+    }
+
+    /// Closes and reopens every sink once what it holds is written.
+    pub(crate) fn reopen(&self) {
+        for s in &self.routing.load().sinks {
+            s.reopen();
+        }
+    }
+
+    /// Lines waiting in the sinks.
+    pub(crate) fn pending(&self) -> usize {
+        self.routing.load().sinks.iter().map(|s| s.pending()).sum()
+    }
+}
+
+/// JSON sinks get JSON lines; syslog always gets text.
+fn is_json(spec: &SinkSpec) -> bool {
+    spec.format == Format::Json && !matches!(spec.target, Target::Syslog { .. })
+}
+
+/// What a writer calls with a report: back to the core, if it still exists.
+fn reporter(core: &Weak<Core>) -> impl Fn() -> Reporter + '_ {
+    move || {
+        let core = Weak::clone(core);
+        Box::new(move |sink: &Arc<Sink>, text: String, closed: bool| {
+            if let Some(core) = core.upgrade() {
+                core.report_from(sink, &text, closed);
+            }
+        })
+    }
+}

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// A failed connect.
@@ -75,7 +76,8 @@ async fn connect_one(
         }
     }
     let stream = TcpStream::from_std(std::net::TcpStream::from(sock)).map_err(|e| fail(e, None))?;
-    let wait = stream.writable();
+    // Writable means connected; a failed connect raises EPOLLERR (and EPOLLHUP).
+    let wait = stream.ready(Interest::WRITABLE | Interest::ERROR);
     let ready = match limit {
         Some(d) => match tokio::time::timeout(d, wait).await {
             Ok(r) => r,
@@ -90,14 +92,50 @@ async fn connect_one(
         },
         None => wait.await,
     };
-    // SO_ERROR says whether the connect succeeded; the local address is only looked up
-    // for the log when it failed.
+    // Only a connect that failed asks SO_ERROR why (and looks up the local address for
+    // the log): a successful one costs no system call after the wait.
     let failed = match ready {
         Err(e) => Some(e),
-        Ok(()) => stream.take_error().unwrap_or_else(Some),
+        Ok(r) if r.is_error() || r.is_write_closed() || !r.is_writable() => {
+            match stream.take_error() {
+                Ok(Some(e)) | Err(e) => Some(e),
+                // No error recorded: connected after all if it has a peer.
+                Ok(None) => stream.peer_addr().err(),
+            }
+        }
+        Ok(_) => None,
     };
     match failed {
         Some(e) => Err(fail(e, stream.local_addr().ok())),
         None => Ok(stream),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused connect is told apart from a successful one by readiness alone, and still
+    /// reports the kernel's error and the local address; a connect that succeeds is
+    /// connected.
+    #[tokio::test]
+    async fn refused_and_accepted_connects() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let limit = Some(Duration::from_secs(5));
+        let err = connect(&[closed], |_| None, limit).await.unwrap_err();
+        assert_eq!(err.error.kind(), io::ErrorKind::ConnectionRefused);
+        assert!(!err.timed_out);
+        assert_eq!(err.addr, Some(closed));
+        assert!(err.local.is_some_and(|l| l.ip().is_loopback()));
+        // The first address refuses, the second answers.
+        let s = connect(&[closed, open], |_| None, limit).await.unwrap();
+        assert_eq!(s.peer_addr().unwrap(), open);
+        let (_accepted, from) = listener.accept().unwrap();
+        assert_eq!(from, s.local_addr().unwrap());
     }
 }

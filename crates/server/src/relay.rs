@@ -7,14 +7,16 @@
 //! kernel moves the data without copying it through ferrosocks.
 //!
 //! An end of file from one side is passed on as a FIN (`shutdown(SHUT_WR)`) while the
-//! other direction keeps flowing; the session ends when both directions are done, on
+//! other direction keeps flowing (the second end of file needs no shutdown when the
+//! session closes both sockets next: close sends that FIN); the session ends when both
+//! directions are done, on
 //! the first error, when it has been idle for `timeout.io`, or when the server cuts it.
 //! The first side to close or fail names the cause in the summary, as Dante's "local
 //! client closed" / "remote peer error (…)".
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -86,6 +88,9 @@ pub(crate) struct RelayParams<'a> {
     pub(crate) cut: &'a CancellationToken,
     /// Whether bulk directions may switch to splice(2).
     pub(crate) splice: bool,
+    /// The sockets are closed as soon as the relay returns (nothing reads their state
+    /// first), so the second end of file is passed on by close(2) alone.
+    pub(crate) closed_after: bool,
     /// Called for each I/O operation (length 0 for end of file).
     pub(crate) on_io: &'a (dyn Fn(Dir, IoOp<'_>) + Sync),
     /// Called with the error that ends the session, and on which side it happened.
@@ -117,8 +122,9 @@ pub(crate) async fn relay(client: &TcpStream, target: &TcpStream, p: RelayParams
         written: &c.client_written,
         dir: Dir::Down,
     };
-    let up = up.pump(&p, &touch);
-    let down = down.pump(&p, &touch);
+    let one_eof = AtomicBool::new(false);
+    let up = up.pump(&p, &touch, &one_eof);
+    let down = down.pump(&p, &touch, &one_eof);
     tokio::pin!(up, down);
     let (mut up_done, mut down_done) = (false, false);
     let mut first: Option<EndCause> = None;
@@ -211,7 +217,7 @@ fn read_draining(from: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 impl Direction<'_> {
-    async fn pump(self, p: &RelayParams<'_>, touch: &impl Fn()) -> PumpEnd {
+    async fn pump(self, p: &RelayParams<'_>, touch: &impl Fn(), one_eof: &AtomicBool) -> PumpEnd {
         let mut pipe: Option<Pipe> = None;
         loop {
             if let Err(e) = self.from.readable().await {
@@ -248,7 +254,12 @@ impl Direction<'_> {
             };
             if n == 0 {
                 (p.on_io)(self.dir, IoOp { len: 0, data: None });
-                let _ = socket2::SockRef::from(self.to).shutdown(std::net::Shutdown::Write);
+                // Both sockets' receive queues are empty once both ends of file are read,
+                // so close(2) sends FIN, not RST.
+                let last = one_eof.swap(true, Ordering::Relaxed);
+                if !(last && p.closed_after) {
+                    let _ = socket2::SockRef::from(self.to).shutdown(std::net::Shutdown::Write);
+                }
                 return PumpEnd::Eof;
             }
             touch();

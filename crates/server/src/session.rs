@@ -612,6 +612,8 @@ impl Session<'_> {
             on_io: &on_io,
             on_error: &on_error,
             splice: !slog.flags.data,
+            // `log: tcpinfo` reads the sockets' TCP state after the relay.
+            closed_after: !slog.flags.tcpinfo,
         };
         let cause = relay(client, other, params).await;
         self.entry.with_tcp(|t| t.fds = None);

@@ -52,21 +52,7 @@ fn local_date(secs: u64, time: SystemTime) -> [u8; 16] {
     })
 }
 
-/// Appends the decimal digits of `n`.
-pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
-}
+pub(crate) use traffic_log::text::push_decimal;
 
 /// What every text line of one process shares after the time stamp: `) program[pid]: `.
 pub(crate) fn tag(program: &str, pid: u32) -> String {
@@ -75,18 +61,17 @@ pub(crate) fn tag(program: &str, pid: u32) -> String {
 
 /// Appends Dante's prefix, `Mon DD HH:MM:SS (secs.usec) program[pid]: level: `, where
 /// `tag` is [`tag`]'s; returns its length.
-pub(crate) fn push_prefix(out: &mut String, tag: &str, time: SystemTime, level: Level) -> usize {
+pub(crate) fn push_prefix(out: &mut Vec<u8>, tag: &str, time: SystemTime, level: Level) -> usize {
     let start = out.len();
     let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = since.as_secs();
     let date = local_date(secs, time);
-    // The date is ASCII by construction.
-    out.push_str(std::str::from_utf8(&date).unwrap_or("??? ?? ??:??:?? "));
-    out.push('(');
+    out.extend_from_slice(&date);
+    out.push(b'(');
     push_decimal(out, secs);
-    out.push('.');
+    out.push(b'.');
     let micros = since.subsec_micros();
     let mut digits = [b'0'; 6];
     let mut m = micros;
@@ -94,22 +79,18 @@ pub(crate) fn push_prefix(out: &mut String, tag: &str, time: SystemTime, level: 
         *d = b'0' + (m % 10) as u8;
         m /= 10;
     }
-    out.push_str(std::str::from_utf8(&digits).unwrap_or("000000"));
-    out.push_str(tag);
-    out.push_str(level.dante().as_str());
-    out.push_str(": ");
+    out.extend_from_slice(&digits);
+    out.extend_from_slice(tag.as_bytes());
+    out.extend_from_slice(level.dante().as_str().as_bytes());
+    out.extend_from_slice(b": ");
     out.len() - start
 }
 
 /// Appends the message text of a record (a traffic record's Dante line).
-pub(crate) fn push_message(out: &mut String, p: &Payload) {
+pub(crate) fn push_message(out: &mut Vec<u8>, p: &Payload) {
     match p {
-        Payload::Text(t) => out.push_str(t),
-        Payload::Traffic(r) => {
-            use std::fmt::Write;
-            // Writing to a String cannot fail.
-            let _ = write!(out, "{r}");
-        }
+        Payload::Text(t) => out.extend_from_slice(t.as_bytes()),
+        Payload::Traffic(r) => r.write_to(out),
     }
 }
 
@@ -159,9 +140,10 @@ mod tests {
         ] {
             for level in [Level::Info, Level::Warning, Level::Trace, Level::Debug] {
                 let time = SystemTime::UNIX_EPOCH + Duration::new(secs, micros * 1000);
-                let mut out = String::from("x");
+                let mut out = b"x".to_vec();
                 let n = push_prefix(&mut out, &tag, time, level);
                 assert_eq!(n, out.len() - 1);
+                let out = String::from_utf8(out).unwrap();
                 let local: DateTime<Local> = time.into();
                 let expected = Prefix {
                     local: LocalTime {
@@ -180,16 +162,6 @@ mod tests {
                 .to_string();
                 assert_eq!(&out[1..], expected);
             }
-        }
-    }
-
-    #[test]
-    fn decimals() {
-        let mut s = String::new();
-        for n in [0, 7, 10, 99, 1_000_000, u64::MAX] {
-            s.clear();
-            push_decimal(&mut s, n);
-            assert_eq!(s, n.to_string());
         }
     }
 }

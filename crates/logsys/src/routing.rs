@@ -134,7 +134,7 @@ struct Operators {
 
 thread_local! {
     /// The line being formatted on this thread, reused from record to record.
-    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// What every logging thread and writer shares.
@@ -204,25 +204,26 @@ impl Core {
             return;
         }
         LINE.with(|cell| {
-            let mut fresh = String::new();
+            let mut fresh = Vec::new();
             let mut held = cell.try_borrow_mut();
-            let line: &mut String = match held.as_deref_mut() {
+            let line: &mut Vec<u8> = match held.as_deref_mut() {
                 Ok(l) => l,
                 Err(_) => &mut fresh,
             };
             line.clear();
             let prefix_len = push_prefix(line, &self.tag, time, level);
             push_message(line, payload);
-            line.push('\n');
-            let text = &line[prefix_len..line.len() - 1];
+            line.push(b'\n');
+            // Every piece written is a `str` or ASCII; built only for JSON and operators.
+            let text = || String::from_utf8_lossy(&line[prefix_len..line.len() - 1]);
             let mut json: Option<String> = None;
             for &i in targets {
                 let sink = &routing.sinks[i];
                 let report = if is_json(&sink.spec) {
                     let j = json.get_or_insert_with(|| {
-                        json_line(self.pid, time, level, sub, Some(payload), text) + "\n"
+                        json_line(self.pid, time, level, sub, Some(payload), &text()) + "\n"
                     });
-                    sink.append(j, 0, level)
+                    sink.append(j.as_bytes(), 0, level)
                 } else {
                     sink.append(line, prefix_len, level)
                 };
@@ -235,7 +236,7 @@ impl Core {
                     time,
                     level,
                     subsystem: sub,
-                    text: text.to_owned(),
+                    text: text().into_owned(),
                 });
             }
         });
@@ -321,19 +322,19 @@ impl Core {
             targets.clear();
         }
         targets.retain(|&i| Some(i) != origin || routing.sinks[i].healthy());
-        let mut line = String::new();
+        let mut line = Vec::new();
         let prefix_len = push_prefix(&mut line, &self.tag, time, level);
-        line.push_str(text);
-        line.push('\n');
+        line.extend_from_slice(text.as_bytes());
+        line.push(b'\n');
         if targets.is_empty() {
-            eprint!("{line}");
+            eprint!("{}", String::from_utf8_lossy(&line));
             return;
         }
         let json = json_line(self.pid, time, level, Subsystem::SYSTEM, None, text) + "\n";
         for i in targets {
             let sink = &routing.sinks[i];
             let _ = if is_json(&sink.spec) {
-                sink.append(&json, 0, level)
+                sink.append(json.as_bytes(), 0, level)
             } else {
                 sink.append(&line, prefix_len, level)
             };

@@ -129,7 +129,7 @@ impl Sink {
 
     /// Queues one line (ending in a newline); returns a report when the sink stalls or
     /// takes lines again.
-    pub(crate) fn append(&self, line: &str, prefix_len: usize, level: Level) -> Option<String> {
+    pub(crate) fn append(&self, line: &[u8], prefix_len: usize, level: Level) -> Option<String> {
         let mut st = self.lock();
         if st.meta.len() >= SINK_QUEUE {
             st.dropped += 1;
@@ -139,7 +139,7 @@ impl Sink {
                 format!("{} is stalled ({SINK_QUEUE} lines waiting): lines for it are dropped and counted until it catches up", self.name())
             });
         }
-        st.buf.extend_from_slice(line.as_bytes());
+        st.buf.extend_from_slice(line);
         let end = st.buf.len();
         st.meta.push(LineMeta {
             end,

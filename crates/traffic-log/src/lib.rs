@@ -8,9 +8,10 @@
 //! `format(parse(line)) == line` for every line Dante prints. No I/O and no clock:
 //! callers pass the time in ([`Prefix`]).
 //!
-//! Layout: [`record`] has the record types and their formatting, [`parse`] the
-//! parser, [`prefix`] the line prefix and [`vis`] the strvis(3) escaping Dante applies
-//! to names and logged data.
+//! Layout: [`record`] has the record types, [`text`] writes them (`Record::write_to`
+//! appends a line to a `String` without `core::fmt`; `Display` goes through it),
+//! [`parse`] the parser, [`prefix`] the line prefix and [`vis`] the strvis(3) escaping
+//! Dante applies to names and logged data.
 #![forbid(unsafe_code)]
 
 pub mod json;
@@ -18,6 +19,7 @@ pub mod parse;
 pub mod prefix;
 pub mod record;
 pub mod tcpinfo;
+pub mod text;
 pub mod vis;
 
 pub use parse::ParseError;

@@ -1,0 +1,229 @@
+//! Records as Dante's text, appended to a byte buffer.
+//!
+//! This is the one writer of the line format: the `Display` impls of the record types
+//! go through it. It appends bytes and digits directly, without `core::fmt` and without
+//! UTF-8 checks on the way (every piece is a `str` or ASCII): with `log: ioop` every I/O
+//! operation is a line, written on the thread that relays, so its cost is on the data
+//! path (docs/PERFORMANCE.md, "Logging cost").
+
+use std::fmt;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::record::{
+    Count, Endpoint, EndpointHost, Ends, Event, Leg, Proto, Record, Side, Verdict,
+};
+
+/// Appends the decimal digits of `n`.
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    while n > 0 {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+fn push_ipv4(out: &mut Vec<u8>, ip: Ipv4Addr) {
+    let [a, b, c, d] = ip.octets();
+    push_decimal(out, u64::from(a));
+    for octet in [b, c, d] {
+        out.push(b'.');
+        push_decimal(out, u64::from(octet));
+    }
+}
+
+fn push_desc(out: &mut Vec<u8>, desc: Option<&str>) {
+    if let Some(d) = desc {
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(d.as_bytes());
+    }
+}
+
+impl Record {
+    /// Appends the record's line (without prefix or newline).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(match self.verdict {
+            Verdict::Pass => b"pass(",
+            Verdict::Block => b"block(",
+        });
+        push_decimal(out, u64::from(self.rule));
+        out.extend_from_slice(match self.proto {
+            Proto::Tcp => b"): tcp/",
+            Proto::Udp => b"): udp/",
+        });
+        out.extend_from_slice(self.command.as_str().as_bytes());
+        match &self.event {
+            Event::Start { ends, desc } => {
+                out.extend_from_slice(b" [: ");
+                ends.write_to(out);
+                push_desc(out, desc.as_deref());
+            }
+            Event::Io { ends, bytes, data } => {
+                out.extend_from_slice(b" -: ");
+                ends.write_to(out);
+                out.extend_from_slice(b" (");
+                push_decimal(out, *bytes);
+                out.push(b')');
+                push_desc(out, data.as_deref());
+            }
+            Event::Transient { ends, desc } => {
+                out.extend_from_slice(b" -: ");
+                ends.write_to(out);
+                push_desc(out, Some(desc));
+            }
+            Event::Stop { ends, desc } => {
+                out.extend_from_slice(b" ]: ");
+                ends.write_to(out);
+                push_desc(out, desc.as_deref());
+            }
+            Event::Summary { summary, desc } => {
+                out.extend_from_slice(b" ]: ");
+                summary.client.write_to(out);
+                if let Some(t) = &summary.target {
+                    out.extend_from_slice(b", ");
+                    t.write_to(out);
+                }
+                // Dante 1.2.3 printed no description on chained summaries.
+                push_desc(out, Some(desc.as_str()).filter(|d| !d.is_empty()));
+            }
+        }
+    }
+}
+
+impl Ends {
+    /// Appends `SRC[ -> DST]`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        self.src.write_to(out);
+        if let Some(dst) = &self.dst {
+            out.extend_from_slice(b" -> ");
+            dst.write_to(out);
+        }
+    }
+}
+
+impl Side {
+    /// Appends the endpoints, separated by spaces.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            e.write_to(out);
+        }
+    }
+}
+
+impl Endpoint {
+    /// Appends `[METHOD%NAME@]HOST.PORT`, in brackets when bracketed.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        if self.bracketed {
+            out.push(b'[');
+        }
+        if let Some(a) = &self.auth {
+            out.extend_from_slice(a.method.as_bytes());
+            out.push(b'%');
+            out.extend_from_slice(a.name.as_bytes());
+            out.push(b'@');
+        }
+        match &self.host {
+            EndpointHost::Ip(IpAddr::V4(ip)) => push_ipv4(out, *ip),
+            // Writing to a Vec cannot fail.
+            EndpointHost::Ip(ip) => drop(write!(out, "{ip}")),
+            EndpointHost::Name(n) => out.extend_from_slice(n.as_bytes()),
+        }
+        out.push(b'.');
+        push_decimal(out, u64::from(self.port));
+        if self.bracketed {
+            out.push(b']');
+        }
+    }
+}
+
+impl Leg {
+    /// Appends `WRITTEN -> SIDE -> READ`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        self.written.write_to(out);
+        out.extend_from_slice(b" -> ");
+        self.side.write_to(out);
+        out.extend_from_slice(b" -> ");
+        self.read.write_to(out);
+    }
+}
+
+impl Count {
+    /// Appends `BYTES[/PACKETS]`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        push_decimal(out, self.bytes);
+        if let Some(p) = self.packets {
+            out.push(b'/');
+            push_decimal(out, p);
+        }
+    }
+}
+
+/// `Display` through `write_to`, so that there is one writer of the format.
+macro_rules! display_via_write_to {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut s = Vec::new();
+                self.write_to(&mut s);
+                // Every piece written is a `str` or ASCII.
+                f.write_str(&String::from_utf8_lossy(&s))
+            }
+        }
+    )*};
+}
+
+display_via_write_to!(Record, Ends, Side, Endpoint, Leg, Count);
+
+#[cfg(test)]
+mod tests {
+    use crate::record::*;
+
+    #[test]
+    fn addresses_and_counts_at_their_limits() {
+        for (ip, port, text) in [
+            ("0.0.0.0", 0, "0.0.0.0.0"),
+            ("255.255.255.255", 65535, "255.255.255.255.65535"),
+            ("10.0.100.9", 1080, "10.0.100.9.1080"),
+            ("::1", 22, "::1.22"),
+        ] {
+            let e = Endpoint::ip(ip.parse().unwrap(), port);
+            assert_eq!(e.to_string(), text);
+        }
+        let c = Count {
+            bytes: u64::MAX,
+            packets: Some(0),
+        };
+        assert_eq!(c.to_string(), format!("{}/0", u64::MAX));
+        assert_eq!(Count::bytes(0).to_string(), "0");
+    }
+
+    /// `write_to` appends: what was in the buffer stays.
+    #[test]
+    fn write_to_appends() {
+        let line =
+            "pass(1): tcp/connect -: 127.0.0.1.1 127.0.0.1.2 -> 127.0.0.1.3 127.0.0.1.4 (32)";
+        let r = Record::parse(line).unwrap();
+        let mut s = b"prefix: ".to_vec();
+        r.write_to(&mut s);
+        assert_eq!(s, format!("prefix: {line}").into_bytes());
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 9, 10, 99, 100, 255, 65535, 1_000_000, u64::MAX] {
+            let mut s = Vec::new();
+            super::push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string().into_bytes());
+        }
+    }
+}

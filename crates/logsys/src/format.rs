@@ -16,20 +16,35 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-thread_local! {
-    /// The last second this thread formatted, and its `Mon DD HH:MM:SS ` (16 bytes).
-    static DATE: Cell<(u64, [u8; 16])> = const { Cell::new((u64::MAX, [0; 16])) };
+/// `Mon DD HH:MM:SS (SECS.`: what every line of one second starts with.
+#[derive(Clone, Copy)]
+struct Second {
+    secs: u64,
+    text: [u8; 40],
+    len: usize,
 }
 
-/// `Mon DD HH:MM:SS ` for `secs` since the epoch, in local time (`%h %e %T `).
-fn local_date(secs: u64, time: SystemTime) -> [u8; 16] {
-    DATE.with(|d| {
-        let (cached, text) = d.get();
-        if cached == secs {
-            return text;
+thread_local! {
+    /// The last second this thread formatted.
+    static SECOND: Cell<Second> = const {
+        Cell::new(Second {
+            secs: u64::MAX,
+            text: [0; 40],
+            len: 0,
+        })
+    };
+}
+
+/// `Mon DD HH:MM:SS (SECS.` for `secs` since the epoch, in local time (`%h %e %T `),
+/// converted once per second per thread.
+fn second(secs: u64, time: SystemTime) -> Second {
+    SECOND.with(|cell| {
+        let cached = cell.get();
+        if cached.secs == secs {
+            return cached;
         }
         let local: DateTime<Local> = time.into();
-        let mut out = [b' '; 16];
+        let mut out = [b' '; 40];
         let month = MONTHS[local.month0() as usize % 12].as_bytes();
         out[..3].copy_from_slice(month);
         let day = local.day() as u8;
@@ -47,8 +62,19 @@ fn local_date(secs: u64, time: SystemTime) -> [u8; 16] {
         }
         out[9] = b':';
         out[12] = b':';
-        d.set((secs, out));
-        out
+        out[16] = b'(';
+        let mut digits = Vec::with_capacity(20);
+        push_decimal(&mut digits, secs);
+        out[17..17 + digits.len()].copy_from_slice(&digits);
+        let len = 17 + digits.len() + 1;
+        out[len - 1] = b'.';
+        let s = Second {
+            secs,
+            text: out,
+            len,
+        };
+        cell.set(s);
+        s
     })
 }
 
@@ -66,12 +92,8 @@ pub(crate) fn push_prefix(out: &mut Vec<u8>, tag: &str, time: SystemTime, level:
     let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    let secs = since.as_secs();
-    let date = local_date(secs, time);
-    out.extend_from_slice(&date);
-    out.push(b'(');
-    push_decimal(out, secs);
-    out.push(b'.');
+    let second = second(since.as_secs(), time);
+    out.extend_from_slice(&second.text[..second.len]);
     let micros = since.subsec_micros();
     let mut digits = [b'0'; 6];
     let mut m = micros;

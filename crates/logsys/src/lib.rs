@@ -240,8 +240,33 @@ impl Logger {
         }
     }
 
+    /// Logs one I/O operation of a traffic record: the line is `head (BYTES)[: DATA]`,
+    /// where `head` is [`traffic_log::Record::write_io_head`]'s, written once per
+    /// direction of a session. `record` builds the whole record, for JSON sinks and
+    /// operators only. Never muted.
+    pub fn traffic_io(
+        &self,
+        sub: Subsystem,
+        level: Level,
+        head: &[u8],
+        bytes: u64,
+        data: Option<&str>,
+        record: &dyn Fn() -> traffic_log::Record,
+    ) {
+        if self.enabled(sub, level) {
+            let io = routing::Message::Io {
+                head,
+                bytes,
+                data,
+                record,
+            };
+            self.inner.core.emit(sub, level, 0, &io);
+        }
+    }
+
     fn send_entry(&self, subsystem: Subsystem, level: Level, category: u32, payload: Payload) {
-        self.inner.core.emit(subsystem, level, category, &payload);
+        let message = routing::Message::Payload(&payload);
+        self.inner.core.emit(subsystem, level, category, &message);
     }
 
     /// SYSTEM at info.

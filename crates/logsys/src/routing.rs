@@ -37,6 +37,42 @@ pub struct OperatorRecord {
     pub text: String,
 }
 
+/// What a record says.
+pub(crate) enum Message<'a> {
+    /// A text or a whole traffic record.
+    Payload(&'a Payload),
+    /// One I/O operation: the line is `head (BYTES)[: DATA]`; `record` builds the
+    /// structured record when a JSON sink or an operator wants it.
+    Io {
+        head: &'a [u8],
+        bytes: u64,
+        data: Option<&'a str>,
+        record: &'a dyn Fn() -> traffic_log::Record,
+    },
+}
+
+impl Message<'_> {
+    fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Payload(p) => push_message(out, p),
+            Self::Io {
+                head, bytes, data, ..
+            } => {
+                out.extend_from_slice(head);
+                traffic_log::text::push_io_tail(out, *bytes, *data);
+            }
+        }
+    }
+
+    /// The structured payload, for JSON.
+    fn payload(&self) -> std::borrow::Cow<'_, Payload> {
+        match self {
+            Self::Payload(p) => std::borrow::Cow::Borrowed(*p),
+            Self::Io { record, .. } => std::borrow::Cow::Owned(Payload::Traffic(record())),
+        }
+    }
+}
+
 /// One configuration, turned into tables.
 pub(crate) struct Routing {
     pub(crate) config: LogConfig,
@@ -185,7 +221,7 @@ impl Core {
     }
 
     /// Logs one record (its subsystem's threshold was checked by the caller).
-    pub(crate) fn emit(&self, sub: Subsystem, level: Level, category: u32, payload: &Payload) {
+    pub(crate) fn emit(&self, sub: Subsystem, level: Level, category: u32, message: &Message<'_>) {
         let time = SystemTime::now();
         let routing = self.routing.load();
         // The configuration may have changed since the caller's check.
@@ -212,7 +248,7 @@ impl Core {
             };
             line.clear();
             let prefix_len = push_prefix(line, &self.tag, time, level);
-            push_message(line, payload);
+            message.write_to(line);
             line.push(b'\n');
             // Every piece written is a `str` or ASCII; built only for JSON and operators.
             let text = || String::from_utf8_lossy(&line[prefix_len..line.len() - 1]);
@@ -221,7 +257,8 @@ impl Core {
                 let sink = &routing.sinks[i];
                 let report = if is_json(&sink.spec) {
                     let j = json.get_or_insert_with(|| {
-                        json_line(self.pid, time, level, sub, Some(payload), &text()) + "\n"
+                        let payload = message.payload();
+                        json_line(self.pid, time, level, sub, Some(&payload), &text()) + "\n"
                     });
                     sink.append(j.as_bytes(), 0, level)
                 } else {

@@ -556,22 +556,28 @@ impl Session<'_> {
             fds: Some((client.as_raw_fd(), other.as_raw_fd())),
             tcpinfo: slog.flags.tcpinfo,
         }));
-        // The endpoints of I/O records, built only when they will be written.
-        let ends = slog.io_wanted(self.log).then(|| {
-            let up = Ends {
+        // The I/O lines of each direction, their endpoints written once, only when they
+        // will be logged.
+        let up = slog.io_lines(
+            self.log,
+            Ends {
                 src: src.clone(),
                 dst: Some(dst.clone()),
-            };
-            let down = Ends {
-                src: reversed(dst),
-                dst: Some(reversed(src)),
-            };
-            (up, down)
+            },
+        );
+        let down = up.as_ref().and_then(|_| {
+            slog.io_lines(
+                self.log,
+                Ends {
+                    src: reversed(dst),
+                    dst: Some(reversed(src)),
+                },
+            )
         });
         let on_io = |dir: Dir, op: IoOp<'_>| {
-            if let Some((up, down)) = &ends {
-                let e = if dir == Dir::Up { up } else { down };
-                slog.io(self.log, e.clone(), op.len, op.data);
+            let lines = if dir == Dir::Up { &up } else { &down };
+            if let Some(lines) = lines {
+                slog.io_line(self.log, lines, op.len, op.data);
             }
         };
         if let Some(cause) = self

@@ -223,6 +223,49 @@ impl RuleLog {
         );
     }
 
+    /// The I/O lines of one direction of a session, their shared head written once
+    /// (`None` when they are not wanted).
+    pub(crate) fn io_lines(&self, log: &Logger, ends: Ends) -> Option<IoLines> {
+        if !self.io_wanted(log) {
+            return None;
+        }
+        let record = self.record(
+            self.verdict,
+            Event::Io {
+                ends,
+                bytes: 0,
+                data: None,
+            },
+        );
+        let mut head = Vec::with_capacity(160);
+        record.write_io_head(&mut head);
+        Some(IoLines { record, head })
+    }
+
+    /// `-: ENDS (N)[: DATA]` for one I/O operation of a direction prepared by
+    /// [`Self::io_lines`]; `data` is there unless spliced.
+    pub(crate) fn io_line(&self, log: &Logger, lines: &IoLines, len: usize, data: Option<&[u8]>) {
+        let data = data
+            .filter(|d| self.flags.data && !d.is_empty())
+            .map(traffic_log::vis::encode);
+        let record = || {
+            let mut r = lines.record.clone();
+            if let Event::Io { bytes, data: d, .. } = &mut r.event {
+                *bytes = len as u64;
+                d.clone_from(&data);
+            }
+            r
+        };
+        log.traffic_io(
+            self.traffic_sub(),
+            Level::Trace,
+            &lines.head,
+            len as u64,
+            data.as_deref(),
+            &record,
+        );
+    }
+
     /// The end-of-session summary, when `disconnect` is on (or `error` and it ended in
     /// error). `tcpinfo` is the TCP_INFO block to append (`log: tcpinfo`).
     pub(crate) fn summary(&self, log: &Logger, summary: Summary, cause: &EndCause, secs: u64) {
@@ -253,6 +296,12 @@ impl RuleLog {
             );
         }
     }
+}
+
+/// One direction's I/O record, and its line up to the byte count.
+pub(crate) struct IoLines {
+    record: Record,
+    head: Vec<u8>,
 }
 
 /// An endpoint for a socket address.

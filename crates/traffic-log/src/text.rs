@@ -30,13 +30,34 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
-fn push_ipv4(out: &mut Vec<u8>, ip: Ipv4Addr) {
-    let [a, b, c, d] = ip.octets();
-    push_decimal(out, u64::from(a));
-    for octet in [b, c, d] {
-        out.push(b'.');
-        push_decimal(out, u64::from(octet));
+/// Writes `n` (0–99999) at `at` in `buf`; returns where it ends.
+fn put_small(buf: &mut [u8; 24], mut at: usize, n: u32) -> usize {
+    let mut div = match n {
+        0..=9 => 1,
+        10..=99 => 10,
+        100..=999 => 100,
+        1000..=9999 => 1000,
+        _ => 10000,
+    };
+    while div > 0 {
+        buf[at] = b'0' + ((n / div) % 10) as u8;
+        at += 1;
+        div /= 10;
     }
+    at
+}
+
+/// Appends `A.B.C.D.PORT` with one copy: the line's most frequent piece.
+fn push_ipv4_port(out: &mut Vec<u8>, ip: Ipv4Addr, port: u16) {
+    let mut buf = [0u8; 24];
+    let mut at = 0;
+    for octet in ip.octets() {
+        at = put_small(&mut buf, at, u32::from(octet));
+        buf[at] = b'.';
+        at += 1;
+    }
+    at = put_small(&mut buf, at, u32::from(port));
+    out.extend_from_slice(&buf[..at]);
 }
 
 fn push_desc(out: &mut Vec<u8>, desc: Option<&str>) {
@@ -46,9 +67,32 @@ fn push_desc(out: &mut Vec<u8>, desc: Option<&str>) {
     }
 }
 
+/// Appends the end of an I/O line, ` (BYTES)[: DATA]`, to the head that
+/// [`Record::write_io_head`] wrote.
+pub fn push_io_tail(out: &mut Vec<u8>, bytes: u64, data: Option<&str>) {
+    out.extend_from_slice(b" (");
+    push_decimal(out, bytes);
+    out.push(b')');
+    push_desc(out, data);
+}
+
 impl Record {
-    /// Appends the record's line (without prefix or newline).
-    pub fn write_to(&self, out: &mut Vec<u8>) {
+    /// For an I/O record, appends its line up to the byte count, `VERDICT(N): PROTO/CMD
+    /// -: ENDS`, which every I/O line of one direction of a session shares: write it
+    /// once and complete each line with [`push_io_tail`]. Other records: the whole line.
+    pub fn write_io_head(&self, out: &mut Vec<u8>) {
+        match &self.event {
+            Event::Io { ends, .. } => {
+                self.write_rule(out);
+                out.extend_from_slice(b" -: ");
+                ends.write_to(out);
+            }
+            _ => self.write_to(out),
+        }
+    }
+
+    /// `VERDICT(N): PROTO/CMD`.
+    fn write_rule(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(match self.verdict {
             Verdict::Pass => b"pass(",
             Verdict::Block => b"block(",
@@ -59,6 +103,11 @@ impl Record {
             Proto::Udp => b"): udp/",
         });
         out.extend_from_slice(self.command.as_str().as_bytes());
+    }
+
+    /// Appends the record's line (without prefix or newline).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        self.write_rule(out);
         match &self.event {
             Event::Start { ends, desc } => {
                 out.extend_from_slice(b" [: ");
@@ -68,10 +117,7 @@ impl Record {
             Event::Io { ends, bytes, data } => {
                 out.extend_from_slice(b" -: ");
                 ends.write_to(out);
-                out.extend_from_slice(b" (");
-                push_decimal(out, *bytes);
-                out.push(b')');
-                push_desc(out, data.as_deref());
+                push_io_tail(out, *bytes, data.as_deref());
             }
             Event::Transient { ends, desc } => {
                 out.extend_from_slice(b" -: ");
@@ -133,13 +179,17 @@ impl Endpoint {
             out.push(b'@');
         }
         match &self.host {
-            EndpointHost::Ip(IpAddr::V4(ip)) => push_ipv4(out, *ip),
-            // Writing to a Vec cannot fail.
-            EndpointHost::Ip(ip) => drop(write!(out, "{ip}")),
-            EndpointHost::Name(n) => out.extend_from_slice(n.as_bytes()),
+            EndpointHost::Ip(IpAddr::V4(ip)) => push_ipv4_port(out, *ip, self.port),
+            host => {
+                match host {
+                    // Writing to a Vec cannot fail.
+                    EndpointHost::Ip(ip) => drop(write!(out, "{ip}")),
+                    EndpointHost::Name(n) => out.extend_from_slice(n.as_bytes()),
+                }
+                out.push(b'.');
+                push_decimal(out, u64::from(self.port));
+            }
         }
-        out.push(b'.');
-        push_decimal(out, u64::from(self.port));
         if self.bracketed {
             out.push(b']');
         }
@@ -216,6 +266,21 @@ mod tests {
         let mut s = b"prefix: ".to_vec();
         r.write_to(&mut s);
         assert_eq!(s, format!("prefix: {line}").into_bytes());
+    }
+
+    /// Head and tail make the same line as the whole record.
+    #[test]
+    fn io_head_and_tail() {
+        let line = "pass(3): tcp/connect -: username%bob@127.0.0.1.1 127.0.0.1.2 -> 127.0.0.1.3 [::1.4] (1460): x\\001";
+        let r = Record::parse(line).unwrap();
+        let mut s = Vec::new();
+        r.write_io_head(&mut s);
+        let Event::Io { bytes, data, .. } = &r.event else {
+            panic!("an I/O record")
+        };
+        super::push_io_tail(&mut s, *bytes, data.as_deref());
+        assert_eq!(String::from_utf8(s).unwrap(), line);
+        assert_eq!(r.to_string(), line);
     }
 
     #[test]

@@ -224,8 +224,9 @@ impl RuleLog {
     }
 
     /// The I/O lines of one direction of a session, their shared head written once
-    /// (`None` when they are not wanted).
-    pub(crate) fn io_lines(&self, log: &Logger, ends: Ends) -> Option<IoLines> {
+    /// (`None` when they are not wanted). Boxed: every session's task has room for two,
+    /// logged or not.
+    pub(crate) fn io_lines(&self, log: &Logger, ends: Ends) -> Option<Box<IoLines>> {
         if !self.io_wanted(log) {
             return None;
         }
@@ -239,7 +240,13 @@ impl RuleLog {
         );
         let mut head = Vec::with_capacity(160);
         record.write_io_head(&mut head);
-        Some(IoLines { record, head })
+        match record.event {
+            Event::Io { ends, .. } => Some(Box::new(IoLines {
+                ends,
+                head: head.into_boxed_slice(),
+            })),
+            _ => None,
+        }
     }
 
     /// `-: ENDS (N)[: DATA]` for one I/O operation of a direction prepared by
@@ -249,12 +256,14 @@ impl RuleLog {
             .filter(|d| self.flags.data && !d.is_empty())
             .map(traffic_log::vis::encode);
         let record = || {
-            let mut r = lines.record.clone();
-            if let Event::Io { bytes, data: d, .. } = &mut r.event {
-                *bytes = len as u64;
-                d.clone_from(&data);
-            }
-            r
+            self.record(
+                self.verdict,
+                Event::Io {
+                    ends: lines.ends.clone(),
+                    bytes: len as u64,
+                    data: data.clone(),
+                },
+            )
         };
         log.traffic_io(
             self.traffic_sub(),
@@ -298,10 +307,10 @@ impl RuleLog {
     }
 }
 
-/// One direction's I/O record, and its line up to the byte count.
+/// One direction's I/O endpoints, and its lines' text up to the byte count.
 pub(crate) struct IoLines {
-    record: Record,
-    head: Vec<u8>,
+    ends: Ends,
+    head: Box<[u8]>,
 }
 
 /// An endpoint for a socket address.

@@ -456,3 +456,48 @@ fn reloading_while_logging_loses_nothing() {
     }
     assert_eq!(count(), sent);
 }
+
+/// An I/O line given as its direction's head and a byte count: the text sink gets the
+/// record's line, the JSON sink the whole record (built only for it).
+#[test]
+fn io_lines_from_a_shared_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let (text, json) = (dir.path().join("out.log"), dir.path().join("out.json"));
+    let log = start(LogConfig {
+        logoutput: vec![
+            file(&text),
+            SinkSpec {
+                target: Target::File(json.clone()),
+                format: Format::Json,
+            },
+        ],
+        ..LogConfig::default()
+    });
+    let line = "pass(2): tcp/connect -: 127.0.0.1.44460 127.0.0.1.21014 -> 127.0.0.1.40779 127.0.0.1.21010 (1460): a\\001b";
+    let record = traffic_log::Record::parse(line).unwrap();
+    let mut head = Vec::new();
+    record.write_io_head(&mut head);
+    let built = std::cell::Cell::new(0);
+    let make = || {
+        built.set(built.get() + 1);
+        record.clone()
+    };
+    log.traffic_io(
+        Subsystem::TRAFFIC,
+        Level::Trace,
+        &head,
+        1460,
+        Some("a\\001b"),
+        &make,
+    );
+    log.flush();
+    assert_eq!(msgs(&text), [line]);
+    let v: serde_json::Value = serde_json::from_str(&lines(&json)[0]).unwrap();
+    assert_eq!(v["msg"], line);
+    assert_eq!(traffic_log::Record::from_json(&v).unwrap(), record);
+    assert_eq!(
+        built.get(),
+        1,
+        "the record is built once, for the JSON sink"
+    );
+}

@@ -30,21 +30,18 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
-/// Writes `n` (0–99999) at `at` in `buf`; returns where it ends.
-fn put_small(buf: &mut [u8; 24], mut at: usize, n: u32) -> usize {
-    let mut div = match n {
-        0..=9 => 1,
-        10..=99 => 10,
-        100..=999 => 100,
-        1000..=9999 => 1000,
-        _ => 10000,
-    };
-    while div > 0 {
-        buf[at] = b'0' + ((n / div) % 10) as u8;
-        at += 1;
-        div /= 10;
+/// Writes `n` (0–65535) at `at` in `buf`; returns where it ends. Constant divisors only:
+/// the compiler turns them into multiplications.
+fn put_small(buf: &mut [u8; 24], mut at: usize, n: u16) -> usize {
+    let n = u32::from(n);
+    for (div, min) in [(10000, 10000), (1000, 1000), (100, 100), (10, 10)] {
+        if n >= min {
+            buf[at] = b'0' + ((n / div) % 10) as u8;
+            at += 1;
+        }
     }
-    at
+    buf[at] = b'0' + (n % 10) as u8;
+    at + 1
 }
 
 /// Appends `A.B.C.D.PORT` with one copy: the line's most frequent piece.
@@ -52,11 +49,11 @@ fn push_ipv4_port(out: &mut Vec<u8>, ip: Ipv4Addr, port: u16) {
     let mut buf = [0u8; 24];
     let mut at = 0;
     for octet in ip.octets() {
-        at = put_small(&mut buf, at, u32::from(octet));
+        at = put_small(&mut buf, at, u16::from(octet));
         buf[at] = b'.';
         at += 1;
     }
-    at = put_small(&mut buf, at, u32::from(port));
+    at = put_small(&mut buf, at, port);
     out.extend_from_slice(&buf[..at]);
 }
 
@@ -281,6 +278,24 @@ mod tests {
         super::push_io_tail(&mut s, *bytes, data.as_deref());
         assert_eq!(String::from_utf8(s).unwrap(), line);
         assert_eq!(r.to_string(), line);
+    }
+
+    /// Every port and every octet, against std's formatting.
+    #[test]
+    fn every_port_and_octet() {
+        for port in 0..=u16::MAX {
+            // Octets hi, lo, hi, lo of the port: every value in every position.
+            let ip = std::net::Ipv4Addr::from(u32::from(port) * 0x0001_0001);
+            let mut s = Vec::new();
+            super::push_ipv4_port(&mut s, ip, port);
+            assert_eq!(String::from_utf8(s).unwrap(), format!("{ip}.{port}"));
+        }
+        for octet in 0..=u8::MAX {
+            let ip = std::net::Ipv4Addr::new(octet, octet, 255 - octet, octet / 2);
+            let mut s = Vec::new();
+            super::push_ipv4_port(&mut s, ip, 7);
+            assert_eq!(String::from_utf8(s).unwrap(), format!("{ip}.7"));
+        }
     }
 
     #[test]

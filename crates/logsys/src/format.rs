@@ -78,7 +78,7 @@ fn second(secs: u64, time: SystemTime) -> Second {
     })
 }
 
-pub(crate) use traffic_log::text::push_decimal;
+use traffic_log::text::push_decimal;
 
 /// What every text line of one process shares after the time stamp: `) program[pid]: `.
 pub(crate) fn tag(program: &str, pid: u32) -> String {

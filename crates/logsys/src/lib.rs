@@ -26,9 +26,9 @@ mod sink;
 mod writer;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub use level::{Level, Subsystem};
 pub use routing::OperatorRecord;
@@ -149,6 +149,12 @@ impl LogConfig {
         sub.default_level()
     }
 
+    /// [`Self::threshold`] as one byte: a [`Level`] index, or [`OFF`] (checked on every
+    /// log call, so kept in atomics by the [`Logger`]).
+    fn threshold_code(&self, sub: Subsystem) -> u8 {
+        self.threshold(sub).map_or(OFF, |l| l as u8)
+    }
+
     /// Whether a subsystem's records go to subscribed operators.
     pub fn operators(&self, sub: Subsystem) -> bool {
         self.subsystems
@@ -176,13 +182,11 @@ pub struct Logger {
 const OFF: u8 = u8::MAX;
 
 struct Inner {
+    /// The routing in force, with its configuration.
     core: Arc<routing::Core>,
-    /// Threshold per subsystem: a [`Level`] index, or [`OFF`].
+    /// The routing's thresholds, one atomic per subsystem: the check every log call
+    /// makes before building its message.
     thresholds: [AtomicU8; 14],
-    debug: AtomicU8,
-    verb: AtomicU8,
-    mute: AtomicU32,
-    config: Mutex<LogConfig>,
 }
 
 impl Logger {
@@ -192,10 +196,6 @@ impl Logger {
         let inner = Arc::new(Inner {
             core: routing::Core::start(program, pid, config.clone()),
             thresholds: std::array::from_fn(|_| AtomicU8::new(OFF)),
-            debug: AtomicU8::new(0),
-            verb: AtomicU8::new(OFF),
-            mute: AtomicU32::new(0),
-            config: Mutex::new(config.clone()),
         });
         let logger = Self { inner };
         logger.store_thresholds(&config);
@@ -204,14 +204,8 @@ impl Logger {
 
     fn store_thresholds(&self, c: &LogConfig) {
         for s in Subsystem::ALL {
-            let t = c.threshold(s).map_or(OFF, |l| l as u8);
-            self.inner.thresholds[s.index()].store(t, Ordering::Relaxed);
+            self.inner.thresholds[s.index()].store(c.threshold_code(s), Ordering::Relaxed);
         }
-        self.inner.debug.store(c.debug, Ordering::Relaxed);
-        self.inner
-            .verb
-            .store(c.verb.unwrap_or(OFF), Ordering::Relaxed);
-        self.inner.mute.store(c.mute, Ordering::Relaxed);
     }
 
     /// Whether a record of `level` in `sub` would be written: check before building an
@@ -229,14 +223,14 @@ impl Logger {
     /// Logs a message whose repeats `mute` may suppress (`category` ≠ 0 names the kind).
     pub fn categorized(&self, sub: Subsystem, level: Level, category: u32, msg: impl Into<String>) {
         if self.enabled(sub, level) {
-            self.send_entry(sub, level, category, Payload::Text(msg.into()));
+            self.emit(sub, level, category, Payload::Text(msg.into()));
         }
     }
 
     /// Logs a traffic record (never muted).
     pub fn traffic(&self, sub: Subsystem, level: Level, record: traffic_log::Record) {
         if self.enabled(sub, level) {
-            self.send_entry(sub, level, 0, Payload::Traffic(record));
+            self.emit(sub, level, 0, Payload::Traffic(record));
         }
     }
 
@@ -264,7 +258,7 @@ impl Logger {
         }
     }
 
-    fn send_entry(&self, subsystem: Subsystem, level: Level, category: u32, payload: Payload) {
+    fn emit(&self, subsystem: Subsystem, level: Level, category: u32, payload: Payload) {
         let message = routing::Message::Payload(&payload);
         self.inner.core.emit(subsystem, level, category, &message);
     }
@@ -296,30 +290,25 @@ impl Logger {
 
     /// Dante's debug level (0–2).
     pub fn debug_level(&self) -> u8 {
-        self.inner.debug.load(Ordering::Relaxed)
+        self.inner.core.with_config(|c| c.debug)
     }
 
     /// Replaces the routing (configuration reload): the old sinks write what they
     /// hold (each for at most 3 s) and close, the new ones are opened. Blocks: call it
     /// off the async workers.
     pub fn set_config(&self, config: LogConfig) {
-        *self.inner.config.lock().unwrap_or_else(|p| p.into_inner()) = config.clone();
-        self.inner.core.apply(config.clone());
         self.store_thresholds(&config);
+        self.inner.core.apply(config);
     }
 
     /// The routing in force.
     pub fn config(&self) -> LogConfig {
-        self.inner
-            .config
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.core.with_config(LogConfig::clone)
     }
 
     /// The verbosity in force, if set.
     pub fn verb(&self) -> Option<u8> {
-        Some(self.inner.verb.load(Ordering::Relaxed)).filter(|&v| v != OFF)
+        self.inner.core.with_config(|c| c.verb)
     }
 
     /// Changes the verbosity at run time (what the management `verb N` will call).
@@ -331,7 +320,7 @@ impl Logger {
 
     /// The mute setting in force.
     pub fn mute(&self) -> u32 {
-        self.inner.mute.load(Ordering::Relaxed)
+        self.inner.core.with_config(|c| c.mute)
     }
 
     /// Changes `mute` at run time.

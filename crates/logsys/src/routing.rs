@@ -17,12 +17,11 @@ use arc_swap::ArcSwap;
 
 use crate::format::{json_line, push_message, push_prefix, tag};
 use crate::sink::{Reporter, Sink, SinkHandle};
-use crate::{Facility, Format, Level, LogConfig, Payload, SinkSpec, Subsystem, Target};
+use crate::{Facility, Format, Level, LogConfig, Payload, SinkSpec, Subsystem, Target, OFF};
 
 /// Records kept for operators who ask for history.
 const HISTORY: usize = 1000;
 const SUBSYSTEMS: usize = Subsystem::ALL.len();
-const OFF: u8 = u8::MAX;
 
 /// A record as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +74,7 @@ impl Message<'_> {
 
 /// One configuration, turned into tables.
 pub(crate) struct Routing {
-    pub(crate) config: LogConfig,
+    config: LogConfig,
     sinks: Vec<SinkHandle>,
     /// Per subsystem: the least severe level written, or [`OFF`].
     thresholds: [u8; SUBSYSTEMS],
@@ -107,7 +106,7 @@ impl Routing {
             }
         }
         Self {
-            thresholds: Subsystem::ALL.map(|s| config.threshold(s).map_or(OFF, |l| l as u8)),
+            thresholds: Subsystem::ALL.map(|s| config.threshold_code(s)),
             operators: Subsystem::ALL.map(|s| config.operators(s)),
             config,
             sinks,
@@ -401,6 +400,11 @@ impl Core {
         for s in &self.routing.load().sinks {
             s.reopen();
         }
+    }
+
+    /// Reads the configuration in force.
+    pub(crate) fn with_config<T>(&self, read: impl FnOnce(&LogConfig) -> T) -> T {
+        read(&self.routing.load().config)
     }
 
     /// Lines waiting in the sinks.

@@ -2,7 +2,9 @@
 # The one test command: formatting, lints, and every test (unit, golden, integration).
 # Installs the real programs the integration tests drive (curl, ncat, htpasswd,
 # proxychains4, PySocks for Debian's python3, Dante for chaining, oidentd for ident, rsyslog for syslog) with
-# apt-get when they are missing. CI (.ci/run) calls exactly this.
+# apt-get when they are missing. CI (.ci/run) calls exactly this. Every test binary
+# runs even when one fails (--no-fail-fast), and the README's own commands are run as
+# written last (scripts/readme-commands.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,6 +17,9 @@ command -v proxychains4 >/dev/null 2>&1 || missing+=(proxychains4)
 [ -x /usr/sbin/danted ] || missing+=(dante-server)
 [ -x /usr/sbin/oidentd ] || missing+=(oidentd)
 [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}" >&2
     sudo=""
@@ -25,4 +30,5 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
+scripts/readme-commands.sh

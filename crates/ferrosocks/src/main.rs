@@ -51,18 +51,37 @@ struct Cli {
     #[arg(short = 'n')]
     no_keepalive: bool,
     /// Print the version and exit
-    #[arg(short = 'v')]
+    #[arg(short = 'v', long = "version")]
     version: bool,
     /// Print the license and exit
-    #[arg(short = 'L')]
+    #[arg(short = 'L', long = "license")]
     license: bool,
     /// Seconds open sessions get to finish after SIGTERM before they are cut
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     grace_period: u64,
 }
 
+/// Prints a message on stderr with the program's name before every line.
+fn complain(msg: &str) {
+    let mut err = std::io::stderr().lock();
+    for line in msg.lines().filter(|l| !l.trim().is_empty()) {
+        let _ = writeln!(err, "ferrosocks: {line}");
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help goes to stdout with status 0, as clap prints it.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            complain(&e.render().to_string());
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
     if cli.version {
         println!("{VERSION_LINE}");
         return ExitCode::SUCCESS;
@@ -74,7 +93,7 @@ fn main() -> ExitCode {
     match start(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, msg)) => {
-            eprintln!("ferrosocks: {msg}");
+            complain(&msg);
             ExitCode::from(code)
         }
     }
@@ -114,7 +133,7 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
     warnings.extend(more);
     if cli.verify {
         for w in &warnings {
-            eprintln!("ferrosocks: warning: {w}");
+            complain(&format!("warning: {w}"));
         }
         println!("{config_name}: configuration OK");
         return Ok(());

@@ -36,6 +36,10 @@ fn verify_reports_every_error_and_exits_non_zero() {
         "{err}"
     );
     assert!(err.contains("configuration has errors; not started"));
+    assert!(
+        err.lines().all(|l| l.starts_with("ferrosocks: ")),
+        "every error line names the program:\n{err}"
+    );
 }
 
 #[test]
@@ -73,16 +77,26 @@ fn a_bad_file_binds_no_port() {
 
 #[test]
 fn version_and_help() {
-    let (code, out, _) = run(Command::new(BIN).arg("-v"));
-    assert_eq!(
-        (code, out.trim()),
-        (0, concat!("ferrosocks v", env!("CARGO_PKG_VERSION")))
-    );
-    let (code, out, _) = run(Command::new(BIN).arg("-h"));
-    assert_eq!(code, 0);
-    for flag in ["-f <FILE>", "-d <N>", "-V", "-p <FILE>", "-D", "-N <N>"] {
-        assert!(out.contains(flag), "help lacks {flag}:\n{out}");
+    for flag in ["-v", "--version"] {
+        let (code, out, _) = run(Command::new(BIN).arg(flag));
+        assert_eq!(
+            (code, out.trim()),
+            (0, concat!("ferrosocks v", env!("CARGO_PKG_VERSION"))),
+            "{flag}"
+        );
     }
+    for flag in ["-h", "--help"] {
+        let (code, out, _) = run(Command::new(BIN).arg(flag));
+        assert_eq!(code, 0, "{flag}");
+        for opt in ["-f <FILE>", "-d <N>", "-V", "-p <FILE>", "-D", "-N <N>"] {
+            assert!(out.contains(opt), "{flag} lacks {opt}:\n{out}");
+        }
+    }
+    // A bad command line: status 64 (EX_USAGE), every line prefixed.
+    let (code, _, err) = run(Command::new(BIN).arg("--no-such-option"));
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("--no-such-option"), "{err}");
+    assert!(err.lines().all(|l| l.starts_with("ferrosocks: ")), "{err}");
 }
 
 #[test]

@@ -191,39 +191,96 @@ fn reply_port(reply: &[u8]) -> u16 {
     u16::from_be_bytes([reply[20], reply[21]])
 }
 
-#[test]
-fn embedded_default_serves_loopback_on_1080() {
-    require("curl");
-    // The README's first command. Port 1080 is fixed by the embedded default.
-    let http = Helper::http();
-    let mut child = Command::new(BIN)
-        .env("PATH", "/usr/bin:/bin")
+/// Starts the binary with no arguments (the README's first command runs exactly this)
+/// in a network namespace of its own, so that port 1080 there is free even while the
+/// README's server runs on this machine. Returns `None` when no namespace can be made
+/// (not root): the caller then needs port 1080 of this machine.
+fn spawn_in_private_netns() -> Option<std::process::Child> {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    require("unshare");
+    let child = Command::new("unshare")
+        .args([
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\"",
+            BIN,
+        ])
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    Some(child)
+}
+
+/// Runs `f` on a thread that has entered the network namespace of process `pid`; the
+/// threads and processes it starts are in that namespace too.
+fn in_netns_of<T: Send + 'static>(pid: u32, f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+        // SAFETY: setns(2) on a descriptor we opened; it changes this thread only.
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn embedded_default_serves_loopback_on_1080() {
+    require("curl");
+    let private = spawn_in_private_netns();
+    let in_netns = private.is_some();
+    let mut child = private.unwrap_or_else(|| {
+        Command::new(BIN)
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    });
+    let pid = child.id();
     let mut line = String::new();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let fetch = move || {
+        let http = Helper::http();
+        curl(&[
+            "--socks5-hostname",
+            "127.0.0.1:1080",
+            &format!("http://localhost:{}/", http.addr.port()),
+        ])
+    };
     let result = std::panic::catch_unwind(|| {
         assert_eq!(
             line.trim(),
             "ferrosocks ready: listening on 127.0.0.1:1080",
-            "is port 1080 taken?"
+            "without root the test needs port 1080 of this machine: stop the server that \
+             holds it (e.g. the README's `cargo run --release`), or run ./test.sh as root"
         );
-        let (code, out, err) = curl(&[
-            "--socks5-hostname",
-            "127.0.0.1:1080",
-            &format!("http://localhost:{}/", http.addr.port()),
-        ]);
+        let (code, out, err) = if in_netns {
+            in_netns_of(pid, fetch)
+        } else {
+            fetch()
+        };
         assert_eq!((code, out.as_str()), (0, HTTP_BODY), "{err}");
     });
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    // SAFETY: kill(2) on our own child (unshare and sh exec the server: same PID).
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
-    result.unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
+    if let Err(e) = result {
+        eprintln!("server's stderr:\n{err}");
+        std::panic::resume_unwind(e);
+    }
     assert!(
         err.contains("info: pass(1): tcp/connect [: 127.0.0.1."),
         "{err}"

@@ -25,13 +25,38 @@ mod routing;
 mod sink;
 mod writer;
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 pub use level::{Level, Subsystem};
 pub use routing::OperatorRecord;
+pub use writer::open_append;
+
+/// Opens the files that sinks write to: at start-up, on every reopen (SIGHUP after
+/// logrotate moved them) and for sinks a reload adds. A process that has dropped its
+/// privileges installs one that asks its privileged helper ([`Logger::set_opener`]).
+pub trait FileOpener: Send + Sync {
+    /// Opens `path` for appending, creating it if it does not exist.
+    fn open_append(&self, path: &Path) -> std::io::Result<File>;
+}
+
+/// Opens files in this process, with its own rights.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DirectOpener;
+
+impl FileOpener for DirectOpener {
+    fn open_append(&self, path: &Path) -> std::io::Result<File> {
+        open_append(path)
+    }
+}
+
+/// The opener in force, shared by the router and every writer.
+pub(crate) type Opener = Arc<ArcSwap<Box<dyn FileOpener>>>;
 
 /// Where a sink writes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -194,7 +219,12 @@ impl Logger {
     /// `program` and `pid` go in every line.
     pub fn start(program: &str, pid: u32, config: LogConfig) -> Self {
         let inner = Arc::new(Inner {
-            core: routing::Core::start(program, pid, config.clone()),
+            core: routing::Core::start(
+                program,
+                pid,
+                config.clone(),
+                Arc::new(ArcSwap::from_pointee(Box::new(DirectOpener))),
+            ),
             thresholds: std::array::from_fn(|_| AtomicU8::new(OFF)),
         });
         let logger = Self { inner };
@@ -337,6 +367,12 @@ impl Logger {
         let (tx, rx) = mpsc::channel();
         self.inner.core.subscribe(mask, level, tx);
         rx
+    }
+
+    /// From now on every file sink opens its files with `opener` (a process that drops
+    /// its privileges after start-up sets one that asks its privileged helper).
+    pub fn set_opener(&self, opener: Box<dyn FileOpener>) {
+        self.inner.core.opener.store(Arc::new(opener));
     }
 
     /// Closes and reopens every file sink (after logrotate moved the files); lines

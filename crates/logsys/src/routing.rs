@@ -17,7 +17,9 @@ use arc_swap::ArcSwap;
 
 use crate::format::{json_line, push_message, push_prefix, tag};
 use crate::sink::{Reporter, Sink, SinkHandle};
-use crate::{Facility, Format, Level, LogConfig, Payload, SinkSpec, Subsystem, Target, OFF};
+use crate::{
+    Facility, Format, Level, LogConfig, Opener, Payload, SinkSpec, Subsystem, Target, OFF,
+};
 
 /// Records kept for operators who ask for history.
 const HISTORY: usize = 1000;
@@ -86,7 +88,14 @@ pub(crate) struct Routing {
 impl Routing {
     /// Opens every configured sink now, not on first use: the process may drop its
     /// privileges right after start-up.
-    fn build(config: LogConfig, reporter: &dyn Fn() -> Reporter) -> Self {
+    /// `old` is the routing this one replaces: a sink kept across a reload carries on
+    /// its failure, if it was failing.
+    fn build(
+        config: LogConfig,
+        reporter: &dyn Fn() -> Reporter,
+        opener: &Opener,
+        old: Option<&Self>,
+    ) -> Self {
         let mut sinks: Vec<SinkHandle> = Vec::new();
         let mut index: HashMap<SinkSpec, usize> = HashMap::new();
         let mut routes: [[Vec<usize>; 2]; SUBSYSTEMS] = Default::default();
@@ -95,7 +104,10 @@ impl Routing {
                 let mut out = Vec::new();
                 for spec in specs(&config, sub, level) {
                     let i = *index.entry(spec.clone()).or_insert_with(|| {
-                        sinks.push(Sink::open(spec, sinks.len(), reporter()));
+                        let inherited = old
+                            .and_then(|o| o.sinks.iter().find(|s| s.spec == spec))
+                            .and_then(|s| s.failure());
+                        sinks.push(Sink::open(spec, sinks.len(), reporter(), opener, inherited));
                         sinks.len() - 1
                     });
                     if !out.contains(&i) {
@@ -178,6 +190,8 @@ pub(crate) struct Core {
     tag: String,
     pid: u32,
     routing: ArcSwap<Routing>,
+    /// How every sink, present and future, opens its files.
+    pub(crate) opener: Opener,
     /// Serializes reloads.
     reload: Mutex<()>,
     mute: Mutex<Mute>,
@@ -191,11 +205,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Core {
-    pub(crate) fn start(program: &str, pid: u32, config: LogConfig) -> Arc<Self> {
+    pub(crate) fn start(program: &str, pid: u32, config: LogConfig, opener: Opener) -> Arc<Self> {
         Arc::new_cyclic(|me: &Weak<Self>| Self {
             tag: tag(program, pid),
             pid,
-            routing: ArcSwap::from_pointee(Routing::build(config, &reporter(me))),
+            routing: ArcSwap::from_pointee(Routing::build(config, &reporter(me), &opener, None)),
+            opener,
             reload: Mutex::new(()),
             mute: Mutex::new(Mute::default()),
             mute_pending: AtomicBool::new(false),
@@ -211,9 +226,9 @@ impl Core {
             s.flush(Duration::from_secs(3));
         }
         let me = Arc::downgrade(self);
-        let old = self
-            .routing
-            .swap(Arc::new(Routing::build(config, &reporter(&me))));
+        let current = self.routing.load_full();
+        let new = Routing::build(config, &reporter(&me), &self.opener, Some(&current));
+        let old = self.routing.swap(Arc::new(new));
         for s in &old.sinks {
             s.flush(Duration::from_secs(3));
         }

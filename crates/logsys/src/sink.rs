@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::writer::{describe, LineMeta, Writer};
-use crate::{Level, SinkSpec};
+use crate::writer::{describe, Failure, LineMeta, Writer};
+use crate::{Level, Opener, SinkSpec};
 
 /// Lines a sink may have waiting before further lines for it are dropped (and counted).
 pub(crate) const SINK_QUEUE: usize = 16 * 1024;
@@ -42,6 +42,8 @@ pub(crate) struct Sink {
     written: Condvar,
     /// The last write succeeded.
     writes_ok: AtomicBool,
+    /// The writer's failure in progress, for the sink that replaces this one.
+    failure: Mutex<Option<Failure>>,
 }
 
 #[derive(Default)]
@@ -88,14 +90,21 @@ impl Drop for SinkHandle {
 
 impl Sink {
     /// Opens the target now (the process may drop privileges next) and starts the writer.
-    pub(crate) fn open(spec: SinkSpec, index: usize, report: Reporter) -> SinkHandle {
-        let writer = Writer::new(spec.target.clone());
+    pub(crate) fn open(
+        spec: SinkSpec,
+        index: usize,
+        report: Reporter,
+        opener: &Opener,
+        inherited: Option<Failure>,
+    ) -> SinkHandle {
+        let writer = Writer::new(spec.target.clone(), Arc::clone(opener), inherited.clone());
         let sink = Arc::new(Self {
             spec,
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
             written: Condvar::new(),
-            writes_ok: AtomicBool::new(true),
+            writes_ok: AtomicBool::new(inherited.is_none()),
+            failure: Mutex::new(inherited),
         });
         let mine = Arc::clone(&sink);
         let spawned = std::thread::Builder::new()
@@ -115,6 +124,14 @@ impl Sink {
     /// How reports name this sink.
     pub(crate) fn name(&self) -> String {
         describe(&self.spec.target)
+    }
+
+    /// The failure in progress (first error, lines lost), if the last write failed.
+    pub(crate) fn failure(&self) -> Option<Failure> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether the sink writes and takes lines.
@@ -241,7 +258,10 @@ fn write_loop(sink: &Arc<Sink>, mut writer: Writer, report: &Reporter) {
             let start = old.last().map_or(0, |m| m.end);
             reports.extend(writer.write_batch(&buf, start, new));
         }
-        sink.writes_ok.store(writer.healthy(), Ordering::Relaxed);
+        let healthy = writer.healthy();
+        if healthy != sink.writes_ok.swap(healthy, Ordering::Relaxed) || !healthy {
+            *sink.failure.lock().unwrap_or_else(PoisonError::into_inner) = writer.failure();
+        }
         for r in reports {
             report(sink, r, false);
         }

@@ -13,7 +13,7 @@ use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
-use crate::{Level, Target};
+use crate::{Level, Opener, Target};
 
 /// Where one line of a batch ends, and what syslog needs to know about it.
 #[derive(Debug, Clone, Copy)]
@@ -44,9 +44,18 @@ fn dev_log() -> PathBuf {
         .map_or_else(|| PathBuf::from("/dev/log"), PathBuf::from)
 }
 
+/// A sink's failure in progress: its first error and the lines it could not write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub(crate) error: String,
+    pub(crate) lost: u64,
+}
+
 /// Writes batches of lines to one target.
 pub(crate) struct Writer {
     target: Target,
+    /// How files are opened (directly, or by a privileged helper after a drop).
+    opener: Opener,
     file: Option<File>,
     sock: Option<UnixDatagram>,
     /// Set while failing: the first error, reported once.
@@ -55,13 +64,18 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(target: Target) -> Self {
+    /// A writer for `target`; `inherited` is the failure (first error, lines lost) of the
+    /// sink it replaces after a reload, so that a failure goes on being one failure,
+    /// reported once, and its recovery counts every line it cost.
+    pub(crate) fn new(target: Target, opener: Opener, inherited: Option<Failure>) -> Self {
+        let (failing, lost) = inherited.map_or((None, 0), |f| (Some(f.error), f.lost));
         let mut w = Self {
             target,
+            opener,
             file: None,
             sock: None,
-            failing: None,
-            lost: 0,
+            failing,
+            lost,
         };
         w.reopen();
         w
@@ -71,9 +85,17 @@ impl Writer {
         self.failing.is_none()
     }
 
+    /// The failure in progress, if any.
+    pub(crate) fn failure(&self) -> Option<Failure> {
+        self.failing.as_ref().map(|error| Failure {
+            error: error.clone(),
+            lost: self.lost,
+        })
+    }
+
     pub(crate) fn reopen(&mut self) {
         match &self.target {
-            Target::File(p) => self.file = open_append(p).ok(),
+            Target::File(p) => self.file = self.opener.load().open_append(p).ok(),
             Target::Syslog { .. } => self.sock = connect_syslog(),
             Target::Stdout | Target::Stderr => {}
         }
@@ -144,7 +166,7 @@ impl Writer {
             Target::Stderr => std::io::stderr().lock().write_all(bytes),
             Target::File(p) => {
                 if self.file.is_none() {
-                    self.file = Some(open_append(p)?);
+                    self.file = Some(self.opener.load().open_append(p)?);
                 }
                 let f = self.file.as_mut().expect("opened just above");
                 let r = f.write_all(bytes);
@@ -176,9 +198,11 @@ impl Writer {
     }
 }
 
-/// Opens for append without blocking on a FIFO that has no reader (that fails at once
-/// with ENXIO and is retried), then makes writes blocking again.
-fn open_append(p: &Path) -> std::io::Result<File> {
+/// Opens for append (creating the file) without blocking on a FIFO that has no reader
+/// (that fails at once with ENXIO and is retried), then makes writes blocking again.
+/// What [`DirectOpener`](crate::DirectOpener) does, and what a privileged helper does
+/// for a process that has dropped its rights.
+pub fn open_append(p: &Path) -> std::io::Result<File> {
     let f = OpenOptions::new()
         .create(true)
         .append(true)

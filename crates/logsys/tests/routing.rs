@@ -246,18 +246,96 @@ fn reopen_follows_a_rotated_file() {
     assert_eq!(msgs(&dir.path().join("out.log.1")), ["before"]);
 }
 
+/// Opens through the real opener, remembering every path (what a privileged helper
+/// would be asked), refusing one path.
+struct Recording {
+    opened: std::sync::Arc<std::sync::Mutex<Vec<std::path::PathBuf>>>,
+    refuse: Option<std::path::PathBuf>,
+}
+
+impl FileOpener for Recording {
+    fn open_append(&self, path: &Path) -> std::io::Result<std::fs::File> {
+        self.opened.lock().unwrap().push(path.to_path_buf());
+        if self.refuse.as_deref() == Some(path) {
+            return Err(std::io::Error::from_raw_os_error(EACCES));
+        }
+        open_append(path)
+    }
+}
+
+const EACCES: i32 = 13;
+
+#[test]
+fn an_installed_opener_opens_every_file_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, more) = (dir.path().join("out.log"), dir.path().join("more.log"));
+    let log = start(LogConfig {
+        logoutput: vec![file(&out)],
+        ..LogConfig::default()
+    });
+    log.info("opened directly");
+    log.flush();
+    let opened = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    log.set_opener(Box::new(Recording {
+        opened: std::sync::Arc::clone(&opened),
+        refuse: None,
+    }));
+    // A reopen after a rotation, and a sink a reload adds, both go through it.
+    std::fs::rename(&out, dir.path().join("out.log.1")).unwrap();
+    log.reopen();
+    log.info("after the rotation");
+    log.flush();
+    log.set_config(LogConfig {
+        logoutput: vec![file(&out), file(&more)],
+        ..LogConfig::default()
+    });
+    log.info("after the reload");
+    log.flush();
+    let seen = opened.lock().unwrap().clone();
+    assert!(seen.contains(&out) && seen.contains(&more), "{seen:?}");
+    assert_eq!(msgs(&dir.path().join("out.log.1")), ["opened directly"]);
+    assert_eq!(msgs(&out), ["after the rotation", "after the reload"]);
+    assert_eq!(msgs(&more), ["after the reload"]);
+
+    // An opener that refuses a file: the failure is reported on the sink that works.
+    log.set_opener(Box::new(Recording {
+        opened: std::sync::Arc::clone(&opened),
+        refuse: Some(more.clone()),
+    }));
+    std::fs::rename(&more, dir.path().join("more.log.1")).unwrap();
+    log.reopen();
+    log.info("with the refusing opener");
+    log.flush();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&out)
+        .unwrap()
+        .contains("cannot write to log file")
+    {
+        assert!(std::time::Instant::now() < deadline, "no report");
+        log.flush();
+    }
+    let o = std::fs::read_to_string(&out).unwrap();
+    assert!(o.contains("Permission denied"), "{o}");
+    assert!(!more.exists());
+}
+
 #[test]
 fn a_failing_file_is_reported_on_the_other_sinks_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.log");
     let sub = dir.path().join("missing");
     let bad = sub.join("bad.log");
-    let log = start(LogConfig {
+    let config = LogConfig {
         logoutput: vec![file(&bad), file(&good)],
         ..LogConfig::default()
-    });
+    };
+    let log = start(config.clone());
     log.info("one");
     log.info("two");
+    log.flush();
+    // A reload keeps the sink: its failure goes on, reported once, its count kept.
+    log.set_config(config);
+    log.info("two and a half");
     log.flush();
     std::fs::create_dir(&sub).unwrap();
     log.info("three");
@@ -272,7 +350,7 @@ fn a_failing_file_is_reported_on_the_other_sinks_and_recovers() {
     };
     assert_eq!(g.matches("cannot write to log file").count(), 1, "{g}");
     assert!(g.contains("works again after failing"), "{g}");
-    assert!(g.contains("2 line(s) could not be written"), "{g}");
+    assert!(g.contains("3 line(s) could not be written"), "{g}");
     assert!(msgs(&bad).contains(&"three".to_string()));
 }
 

@@ -31,6 +31,7 @@ pub mod rules;
 mod session;
 mod sockinfo;
 mod splice;
+pub mod sysusers;
 mod tlog;
 mod udp;
 

@@ -329,13 +329,8 @@ async fn negotiate5(
             }
             None => Verdict::UnknownUser,
         };
-        if verdict != Verdict::Accepted {
+        if let Some(why) = verdict.failure_reason() {
             let _ = rd.stream.write_all(&encode_userpass_status(false)).await;
-            let why = if verdict == Verdict::UnknownUser {
-                "unknown user"
-            } else {
-                "password mismatch"
-            };
             return Err(Refusal::auth(format!(
                 "username/password authentication failed for user \"{}\": {why}",
                 traffic_log::vis::encode(name.as_bytes())

@@ -40,6 +40,29 @@ pub enum Verdict {
     UnknownUser,
     /// The password is wrong.
     WrongPassword,
+    /// The account has no usable password: locked (`!`), no password login (`*`), an
+    /// empty field, or a hash crypt(3) cannot check (system users).
+    Locked,
+    /// The password is right but the account has expired or its password must be
+    /// changed first (system users).
+    Expired,
+    /// The user's password could not be read: no permission for shadow entries, or the
+    /// lookup failed (system users).
+    Unavailable,
+}
+
+impl Verdict {
+    /// Why a login was refused, for the log; `None` when it was accepted.
+    pub fn failure_reason(self) -> Option<&'static str> {
+        match self {
+            Self::Accepted => None,
+            Self::UnknownUser => Some("unknown user"),
+            Self::WrongPassword => Some("password mismatch"),
+            Self::Locked => Some("account locked or without a password"),
+            Self::Expired => Some("account or password expired"),
+            Self::Unavailable => Some("cannot read the system's password entry"),
+        }
+    }
 }
 
 impl PasswordFile {
@@ -122,7 +145,8 @@ impl PasswordFile {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares without returning early at the first difference.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

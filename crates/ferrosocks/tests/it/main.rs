@@ -15,4 +15,5 @@ mod ident;
 mod load;
 mod logging;
 mod seed;
+mod system_users;
 mod traffic_log;

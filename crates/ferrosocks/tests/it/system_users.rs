@@ -1,0 +1,169 @@
+//! `socksmethod: username` without a `passwordfile`: the system's users (shadow entry,
+//! then crypt), as Dante checks them. The test creates real users with useradd and
+//! chpasswd, so it needs root (./test.sh runs as root in CI) and says so when it is not.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::support::*;
+
+fn curl(args: &[&str]) -> (i32, String, String) {
+    require("curl");
+    run(Command::new("curl").arg("-sS").args(args))
+}
+
+#[test]
+fn username_authentication_with_system_users() {
+    let http = Helper::http();
+    let alice = SystemUser::new();
+    alice.set_password("sys-s3cret-pw");
+    let locked = SystemUser::new();
+    locked.set_password("locked-pw");
+    locked.admin("usermod", &["-L"]);
+    let unknown = format!("fsk-test-{}-none", std::process::id());
+    let proxy = Proxy::start(
+        "logoutput: @LOG@\ninternal: 127.0.0.1 port = 0\nsocksmethod: username\n\
+         client pass { from: 127.0.0.0/8 to: 0/0\nlog: error\n}\n\
+         socks pass { from: 127.0.0.0/8 to: 0/0\nlog: connect disconnect error\n}\n",
+    );
+    let p = proxy.addr.to_string();
+    let url = format!("http://localhost:{}/", http.addr.port());
+    let login = |user: &str, password: &str| {
+        curl(&[
+            "--socks5-hostname",
+            &p,
+            "--proxy-user",
+            &format!("{user}:{password}"),
+            &url,
+        ])
+    };
+
+    let (code, out, err) = login(&alice.name, "sys-s3cret-pw");
+    assert_eq!((code, out.as_str()), (0, HTTP_BODY), "{err}");
+    // curl's exit status 97: the proxy handshake failed (the server said no).
+    for (user, password) in [
+        (alice.name.as_str(), "wrong-pw"),
+        (unknown.as_str(), "sys-s3cret-pw"),
+        (locked.name.as_str(), "locked-pw"),
+    ] {
+        let (code, out, err) = login(user, password);
+        assert_eq!((code, out.as_str()), (97, ""), "{user}: {err}");
+    }
+
+    let failed = |user: &str, why: &str| {
+        format!("username/password authentication failed for user \"{user}\": {why}")
+    };
+    proxy.wait_for("the three refusals", |_| {
+        proxy
+            .records()
+            .iter()
+            .filter(|r| r.starts_with("block(1): tcp/accept ]: "))
+            .count()
+            == 3
+    });
+    let records = proxy.records();
+    let all = records.join("\n");
+    assert!(
+        all.contains(&format!(
+            "pass(1): tcp/connect [: username%{}@127.0.0.1.",
+            alice.name
+        )),
+        "{all}"
+    );
+    for (user, why) in [
+        (alice.name.as_str(), "password mismatch"),
+        (unknown.as_str(), "unknown user"),
+        (locked.name.as_str(), "account locked or without a password"),
+    ] {
+        let want = failed(user, why);
+        assert!(
+            records
+                .iter()
+                .any(|r| r.starts_with("block(1): tcp/accept ]: ") && r.ends_with(&want)),
+            "no block record ending with {want:?}:\n{all}"
+        );
+    }
+    let log = proxy.messages().join("\n");
+    for secret in ["sys-s3cret-pw", "wrong-pw", "locked-pw", "$y$"] {
+        assert!(!log.contains(secret), "a secret reached the log:\n{log}");
+    }
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A system user made with useradd, removed with userdel when dropped.
+struct SystemUser {
+    name: String,
+}
+
+impl SystemUser {
+    fn new() -> Self {
+        // SAFETY: geteuid(2) has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(
+            euid, 0,
+            "this test creates system users with useradd and needs root \
+             (./test.sh runs as root in CI)"
+        );
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        // The guard exists before useradd runs: whatever useradd did is undone.
+        let u = Self {
+            name: format!("fsk-test-{}-it{n}", std::process::id()),
+        };
+        u.tool(
+            Command::new("useradd")
+                .args(["-M", "-N", "-s", "/usr/sbin/nologin"])
+                .arg(&u.name),
+            None,
+        );
+        u
+    }
+
+    /// chpasswd with its default method (PAM: yescrypt on Debian 12).
+    fn set_password(&self, password: &str) {
+        self.tool(
+            &mut Command::new("chpasswd"),
+            Some(&format!("{}:{password}\n", self.name)),
+        );
+    }
+
+    /// Runs `program ARGS… NAME`.
+    fn admin(&self, program: &str, args: &[&str]) {
+        self.tool(Command::new(program).args(args).arg(&self.name), None);
+    }
+
+    fn tool(&self, cmd: &mut Command, input: Option<&str>) {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(text) = input {
+            stdin.write_all(text.as_bytes()).unwrap();
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for SystemUser {
+    fn drop(&mut self) {
+        match Command::new("userdel").arg(&self.name).output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!(
+                "userdel {}: {}",
+                self.name,
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => eprintln!("userdel {}: {e}", self.name),
+        }
+    }
+}

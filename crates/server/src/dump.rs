@@ -13,13 +13,15 @@
 //! ```
 //! Bytes transferred: written to the target `<->` written to the client. Buffered:
 //! unread bytes in the other socket + ferrosocks' own buffer (always 0: it copies as it
-//! reads) + unsent bytes in this socket.
+//! reads) + unsent bytes in this socket. Age is the time since the accept, idle the time
+//! since bytes last moved (since the accept while none has), both on the registry's clock
+//! at one `now`, so idle never exceeds age.
 
 use std::sync::atomic::Ordering;
 
 use logsys::{Level, Subsystem};
 
-use crate::registry::{now_ms, Phase};
+use crate::registry::{now_ms, secs_since, Phase};
 use crate::relay::Counters;
 use crate::sockinfo::{tcp_info_fd, unread, unsent};
 use crate::{Server, VERSION_LINE};
@@ -56,8 +58,11 @@ impl Server {
         }
         let now = now_ms();
         for e in r.entries() {
-            let age = e.started.elapsed().as_secs();
+            let age = e.age_secs(now);
             let phase = e.phase.lock().unwrap_or_else(|p| p.into_inner());
+            let idle = phase
+                .last_activity_ms()
+                .map_or(0, |last| secs_since(last, now));
             match &*phase {
                 Phase::Negotiating(side) => line(format!("{side}: negotiating for {age}s")),
                 Phase::Requesting(client, what) => {
@@ -65,7 +70,6 @@ impl Server {
                 }
                 Phase::Tcp(t) => {
                     let c: &Counters = &t.counters;
-                    let idle = now.saturating_sub(c.last_ms.load(Ordering::Relaxed)) / 1000;
                     let (to_target, to_client) = (
                         Counters::get(&c.target_written),
                         Counters::get(&c.client_written),
@@ -95,7 +99,6 @@ impl Server {
                     }
                 }
                 Phase::Udp(u) => {
-                    let idle = now.saturating_sub(u.last_ms) / 1000;
                     let src = u
                         .src
                         .as_ref()

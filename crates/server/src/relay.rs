@@ -47,7 +47,8 @@ pub(crate) struct Counters {
     pub(crate) target_read: AtomicU64,
     /// Written to the target.
     pub(crate) target_written: AtomicU64,
-    /// When bytes last moved, in [`crate::registry::now_ms`] time.
+    /// When bytes last moved, in [`crate::registry::now_ms`] time. Made as 0 (the clock's
+    /// epoch); the registry starts it at the session's accept when the relay registers.
     pub(crate) last_ms: AtomicU64,
 }
 

@@ -309,6 +309,10 @@ fn sigusr1_dump_lists_sessions_and_udp_latency() {
         udp.ends_with("bytes transferred: 8 <-> 28, packets: 2 <-> 2"),
         "{udp}"
     );
+    for l in [tcp, udp] {
+        let (age, idle) = age_idle(l);
+        assert!(idle <= age, "idle exceeds age: {l}");
+    }
     for kind in ["read-only", "i/o"] {
         let l = dump
             .iter()
@@ -345,6 +349,87 @@ fn sigusr1_dump_lists_sessions_and_udp_latency() {
     assert_golden("dump.golden", &shape);
     drop(c);
     drop(ctl);
+}
+
+#[test]
+fn sigusr1_dump_idle_never_exceeds_age() {
+    let echo = Helper::echo();
+    let p = Proxy::start(&conf("connect disconnect"));
+    // A session that moves bytes at once and stays open.
+    let (mut early, reply) = Raw::connect_v4(p.addr, echo.addr);
+    assert_eq!(reply[1], 0);
+    early.send(b"early");
+    assert_eq!(early.read_exact(5), b"early");
+    #[allow(clippy::disallowed_methods)]
+    std::thread::sleep(Duration::from_secs(2));
+    // Accepted long after the start, relaying, not a byte moved yet.
+    let (quiet, reply) = Raw::connect_v4(p.addr, echo.addr);
+    assert_eq!(reply[1], 0);
+    let (quiet_ep, early_ep) = (
+        ep(quiet.0.local_addr().unwrap()),
+        ep(early.0.local_addr().unwrap()),
+    );
+    // The success reply goes out just before the relay registers: dump again while the
+    // quiet session still shows as a request in progress.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let lines = loop {
+        let seen = p.messages().len();
+        p.signal(libc::SIGUSR1);
+        let dump = loop {
+            let m = p.messages();
+            let new = &m[seen.min(m.len())..];
+            if new.iter().any(|l| {
+                l.starts_with(&format!("tcp: {quiet_ep} "))
+                    || l.starts_with(&format!("{quiet_ep}: "))
+            }) {
+                break new.to_vec();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no dump line for {quiet_ep}; log:\n{}",
+                m.join("\n")
+            );
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let tcp = |e: &str| {
+            dump.iter()
+                .find(|l| l.starts_with(&format!("tcp: {e} ")))
+                .cloned()
+        };
+        if let (Some(q), Some(e)) = (tcp(&quiet_ep), tcp(&early_ep)) {
+            break (q, e);
+        }
+    };
+    for l in [&lines.0, &lines.1] {
+        let (age, idle) = age_idle(l);
+        assert!(idle <= age, "idle exceeds age: {l}");
+    }
+    assert!(
+        lines.0.contains("bytes transferred: 0 (+ "),
+        "the quiet session moved bytes: {}",
+        lines.0
+    );
+    drop(quiet);
+    drop(early);
+}
+
+/// The `age: Ns, idle: Ns` of a dump line, in seconds.
+fn age_idle(line: &str) -> (u64, u64) {
+    let secs = |key: &str| -> u64 {
+        let from = line
+            .find(key)
+            .unwrap_or_else(|| panic!("no {key:?} in {line}"))
+            + key.len();
+        let digits: String = line[from..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits
+            .parse()
+            .unwrap_or_else(|_| panic!("no seconds after {key:?} in {line}"))
+    };
+    (secs(": age: "), secs(", idle: "))
 }
 
 /// Runs of 9s (numbers) become one 9, so widths do not matter.

@@ -3,8 +3,10 @@
 //!
 //! Start-up order matters: parse and check the configuration (exit 64 on any error,
 //! before binding anything), bind every listener, detach if asked (before any thread
-//! exists), start the log writer, drop privileges, print the ready line, then run the
-//! tokio runtime until SIGTERM/SIGINT.
+//! exists), write the pid file, fork the privileged helper if privileges will be dropped
+//! (still one thread), start the log writers, drop privileges, print the ready line,
+//! then run the tokio runtime until SIGTERM/SIGINT. At exit the helper removes the pid
+//! file.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use server::control::{drop_privileges, log_config, serve_until_stopped, ReloadSource};
-use server::{listen, load_config, RunConfig, Server, VERSION_LINE};
+use server::privileged::{self, HelperSpec, Privileged};
+use server::{listen, load_config, RunConfig, Server, Users, VERSION_LINE};
 
 /// Exit status for a configuration that does not parse or cannot be used (sysexits EX_USAGE).
 const EX_CONFIG: u8 = 64;
@@ -122,14 +125,15 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
         || "<embedded default>".to_string(),
         |p| p.display().to_string(),
     );
-    let parsed = load_config(path.as_deref()).map_err(|e| {
+    let direct = Privileged::direct();
+    let parsed = load_config(path.as_deref(), &direct).map_err(|e| {
         (
             EX_CONFIG,
             format!("{e}\n{config_name}: configuration has errors; not started"),
         )
     })?;
     let mut warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
-    let (run, more) = RunConfig::prepare(parsed.config).map_err(|e| (EX_CONFIG, e))?;
+    let (mut run, more) = RunConfig::prepare(parsed.config, &direct).map_err(|e| (EX_CONFIG, e))?;
     warnings.extend(more);
     if cli.verify {
         for w in &warnings {
@@ -156,11 +160,33 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
         })?;
     }
 
+    // Dropping privileges: a helper keeps them for the chores that need them.
+    let dropping =
+        run.config.user_unprivileged.is_some() && nix::unistd::Uid::effective().is_root();
+    let files = if dropping {
+        use std::os::fd::AsRawFd;
+        privileged::spawn(HelperSpec {
+            config: path.clone(),
+            pidfile: cli.pidfile.clone(),
+            user: run.config.user_privileged.clone(),
+            close: listeners.iter().map(AsRawFd::as_raw_fd).collect(),
+        })
+        .map_err(|e| (EX_START, e))?
+    } else {
+        direct
+    };
+    if let Users::System(_) = run.users {
+        run.users = Users::System(files.clone());
+    }
+
     let logger = logsys::Logger::start(
         "ferrosocks",
         std::process::id(),
         log_config(&run, cli.debug),
     );
+    if files.has_helper() {
+        logger.set_opener(Box::new(files.clone()));
+    }
     for w in &warnings {
         logger.warning(w.clone());
     }
@@ -180,6 +206,7 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
             Err(e) => {
                 logger.error(e.clone());
                 logger.flush();
+                let _ = files.finish(cli.pidfile.as_deref());
                 return Err((EX_START, e));
             }
         }
@@ -208,12 +235,13 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
     let source = ReloadSource {
         path,
         debug_override: cli.debug,
+        files: files.clone(),
     };
     let grace = Duration::from_secs(cli.grace_period);
     let result = runtime.block_on(serve_until_stopped(srv, listeners, grace, source));
-    logger.flush();
-    if let Some(p) = &cli.pidfile {
-        let _ = std::fs::remove_file(p);
+    if let Err(e) = files.finish(cli.pidfile.as_deref()) {
+        logger.error(e);
     }
+    logger.flush();
     result.map_err(|e| (EX_START, format!("signal handling failed: {e}")))
 }

@@ -13,7 +13,7 @@ use logsys::{Level, Subsystem};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::{load_config, RunConfig, Server};
+use crate::{load_config, Privileged, RunConfig, Server};
 
 /// What the process is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub struct ReloadSource {
     pub path: Option<PathBuf>,
     /// `-d N` from the command line, which wins over the file.
     pub debug_override: Option<u8>,
+    /// Reads the files (directly, or through the privileged helper after a drop).
+    pub files: Privileged,
 }
 
 /// The log router's settings for a prepared configuration, with `-d` applied.
@@ -98,11 +100,18 @@ pub fn reload(server: &Server, source: &ReloadSource) {
         Level::Notice,
         format!("Reloading configuration from {name}"),
     );
-    let prepared = load_config(source.path.as_deref()).and_then(|parsed| {
+    if let Err(e) = source.files.refresh() {
+        log.at(
+            Subsystem::CONFIG,
+            Level::Error,
+            format!("the privileged helper cannot read the configuration again: {e}"),
+        );
+    }
+    let prepared = load_config(source.path.as_deref(), &source.files).and_then(|parsed| {
         for w in &parsed.warnings {
             log.at(Subsystem::CONFIG, Level::Warning, w.to_string());
         }
-        RunConfig::prepare(parsed.config)
+        RunConfig::prepare(parsed.config, &source.files)
     });
     match prepared {
         Err(errors) => {

@@ -24,6 +24,7 @@ pub mod listen;
 pub mod logging;
 mod negotiate;
 pub mod passwd;
+pub mod privileged;
 mod registry;
 mod relay;
 pub mod resolve;
@@ -48,6 +49,44 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use passwd::PasswordFile;
+pub use privileged::Privileged;
+
+/// Who may log in with `socksmethod: username`.
+#[derive(Debug, Clone)]
+pub enum Users {
+    /// No method asks for a user name (every login is refused as unknown).
+    None,
+    /// `passwordfile:` (htpasswd), ferrosocks' choice.
+    File(Arc<PasswordFile>),
+    /// The system's users (shadow entries), as Dante checks them when no password file
+    /// is set; by the process itself or by its privileged helper.
+    System(Privileged),
+}
+
+impl Users {
+    /// Checks a login. Slow on purpose (bcrypt, crypt): call it off the async workers.
+    pub fn check(&self, user: &[u8], password: &[u8]) -> passwd::Verdict {
+        match self {
+            Self::None => passwd::Verdict::UnknownUser,
+            Self::File(f) => f.check(user, password),
+            Self::System(p) => p.check_system_user(user, password),
+        }
+    }
+}
+
+/// Whether some method list of the configuration names `username`.
+pub fn uses_username(config: &Config) -> bool {
+    config.socksmethods.contains(&AuthMethod::Username)
+        || config
+            .socks_rules
+            .iter()
+            .chain(&config.client_rules)
+            .any(|r| {
+                r.socksmethods
+                    .as_ref()
+                    .is_some_and(|m| m.contains(&AuthMethod::Username))
+            })
+}
 
 /// The name and version printed in the start-up line and `-v`.
 pub const VERSION_LINE: &str = concat!("ferrosocks v", env!("CARGO_PKG_VERSION"));
@@ -58,7 +97,7 @@ pub struct RunConfig {
     /// The parsed configuration.
     pub config: Config,
     /// Users for `socksmethod: username`.
-    pub passwords: Option<Arc<PasswordFile>>,
+    pub users: Users,
     /// The `external:` addresses, names expanded.
     pub externals: Vec<IpAddr>,
     /// The log router's settings (without a `-d` override).
@@ -66,8 +105,9 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    /// Reads what the configuration refers to. Returns warnings to log.
-    pub fn prepare(config: Config) -> Result<(Self, Vec<String>), String> {
+    /// Reads what the configuration refers to (files through `files`, which may be the
+    /// privileged helper). Returns warnings to log.
+    pub fn prepare(config: Config, files: &Privileged) -> Result<(Self, Vec<String>), String> {
         if config.internals.is_empty() {
             return Err(
                 "no internal address configured (add e.g. \"internal: 127.0.0.1 port = 1080\")"
@@ -75,20 +115,13 @@ impl RunConfig {
             );
         }
         let mut warnings = Vec::new();
-        let uses_username = config.socksmethods.contains(&AuthMethod::Username)
-            || config
-                .socks_rules
-                .iter()
-                .chain(&config.client_rules)
-                .any(|r| {
-                    r.socksmethods
-                        .as_ref()
-                        .is_some_and(|m| m.contains(&AuthMethod::Username))
-                });
-        let passwords = match &config.passwordfile {
+        let uses_username = uses_username(&config);
+        let users = match &config.passwordfile {
             Some(path) => {
-                let (file, w) = PasswordFile::load(path)
+                let text = files
+                    .read_file(path)
                     .map_err(|e| format!("cannot read passwordfile {}: {e}", path.display()))?;
+                let (file, w) = PasswordFile::parse(&path.display().to_string(), &text);
                 warnings.extend(w);
                 if uses_username && file.is_empty() {
                     warnings.push(format!(
@@ -96,9 +129,20 @@ impl RunConfig {
                         path.display()
                     ));
                 }
-                Some(Arc::new(file))
+                Users::File(Arc::new(file))
             }
-            None => None,
+            None if uses_username => {
+                if !files.can_check_system_users() {
+                    warnings.push(
+                        "socksmethod username without passwordfile checks the system's users, \
+                         but this process cannot read their shadow entries (run as root, or in \
+                         group shadow): every login will fail"
+                            .into(),
+                    );
+                }
+                Users::System(files.clone())
+            }
+            None => Users::None,
         };
         if config.socksmethods.is_empty() {
             warnings.push("no socksmethod configured: every SOCKS request will be refused".into());
@@ -120,7 +164,7 @@ impl RunConfig {
         Ok((
             Self {
                 config,
-                passwords,
+                users,
                 externals,
                 log,
             },
@@ -129,13 +173,18 @@ impl RunConfig {
     }
 }
 
-/// Reads and parses a configuration file (or the embedded default when `path` is `None`).
-pub fn load_config(path: Option<&Path>) -> Result<sockd_conf::Parsed, String> {
+/// Reads (through `files`, which may be the privileged helper) and parses a
+/// configuration file, or the embedded default when `path` is `None`.
+pub fn load_config(path: Option<&Path>, files: &Privileged) -> Result<sockd_conf::Parsed, String> {
     match path {
         None => sockd_conf::parse("<embedded default>", sockd_conf::EMBEDDED_DEFAULT)
             .map_err(|e| e.to_string()),
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let bytes = files
+                .read_file(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+            let text =
+                String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", p.display()))?;
             sockd_conf::parse(&p.display().to_string(), &text).map_err(|e| e.to_string())
         }
     }

@@ -3,8 +3,6 @@
 //! failure answers the client as RFC 1928/1929 say and comes back as a [`Refusal`]
 //! that says what to log.
 
-use std::sync::Arc;
-
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 
 use sockd_conf::{AuthMethod, ProxyProtocol};
@@ -16,7 +14,8 @@ use socks_proto::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::passwd::{PasswordFile, Verdict};
+use crate::passwd::Verdict;
+use crate::Users;
 
 /// No SOCKS5 handshake message is longer than this (a full RFC 1929 request is 513).
 const MAX_HANDSHAKE: usize = 1024;
@@ -140,7 +139,7 @@ impl Reader<'_> {
 pub(crate) async fn negotiate(
     stream: &mut TcpStream,
     methods: &[AuthMethod],
-    passwords: Option<&Arc<PasswordFile>>,
+    users: &Users,
     ident: &mut Ident,
 ) -> Result<Negotiated, Refusal> {
     let mut rd = Reader {
@@ -159,7 +158,7 @@ pub(crate) async fn negotiate(
         .unwrap_or(0);
     match first {
         SOCKS4 => negotiate4(rd, methods, ident).await,
-        SOCKS5 => negotiate5(rd, methods, passwords, ident).await,
+        SOCKS5 => negotiate5(rd, methods, users, ident).await,
         other => Err(Refusal::new(format!(
             "bad greeting: unsupported SOCKS version {other:#04x}"
         ))),
@@ -245,7 +244,7 @@ fn zero4() -> SocketAddrV4 {
 async fn negotiate5(
     mut rd: Reader<'_>,
     methods: &[AuthMethod],
-    passwords: Option<&Arc<PasswordFile>>,
+    users: &Users,
     ident: &mut Ident,
 ) -> Result<Negotiated, Refusal> {
     let greeting = match rd.next(decode_greeting).await? {
@@ -320,15 +319,10 @@ async fn negotiate5(
         };
         let name = String::from_utf8_lossy(&up.username).into_owned();
         password = Secret(up.password.clone());
-        let verdict = match passwords {
-            Some(p) => {
-                let p = Arc::clone(p);
-                tokio::task::spawn_blocking(move || p.check(&up.username, &up.password))
-                    .await
-                    .unwrap_or(Verdict::WrongPassword)
-            }
-            None => Verdict::UnknownUser,
-        };
+        let users = users.clone();
+        let verdict = tokio::task::spawn_blocking(move || users.check(&up.username, &up.password))
+            .await
+            .unwrap_or(Verdict::Unavailable);
         if let Some(why) = verdict.failure_reason() {
             let _ = rd.stream.write_all(&encode_userpass_status(false)).await;
             return Err(Refusal::auth(format!(

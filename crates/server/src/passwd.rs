@@ -8,7 +8,6 @@
 //! one `htpasswd -B` away.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 /// Users and how to check their passwords.
 #[derive(Debug, Clone, Default)]
@@ -66,12 +65,6 @@ impl Verdict {
 }
 
 impl PasswordFile {
-    /// Reads and parses `path`. Returns the file and the warnings to log.
-    pub fn load(path: &Path) -> std::io::Result<(Self, Vec<String>)> {
-        let text = std::fs::read(path)?;
-        Ok(Self::parse(&path.display().to_string(), &text))
-    }
-
     /// Parses htpasswd text; `name` labels warnings.
     pub fn parse(name: &str, text: &[u8]) -> (Self, Vec<String>) {
         let mut users = HashMap::new();

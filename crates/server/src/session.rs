@@ -161,7 +161,7 @@ impl Session<'_> {
         let handshake = Box::pin(negotiate(
             stream,
             &cfg.socksmethods,
-            self.run.passwords.as_ref(),
+            &self.run.users,
             &mut ident,
         ));
         let neg = match self.limited(limit, "negotiate timeout", handshake).await {

@@ -15,6 +15,7 @@ mod examples;
 mod ident;
 mod load;
 mod logging;
+mod privileges;
 mod seed;
 mod system_users;
 mod traffic_log;

@@ -381,3 +381,71 @@ fn become_user(user: &str) -> Result<(), String> {
     setuid(u.uid).map_err(|e| format!("setuid({}): {e}", u.uid))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_is_what_every_version_of_the_configuration_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("sockd.conf");
+        let write = |logs: &str| {
+            std::fs::write(
+                &conf,
+                format!(
+                    "internal: 127.0.0.1 port = 1080\nlogoutput: {logs}\nerrorlog: /var/log/err.log\n\
+                     log.auth.file: /var/log/auth.log\nsocksmethod: username\n\
+                     passwordfile: /etc/ferrosocks/users\n"
+                ),
+            )
+            .unwrap();
+        };
+        write("/var/log/a.log stderr");
+        let mut policy = Policy::default();
+        policy.learn(Some(&conf));
+        let paths = |s: &HashSet<PathBuf>| {
+            let mut v: Vec<String> = s.iter().map(|p| p.display().to_string()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            paths(&policy.append),
+            ["/var/log/a.log", "/var/log/auth.log", "/var/log/err.log"]
+        );
+        assert_eq!(
+            paths(&policy.read),
+            [
+                "/etc/ferrosocks/users".to_string(),
+                conf.display().to_string()
+            ]
+        );
+        assert!(!policy.system_users);
+        // A reload names another file: it is added, the old ones stay (sinks being
+        // replaced may still reopen them).
+        write("/var/log/b.log");
+        policy.learn(Some(&conf));
+        assert!(policy.append.contains(Path::new("/var/log/b.log")));
+        assert!(policy.append.contains(Path::new("/var/log/a.log")));
+        // A file that does not parse adds nothing but itself.
+        std::fs::write(&conf, "logoutput: /var/log/c.log\nbogus\n").unwrap();
+        policy.learn(Some(&conf));
+        assert!(!policy.append.contains(Path::new("/var/log/c.log")));
+        // The embedded default names no file.
+        let mut default = Policy::default();
+        default.learn(None);
+        assert!(default.read.is_empty() && default.append.is_empty());
+    }
+
+    #[test]
+    fn the_pid_file_is_removed_only_while_it_names_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = dir.path().join("pid");
+        std::fs::write(&pid, "4242\n").unwrap();
+        assert_eq!(remove_pidfile(Some(&pid), 4343), Reply::Done);
+        assert!(pid.exists(), "another instance's pid file stays");
+        assert_eq!(remove_pidfile(Some(&pid), 4242), Reply::Done);
+        assert!(!pid.exists());
+        assert_eq!(remove_pidfile(Some(&pid), 4242), Reply::Done);
+    }
+}

@@ -460,7 +460,11 @@ impl Parser<'_> {
             timeout_connect: None,
             timeout_io: None,
         };
-        self.block_body(start, "rule", |p| p.rule_keyword(&mut rule));
+        let what = match kind {
+            RuleKind::Client => "client rule",
+            RuleKind::Socks => "socks rule",
+        };
+        self.block_body(start, what, |p| p.rule_keyword(&mut rule));
         match kind {
             RuleKind::Client => self.cfg.client_rules.push(rule),
             RuleKind::Socks => self.cfg.socks_rules.push(rule),
@@ -470,7 +474,9 @@ impl Parser<'_> {
 
     /// The keywords of a `{ … }` block up to its closing brace, one `item` call per
     /// keyword; a bad keyword is recorded and its line skipped, so every error in the
-    /// block is reported. `what` names the block in the missing-brace error.
+    /// block is reported. `what` names the block ("socks rule", "route") when its
+    /// closing brace is missing: at the end of the file, or where the next rule or route
+    /// begins (left in place, so that it is parsed and its errors reported too).
     fn block_body(&mut self, start: Pos, what: &str, mut item: impl FnMut(&mut Self) -> Res<()>) {
         loop {
             match self.peek().tok {
@@ -480,14 +486,11 @@ impl Parser<'_> {
                 }
                 Tok::Newline => self.i += 1,
                 Tok::Eof => {
-                    let d = self.diag(
-                        start,
-                        format!(
-                            "{what} starting on line {} has no closing \"}}\"",
-                            start.line
-                        ),
-                    );
-                    self.errors.push(d);
+                    self.unclosed(start, what);
+                    break;
+                }
+                _ if self.at_block_start() => {
+                    self.unclosed(start, what);
                     break;
                 }
                 _ => {
@@ -497,6 +500,43 @@ impl Parser<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Records that the block opened at `start` has no closing brace before the
+    /// current token.
+    fn unclosed(&mut self, start: Pos, what: &str) {
+        let t = self.peek();
+        let d = self.diag(
+            t.pos,
+            format!(
+                "the {what} opened on line {} is not closed: \"}}\" expected before {}",
+                start.line,
+                t.tok.describe()
+            ),
+        );
+        self.errors.push(d);
+    }
+
+    /// Whether a rule (`client pass`, `socks block`, `pass {`, …) or a route starts at
+    /// the current token. Inside a block every keyword ends with a colon, so these words
+    /// can only mean that the block's closing brace is missing.
+    fn at_block_start(&self) -> bool {
+        let tok = |i: usize| self.toks.get(i).map(|t| &t.tok);
+        let word = |i: usize| match tok(i) {
+            Some(Tok::Word(w)) => Some(w.as_str()),
+            _ => None,
+        };
+        let mut next = self.i + 1;
+        match word(self.i) {
+            Some("client" | "socks") => matches!(word(next), Some("pass" | "block")),
+            Some("pass" | "block" | "route") => {
+                while tok(next) == Some(&Tok::Newline) {
+                    next += 1;
+                }
+                tok(next) == Some(&Tok::Open)
+            }
+            _ => false,
         }
     }
 

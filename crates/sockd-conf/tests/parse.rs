@@ -256,7 +256,7 @@ fn more_errors() {
     );
     assert_eq!(
         errors("socks pass { from: 0/0 to: 0/0\n"),
-        ["test.conf:1:1: rule starting on line 1 has no closing \"}\""]
+        ["test.conf:2:1: the socks rule opened on line 1 is not closed: \"}\" expected before end of file"]
     );
     assert_eq!(
         errors("status.file: /run/x\nmanagement: /run/m.sock\n"),
@@ -281,6 +281,38 @@ fn more_errors() {
         errors("socks pass { from: 10.0.0.0/33 to: 0/0 port 9-1 }\n"),
         [
             "test.conf:1:20: bad netmask \"33\" in \"10.0.0.0/33\" (expected a prefix length or a dotted mask)",
+        ]
+    );
+}
+
+#[test]
+fn unclosed_rule_is_reported_where_the_next_rule_begins() {
+    // The socks rule of line 3 lacks its "}": the error names its line and points at
+    // the rule that follows; that rule, the route and their own errors are still read.
+    let text = "socksmethod: none\n\
+        client pass { from: 0/0 to: 0/0 }\n\
+        socks pass {\n\
+        \x20   from: 0/0 to: 0/0\n\
+        \x20   log: connect\n\
+        \n\
+        socks block { from: 0/0 to: 10.0.0.0/8\n\
+        \x20   log: bogus\n\
+        }\n\
+        client block {\n\
+        \x20   from: 0/0 to: 0/0\n\
+        pass { from: 0/0 to: 0/0 }\n\
+        route {\n\
+        \x20   from: 0/0 to: 0/0 via: direct\n\
+        route { from: 0/0 to: 0/0 via: direct }\n\
+        route { via: direct\n";
+    assert_eq!(
+        errors(text),
+        [
+            "test.conf:7:1: the socks rule opened on line 3 is not closed: \"}\" expected before \"socks\"",
+            "test.conf:8:10: unknown log keyword \"bogus\" (expected connect disconnect data ioop iooperation error tcpinfo)",
+            "test.conf:12:1: the client rule opened on line 10 is not closed: \"}\" expected before \"pass\"",
+            "test.conf:15:1: the route opened on line 13 is not closed: \"}\" expected before \"route\"",
+            "test.conf:17:1: the route opened on line 16 is not closed: \"}\" expected before end of file",
         ]
     );
 }

@@ -47,7 +47,8 @@ pub struct Config {
     pub error_logs: Vec<ErrorLog>,
     /// `udp.connectdst:`: only replies from addresses the client sent to are relayed.
     pub udp_connectdst: bool,
-    /// The htpasswd file for `socksmethod: username` (`passwordfile:`).
+    /// The htpasswd file for `socksmethod: username` (`passwordfile:`); without it,
+    /// `username` checks the system's users, as Dante does.
     pub passwordfile: Option<PathBuf>,
     /// `client pass|block` rules, numbered from 1.
     pub client_rules: Vec<Rule>,
@@ -168,7 +169,8 @@ pub enum Rotation {
 pub enum AuthMethod {
     /// `none`
     None,
-    /// `username` (RFC 1929 against `passwordfile:`)
+    /// `username`: RFC 1929, checked against `passwordfile:` when one is set, else
+    /// against the system's users (as Dante does)
     Username,
     /// `rfc931`: the user name comes from the client's identd (RFC 1413)
     Rfc931,

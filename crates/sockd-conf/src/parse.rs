@@ -2,8 +2,7 @@
 //!
 //! One pass over the tokens: server settings, then rules. Each statement is parsed on
 //! its own; an error is recorded and the parser skips to the end of the line (or the
-//! rule's closing brace), so that every error in the file is reported at once. Checks
-//! that need the whole file (a `username` method without a `passwordfile`) run at the end.
+//! rule's closing brace), so that every error in the file is reported at once.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -33,7 +32,6 @@ pub fn parse(file: &str, text: &str) -> Result<Parsed, Errors> {
         warnings: Vec::new(),
         cfg: Config::default(),
         first_rule: None,
-        username_uses: Vec::new(),
     };
     p.run();
     p.finish()
@@ -50,8 +48,6 @@ struct Parser<'a> {
     cfg: Config,
     /// Where the first rule starts: settings after it are errors.
     first_rule: Option<Pos>,
-    /// Where `username` was named as a method, to check `passwordfile` at the end.
-    username_uses: Vec<Pos>,
 }
 
 const LOG_WORDS: &str = "connect disconnect data ioop iooperation error tcpinfo";
@@ -85,15 +81,6 @@ impl Parser<'_> {
     }
 
     fn finish(mut self) -> Result<Parsed, Errors> {
-        if self.cfg.passwordfile.is_none() {
-            for pos in std::mem::take(&mut self.username_uses) {
-                let d = self.diag(
-                    pos,
-                    "method \"username\" needs a password file; add \"passwordfile: PATH\" (htpasswd format)".into(),
-                );
-                self.errors.push(d);
-            }
-        }
         if self.errors.is_empty() {
             Ok(Parsed {
                 config: self.cfg,
@@ -876,10 +863,7 @@ impl Parser<'_> {
         for (w, pos) in self.list("a method", key)? {
             let m = match w.as_str() {
                 "none" => AuthMethod::None,
-                "username" if !client => {
-                    self.username_uses.push(pos);
-                    AuthMethod::Username
-                }
+                "username" if !client => AuthMethod::Username,
                 "username" => return Err(self.diag(pos, format!("method \"username\" is not valid for \"{key}\" (client rules see no SOCKS bytes; use socksmethod)"))),
                 "rfc931" => AuthMethod::Rfc931,
                 "gssapi" | "pam" | "pam.any" | "pam.address" | "pam.username" | "bsdauth" | "ldapauth" => {

@@ -79,17 +79,13 @@ fn debian_dante_server_files() {
 #[test]
 fn reference_examples() {
     let globals = data("reference-globals.conf");
-    accepted_or_not_yet(
-        "reference-globals.conf",
-        &format!("passwordfile: /etc/users\n{globals}"),
-    );
+    accepted_or_not_yet("reference-globals.conf", &globals);
     let rules = data("reference-rules.conf");
-    let text = format!("passwordfile: /etc/users\n{rules}");
-    accepted_or_not_yet("reference-rules.conf", &text);
+    accepted_or_not_yet("reference-rules.conf", &rules);
     // Every keyword of the reference's examples is implemented now.
-    let routed = parse("r", &text).unwrap().config;
+    let routed = parse("r", &rules).unwrap().config;
     assert!(routed.socks_rules[2].log.tcpinfo);
-    let g = ok(&format!("passwordfile: /etc/users\n{globals}"));
+    let g = ok(&globals);
     assert_eq!(g.error_logs.len(), 1);
     assert_eq!(routed.routes.len(), 1);
     let r = &routed.routes[0];
@@ -121,7 +117,7 @@ fn every_supported_keyword_example_parses() {
         .iter()
         .filter(|k| k.status == keywords::Status::Supported)
     {
-        let text = format!("passwordfile: /x\n{}\n", k.example);
+        let text = format!("{}\n", k.example);
         if let Err(e) = parse("example", &text) {
             panic!("example of {:?} does not parse:\n{e}", k.name);
         }
@@ -130,8 +126,8 @@ fn every_supported_keyword_example_parses() {
 
 #[test]
 fn rules_addresses_and_ports() {
-    let c = ok("passwordfile: /u\n\
-        socks pass { from: 10.0.0.0/255.0.0.0 port >= 1024 to: ::1 port=80 }\n\
+    let c = ok(
+        "socks pass { from: 10.0.0.0/255.0.0.0 port >= 1024 to: ::1 port=80 }\n\
         socks block { from:0/0 to: .Example.COM port 1-1024 }\n\
         pass { from: 0/0 to: host.example port ne https\n\
         socksmethod: username\n\
@@ -139,7 +135,8 @@ fn rules_addresses_and_ports() {
         command: connect\n\
         timeout.io: 5\n\
         }\n\
-        client pass { from: 127.0.0.1/32 port = 0x50 to: lo }\n");
+        client pass { from: 127.0.0.1/32 port = 0x50 to: lo }\n",
+    );
     let r = &c.socks_rules;
     assert_eq!(
         r[0].from.host,
@@ -243,10 +240,6 @@ fn list_keywords_end_at_end_of_line() {
 #[test]
 fn more_errors() {
     assert_eq!(
-        errors("socksmethod: username none\n"),
-        ["test.conf:1:14: method \"username\" needs a password file; add \"passwordfile: PATH\" (htpasswd format)"]
-    );
-    assert_eq!(
         errors("socksmethod: gssapi\n"),
         ["test.conf:1:14: method \"gssapi\" is not supported yet"]
     );
@@ -314,6 +307,32 @@ fn unclosed_rule_is_reported_where_the_next_rule_begins() {
             "test.conf:15:1: the route opened on line 13 is not closed: \"}\" expected before \"route\"",
             "test.conf:17:1: the route opened on line 16 is not closed: \"}\" expected before end of file",
         ]
+    );
+}
+
+#[test]
+fn username_without_passwordfile_means_system_users() {
+    // As in Dante: no passwordfile, so `username` checks the system's users.
+    let p = parse(
+        "t",
+        "socksmethod: username none\n\
+         socks pass { from: 0/0 to: 0/0\nsocksmethod: username\n}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        p.config.socksmethods,
+        vec![AuthMethod::Username, AuthMethod::None]
+    );
+    assert_eq!(
+        p.config.socks_rules[0].socksmethods,
+        Some(vec![AuthMethod::Username])
+    );
+    assert_eq!(p.config.passwordfile, None);
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    let with_file = ok("passwordfile: /etc/ferrosocks/users\nsocksmethod: username\n");
+    assert_eq!(
+        with_file.passwordfile.as_deref(),
+        Some(Path::new("/etc/ferrosocks/users"))
     );
 }
 

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::error::{Diagnostic, Errors};
-use crate::keywords::{self, Status};
+use crate::keywords::{self, Place, Status};
 use crate::lexer::{tokenize, Pos, Tok, Token};
 use crate::model::*;
 use crate::services;
@@ -188,13 +188,13 @@ impl Parser<'_> {
                 }
             }
         }
-        let known = keywords::lookup(word).is_some();
         Err(self.diag(
             t.pos,
-            if known {
-                format!("expected \":\" after keyword \"{word}\"")
-            } else {
-                unknown_keyword(word)
+            match keywords::lookup(word) {
+                // Dante writes some without a colon (`redirect from: …`).
+                Some(k) if k.status == Status::NotYet => k.message(word),
+                Some(_) => format!("expected \":\" after keyword \"{word}\""),
+                None => unknown_keyword(word),
             },
         ))
     }
@@ -365,16 +365,57 @@ impl Parser<'_> {
                     }
                 };
             }
+            "extension" => {
+                for (w, wpos) in self.list("an extension", key)? {
+                    if w != "bind" {
+                        return Err(
+                            self.diag(wpos, format!("unknown extension \"{w}\" (expected bind)"))
+                        );
+                    }
+                }
+                self.ignored(key, pos);
+            }
+            "compatibility" => {
+                for (w, wpos) in self.list("a compatibility option", key)? {
+                    let Some(s) = keywords::special_value(key, &w) else {
+                        return Err(self.diag(
+                            wpos,
+                            format!("unknown compatibility option \"{w}\" (expected sameport or draft-5.05)"),
+                        ));
+                    };
+                    self.special(s, key, wpos)?;
+                }
+            }
             _ => return Err(self.not_here(key, pos, None)),
         }
         Ok(())
     }
 
-    /// The error for a keyword this place does not take: not supported yet, wrong
-    /// place, or unknown with a suggestion.
+    /// The warning for `key`, a keyword the table marks as ignored: it names the keyword
+    /// and says why ignoring it is safe.
+    fn ignored(&mut self, key: &str, pos: Pos) {
+        let k = keywords::lookup(key).expect("an ignored keyword of the table");
+        let d = self.diag(pos, k.message(key));
+        self.warnings.push(d);
+    }
+
+    /// A value the table lists as ignored (a warning; the value is skipped) or as
+    /// refused (the error). `key` is the keyword as written.
+    fn special(&mut self, s: &keywords::Special, key: &str, pos: Pos) -> Res<()> {
+        let d = self.diag(pos, s.message(key));
+        if s.status == Status::Ignored {
+            self.warnings.push(d);
+            Ok(())
+        } else {
+            Err(d)
+        }
+    }
+
+    /// The error for a keyword this place does not take: refused by the keyword table,
+    /// wrong place, or unknown with a suggestion.
     fn not_here(&self, key: &str, pos: Pos, rule: Option<RuleKind>) -> Diagnostic {
         let message = match keywords::lookup(key) {
-            Some(k) if k.status == Status::NotYet => format!("\"{key}\" is not supported yet"),
+            Some(k) if k.status == Status::NotYet => k.message(key),
             Some(k) if !k.allowed_in(rule) => match rule {
                 None => format!("\"{key}\" is only valid inside a rule"),
                 Some(RuleKind::Client) => format!("\"{key}\" is not valid in a client rule"),
@@ -593,10 +634,9 @@ impl Parser<'_> {
                 rule.udp_portrange = Some((a as u16, b as u16));
             }
             ("socksmethod", RuleKind::Client) => {
-                return Err(self.diag(
-                    pos,
-                    "\"socksmethod\" in a client rule is not supported yet".into(),
-                ))
+                let s = keywords::special_place("socksmethod", Place::ClientRule)
+                    .expect("in the table");
+                return Err(self.diag(pos, s.message(&key)));
             }
             ("socksmethod", RuleKind::Socks) => {
                 rule.socksmethods = Some(self.methods(&key, false)?)
@@ -696,11 +736,14 @@ impl Parser<'_> {
             "proxyprotocol" => {
                 let mut out = Vec::new();
                 for (w, wpos) in self.list("a proxy protocol", &key)? {
+                    if let Some(s) = keywords::special_value("proxyprotocol", &w) {
+                        self.special(s, &key, wpos)?;
+                        continue;
+                    }
                     out.push(match w.as_str() {
                         "socks_v4" => UpstreamProtocol::SocksV4,
                         "socks_v5" => UpstreamProtocol::SocksV5,
                         "http" | "http_v1.0" => UpstreamProtocol::Http,
-                        "upnp" => return Err(self.diag(wpos, "proxyprotocol \"upnp\" is not supported yet".into())),
                         _ => return Err(self.diag(wpos, format!("unknown proxyprotocol \"{w}\" (expected socks_v4, socks_v5 or http)"))),
                     });
                 }
@@ -730,9 +773,7 @@ impl Parser<'_> {
             }
             _ => {
                 let message = match keywords::lookup(&key) {
-                    Some(k) if k.status == Status::NotYet => {
-                        format!("\"{key}\" is not supported yet")
-                    }
+                    Some(k) if k.status == Status::NotYet => k.message(&key),
                     Some(_) => format!("\"{key}\" is not valid in a route"),
                     None => unknown_keyword(&key),
                 };
@@ -859,15 +900,24 @@ impl Parser<'_> {
     }
 
     fn methods(&mut self, key: &str, client: bool) -> Res<Vec<AuthMethod>> {
+        let canonical = if client {
+            "clientmethod"
+        } else {
+            "socksmethod"
+        };
         let mut out = Vec::new();
         for (w, pos) in self.list("a method", key)? {
+            if let Some(s) = keywords::special_value(canonical, &w) {
+                self.special(s, key, pos)?;
+                continue;
+            }
             let m = match w.as_str() {
                 "none" => AuthMethod::None,
                 "username" if !client => AuthMethod::Username,
                 "username" => return Err(self.diag(pos, format!("method \"username\" is not valid for \"{key}\" (client rules see no SOCKS bytes; use socksmethod)"))),
                 "rfc931" => AuthMethod::Rfc931,
-                "gssapi" | "pam" | "pam.any" | "pam.address" | "pam.username" | "bsdauth" | "ldapauth" => {
-                    return Err(self.diag(pos, format!("method \"{w}\" is not supported yet")))
+                _ if client && keywords::special_value("socksmethod", &w).is_some() => {
+                    return Err(self.diag(pos, format!("method \"{w}\" is not valid for \"{key}\" (expected none, rfc931, pam.any or pam.address)")))
                 }
                 _ => return Err(self.diag(pos, format!("unknown method \"{w}\" (expected none, rfc931{})", if client { "" } else { " or username" }))),
             };

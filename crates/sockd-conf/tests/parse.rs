@@ -112,16 +112,114 @@ fn reference_examples() {
 }
 
 #[test]
-fn every_supported_keyword_example_parses() {
-    for k in keywords::KEYWORDS
+fn every_table_entry_is_treated_as_its_status_says() {
+    // Each keyword's and special's example is fed to the parser: supported ones parse
+    // (no "is ignored" warning), ignored ones parse with exactly one warning naming
+    // them, and the others give exactly one "not supported yet" error naming them.
+    use keywords::{Status, KEYWORDS, SPECIALS};
+    let uses = KEYWORDS
         .iter()
-        .filter(|k| k.status == keywords::Status::Supported)
-    {
-        let text = format!("{}\n", k.example);
-        if let Err(e) = parse("example", &text) {
-            panic!("example of {:?} does not parse:\n{e}", k.name);
+        .map(|k| (k.name, k.status, k.example))
+        .chain(SPECIALS.iter().map(|s| (s.keyword, s.status, s.example)));
+    for (name, status, example) in uses {
+        let head = format!("\"{}", name.split('*').next().unwrap());
+        match (status, parse("example", &format!("{example}\n"))) {
+            (Status::Supported, Ok(p)) => assert!(
+                p.warnings.iter().all(|w| !w.message.contains("is ignored")),
+                "{name}: {:?}",
+                p.warnings
+            ),
+            (Status::Ignored, Ok(p)) => {
+                assert_eq!(p.warnings.len(), 1, "{name}: {:?}", p.warnings);
+                let m = &p.warnings[0].message;
+                assert!(
+                    m.starts_with(&head) && m.contains(" is ignored: "),
+                    "{name}: {m}"
+                );
+            }
+            (Status::NotYet, Err(e)) => {
+                assert_eq!(e.0.len(), 1, "{name}: {e}");
+                let m = &e.0[0].message;
+                assert!(
+                    m.starts_with(&head) && m.contains(" is not supported yet"),
+                    "{name}: {m}"
+                );
+            }
+            (status, r) => panic!("{name} ({status:?}): example {example:?} gave {r:?}"),
         }
     }
+}
+
+#[test]
+fn the_parser_refuses_or_ignores_only_through_the_table() {
+    // "not supported yet" and "is ignored" are written by the keyword table alone, so
+    // the documentation generated from it lists everything the parser refuses.
+    let src = include_str!("../src/parse.rs");
+    for phrase in ["supported yet", "is ignored"] {
+        assert!(!src.contains(phrase), "parse.rs writes {phrase:?} itself");
+    }
+}
+
+#[test]
+fn debian_sample_with_every_keyword_uncommented() {
+    // Debian's /etc/danted.conf with every commented keyword, rule and route line
+    // uncommented. Lines 106 and 243 are errors in Dante 1.4 too (no "reuseaddr"
+    // compatibility option; "username" is not a client method).
+    let name = "danted.conf";
+    let text = data("debian-etc-danted-uncommented.conf");
+    let errs: Vec<String> = match parse(name, &text) {
+        Ok(_) => panic!("parsed, but errors were expected"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    };
+    assert_eq!(
+        errs,
+        [
+            "danted.conf:72:14: \"socksmethod: pam\" is not supported yet: ferrosocks cannot authenticate clients this way",
+            "danted.conf:106:16: unknown compatibility option \"reuseaddr\" (expected sameport or draft-5.05)",
+            "danted.conf:134:1: \"srchost\" is not supported yet: ferrosocks does no reverse DNS lookup of clients and does not check the authentication of replies, so without it ferrosocks would let in clients and replies that Dante refuses",
+            "danted.conf:202:9: \"libwrap\" is not supported yet: ferrosocks has no libwrap, and a libwrap line can refuse clients (deny, twist), so without it ferrosocks would let in clients that Dante refuses",
+            "danted.conf:243:23: method \"username\" is not valid for \"clientmethod\" (client rules see no SOCKS bytes; use socksmethod)",
+        ]
+    );
+    // With those five lines commented out again, the file parses; what is ignored is
+    // said, line by line.
+    let fixed: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match i + 1 {
+            72 | 106 | 134 | 202 | 243 => format!("#{l}\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    let p = parse(name, &fixed).unwrap_or_else(|e| panic!("{e}"));
+    let warnings: Vec<String> = p.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "danted.conf:102:16: \"compatibility: sameport\" is ignored: ferrosocks lets the kernel choose the source port of outgoing connections and never connects out from a privileged port",
+            "danted.conf:114:1: \"extension\" is ignored: ferrosocks does not implement Dante's BIND extension; a request for it is handled as an ordinary BIND, and no other request changes",
+        ]
+    );
+    let c = p.config;
+    assert_eq!(c.internals.len(), 2);
+    assert_eq!(
+        c.socksmethods,
+        [AuthMethod::Username, AuthMethod::Rfc931, AuthMethod::None]
+    );
+    assert_eq!(c.user_libwrap.as_deref(), Some("nobody"));
+    assert_eq!((c.client_rules.len(), c.socks_rules.len()), (3, 9));
+    assert_eq!(c.routes.len(), 1);
+}
+
+#[test]
+fn methods_dante_refuses_for_clientmethod() {
+    assert_eq!(
+        errors("clientmethod: gssapi\nclientmethod: pam.address\n"),
+        [
+            "test.conf:1:15: method \"gssapi\" is not valid for \"clientmethod\" (expected none, rfc931, pam.any or pam.address)",
+            "test.conf:2:15: \"clientmethod: pam.address\" is not supported yet: ferrosocks cannot authenticate clients this way",
+        ]
+    );
 }
 
 #[test]
@@ -241,7 +339,7 @@ fn list_keywords_end_at_end_of_line() {
 fn more_errors() {
     assert_eq!(
         errors("socksmethod: gssapi\n"),
-        ["test.conf:1:14: method \"gssapi\" is not supported yet"]
+        ["test.conf:1:14: \"socksmethod: gssapi\" is not supported yet: ferrosocks cannot authenticate clients this way"]
     );
     assert_eq!(
         errors("client pass { from: 0/0 to: 0/0\ncommand: connect\n}\n"),

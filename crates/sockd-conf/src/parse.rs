@@ -30,7 +30,13 @@ pub fn parse(file: &str, text: &str) -> Result<Parsed, Errors> {
         i: 0,
         errors: Vec::new(),
         warnings: Vec::new(),
-        cfg: Config::default(),
+        cfg: Config {
+            origins: Origins {
+                file: file.to_owned(),
+                ..Origins::default()
+            },
+            ..Config::default()
+        },
         first_rule: None,
     };
     p.run();
@@ -262,17 +268,19 @@ impl Parser<'_> {
     fn global(&mut self, key: &str, pos: Pos) -> Res<()> {
         match key {
             "internal" => {
-                let host = self.host_addr(key)?;
+                let (host, hpos) = self.host_addr(key)?;
                 let port = if self.at_port_word() {
                     self.port_value(key)?
                 } else {
                     1080
                 };
                 self.cfg.internals.push(Internal { host, port });
+                self.cfg.origins.internals.push(hpos);
             }
             "external" => {
-                let host = self.host_addr(key)?;
+                let (host, hpos) = self.host_addr(key)?;
                 self.cfg.externals.push(host);
+                self.cfg.origins.externals.push(hpos);
             }
             "external.rotation" => {
                 let (w, wpos) = self.word("none, route or same-same", key)?;
@@ -295,16 +303,28 @@ impl Parser<'_> {
                     .push(self.diag(pos, "\"method\" is deprecated; use \"socksmethod\"".into()));
                 self.cfg.socksmethods = self.methods(key, false)?;
             }
-            "user.privileged" => self.cfg.user_privileged = Some(self.word("a user name", key)?.0),
-            "user.unprivileged" | "user.notprivileged" => {
-                self.cfg.user_unprivileged = Some(self.word("a user name", key)?.0)
+            "user.privileged" => {
+                let (w, wpos) = self.word("a user name", key)?;
+                self.cfg.user_privileged = Some(w);
+                self.cfg.origins.user_privileged = Some(wpos);
             }
-            "user.libwrap" => self.cfg.user_libwrap = Some(self.word("a user name", key)?.0),
+            "user.unprivileged" | "user.notprivileged" => {
+                let (w, wpos) = self.word("a user name", key)?;
+                self.cfg.user_unprivileged = Some(w);
+                self.cfg.origins.user_unprivileged = Some(wpos);
+            }
+            "user.libwrap" => {
+                let (w, wpos) = self.word("a user name", key)?;
+                self.cfg.user_libwrap = Some(w);
+                self.cfg.origins.user_libwrap = Some(wpos);
+            }
             "timeout.negotiate" => self.cfg.timeouts.negotiate = self.number(key)?,
             "timeout.connect" => self.cfg.timeouts.connect = self.number(key)?,
             "timeout.io" | "timeout.io.tcp" => self.cfg.timeouts.io = self.number(key)?,
-            "logoutput" => self.cfg.logoutput = self.log_targets(key)?,
-            "errorlog" => self.cfg.errorlog = self.log_targets(key)?,
+            "logoutput" => {
+                (self.cfg.logoutput, self.cfg.origins.logoutput) = self.log_targets(key)?
+            }
+            "errorlog" => (self.cfg.errorlog, self.cfg.origins.errorlog) = self.log_targets(key)?,
             "debug" => {
                 let n = self.number(key)?;
                 if n > 2 {
@@ -316,7 +336,9 @@ impl Parser<'_> {
                 self.cfg.debug = n as u8;
             }
             "passwordfile" => {
-                self.cfg.passwordfile = Some(PathBuf::from(self.word("a file path", key)?.0))
+                let (w, wpos) = self.word("a file path", key)?;
+                self.cfg.passwordfile = Some(PathBuf::from(w));
+                self.cfg.origins.passwordfile = Some(wpos);
             }
             "logformat" => {
                 let (w, wpos) = self.word("text or json", key)?;
@@ -345,8 +367,10 @@ impl Parser<'_> {
                     Some(Facility::from_name(&w).ok_or_else(|| self.bad_facility(&w, wpos))?);
             }
             k if k.starts_with("log.") => {
+                let value_pos = self.peek().pos;
                 let setting = self.subsystem_setting(key, pos)?;
                 self.cfg.log_settings.push(setting);
+                self.cfg.origins.log_settings.push(value_pos);
             }
             k if error_log_key(k).is_some() => {
                 let e = self.error_log(key, pos)?;
@@ -928,9 +952,11 @@ impl Parser<'_> {
         Ok(out)
     }
 
-    fn log_targets(&mut self, key: &str) -> Res<Vec<LogTarget>> {
-        let mut out = Vec::new();
+    /// The targets of `logoutput:` or `errorlog:`, and where each is written.
+    fn log_targets(&mut self, key: &str) -> Res<(Vec<LogTarget>, Vec<Pos>)> {
+        let (mut out, mut at) = (Vec::new(), Vec::new());
         for (w, pos) in self.list("a log destination", key)? {
+            at.push(pos);
             out.push(match w.as_str() {
                 "stdout" => LogTarget::Stdout,
                 "stderr" => LogTarget::Stderr,
@@ -946,18 +972,19 @@ impl Parser<'_> {
                 },
             });
         }
-        Ok(out)
+        Ok((out, at))
     }
 
     // === addresses ===
 
-    fn host_addr(&mut self, key: &str) -> Res<HostAddr> {
+    /// An `internal:` or `external:` address, and where it is written.
+    fn host_addr(&mut self, key: &str) -> Res<(HostAddr, Pos)> {
         let (w, pos) = self.word("an address or interface name", key)?;
         if let Ok(ip) = w.parse::<IpAddr>() {
-            return Ok(HostAddr::Ip(ip));
+            return Ok((HostAddr::Ip(ip), pos));
         }
         if valid_name(&w) {
-            Ok(HostAddr::Name(w))
+            Ok((HostAddr::Name(w), pos))
         } else {
             Err(self.diag(pos, format!("\"{w}\" is not an address or interface name")))
         }

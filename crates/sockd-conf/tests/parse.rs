@@ -435,6 +435,51 @@ fn username_without_passwordfile_means_system_users() {
 }
 
 #[test]
+fn origins_point_at_the_values_checked_at_start_up() {
+    let text = "logoutput: stderr /var/log/a.log\n\
+        errorlog: syslog  /var/log/e.log\n\
+        internal: eth7 port = 1080\n\
+        internal:127.0.0.1\n\
+        external: 192.0.2.1\n\
+        passwordfile: /etc/ferrosocks/users\n\
+        user.privileged: root\n\
+        user.notprivileged: nobody\n\
+        user.libwrap: libwrap\n\
+        log.traffic.file: /var/log/t.log\n\
+        log.auth.level: notice\n\
+        logoutput: /var/log/b.log\n";
+    let c = ok(text);
+    let at = |line, col| Pos { line, col };
+    let o = &c.origins;
+    assert_eq!(o.file, "test.conf");
+    assert_eq!(o.internals, [at(3, 11), at(4, 10)]);
+    assert_eq!(o.internals.len(), c.internals.len());
+    assert_eq!(o.externals, [at(5, 11)]);
+    assert_eq!(o.passwordfile, Some(at(6, 15)));
+    assert_eq!(o.user_privileged, Some(at(7, 18)));
+    assert_eq!(o.user_unprivileged, Some(at(8, 21)));
+    assert_eq!(o.user_libwrap, Some(at(9, 15)));
+    // A second logoutput line replaces the first, positions with it.
+    assert_eq!(c.logoutput, [LogTarget::File("/var/log/b.log".into())]);
+    assert_eq!(o.logoutput, [at(12, 12)]);
+    assert_eq!(o.errorlog, [at(2, 11), at(2, 19)]);
+    assert_eq!(o.log_settings, [at(10, 19), at(11, 17)]);
+    assert_eq!(
+        o.diagnostic(
+            o.internals[0],
+            "internal: no interface or local address \"eth7\"".into()
+        )
+        .to_string(),
+        "test.conf:3:11: internal: no interface or local address \"eth7\""
+    );
+    // Positions stay out of the values compared on reload.
+    let moved = ok(&format!("\n\n{text}"));
+    assert_eq!(moved.internals, c.internals);
+    assert_ne!(moved.origins, c.origins);
+    assert_eq!(Config::default().origins, Origins::default());
+}
+
+#[test]
 fn deprecated_method_warns() {
     let p = parse("t", "method: none\n").unwrap();
     assert_eq!(p.config.socksmethods, vec![AuthMethod::None]);

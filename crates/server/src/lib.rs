@@ -24,6 +24,7 @@ pub mod listen;
 pub mod logging;
 mod negotiate;
 pub mod passwd;
+pub mod preflight;
 pub mod privileged;
 mod registry;
 mod relay;

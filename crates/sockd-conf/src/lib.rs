@@ -3,8 +3,9 @@
 //! This crate owns the configuration file: the [`lexer`] turns text into positioned
 //! tokens, [`parse()`] turns them into a checked, typed [`Config`] (or every error found,
 //! each with file:line:column, the quoted token and what was expected), and [`keywords`]
-//! is the one table of keywords that drives "not supported yet" errors, suggestions
-//! and `docs/configuration.md`. No I/O: callers read the file and pass its text.
+//! is the one table of keywords that drives "not supported yet" errors, "is ignored"
+//! warnings, suggestions and `docs/configuration.md`. No I/O: callers read the file and
+//! pass its text.
 #![forbid(unsafe_code)]
 
 pub mod error;

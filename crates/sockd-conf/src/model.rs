@@ -47,7 +47,8 @@ pub struct Config {
     pub error_logs: Vec<ErrorLog>,
     /// `udp.connectdst:`: only replies from addresses the client sent to are relayed.
     pub udp_connectdst: bool,
-    /// The htpasswd file for `socksmethod: username` (`passwordfile:`).
+    /// The htpasswd file for `socksmethod: username` (`passwordfile:`); without it,
+    /// `username` checks the system's users, as Dante does.
     pub passwordfile: Option<PathBuf>,
     /// `client pass|block` rules, numbered from 1.
     pub client_rules: Vec<Rule>,
@@ -55,6 +56,49 @@ pub struct Config {
     pub socks_rules: Vec<Rule>,
     /// `route { }` entries for server chaining, numbered from 1.
     pub routes: Vec<Route>,
+    /// Where the settings that start-up checks were written.
+    pub origins: Origins,
+}
+
+/// Where the settings that are checked only when the server starts (an interface that
+/// must exist, a user, a file, a directory) were written: the file, and the position of
+/// each value token, so that such a check points at what the operator wrote. The
+/// vectors run parallel to the [`Config`] fields of the same name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origins {
+    /// The file name as given to [`parse`](crate::parse()).
+    pub file: String,
+    /// The address or interface name of each `internal:` (parallel to `internals`).
+    pub internals: Vec<crate::Pos>,
+    /// The address or interface name of each `external:` (parallel to `externals`).
+    pub externals: Vec<crate::Pos>,
+    /// The path of `passwordfile:`.
+    pub passwordfile: Option<crate::Pos>,
+    /// The user name of `user.privileged:`.
+    pub user_privileged: Option<crate::Pos>,
+    /// The user name of `user.unprivileged:` (or `user.notprivileged:`).
+    pub user_unprivileged: Option<crate::Pos>,
+    /// The user name of `user.libwrap:`.
+    pub user_libwrap: Option<crate::Pos>,
+    /// Each `logoutput:` target (parallel to `logoutput`).
+    pub logoutput: Vec<crate::Pos>,
+    /// Each `errorlog:` target (parallel to `errorlog`).
+    pub errorlog: Vec<crate::Pos>,
+    /// The value of each `log.<subsystem>.<what>:` setting, the paths of
+    /// `log.<subsystem>.file:` among them (parallel to `log_settings`).
+    pub log_settings: Vec<crate::Pos>,
+}
+
+impl Origins {
+    /// A diagnostic about this configuration's file at `pos` (one of the positions
+    /// above).
+    pub fn diagnostic(&self, pos: crate::Pos, message: String) -> crate::Diagnostic {
+        crate::Diagnostic {
+            file: self.file.clone(),
+            pos,
+            message,
+        }
+    }
 }
 
 /// A `route { }`: CONNECT requests that match go through an upstream proxy (or direct).
@@ -130,6 +174,7 @@ impl Default for Config {
             client_rules: Vec::new(),
             socks_rules: Vec::new(),
             routes: Vec::new(),
+            origins: Origins::default(),
         }
     }
 }
@@ -168,7 +213,8 @@ pub enum Rotation {
 pub enum AuthMethod {
     /// `none`
     None,
-    /// `username` (RFC 1929 against `passwordfile:`)
+    /// `username`: RFC 1929, checked against `passwordfile:` when one is set, else
+    /// against the system's users (as Dante does)
     Username,
     /// `rfc931`: the user name comes from the client's identd (RFC 1413)
     Rfc931,

@@ -2,14 +2,13 @@
 //!
 //! One pass over the tokens: server settings, then rules. Each statement is parsed on
 //! its own; an error is recorded and the parser skips to the end of the line (or the
-//! rule's closing brace), so that every error in the file is reported at once. Checks
-//! that need the whole file (a `username` method without a `passwordfile`) run at the end.
+//! rule's closing brace), so that every error in the file is reported at once.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::error::{Diagnostic, Errors};
-use crate::keywords::{self, Status};
+use crate::keywords::{self, Place, Status};
 use crate::lexer::{tokenize, Pos, Tok, Token};
 use crate::model::*;
 use crate::services;
@@ -31,9 +30,14 @@ pub fn parse(file: &str, text: &str) -> Result<Parsed, Errors> {
         i: 0,
         errors: Vec::new(),
         warnings: Vec::new(),
-        cfg: Config::default(),
+        cfg: Config {
+            origins: Origins {
+                file: file.to_owned(),
+                ..Origins::default()
+            },
+            ..Config::default()
+        },
         first_rule: None,
-        username_uses: Vec::new(),
     };
     p.run();
     p.finish()
@@ -50,8 +54,6 @@ struct Parser<'a> {
     cfg: Config,
     /// Where the first rule starts: settings after it are errors.
     first_rule: Option<Pos>,
-    /// Where `username` was named as a method, to check `passwordfile` at the end.
-    username_uses: Vec<Pos>,
 }
 
 const LOG_WORDS: &str = "connect disconnect data ioop iooperation error tcpinfo";
@@ -85,15 +87,6 @@ impl Parser<'_> {
     }
 
     fn finish(mut self) -> Result<Parsed, Errors> {
-        if self.cfg.passwordfile.is_none() {
-            for pos in std::mem::take(&mut self.username_uses) {
-                let d = self.diag(
-                    pos,
-                    "method \"username\" needs a password file; add \"passwordfile: PATH\" (htpasswd format)".into(),
-                );
-                self.errors.push(d);
-            }
-        }
         if self.errors.is_empty() {
             Ok(Parsed {
                 config: self.cfg,
@@ -201,13 +194,13 @@ impl Parser<'_> {
                 }
             }
         }
-        let known = keywords::lookup(word).is_some();
         Err(self.diag(
             t.pos,
-            if known {
-                format!("expected \":\" after keyword \"{word}\"")
-            } else {
-                unknown_keyword(word)
+            match keywords::lookup(word) {
+                // Dante writes some without a colon (`redirect from: …`).
+                Some(k) if k.status == Status::NotYet => k.message(word),
+                Some(_) => format!("expected \":\" after keyword \"{word}\""),
+                None => unknown_keyword(word),
             },
         ))
     }
@@ -275,17 +268,19 @@ impl Parser<'_> {
     fn global(&mut self, key: &str, pos: Pos) -> Res<()> {
         match key {
             "internal" => {
-                let host = self.host_addr(key)?;
+                let (host, hpos) = self.host_addr(key)?;
                 let port = if self.at_port_word() {
                     self.port_value(key)?
                 } else {
                     1080
                 };
                 self.cfg.internals.push(Internal { host, port });
+                self.cfg.origins.internals.push(hpos);
             }
             "external" => {
-                let host = self.host_addr(key)?;
+                let (host, hpos) = self.host_addr(key)?;
                 self.cfg.externals.push(host);
+                self.cfg.origins.externals.push(hpos);
             }
             "external.rotation" => {
                 let (w, wpos) = self.word("none, route or same-same", key)?;
@@ -308,16 +303,28 @@ impl Parser<'_> {
                     .push(self.diag(pos, "\"method\" is deprecated; use \"socksmethod\"".into()));
                 self.cfg.socksmethods = self.methods(key, false)?;
             }
-            "user.privileged" => self.cfg.user_privileged = Some(self.word("a user name", key)?.0),
-            "user.unprivileged" | "user.notprivileged" => {
-                self.cfg.user_unprivileged = Some(self.word("a user name", key)?.0)
+            "user.privileged" => {
+                let (w, wpos) = self.word("a user name", key)?;
+                self.cfg.user_privileged = Some(w);
+                self.cfg.origins.user_privileged = Some(wpos);
             }
-            "user.libwrap" => self.cfg.user_libwrap = Some(self.word("a user name", key)?.0),
+            "user.unprivileged" | "user.notprivileged" => {
+                let (w, wpos) = self.word("a user name", key)?;
+                self.cfg.user_unprivileged = Some(w);
+                self.cfg.origins.user_unprivileged = Some(wpos);
+            }
+            "user.libwrap" => {
+                let (w, wpos) = self.word("a user name", key)?;
+                self.cfg.user_libwrap = Some(w);
+                self.cfg.origins.user_libwrap = Some(wpos);
+            }
             "timeout.negotiate" => self.cfg.timeouts.negotiate = self.number(key)?,
             "timeout.connect" => self.cfg.timeouts.connect = self.number(key)?,
             "timeout.io" | "timeout.io.tcp" => self.cfg.timeouts.io = self.number(key)?,
-            "logoutput" => self.cfg.logoutput = self.log_targets(key)?,
-            "errorlog" => self.cfg.errorlog = self.log_targets(key)?,
+            "logoutput" => {
+                (self.cfg.logoutput, self.cfg.origins.logoutput) = self.log_targets(key)?
+            }
+            "errorlog" => (self.cfg.errorlog, self.cfg.origins.errorlog) = self.log_targets(key)?,
             "debug" => {
                 let n = self.number(key)?;
                 if n > 2 {
@@ -329,7 +336,9 @@ impl Parser<'_> {
                 self.cfg.debug = n as u8;
             }
             "passwordfile" => {
-                self.cfg.passwordfile = Some(PathBuf::from(self.word("a file path", key)?.0))
+                let (w, wpos) = self.word("a file path", key)?;
+                self.cfg.passwordfile = Some(PathBuf::from(w));
+                self.cfg.origins.passwordfile = Some(wpos);
             }
             "logformat" => {
                 let (w, wpos) = self.word("text or json", key)?;
@@ -358,8 +367,10 @@ impl Parser<'_> {
                     Some(Facility::from_name(&w).ok_or_else(|| self.bad_facility(&w, wpos))?);
             }
             k if k.starts_with("log.") => {
+                let value_pos = self.peek().pos;
                 let setting = self.subsystem_setting(key, pos)?;
                 self.cfg.log_settings.push(setting);
+                self.cfg.origins.log_settings.push(value_pos);
             }
             k if error_log_key(k).is_some() => {
                 let e = self.error_log(key, pos)?;
@@ -378,16 +389,57 @@ impl Parser<'_> {
                     }
                 };
             }
+            "extension" => {
+                for (w, wpos) in self.list("an extension", key)? {
+                    if w != "bind" {
+                        return Err(
+                            self.diag(wpos, format!("unknown extension \"{w}\" (expected bind)"))
+                        );
+                    }
+                }
+                self.ignored(key, pos);
+            }
+            "compatibility" => {
+                for (w, wpos) in self.list("a compatibility option", key)? {
+                    let Some(s) = keywords::special_value(key, &w) else {
+                        return Err(self.diag(
+                            wpos,
+                            format!("unknown compatibility option \"{w}\" (expected sameport or draft-5.05)"),
+                        ));
+                    };
+                    self.special(s, key, wpos)?;
+                }
+            }
             _ => return Err(self.not_here(key, pos, None)),
         }
         Ok(())
     }
 
-    /// The error for a keyword this place does not take: not supported yet, wrong
-    /// place, or unknown with a suggestion.
+    /// The warning for `key`, a keyword the table marks as ignored: it names the keyword
+    /// and says why ignoring it is safe.
+    fn ignored(&mut self, key: &str, pos: Pos) {
+        let k = keywords::lookup(key).expect("an ignored keyword of the table");
+        let d = self.diag(pos, k.message(key));
+        self.warnings.push(d);
+    }
+
+    /// A value the table lists as ignored (a warning; the value is skipped) or as
+    /// refused (the error). `key` is the keyword as written.
+    fn special(&mut self, s: &keywords::Special, key: &str, pos: Pos) -> Res<()> {
+        let d = self.diag(pos, s.message(key));
+        if s.status == Status::Ignored {
+            self.warnings.push(d);
+            Ok(())
+        } else {
+            Err(d)
+        }
+    }
+
+    /// The error for a keyword this place does not take: refused by the keyword table,
+    /// wrong place, or unknown with a suggestion.
     fn not_here(&self, key: &str, pos: Pos, rule: Option<RuleKind>) -> Diagnostic {
         let message = match keywords::lookup(key) {
-            Some(k) if k.status == Status::NotYet => format!("\"{key}\" is not supported yet"),
+            Some(k) if k.status == Status::NotYet => k.message(key),
             Some(k) if !k.allowed_in(rule) => match rule {
                 None => format!("\"{key}\" is only valid inside a rule"),
                 Some(RuleKind::Client) => format!("\"{key}\" is not valid in a client rule"),
@@ -460,7 +512,11 @@ impl Parser<'_> {
             timeout_connect: None,
             timeout_io: None,
         };
-        self.block_body(start, "rule", |p| p.rule_keyword(&mut rule));
+        let what = match kind {
+            RuleKind::Client => "client rule",
+            RuleKind::Socks => "socks rule",
+        };
+        self.block_body(start, what, |p| p.rule_keyword(&mut rule));
         match kind {
             RuleKind::Client => self.cfg.client_rules.push(rule),
             RuleKind::Socks => self.cfg.socks_rules.push(rule),
@@ -470,7 +526,9 @@ impl Parser<'_> {
 
     /// The keywords of a `{ … }` block up to its closing brace, one `item` call per
     /// keyword; a bad keyword is recorded and its line skipped, so every error in the
-    /// block is reported. `what` names the block in the missing-brace error.
+    /// block is reported. `what` names the block ("socks rule", "route") when its
+    /// closing brace is missing: at the end of the file, or where the next rule or route
+    /// begins (left in place, so that it is parsed and its errors reported too).
     fn block_body(&mut self, start: Pos, what: &str, mut item: impl FnMut(&mut Self) -> Res<()>) {
         loop {
             match self.peek().tok {
@@ -480,14 +538,11 @@ impl Parser<'_> {
                 }
                 Tok::Newline => self.i += 1,
                 Tok::Eof => {
-                    let d = self.diag(
-                        start,
-                        format!(
-                            "{what} starting on line {} has no closing \"}}\"",
-                            start.line
-                        ),
-                    );
-                    self.errors.push(d);
+                    self.unclosed(start, what);
+                    break;
+                }
+                _ if self.at_block_start() => {
+                    self.unclosed(start, what);
                     break;
                 }
                 _ => {
@@ -497,6 +552,43 @@ impl Parser<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Records that the block opened at `start` has no closing brace before the
+    /// current token.
+    fn unclosed(&mut self, start: Pos, what: &str) {
+        let t = self.peek();
+        let d = self.diag(
+            t.pos,
+            format!(
+                "the {what} opened on line {} is not closed: \"}}\" expected before {}",
+                start.line,
+                t.tok.describe()
+            ),
+        );
+        self.errors.push(d);
+    }
+
+    /// Whether a rule (`client pass`, `socks block`, `pass {`, …) or a route starts at
+    /// the current token. Inside a block every keyword ends with a colon, so these words
+    /// can only mean that the block's closing brace is missing.
+    fn at_block_start(&self) -> bool {
+        let tok = |i: usize| self.toks.get(i).map(|t| &t.tok);
+        let word = |i: usize| match tok(i) {
+            Some(Tok::Word(w)) => Some(w.as_str()),
+            _ => None,
+        };
+        let mut next = self.i + 1;
+        match word(self.i) {
+            Some("client" | "socks") => matches!(word(next), Some("pass" | "block")),
+            Some("pass" | "block" | "route") => {
+                while tok(next) == Some(&Tok::Newline) {
+                    next += 1;
+                }
+                tok(next) == Some(&Tok::Open)
+            }
+            _ => false,
         }
     }
 
@@ -566,10 +658,9 @@ impl Parser<'_> {
                 rule.udp_portrange = Some((a as u16, b as u16));
             }
             ("socksmethod", RuleKind::Client) => {
-                return Err(self.diag(
-                    pos,
-                    "\"socksmethod\" in a client rule is not supported yet".into(),
-                ))
+                let s = keywords::special_place("socksmethod", Place::ClientRule)
+                    .expect("in the table");
+                return Err(self.diag(pos, s.message(&key)));
             }
             ("socksmethod", RuleKind::Socks) => {
                 rule.socksmethods = Some(self.methods(&key, false)?)
@@ -669,11 +760,14 @@ impl Parser<'_> {
             "proxyprotocol" => {
                 let mut out = Vec::new();
                 for (w, wpos) in self.list("a proxy protocol", &key)? {
+                    if let Some(s) = keywords::special_value("proxyprotocol", &w) {
+                        self.special(s, &key, wpos)?;
+                        continue;
+                    }
                     out.push(match w.as_str() {
                         "socks_v4" => UpstreamProtocol::SocksV4,
                         "socks_v5" => UpstreamProtocol::SocksV5,
                         "http" | "http_v1.0" => UpstreamProtocol::Http,
-                        "upnp" => return Err(self.diag(wpos, "proxyprotocol \"upnp\" is not supported yet".into())),
                         _ => return Err(self.diag(wpos, format!("unknown proxyprotocol \"{w}\" (expected socks_v4, socks_v5 or http)"))),
                     });
                 }
@@ -703,9 +797,7 @@ impl Parser<'_> {
             }
             _ => {
                 let message = match keywords::lookup(&key) {
-                    Some(k) if k.status == Status::NotYet => {
-                        format!("\"{key}\" is not supported yet")
-                    }
+                    Some(k) if k.status == Status::NotYet => k.message(&key),
                     Some(_) => format!("\"{key}\" is not valid in a route"),
                     None => unknown_keyword(&key),
                 };
@@ -832,18 +924,24 @@ impl Parser<'_> {
     }
 
     fn methods(&mut self, key: &str, client: bool) -> Res<Vec<AuthMethod>> {
+        let canonical = if client {
+            "clientmethod"
+        } else {
+            "socksmethod"
+        };
         let mut out = Vec::new();
         for (w, pos) in self.list("a method", key)? {
+            if let Some(s) = keywords::special_value(canonical, &w) {
+                self.special(s, key, pos)?;
+                continue;
+            }
             let m = match w.as_str() {
                 "none" => AuthMethod::None,
-                "username" if !client => {
-                    self.username_uses.push(pos);
-                    AuthMethod::Username
-                }
+                "username" if !client => AuthMethod::Username,
                 "username" => return Err(self.diag(pos, format!("method \"username\" is not valid for \"{key}\" (client rules see no SOCKS bytes; use socksmethod)"))),
                 "rfc931" => AuthMethod::Rfc931,
-                "gssapi" | "pam" | "pam.any" | "pam.address" | "pam.username" | "bsdauth" | "ldapauth" => {
-                    return Err(self.diag(pos, format!("method \"{w}\" is not supported yet")))
+                _ if client && keywords::special_value("socksmethod", &w).is_some() => {
+                    return Err(self.diag(pos, format!("method \"{w}\" is not valid for \"{key}\" (expected none, rfc931, pam.any or pam.address)")))
                 }
                 _ => return Err(self.diag(pos, format!("unknown method \"{w}\" (expected none, rfc931{})", if client { "" } else { " or username" }))),
             };
@@ -854,9 +952,11 @@ impl Parser<'_> {
         Ok(out)
     }
 
-    fn log_targets(&mut self, key: &str) -> Res<Vec<LogTarget>> {
-        let mut out = Vec::new();
+    /// The targets of `logoutput:` or `errorlog:`, and where each is written.
+    fn log_targets(&mut self, key: &str) -> Res<(Vec<LogTarget>, Vec<Pos>)> {
+        let (mut out, mut at) = (Vec::new(), Vec::new());
         for (w, pos) in self.list("a log destination", key)? {
+            at.push(pos);
             out.push(match w.as_str() {
                 "stdout" => LogTarget::Stdout,
                 "stderr" => LogTarget::Stderr,
@@ -872,18 +972,19 @@ impl Parser<'_> {
                 },
             });
         }
-        Ok(out)
+        Ok((out, at))
     }
 
     // === addresses ===
 
-    fn host_addr(&mut self, key: &str) -> Res<HostAddr> {
+    /// An `internal:` or `external:` address, and where it is written.
+    fn host_addr(&mut self, key: &str) -> Res<(HostAddr, Pos)> {
         let (w, pos) = self.word("an address or interface name", key)?;
         if let Ok(ip) = w.parse::<IpAddr>() {
-            return Ok(HostAddr::Ip(ip));
+            return Ok((HostAddr::Ip(ip), pos));
         }
         if valid_name(&w) {
-            Ok(HostAddr::Name(w))
+            Ok((HostAddr::Name(w), pos))
         } else {
             Err(self.diag(pos, format!("\"{w}\" is not an address or interface name")))
         }

@@ -79,17 +79,13 @@ fn debian_dante_server_files() {
 #[test]
 fn reference_examples() {
     let globals = data("reference-globals.conf");
-    accepted_or_not_yet(
-        "reference-globals.conf",
-        &format!("passwordfile: /etc/users\n{globals}"),
-    );
+    accepted_or_not_yet("reference-globals.conf", &globals);
     let rules = data("reference-rules.conf");
-    let text = format!("passwordfile: /etc/users\n{rules}");
-    accepted_or_not_yet("reference-rules.conf", &text);
+    accepted_or_not_yet("reference-rules.conf", &rules);
     // Every keyword of the reference's examples is implemented now.
-    let routed = parse("r", &text).unwrap().config;
+    let routed = parse("r", &rules).unwrap().config;
     assert!(routed.socks_rules[2].log.tcpinfo);
-    let g = ok(&format!("passwordfile: /etc/users\n{globals}"));
+    let g = ok(&globals);
     assert_eq!(g.error_logs.len(), 1);
     assert_eq!(routed.routes.len(), 1);
     let r = &routed.routes[0];
@@ -116,22 +112,120 @@ fn reference_examples() {
 }
 
 #[test]
-fn every_supported_keyword_example_parses() {
-    for k in keywords::KEYWORDS
+fn every_table_entry_is_treated_as_its_status_says() {
+    // Each keyword's and special's example is fed to the parser: supported ones parse
+    // (no "is ignored" warning), ignored ones parse with exactly one warning naming
+    // them, and the others give exactly one "not supported yet" error naming them.
+    use keywords::{Status, KEYWORDS, SPECIALS};
+    let uses = KEYWORDS
         .iter()
-        .filter(|k| k.status == keywords::Status::Supported)
-    {
-        let text = format!("passwordfile: /x\n{}\n", k.example);
-        if let Err(e) = parse("example", &text) {
-            panic!("example of {:?} does not parse:\n{e}", k.name);
+        .map(|k| (k.name, k.status, k.example))
+        .chain(SPECIALS.iter().map(|s| (s.keyword, s.status, s.example)));
+    for (name, status, example) in uses {
+        let head = format!("\"{}", name.split('*').next().unwrap());
+        match (status, parse("example", &format!("{example}\n"))) {
+            (Status::Supported, Ok(p)) => assert!(
+                p.warnings.iter().all(|w| !w.message.contains("is ignored")),
+                "{name}: {:?}",
+                p.warnings
+            ),
+            (Status::Ignored, Ok(p)) => {
+                assert_eq!(p.warnings.len(), 1, "{name}: {:?}", p.warnings);
+                let m = &p.warnings[0].message;
+                assert!(
+                    m.starts_with(&head) && m.contains(" is ignored: "),
+                    "{name}: {m}"
+                );
+            }
+            (Status::NotYet, Err(e)) => {
+                assert_eq!(e.0.len(), 1, "{name}: {e}");
+                let m = &e.0[0].message;
+                assert!(
+                    m.starts_with(&head) && m.contains(" is not supported yet"),
+                    "{name}: {m}"
+                );
+            }
+            (status, r) => panic!("{name} ({status:?}): example {example:?} gave {r:?}"),
         }
     }
 }
 
 #[test]
+fn the_parser_refuses_or_ignores_only_through_the_table() {
+    // "not supported yet" and "is ignored" are written by the keyword table alone, so
+    // the documentation generated from it lists everything the parser refuses.
+    let src = include_str!("../src/parse.rs");
+    for phrase in ["supported yet", "is ignored"] {
+        assert!(!src.contains(phrase), "parse.rs writes {phrase:?} itself");
+    }
+}
+
+#[test]
+fn debian_sample_with_every_keyword_uncommented() {
+    // Debian's /etc/danted.conf with every commented keyword, rule and route line
+    // uncommented. Lines 106 and 243 are errors in Dante 1.4 too (no "reuseaddr"
+    // compatibility option; "username" is not a client method).
+    let name = "danted.conf";
+    let text = data("debian-etc-danted-uncommented.conf");
+    let errs: Vec<String> = match parse(name, &text) {
+        Ok(_) => panic!("parsed, but errors were expected"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    };
+    assert_eq!(
+        errs,
+        [
+            "danted.conf:72:14: \"socksmethod: pam\" is not supported yet: ferrosocks cannot authenticate clients this way",
+            "danted.conf:106:16: unknown compatibility option \"reuseaddr\" (expected sameport or draft-5.05)",
+            "danted.conf:134:1: \"srchost\" is not supported yet: ferrosocks does no reverse DNS lookup of clients and does not check the authentication of replies, so without it ferrosocks would let in clients and replies that Dante refuses",
+            "danted.conf:202:9: \"libwrap\" is not supported yet: ferrosocks has no libwrap, and a libwrap line can refuse clients (deny, twist), so without it ferrosocks would let in clients that Dante refuses",
+            "danted.conf:243:23: method \"username\" is not valid for \"clientmethod\" (client rules see no SOCKS bytes; use socksmethod)",
+        ]
+    );
+    // With those five lines commented out again, the file parses; what is ignored is
+    // said, line by line.
+    let fixed: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match i + 1 {
+            72 | 106 | 134 | 202 | 243 => format!("#{l}\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    let p = parse(name, &fixed).unwrap_or_else(|e| panic!("{e}"));
+    let warnings: Vec<String> = p.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "danted.conf:102:16: \"compatibility: sameport\" is ignored: ferrosocks lets the kernel choose the source port of outgoing connections and never connects out from a privileged port",
+            "danted.conf:114:1: \"extension\" is ignored: ferrosocks does not implement Dante's BIND extension; a request for it is handled as an ordinary BIND, and no other request changes",
+        ]
+    );
+    let c = p.config;
+    assert_eq!(c.internals.len(), 2);
+    assert_eq!(
+        c.socksmethods,
+        [AuthMethod::Username, AuthMethod::Rfc931, AuthMethod::None]
+    );
+    assert_eq!(c.user_libwrap.as_deref(), Some("nobody"));
+    assert_eq!((c.client_rules.len(), c.socks_rules.len()), (3, 9));
+    assert_eq!(c.routes.len(), 1);
+}
+
+#[test]
+fn methods_dante_refuses_for_clientmethod() {
+    assert_eq!(
+        errors("clientmethod: gssapi\nclientmethod: pam.address\n"),
+        [
+            "test.conf:1:15: method \"gssapi\" is not valid for \"clientmethod\" (expected none, rfc931, pam.any or pam.address)",
+            "test.conf:2:15: \"clientmethod: pam.address\" is not supported yet: ferrosocks cannot authenticate clients this way",
+        ]
+    );
+}
+
+#[test]
 fn rules_addresses_and_ports() {
-    let c = ok("passwordfile: /u\n\
-        socks pass { from: 10.0.0.0/255.0.0.0 port >= 1024 to: ::1 port=80 }\n\
+    let c = ok(
+        "socks pass { from: 10.0.0.0/255.0.0.0 port >= 1024 to: ::1 port=80 }\n\
         socks block { from:0/0 to: .Example.COM port 1-1024 }\n\
         pass { from: 0/0 to: host.example port ne https\n\
         socksmethod: username\n\
@@ -139,7 +233,8 @@ fn rules_addresses_and_ports() {
         command: connect\n\
         timeout.io: 5\n\
         }\n\
-        client pass { from: 127.0.0.1/32 port = 0x50 to: lo }\n");
+        client pass { from: 127.0.0.1/32 port = 0x50 to: lo }\n",
+    );
     let r = &c.socks_rules;
     assert_eq!(
         r[0].from.host,
@@ -243,12 +338,8 @@ fn list_keywords_end_at_end_of_line() {
 #[test]
 fn more_errors() {
     assert_eq!(
-        errors("socksmethod: username none\n"),
-        ["test.conf:1:14: method \"username\" needs a password file; add \"passwordfile: PATH\" (htpasswd format)"]
-    );
-    assert_eq!(
         errors("socksmethod: gssapi\n"),
-        ["test.conf:1:14: method \"gssapi\" is not supported yet"]
+        ["test.conf:1:14: \"socksmethod: gssapi\" is not supported yet: ferrosocks cannot authenticate clients this way"]
     );
     assert_eq!(
         errors("client pass { from: 0/0 to: 0/0\ncommand: connect\n}\n"),
@@ -256,7 +347,7 @@ fn more_errors() {
     );
     assert_eq!(
         errors("socks pass { from: 0/0 to: 0/0\n"),
-        ["test.conf:1:1: rule starting on line 1 has no closing \"}\""]
+        ["test.conf:2:1: the socks rule opened on line 1 is not closed: \"}\" expected before end of file"]
     );
     assert_eq!(
         errors("status.file: /run/x\nmanagement: /run/m.sock\n"),
@@ -283,6 +374,109 @@ fn more_errors() {
             "test.conf:1:20: bad netmask \"33\" in \"10.0.0.0/33\" (expected a prefix length or a dotted mask)",
         ]
     );
+}
+
+#[test]
+fn unclosed_rule_is_reported_where_the_next_rule_begins() {
+    // The socks rule of line 3 lacks its "}": the error names its line and points at
+    // the rule that follows; that rule, the route and their own errors are still read.
+    let text = "socksmethod: none\n\
+        client pass { from: 0/0 to: 0/0 }\n\
+        socks pass {\n\
+        \x20   from: 0/0 to: 0/0\n\
+        \x20   log: connect\n\
+        \n\
+        socks block { from: 0/0 to: 10.0.0.0/8\n\
+        \x20   log: bogus\n\
+        }\n\
+        client block {\n\
+        \x20   from: 0/0 to: 0/0\n\
+        pass { from: 0/0 to: 0/0 }\n\
+        route {\n\
+        \x20   from: 0/0 to: 0/0 via: direct\n\
+        route { from: 0/0 to: 0/0 via: direct }\n\
+        route { via: direct\n";
+    assert_eq!(
+        errors(text),
+        [
+            "test.conf:7:1: the socks rule opened on line 3 is not closed: \"}\" expected before \"socks\"",
+            "test.conf:8:10: unknown log keyword \"bogus\" (expected connect disconnect data ioop iooperation error tcpinfo)",
+            "test.conf:12:1: the client rule opened on line 10 is not closed: \"}\" expected before \"pass\"",
+            "test.conf:15:1: the route opened on line 13 is not closed: \"}\" expected before \"route\"",
+            "test.conf:17:1: the route opened on line 16 is not closed: \"}\" expected before end of file",
+        ]
+    );
+}
+
+#[test]
+fn username_without_passwordfile_means_system_users() {
+    // As in Dante: no passwordfile, so `username` checks the system's users.
+    let p = parse(
+        "t",
+        "socksmethod: username none\n\
+         socks pass { from: 0/0 to: 0/0\nsocksmethod: username\n}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        p.config.socksmethods,
+        vec![AuthMethod::Username, AuthMethod::None]
+    );
+    assert_eq!(
+        p.config.socks_rules[0].socksmethods,
+        Some(vec![AuthMethod::Username])
+    );
+    assert_eq!(p.config.passwordfile, None);
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    let with_file = ok("passwordfile: /etc/ferrosocks/users\nsocksmethod: username\n");
+    assert_eq!(
+        with_file.passwordfile.as_deref(),
+        Some(Path::new("/etc/ferrosocks/users"))
+    );
+}
+
+#[test]
+fn origins_point_at_the_values_checked_at_start_up() {
+    let text = "logoutput: stderr /var/log/a.log\n\
+        errorlog: syslog  /var/log/e.log\n\
+        internal: eth7 port = 1080\n\
+        internal:127.0.0.1\n\
+        external: 192.0.2.1\n\
+        passwordfile: /etc/ferrosocks/users\n\
+        user.privileged: root\n\
+        user.notprivileged: nobody\n\
+        user.libwrap: libwrap\n\
+        log.traffic.file: /var/log/t.log\n\
+        log.auth.level: notice\n\
+        logoutput: /var/log/b.log\n";
+    let c = ok(text);
+    let at = |line, col| Pos { line, col };
+    let o = &c.origins;
+    assert_eq!(o.file, "test.conf");
+    assert_eq!(o.internals, [at(3, 11), at(4, 10)]);
+    assert_eq!(o.internals.len(), c.internals.len());
+    assert_eq!(o.externals, [at(5, 11)]);
+    assert_eq!(o.passwordfile, Some(at(6, 15)));
+    assert_eq!(o.user_privileged, Some(at(7, 18)));
+    assert_eq!(o.user_unprivileged, Some(at(8, 21)));
+    assert_eq!(o.user_libwrap, Some(at(9, 15)));
+    // A second logoutput line replaces the first, positions with it.
+    assert_eq!(c.logoutput, [LogTarget::File("/var/log/b.log".into())]);
+    assert_eq!(o.logoutput, [at(12, 12)]);
+    assert_eq!(o.errorlog, [at(2, 11), at(2, 19)]);
+    assert_eq!(o.log_settings, [at(10, 19), at(11, 17)]);
+    assert_eq!(
+        o.diagnostic(
+            o.internals[0],
+            "internal: no interface or local address \"eth7\"".into()
+        )
+        .to_string(),
+        "test.conf:3:11: internal: no interface or local address \"eth7\""
+    );
+    // Positions stay out of the values compared on reload.
+    let moved = ok(&format!("\n\n{text}"));
+    assert_eq!(moved.internals, c.internals);
+    assert_ne!(moved.origins, c.origins);
+    assert_eq!(Config::default().origins, Origins::default());
 }
 
 #[test]

@@ -1,0 +1,280 @@
+//! Start-up checks that need the system but not the real ports: everything the start-up
+//! path would fail on later (binding `internal:`, resolving `external:`, switching to
+//! `user.unprivileged`, reading the password file, opening log files), found at once and
+//! reported as positioned diagnostics that quote the offending value, so that
+//! `ferrosocks -V` can name every problem of a file before anything is bound.
+//!
+//! A check never binds a configured port: an address is local when a socket binds to it
+//! with port 0 (`EADDRNOTAVAIL` says it is not), which is what binding the real port
+//! would find out about the address. Positions come from [`sockd_conf::Origins`]; a
+//! configuration built by hand without them gets position 0:0.
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use sockd_conf::{
+    Config, Diagnostic, HostAddr, JsonTarget, LogTarget, Origins, Pos, SubsystemValue,
+};
+use socket2::{Domain, Socket, Type};
+
+use crate::{errno_text, is_link_local, resolve, PasswordFile};
+
+/// Every problem the start-up would meet with `config`, in file order.
+pub fn check(config: &Config) -> Vec<Diagnostic> {
+    let o = &config.origins;
+    let at = |list: &[Pos], i: usize| list.get(i).copied().unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, internal) in config.internals.iter().enumerate() {
+        address(&mut out, o, "internal", &internal.host, at(&o.internals, i));
+    }
+    for (i, host) in config.externals.iter().enumerate() {
+        address(&mut out, o, "external", host, at(&o.externals, i));
+    }
+    let users = [
+        (
+            "user.privileged",
+            &config.user_privileged,
+            o.user_privileged,
+        ),
+        (
+            "user.unprivileged",
+            &config.user_unprivileged,
+            o.user_unprivileged,
+        ),
+    ];
+    for (key, name, pos) in users {
+        if let Some(name) = name {
+            user(&mut out, o, key, name, pos.unwrap_or_default());
+        }
+    }
+    if let Some(path) = &config.passwordfile {
+        if let Err(e) = PasswordFile::load(path) {
+            let pos = o.passwordfile.unwrap_or_default();
+            let message = format!(
+                "passwordfile: cannot read \"{}\": {}",
+                path.display(),
+                errno_text(&e)
+            );
+            out.push(o.diagnostic(pos, message));
+        }
+    }
+    let targets = [
+        ("logoutput", &config.logoutput, &o.logoutput),
+        ("errorlog", &config.errorlog, &o.errorlog),
+    ];
+    for (key, list, positions) in targets {
+        for (i, target) in list.iter().enumerate() {
+            if let LogTarget::File(p) | LogTarget::Json(JsonTarget::File(p)) = target {
+                log_dir(&mut out, o, key, p, at(positions, i));
+            }
+        }
+    }
+    for (i, s) in config.log_settings.iter().enumerate() {
+        if let SubsystemValue::File(p) = &s.value {
+            let key = format!("log.{}.file", s.subsystem);
+            log_dir(&mut out, o, &key, p, at(&o.log_settings, i));
+        }
+    }
+    out.sort_by_key(|d| d.pos);
+    out
+}
+
+/// An `internal:` or `external:` entry: an interface with a usable address, or a host
+/// name that resolves, and every address local.
+fn address(out: &mut Vec<Diagnostic>, o: &Origins, key: &str, host: &HostAddr, pos: Pos) {
+    match host {
+        HostAddr::Ip(ip) => {
+            if let Err(why) = local(*ip) {
+                out.push(o.diagnostic(pos, format!("{key}: \"{ip}\" {why}")));
+            }
+        }
+        HostAddr::Name(name) => match resolve::interface_addrs(name) {
+            Some(addrs) => {
+                // As start-up does: IPv6 link-local addresses are left aside.
+                let addrs: Vec<IpAddr> =
+                    addrs.into_iter().filter(|ip| !is_link_local(ip)).collect();
+                if addrs.is_empty() {
+                    let message = format!("{key}: interface \"{name}\" has no usable address");
+                    out.push(o.diagnostic(pos, message));
+                }
+                for ip in addrs {
+                    if let Err(why) = local(ip) {
+                        let message = format!("{key}: address {ip} of interface \"{name}\" {why}");
+                        out.push(o.diagnostic(pos, message));
+                    }
+                }
+            }
+            None => match resolve::resolve_blocking(name) {
+                Err(e) => {
+                    let message = format!(
+                        "{key}: no interface or local address \"{name}\" (no interface has that name, and resolving it failed: {e})"
+                    );
+                    out.push(o.diagnostic(pos, message));
+                }
+                Ok(addrs) if addrs.is_empty() => {
+                    let message = format!("{key}: host name \"{name}\" resolves to no address");
+                    out.push(o.diagnostic(pos, message));
+                }
+                Ok(addrs) => {
+                    for ip in addrs {
+                        if let Err(why) = local(ip) {
+                            let message = format!(
+                                "{key}: host name \"{name}\" resolves to {ip}, which {why}"
+                            );
+                            out.push(o.diagnostic(pos, message));
+                        }
+                    }
+                }
+            },
+        },
+    }
+}
+
+/// Whether `ip` is an address of this host: a socket binds to it with port 0. The error
+/// completes a sentence about the address ("is not a local address").
+fn local(ip: IpAddr) -> Result<(), String> {
+    let addr = SocketAddr::new(ip, 0);
+    let bound = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+        .and_then(|s| s.bind(&addr.into()));
+    match bound {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {
+            Err("is not a local address".into())
+        }
+        Err(e) => Err(format!("cannot be bound: {}", errno_text(&e))),
+    }
+}
+
+/// `user.*`: the user must exist.
+fn user(out: &mut Vec<Diagnostic>, o: &Origins, key: &str, name: &str, pos: Pos) {
+    let message = match nix::unistd::User::from_name(name) {
+        Ok(Some(_)) => return,
+        Ok(None) => format!("{key}: no such user \"{name}\""),
+        Err(e) => format!("{key}: cannot look up user \"{name}\": {}", e.desc()),
+    };
+    out.push(o.diagnostic(pos, message));
+}
+
+/// A log file's directory must exist (the file itself is created when opened).
+fn log_dir(out: &mut Vec<Diagnostic>, o: &Origins, key: &str, file: &Path, pos: Pos) {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let (f, d) = (file.display(), dir.display());
+    let message = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return,
+        Ok(_) => format!("{key}: \"{d}\" (the directory of \"{f}\") is not a directory"),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            format!("{key}: directory \"{d}\" of \"{f}\" does not exist")
+        }
+        Err(e) => format!(
+            "{key}: cannot reach directory \"{d}\" of \"{f}\": {}",
+            errno_text(&e)
+        ),
+    };
+    out.push(o.diagnostic(pos, message));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Config {
+        sockd_conf::parse("sockd.conf", text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config
+    }
+
+    #[test]
+    fn a_good_configuration_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let users = dir.path().join("users");
+        std::fs::write(&users, "alice:$2y$05$abcdefghijklmnopqrstuv\n").unwrap();
+        let c = parse(&format!(
+            "logoutput: stderr {d}/sockd.log syslog\n\
+             errorlog: json:{d}/errors.json\n\
+             log.traffic.file: {d}/traffic.log\n\
+             internal: 127.0.0.1 port = 1080\n\
+             internal: lo port = 1081\n\
+             internal: 0.0.0.0 port = 1082\n\
+             external: 127.0.0.1\n\
+             user.privileged: root\n\
+             user.unprivileged: root\n\
+             passwordfile: {}\n",
+            users.display()
+        ));
+        assert_eq!(check(&c), []);
+        // A relative log file lives in the current directory, which exists.
+        assert_eq!(check(&parse("logoutput: sockd.log\n")), []);
+    }
+
+    #[test]
+    fn every_problem_is_named_with_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        std::fs::write(dir.path().join("plain"), "").unwrap();
+        let text = format!(
+            "logoutput: stderr {d}/missing/sockd.log\n\
+             errorlog: {d}/plain/errors.log\n\
+             log.Traffic.file: {d}/missing/traffic.log\n\
+             internal: nosuch0.invalid port = 1080\n\
+             internal: 198.51.100.1 port = 1080\n\
+             external: 203.0.113.1\n\
+             user.privileged: ferrosocks-no-such-user\n\
+             user.notprivileged: ferrosocks-no-such-user\n\
+             passwordfile: {d}/no-users\n"
+        );
+        let found: Vec<String> = check(&parse(&text))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let resolved = resolve::resolve_blocking("nosuch0.invalid").unwrap_err();
+        let col = |line: usize, prefix: &str| {
+            let l = text.lines().nth(line - 1).unwrap();
+            assert!(l.starts_with(prefix), "{l}");
+            format!("sockd.conf:{line}:{}", prefix.chars().count() + 1)
+        };
+        assert_eq!(
+            found,
+            [
+                format!("{}: logoutput: directory \"{d}/missing\" of \"{d}/missing/sockd.log\" does not exist", col(1, "logoutput: stderr ")),
+                format!("{}: errorlog: \"{d}/plain\" (the directory of \"{d}/plain/errors.log\") is not a directory", col(2, "errorlog: ")),
+                format!("{}: log.Traffic.file: directory \"{d}/missing\" of \"{d}/missing/traffic.log\" does not exist", col(3, "log.Traffic.file: ")),
+                format!("{}: internal: no interface or local address \"nosuch0.invalid\" (no interface has that name, and resolving it failed: {resolved})", col(4, "internal: ")),
+                format!("{}: internal: \"198.51.100.1\" is not a local address", col(5, "internal: ")),
+                format!("{}: external: \"203.0.113.1\" is not a local address", col(6, "external: ")),
+                format!("{}: user.privileged: no such user \"ferrosocks-no-such-user\"", col(7, "user.privileged: ")),
+                format!("{}: user.unprivileged: no such user \"ferrosocks-no-such-user\"", col(8, "user.notprivileged: ")),
+                format!("{}: passwordfile: cannot read \"{d}/no-users\": No such file or directory", col(9, "passwordfile: ")),
+            ]
+        );
+    }
+
+    #[test]
+    fn local_addresses() {
+        assert_eq!(local("127.0.0.1".parse().unwrap()), Ok(()));
+        assert_eq!(local("0.0.0.0".parse().unwrap()), Ok(()));
+        assert_eq!(
+            local("198.51.100.1".parse().unwrap()),
+            Err("is not a local address".into())
+        );
+    }
+
+    #[test]
+    fn a_configuration_without_origins_still_gets_diagnostics() {
+        let c = Config {
+            user_unprivileged: Some("ferrosocks-no-such-user".into()),
+            ..Config::default()
+        };
+        let d = check(&c);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].pos, Pos::default());
+        assert_eq!(
+            d[0].message,
+            "user.unprivileged: no such user \"ferrosocks-no-such-user\""
+        );
+    }
+}

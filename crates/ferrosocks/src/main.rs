@@ -133,6 +133,16 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
         )
     })?;
     let mut warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+    // What binding, dropping privileges and opening files would meet, found before
+    // anything is bound: -V and the start-up check the same things.
+    let problems = server::preflight::check(&parsed.config);
+    if !problems.is_empty() {
+        let mut text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        text.push(format!(
+            "{config_name}: configuration has errors; not started"
+        ));
+        return Err((EX_CONFIG, text.join("\n")));
+    }
     let (mut run, more) = RunConfig::prepare(parsed.config, &direct).map_err(|e| (EX_CONFIG, e))?;
     warnings.extend(more);
     if cli.verify {
@@ -144,7 +154,7 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
     }
 
     raise_fd_limit();
-    let listeners = listen::bind_all(&run.config.internals).map_err(|e| (EX_START, e))?;
+    let listeners = listen::bind_all(&run.config).map_err(|e| (EX_START, e))?;
     let ready = listen::ready_line(&listeners);
     if cli.detach {
         println!("{ready}");

@@ -3,24 +3,32 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use sockd_conf::{HostAddr, Internal};
+use sockd_conf::{Config, HostAddr};
 use socket2::{Domain, Socket, Type};
 
 use crate::resolve;
 
 /// Binds every internal address; an interface name binds each of its addresses (IPv6
-/// link-local ones aside), a host name each address it resolves to.
-pub fn bind_all(internals: &[Internal]) -> Result<Vec<std::net::TcpListener>, String> {
-    if internals.is_empty() {
+/// link-local ones aside), a host name each address it resolves to. An error names the
+/// `internal:` entry's file:line:column.
+pub fn bind_all(config: &Config) -> Result<Vec<std::net::TcpListener>, String> {
+    if config.internals.is_empty() {
         return Err(
             "no internal address configured (add e.g. \"internal: 127.0.0.1 port = 1080\")".into(),
         );
     }
+    let o = &config.origins;
     let mut out = Vec::new();
-    for internal in internals {
-        for ip in addresses(&internal.host)? {
+    for (i, internal) in config.internals.iter().enumerate() {
+        let at = |message: String| {
+            let pos = o.internals.get(i).copied().unwrap_or_default();
+            o.diagnostic(pos, message).to_string()
+        };
+        for ip in addresses(&internal.host).map_err(at)? {
             let addr = SocketAddr::new(ip, internal.port);
-            out.push(bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?);
+            out.push(
+                bind(addr).map_err(|e| at(format!("internal: cannot listen on {addr}: {e}")))?,
+            );
         }
     }
     Ok(out)

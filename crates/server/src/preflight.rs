@@ -18,7 +18,7 @@ use sockd_conf::{
 };
 use socket2::{Domain, Socket, Type};
 
-use crate::{errno_text, is_link_local, resolve, PasswordFile};
+use crate::{errno_text, is_link_local, resolve};
 
 /// Every problem the start-up would meet with `config`, in file order.
 pub fn check(config: &Config) -> Vec<Diagnostic> {
@@ -49,7 +49,7 @@ pub fn check(config: &Config) -> Vec<Diagnostic> {
         }
     }
     if let Some(path) = &config.passwordfile {
-        if let Err(e) = PasswordFile::load(path) {
+        if let Err(e) = std::fs::read(path) {
             let pos = o.passwordfile.unwrap_or_default();
             let message = format!(
                 "passwordfile: cannot read \"{}\": {}",

@@ -272,3 +272,59 @@ fn verify_rejects_a_file_without_internal() {
     assert_eq!(code, 64);
     assert!(err.contains("no internal address configured"), "{err}");
 }
+
+#[test]
+fn verify_checks_what_start_up_would_fail_on_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let p = write_conf(
+        dir.path(),
+        &format!(
+            "internal: eth7 port = 1080\n\
+             internal: 192.0.2.1 port = 1080\n\
+             logoutput: {d}/no-such-dir/sockd.log\n\
+             socksmethod: username\n\
+             passwordfile: {d}/no-such-users\n\
+             user.unprivileged: no-such-user-fsk\n\
+             client pass {{ from: 127.0.0.0/8 to: 0/0 }}\n"
+        ),
+    );
+    let name = p.display().to_string();
+    for args in [&["-V"][..], &[]] {
+        let (code, out, err) = run(Command::new(BIN).args(args).arg("-f").arg(&p));
+        assert_eq!(code, 64, "{args:?}: {out}{err}");
+        for expected in [
+            format!("{name}:1:11: internal: no interface or local address \"eth7\""),
+            format!("{name}:2:11: internal: \"192.0.2.1\" is not a local address"),
+            format!("{name}:3:12: logoutput: directory \"{d}/no-such-dir\""),
+            format!("{name}:5:15: passwordfile: cannot read \"{d}/no-such-users\""),
+            format!("{name}:6:20: user.unprivileged: no such user \"no-such-user-fsk\""),
+        ] {
+            assert!(
+                err.lines()
+                    .any(|l| l.starts_with(&format!("ferrosocks: {expected}"))),
+                "{args:?} lacks {expected:?}:\n{err}"
+            );
+        }
+        assert!(err.lines().all(|l| l.starts_with("ferrosocks: ")), "{err}");
+        assert!(!out.contains("ready"), "{out}");
+    }
+}
+
+#[test]
+fn a_start_up_failure_names_the_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_conf(
+        dir.path(),
+        &format!("socksmethod: none\ninternal: 127.0.0.1 port = {port}\n"),
+    );
+    let (code, _, err) = run(Command::new(BIN).arg("-f").arg(&p));
+    assert_eq!(code, 71, "{err}");
+    let expected = format!(
+        "ferrosocks: {}:2:11: internal: cannot listen on 127.0.0.1:{port}: Address already in use",
+        p.display()
+    );
+    assert!(err.lines().any(|l| l.starts_with(&expected)), "{err}");
+}

@@ -6,11 +6,6 @@ use std::process::{Command, Stdio};
 
 use crate::support::*;
 
-fn curl(args: &[&str]) -> (i32, String, String) {
-    require("curl");
-    run(Command::new("curl").arg("-sS").args(args))
-}
-
 #[test]
 fn curl_socks5_and_socks5_hostname_fetch_the_page() {
     let http = Helper::http();

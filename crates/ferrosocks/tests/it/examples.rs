@@ -59,12 +59,11 @@ fn the_minimal_example_serves_a_connect() {
     // Port 0: the kernel picks a free port, and the ready line names it.
     let p = Proxy::start(&text.replace("port = 1080", "port = 0"));
     assert!(p.addr.ip().is_loopback(), "{}", p.addr);
-    let (code, out, err) = run(Command::new("curl").args([
-        "-sS",
+    let (code, out, err) = curl(&[
         "--socks5-hostname",
         &p.addr.to_string(),
         &format!("http://127.0.0.1:{}/", http.addr.port()),
-    ]));
+    ]);
     assert_eq!((code, out.as_str()), (0, HTTP_BODY), "curl: {err}");
     // Its traffic records go to stderr, as the example says.
     let deadline = Instant::now() + Duration::from_secs(15);

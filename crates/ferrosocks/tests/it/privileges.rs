@@ -160,11 +160,15 @@ fn a_reload_after_the_drop_reads_root_only_files() {
     std::fs::set_permissions(&p.conf, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::set_permissions(p.dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     assert!(uids(p.child.id()).iter().all(|&u| u == NOBODY));
+    let url = format!("http://127.0.0.1:{}/", http.addr.port());
     let fetch = |user: &str| {
-        run(Command::new("curl")
-            .args(["-sS", "--socks5-hostname", &p.addr.to_string()])
-            .args(["--proxy-user", user])
-            .arg(format!("http://127.0.0.1:{}/", http.addr.port())))
+        curl(&[
+            "--socks5-hostname",
+            &p.addr.to_string(),
+            "--proxy-user",
+            user,
+            &url,
+        ])
     };
     assert_eq!(fetch("alice:first").1, HTTP_BODY);
     assert_ne!(fetch("bob:second").0, 0);

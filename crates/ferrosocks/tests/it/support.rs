@@ -332,6 +332,12 @@ pub fn closed_port() -> u16 {
 }
 
 /// Runs a command with a time limit; returns (status code, stdout, stderr).
+/// Runs curl (`-sS` and `args`): exit status, stdout, stderr.
+pub fn curl(args: &[&str]) -> (i32, String, String) {
+    require("curl");
+    run(Command::new("curl").arg("-sS").args(args))
+}
+
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
     let child = cmd
         .stdin(Stdio::null())

@@ -8,13 +8,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::support::*;
 
-fn curl(args: &[&str]) -> (i32, String, String) {
-    require("curl");
-    run(Command::new("curl").arg("-sS").args(args))
-}
-
 #[test]
 fn username_authentication_with_system_users() {
+    logins_of_system_users("");
+}
+
+/// Dropped to nobody, the server cannot read /etc/shadow: its privileged helper checks.
+#[test]
+fn system_users_after_a_privilege_drop() {
+    logins_of_system_users("user.unprivileged: nobody\n");
+}
+
+fn logins_of_system_users(extra: &str) {
     let http = Helper::http();
     let alice = SystemUser::new();
     alice.set_password("sys-s3cret-pw");
@@ -22,11 +27,11 @@ fn username_authentication_with_system_users() {
     locked.set_password("locked-pw");
     locked.admin("usermod", &["-L"]);
     let unknown = format!("fsk-test-{}-none", std::process::id());
-    let proxy = Proxy::start(
-        "logoutput: @LOG@\ninternal: 127.0.0.1 port = 0\nsocksmethod: username\n\
-         client pass { from: 127.0.0.0/8 to: 0/0\nlog: error\n}\n\
-         socks pass { from: 127.0.0.0/8 to: 0/0\nlog: connect disconnect error\n}\n",
-    );
+    let proxy = Proxy::start(&format!(
+        "logoutput: @LOG@\ninternal: 127.0.0.1 port = 0\nsocksmethod: username\n{extra}\
+         client pass {{ from: 127.0.0.0/8 to: 0/0\nlog: error\n}}\n\
+         socks pass {{ from: 127.0.0.0/8 to: 0/0\nlog: connect disconnect error\n}}\n",
+    ));
     let p = proxy.addr.to_string();
     let url = format!("http://localhost:{}/", http.addr.port());
     let login = |user: &str, password: &str| {

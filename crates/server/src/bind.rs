@@ -112,6 +112,8 @@ impl Session<'_> {
         let mut remote = remote;
         let _ = remote.set_nodelay(true);
         let counters = std::sync::Arc::new(Counters::default());
+        self.entry.add_counters(&counters);
+        self.entry.endpoints(Some(ext_in), Some(remote_addr));
         let to_remote = Side(vec![ep(ext_in), ep(remote_addr)]);
         let mut tcpinfo = None;
         let cause = self
@@ -126,9 +128,14 @@ impl Session<'_> {
                 &mut tcpinfo,
             )
             .await;
-        let c = Counters::get;
-        let (wc, rc) = (c(&counters.client_written), c(&counters.client_read));
-        let (wt, rt) = (c(&counters.target_written), c(&counters.target_read));
+        let (wc, rc) = (
+            counters.client_written.bytes(),
+            counters.client_read.bytes(),
+        );
+        let (wt, rt) = (
+            counters.target_written.bytes(),
+            counters.target_read.bytes(),
+        );
         let summary = Summary {
             client: leg(wt, target_side, rt),
             target: Some(leg(wc, client_side, rc)),
@@ -152,12 +159,12 @@ impl Session<'_> {
             g.slog
                 .failed(self.log, bind_ends.clone(), cause.to_string());
         }
-        let c = Counters::get;
+        self.entry.ended(cause.to_string());
         let summary = Summary {
             client: leg(
-                c(&counters.client_written),
+                counters.client_written.bytes(),
                 g.accept_side.clone(),
-                c(&counters.target_written),
+                counters.target_written.bytes(),
             ),
             target: None,
         };

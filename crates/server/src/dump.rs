@@ -17,13 +17,11 @@
 //! since bytes last moved (since the accept while none has), both on the registry's clock
 //! at one `now`, so idle never exceeds age.
 
-use std::sync::atomic::Ordering;
-
 use logsys::{Level, Subsystem};
 
-use crate::registry::{now_ms, secs_since, Phase};
-use crate::relay::Counters;
+use crate::registry::{now_ms, Phase};
 use crate::sockinfo::{tcp_info_fd, unread, unsent};
+use crate::tlog::{client_side, ep};
 use crate::{Server, VERSION_LINE};
 
 impl Server {
@@ -33,14 +31,15 @@ impl Server {
         let r = &self.shared.registry;
         let line = |s: String| log.at(Subsystem::SYSTEM, Level::Info, s);
         let up = r.started.elapsed().as_secs();
+        let totals = r.totals();
         let days = up / 86_400;
         line(format!(
             "{VERSION_LINE} up {days} day{}, {}:{:02}, a: {}, h: {}, c: {}",
             if days == 1 { "" } else { "s" },
             up % 86_400 / 3600,
             up % 3600 / 60,
-            self.accepted(),
-            r.handed.load(Ordering::Relaxed),
+            totals.accepted,
+            totals.handed,
             r.len()
         ));
         if let Some(limits) = file_limits() {
@@ -59,21 +58,17 @@ impl Server {
         let now = now_ms();
         for e in r.entries() {
             let age = e.age_secs(now);
-            let phase = e.phase.lock().unwrap_or_else(|p| p.into_inner());
-            let idle = phase
-                .last_activity_ms()
-                .map_or(0, |last| secs_since(last, now));
-            match &*phase {
-                Phase::Negotiating(side) => line(format!("{side}: negotiating for {age}s")),
-                Phase::Requesting(client, what) => {
-                    line(format!("{client}: {what} in progress for {age}s"))
+            e.with_phase(now, |phase, internal, idle, traffic| match phase {
+                Phase::Negotiating => line(format!(
+                    "{}: negotiating for {age}s",
+                    client_side(&ep(e.client), internal)
+                )),
+                Phase::Requesting(what) => {
+                    line(format!("{}: {what} in progress for {age}s", ep(e.client)));
                 }
                 Phase::Tcp(t) => {
-                    let c: &Counters = &t.counters;
-                    let (to_target, to_client) = (
-                        Counters::get(&c.target_written),
-                        Counters::get(&c.client_written),
-                    );
+                    let (to_target, to_client) =
+                        (traffic.to_target.bytes, traffic.to_client.bytes);
                     let buffered = |from: Option<i32>, to: Option<i32>| {
                         let k1 = from.and_then(unread);
                         let k3 = to.and_then(unsent);
@@ -98,22 +93,23 @@ impl Server {
                         line(block.trim_start_matches('\n').to_string());
                     }
                 }
-                Phase::Udp(u) => {
-                    let src = u
-                        .src
+                Phase::Udp { src, dst } => {
+                    let src = src
                         .as_ref()
                         .map_or_else(|| "0.0.0.0.0 0.0.0.0.0".to_string(), ToString::to_string);
-                    let dst = u
-                        .dst
+                    let dst = dst
                         .as_ref()
                         .map(|d| format!(" <-> {d}"))
                         .unwrap_or_default();
                     line(format!(
                         "udp: {src}{dst}: age: {age}s, idle: {idle}s, bytes transferred: {} <-> {}, packets: {} <-> {}",
-                        u.to_target.0, u.to_client.0, u.to_target.1, u.to_client.1
+                        traffic.to_target.bytes,
+                        traffic.to_client.bytes,
+                        traffic.to_target.packets,
+                        traffic.to_client.packets
                     ));
                 }
-            }
+            });
         }
     }
 }

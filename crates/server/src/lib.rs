@@ -26,7 +26,7 @@ mod negotiate;
 pub mod passwd;
 pub mod preflight;
 pub mod privileged;
-mod registry;
+pub mod registry;
 mod relay;
 pub mod resolve;
 pub mod rules;
@@ -39,7 +39,6 @@ mod udp;
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -194,10 +193,10 @@ pub fn load_config(path: Option<&Path>, files: &Privileged) -> Result<sockd_conf
 pub(crate) struct Shared {
     pub(crate) logger: Logger,
     current: RwLock<Arc<RunConfig>>,
-    /// Cancelled when open sessions must end now (after the grace period).
+    /// Cancelled when open sessions must end now (after the grace period); every
+    /// session's own cancel handle is a child of it.
     pub(crate) cut: CancellationToken,
-    accepted: AtomicU64,
-    /// Every session, for the status dump.
+    /// Every session: the one read API of live state.
     pub(crate) registry: Arc<registry::Registry>,
 }
 
@@ -216,13 +215,13 @@ pub struct Server {
 impl Server {
     /// A server that will run `run` and log through `logger`.
     pub fn new(logger: Logger, run: RunConfig) -> Self {
+        let cut = CancellationToken::new();
         Self {
             shared: Arc::new(Shared {
                 logger,
                 current: RwLock::new(Arc::new(run)),
-                cut: CancellationToken::new(),
-                accepted: AtomicU64::new(0),
-                registry: Arc::new(registry::Registry::new()),
+                registry: Arc::new(registry::Registry::new(cut.clone())),
+                cut,
             }),
         }
     }
@@ -248,7 +247,12 @@ impl Server {
 
     /// Clients accepted so far.
     pub fn accepted(&self) -> u64 {
-        self.shared.accepted.load(Ordering::Relaxed)
+        self.shared.registry.totals().accepted
+    }
+
+    /// The sessions registry: live sessions, totals, events, kills.
+    pub fn registry(&self) -> &Arc<registry::Registry> {
+        &self.shared.registry
     }
 
     /// Serves on `listeners` until `stop` is cancelled, then stops accepting, lets open
@@ -326,7 +330,6 @@ impl Server {
             match accepted {
                 Ok((stream, client)) => {
                     backoff = Duration::from_millis(10);
-                    self.shared.accepted.fetch_add(1, Ordering::Relaxed);
                     let Some(local) = fixed_local.or_else(|| stream.local_addr().ok()) else {
                         continue;
                     };

@@ -25,6 +25,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use traffic_log::EndCause;
 
+pub(crate) use crate::registry::Counters;
+use crate::registry::Flow;
 use crate::splice::Pipe;
 
 /// The buffer of a buffered read.
@@ -34,28 +36,6 @@ thread_local! {
     /// One read buffer per worker thread, used between two awaits only: sessions hold no
     /// buffer, and nothing is zeroed per read.
     static READ_BUF: std::cell::RefCell<Box<[u8; BUF_SIZE]>> = std::cell::RefCell::new(Box::new([0; BUF_SIZE]));
-}
-
-/// Byte counters of a session, updated as bytes move.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    /// Read from the client.
-    pub(crate) client_read: AtomicU64,
-    /// Written to the client.
-    pub(crate) client_written: AtomicU64,
-    /// Read from the target.
-    pub(crate) target_read: AtomicU64,
-    /// Written to the target.
-    pub(crate) target_written: AtomicU64,
-    /// When bytes last moved, in [`crate::registry::now_ms`] time. Made as 0 (the clock's
-    /// epoch); the registry starts it at the session's accept when the relay registers.
-    pub(crate) last_ms: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
-    }
 }
 
 /// Which way bytes go.
@@ -104,9 +84,7 @@ pub(crate) async fn relay(client: &TcpStream, target: &TcpStream, p: RelayParams
     let last = AtomicU64::new(0);
     let touch = || {
         last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-        p.counters
-            .last_ms
-            .store(crate::registry::now_ms(), Ordering::Relaxed);
+        p.counters.touch();
     };
     let c = p.counters;
     let up = Direction {
@@ -183,8 +161,8 @@ fn peer_error(p: &RelayParams<'_>, e: &io::Error) -> EndCause {
 struct Direction<'a> {
     from: &'a TcpStream,
     to: &'a TcpStream,
-    read: &'a AtomicU64,
-    written: &'a AtomicU64,
+    read: &'a Flow,
+    written: &'a Flow,
     dir: Dir,
 }
 
@@ -280,7 +258,7 @@ impl Direction<'_> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) => return Err(PumpEnd::ReadError(e)),
         };
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        self.read.add(n as u64);
         (p.on_io)(
             self.dir,
             IoOp {
@@ -293,7 +271,7 @@ impl Direction<'_> {
             match self.to.try_write(&buf[off..n]) {
                 Ok(k) => {
                     off += k;
-                    self.written.fetch_add(k as u64, Ordering::Relaxed);
+                    self.written.add(k as u64);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(Some(Read::Pending(n, buf[off..n].to_vec())))
@@ -311,7 +289,7 @@ impl Direction<'_> {
             match self.to.try_write(&rest[off..]) {
                 Ok(k) => {
                     off += k;
-                    self.written.fetch_add(k as u64, Ordering::Relaxed);
+                    self.written.add(k as u64);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
@@ -333,7 +311,7 @@ impl Direction<'_> {
         if n == 0 {
             return Ok(Some(0));
         }
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        self.read.add(n as u64);
         let mut left = n;
         while left > 0 {
             match self
@@ -342,7 +320,7 @@ impl Direction<'_> {
             {
                 Ok(k) => {
                     left -= k;
-                    self.written.fetch_add(k as u64, Ordering::Relaxed);
+                    self.written.add(k as u64);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Err(e) = self.to.writable().await {

@@ -13,7 +13,7 @@ use logsys::Subsystem;
 use sockd_conf::{
     AuthMethod, ErrorLog, ErrorSide, Protocol, ProxyProtocol, Rotation, Rule, SocksCommand, Via,
 };
-use socks_proto::{Command as WireCommand, ReplyCode, Target};
+use socks_proto::{Command as WireCommand, Host, ReplyCode, Target};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -23,7 +23,7 @@ use crate::chain;
 use crate::connect::{connect, ConnectError};
 use crate::logging::{is_no_route, warn_failure, Failure};
 use crate::negotiate::{negotiate, reply, Ident, Negotiated, Refusal};
-use crate::registry::{Entry, Phase, Registry, TcpState};
+use crate::registry::{Entry, Phase, Registry, SessionEvent, TcpState};
 use crate::relay::{relay, Counters, Dir, IoOp, RelayParams};
 use crate::rules::{match_client, match_socks, MatchError, RequestFacts, TargetAddrs};
 use crate::tlog::{client_side, ep, leg, only, target_ep, user_auth, RuleLog};
@@ -41,13 +41,11 @@ pub(crate) async fn serve(
 ) {
     let run = shared.snapshot();
     // Dropped before `stream`: the registry never names a closed descriptor.
-    let reg = shared
-        .registry
-        .register(Phase::Negotiating(client_side(&ep(client), local)));
+    let reg = shared.registry.register(client, local);
     let s = Session {
         log: &shared.logger,
         run: &run,
-        cut: &shared.cut,
+        cut: &reg.entry.cancel,
         started: Instant::now(),
         client,
         local,
@@ -62,6 +60,7 @@ pub(crate) async fn serve(
 pub(crate) struct Session<'a> {
     pub(crate) log: &'a logsys::Logger,
     pub(crate) run: &'a RunConfig,
+    /// Ends this session: its own registry handle, cancelled by a kill or a shutdown.
     pub(crate) cut: &'a tokio_util::sync::CancellationToken,
     pub(crate) started: Instant,
     pub(crate) client: SocketAddr,
@@ -139,6 +138,9 @@ impl Session<'_> {
         let clog = RuleLog::new(cdec.rule, Command::Accept, self.debug);
         if !cdec.passes() {
             clog.blocked(self.log, only(accept_side), None);
+            self.entry.blocked();
+            self.entry
+                .ended(format!("blocked by client-rule #{}", cdec.number()));
             return;
         }
         clog.start(self.log, only(accept_side.clone()));
@@ -172,10 +174,15 @@ impl Session<'_> {
                 } else {
                     Subsystem::CLIENT
                 };
+                if refusal.auth {
+                    self.entry.blocked();
+                }
+                self.entry.ended(refusal.desc.clone());
                 clog.refused(self.log, sub, only(accept_side), refusal.desc);
                 return;
             }
         };
+        self.entry.negotiated(neg.method, neg.user.as_deref());
         let req = &neg.request;
         self.debug_msg(|| {
             format!(
@@ -201,6 +208,7 @@ impl Session<'_> {
                 )
                 .await;
                 let what = format!("unknown command {:#04x}", command_byte(other));
+                self.entry.ended(what.clone());
                 clog.refused(
                     self.log,
                     Subsystem::CLIENT,
@@ -210,16 +218,14 @@ impl Session<'_> {
                 return;
             }
         };
-        self.registry
-            .handed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.registry.handed();
+        self.entry.requested(command, host_port(&req.target));
         let what = match command {
             SocksCommand::Bind => "tcp bind-request",
             SocksCommand::UdpAssociate => "udp udpassociate-request",
             _ => "tcp connect-request",
         };
-        self.entry
-            .set(Phase::Requesting(ep(self.client).to_string(), what));
+        self.entry.set(Phase::Requesting(what));
         let protocol = if command == SocksCommand::UdpAssociate {
             Protocol::Udp
         } else {
@@ -289,9 +295,14 @@ impl Session<'_> {
                 Some(r) => format!("blocked by higher-level socks-rule #{}: {r}", sdec.number()),
                 None => format!("blocked by higher-level socks-rule #{}", sdec.number()),
             };
+            self.entry.blocked();
+            self.entry.ended(why.clone());
             clog.blocked(self.log, only(accept_side), Some(why));
             return;
         };
+        self.entry.passed(rule.number);
+        self.registry
+            .notify(|| SessionEvent::Connect(self.entry.snapshot()));
         let granted = Granted {
             ident: client_ident.as_deref(),
             neg: &neg,
@@ -416,6 +427,7 @@ impl Session<'_> {
             Err((desc, code, local)) => {
                 let _ = reply(stream, g.version(), code, UNSPECIFIED).await;
                 let desc = format!("serverchain failed: {desc}");
+                self.entry.ended(desc.clone());
                 let dst = Side(vec![
                     local.map_or_else(Endpoint::unknown, ep),
                     target_ep(target),
@@ -463,6 +475,8 @@ impl Session<'_> {
         leftover: &[u8],
     ) {
         let counters = Arc::new(Counters::default());
+        self.entry.add_counters(&counters);
+        self.entry.endpoints(Some(ext), out.peer_addr().ok());
         let mut tcpinfo = None;
         let cause = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
             Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
@@ -518,14 +532,11 @@ impl Session<'_> {
         if data.is_empty() {
             return None;
         }
-        use std::sync::atomic::Ordering::Relaxed;
-        counters.target_read.fetch_add(data.len() as u64, Relaxed);
+        counters.target_read.add(data.len() as u64);
         if let Err(e) = stream.write_all(data).await {
             return Some(EndCause::ClientError(Some(crate::errno_text(&e))));
         }
-        counters
-            .client_written
-            .fetch_add(data.len() as u64, Relaxed);
+        counters.client_written.add(data.len() as u64);
         let ends = Ends {
             src: reversed(dst),
             dst: Some(reversed(&g.src)),
@@ -552,10 +563,11 @@ impl Session<'_> {
         self.entry.set(Phase::Tcp(TcpState {
             src: src.clone(),
             dst: dst.clone(),
-            counters: Arc::clone(counters),
             fds: Some((client.as_raw_fd(), other.as_raw_fd())),
             tcpinfo: slog.flags.tcpinfo,
         }));
+        self.registry
+            .notify(|| SessionEvent::Established(self.entry.snapshot()));
         // The I/O lines of each direction, their endpoints written once, only when they
         // will be logged.
         let up = slog.io_lines(
@@ -646,10 +658,16 @@ impl Session<'_> {
         cause: &EndCause,
         tcpinfo: Option<&str>,
     ) {
-        let c = Counters::get;
         let secs = self.started.elapsed().as_secs();
-        let (wc, rc) = (c(&counters.client_written), c(&counters.client_read));
-        let (wt, rt) = (c(&counters.target_written), c(&counters.target_read));
+        self.entry.ended(cause.to_string());
+        let (wc, rc) = (
+            counters.client_written.bytes(),
+            counters.client_read.bytes(),
+        );
+        let (wt, rt) = (
+            counters.target_written.bytes(),
+            counters.target_read.bytes(),
+        );
         let summary = Summary {
             client: leg(wc, src, rc),
             target: Some(leg(wt, dst, rt)),
@@ -701,14 +719,11 @@ impl Session<'_> {
         if data.is_empty() {
             return None;
         }
-        use std::sync::atomic::Ordering::Relaxed;
-        counters.client_read.fetch_add(data.len() as u64, Relaxed);
+        counters.client_read.add(data.len() as u64);
         if let Err(e) = other.write_all(data).await {
             return Some(EndCause::PeerError(Some(crate::errno_text(&e))));
         }
-        counters
-            .target_written
-            .fetch_add(data.len() as u64, Relaxed);
+        counters.target_written.add(data.len() as u64);
         on_io(
             Dir::Up,
             IoOp {
@@ -750,6 +765,7 @@ impl Session<'_> {
             || format!("could not DNS-resolve \"{}\": {error}", target.host),
         );
         let desc = format!("could not resolve hostname \"{}\": {error}", target.host);
+        self.entry.ended(desc.clone());
         slog.failed(self.log, only(src), desc.clone());
         clog.failed(
             self.log,
@@ -817,6 +833,14 @@ fn command_byte(c: WireCommand) -> u8 {
         WireCommand::Bind => 2,
         WireCommand::UdpAssociate => 3,
         WireCommand::Other(b) => b,
+    }
+}
+
+/// A target as requested, as the registry keeps it: `HOST:PORT`, `[IPv6]:PORT`.
+pub(crate) fn host_port(t: &Target) -> String {
+    match &t.host {
+        Host::Ip(ip) => SocketAddr::new(*ip, t.port).to_string(),
+        Host::Domain(name) => format!("{name}:{}", t.port),
     }
 }
 

@@ -24,6 +24,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use sockd_conf::{ErrorSide, Protocol, SocksCommand};
 use socks_proto::{decode_udp, encode_udp, Host, ReplyCode, Target};
@@ -32,31 +33,18 @@ use traffic_log::{Command, EndCause, Endpoint, Ends, Side, Summary, Verdict};
 
 use crate::logging::{warn_failure, Failure};
 use crate::negotiate::reply;
-use crate::registry::{now_ms, Phase, UdpState};
+use crate::registry::{Count, Counters, Phase, SessionEvent};
 use crate::rules::{match_socks, RequestFacts, TargetAddrs};
 use crate::session::{seconds, Granted, Session, UNSPECIFIED};
 use crate::tlog::{ep, leg, only, target_ep, udp_leg, RuleLog};
 
 const MAX_DATAGRAM: usize = 65_535;
 
-/// Counts for one external socket's traffic.
-#[derive(Debug, Default, Clone, Copy)]
-struct Flow {
-    client_read: (u64, u64),
-    client_written: (u64, u64),
-    target_written: (u64, u64),
-    target_read: (u64, u64),
-}
-
-fn add(c: &mut (u64, u64), bytes: usize) {
-    c.0 += bytes as u64;
-    c.1 += 1;
-}
-
 /// One external socket and what went through it.
 struct External {
     sock: UdpSocket,
-    flow: Flow,
+    /// What went through it (also in the session's registry entry).
+    counters: Arc<Counters>,
     last_target: Option<Target>,
 }
 
@@ -137,11 +125,12 @@ impl Session<'_> {
             resolved: HashMap::new(),
             dropped: 0,
         };
-        self.entry.set(Phase::Udp(UdpState {
+        self.entry.set(Phase::Udp {
             src: Some(Side(vec![target_ep(&declared), ep(pint)])),
-            last_ms: now_ms(),
-            ..UdpState::default()
-        }));
+            dst: None,
+        });
+        self.registry
+            .notify(|| SessionEvent::Established(self.entry.snapshot()));
         // Kernel receive times, for the dump's latency statistics.
         let _ = nix::sys::socket::setsockopt(
             &client_sock,
@@ -277,17 +266,14 @@ impl Session<'_> {
             verdict.log.datagram(self.log, Verdict::Block, ends, d.data);
             return;
         }
-        add(&mut ext.flow.client_read, dgram.len());
+        ext.counters.client_read.add(dgram.len() as u64);
+        ext.counters.touch();
         match ext.sock.send_to(d.data, dest).await {
             Ok(_) => {
-                add(&mut ext.flow.target_written, d.data.len());
+                ext.counters.target_written.add(d.data.len() as u64);
                 let pext_side = Side(vec![ep(pext), target_ep(&target)]);
-                self.entry.with_udp(|u| {
-                    u.src = Some(Side(vec![ep(from), ep(pint)]));
-                    u.dst = Some(pext_side);
-                    add(&mut u.to_target, d.data.len());
-                    u.last_ms = now_ms();
-                });
+                self.entry
+                    .udp_sent(Side(vec![ep(from), ep(pint)]), pext_side, pext, dest);
                 ext.last_target = Some(target);
                 if !a.contacted.contains(&dest) {
                     a.contacted.push(dest);
@@ -368,16 +354,13 @@ impl Session<'_> {
             verdict.log.datagram(self.log, Verdict::Block, ends, data);
             return;
         }
-        add(&mut ext.flow.target_read, data.len());
+        ext.counters.target_read.add(data.len() as u64);
+        ext.counters.touch();
         let mut out = Vec::with_capacity(data.len() + 22);
         encode_udp(from, data, &mut out);
         match client_sock.send_to(&out, client_udp).await {
             Ok(_) => {
-                add(&mut ext.flow.client_written, out.len());
-                self.entry.with_udp(|u| {
-                    add(&mut u.to_client, out.len());
-                    u.last_ms = now_ms();
-                });
+                ext.counters.client_written.add(out.len() as u64);
                 verdict.log.datagram(self.log, Verdict::Pass, ends, data);
             }
             Err(e) => verdict.log.transient(
@@ -488,9 +471,11 @@ impl Session<'_> {
                 IpAddr::from([0u16; 8])
             });
             let sock = bind_in_range(ip, g.rule.udp_portrange).await?;
+            let counters = Arc::new(Counters::default());
+            self.entry.add_counters(&counters);
             *slot = Some(External {
                 sock,
-                flow: Flow::default(),
+                counters,
                 last_target: None,
             });
         }
@@ -502,9 +487,13 @@ impl Session<'_> {
         let client_udp = a.client_udp.map_or_else(Endpoint::unknown, ep);
         let client_side = Side(vec![client_udp, ep(a.pint)]);
         let used: Vec<&External> = a.ext4.iter().chain(a.ext6.iter()).collect();
-        let mut totals = Flow::default();
+        self.entry.ended(cause.to_string());
+        let (mut to_client, mut to_target) = (0, 0);
+        let pair = |c: Count| (c.bytes, c.packets);
         for ext in &used {
-            let f = ext.flow;
+            let f = ext.counters.traffic();
+            let (client_written, client_read) = (pair(f.to_client), pair(f.from_client));
+            let (target_written, target_read) = (pair(f.to_target), pair(f.from_target));
             let pext = ext
                 .sock
                 .local_addr()
@@ -514,16 +503,16 @@ impl Session<'_> {
                 .as_ref()
                 .map_or_else(Endpoint::unknown, target_ep);
             let summary = Summary {
-                client: udp_leg(f.client_written, client_side.clone(), f.client_read),
+                client: udp_leg(client_written, client_side.clone(), client_read),
                 target: Some(udp_leg(
-                    f.target_written,
+                    target_written,
                     Side(vec![pext, target]),
-                    f.target_read,
+                    target_read,
                 )),
             };
             g.slog.summary(self.log, summary, cause, secs);
-            totals.client_written.0 += f.client_written.0;
-            totals.target_written.0 += f.target_written.0;
+            to_client += client_written.0;
+            to_target += target_written.0;
         }
         if used.is_empty() {
             let summary = Summary {
@@ -545,11 +534,7 @@ impl Session<'_> {
             });
         }
         let summary = Summary {
-            client: leg(
-                totals.client_written.0,
-                g.accept_side.clone(),
-                totals.target_written.0,
-            ),
+            client: leg(to_client, g.accept_side.clone(), to_target),
             target: None,
         };
         g.clog.summary(self.log, summary, cause, secs);

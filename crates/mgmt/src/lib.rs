@@ -1,0 +1,12 @@
+//! The operator's live view, read from the server's sessions registry (never from the
+//! relays): OpenVPN-style status files and the management interface.
+//!
+//! Formats and protocol are pure functions of registry snapshots, tested byte for byte:
+//! [`status`] renders the status file in versions 1, 2 and 3; [`proto`] parses
+//! management command lines and writes their replies; [`notify`] writes the real-time
+//! notifications. The I/O around them (the status file writer, the management
+//! listener and its clients) lives beside them.
+
+pub mod notify;
+pub mod proto;
+pub mod status;

@@ -341,11 +341,12 @@ impl Logger {
         self.inner.core.with_config(|c| c.verb)
     }
 
-    /// Changes the verbosity at run time (what the management `verb N` will call).
+    /// Changes the verbosity at run time (the management `verb N`): takes effect at once,
+    /// without reopening sinks or waiting on their writers. A reload (SIGHUP) applies
+    /// the file's `verb` again.
     pub fn set_verb(&self, verb: Option<u8>) {
-        let mut c = self.config();
-        c.verb = verb;
-        self.set_config(c);
+        let c = self.inner.core.retune(Some(verb), None);
+        self.store_thresholds(&c);
     }
 
     /// The mute setting in force.
@@ -353,11 +354,9 @@ impl Logger {
         self.inner.core.with_config(|c| c.mute)
     }
 
-    /// Changes `mute` at run time.
+    /// Changes `mute` at run time, at once (as [`Logger::set_verb`]).
     pub fn set_mute(&self, mute: u32) {
-        let mut c = self.config();
-        c.mute = mute;
-        self.set_config(c);
+        self.inner.core.retune(None, Some(mute));
     }
 
     /// Subscribes an operator to the subsystems in `mask` (bit = [`Subsystem::index`]) at

@@ -77,7 +77,9 @@ impl Message<'_> {
 /// One configuration, turned into tables.
 pub(crate) struct Routing {
     config: LogConfig,
-    sinks: Vec<SinkHandle>,
+    /// Shared with a routing made from this one by [`Routing::retuned`]: the sinks
+    /// close when the last routing holding them goes.
+    sinks: Arc<Vec<SinkHandle>>,
     /// Per subsystem: the least severe level written, or [`OFF`].
     thresholds: [u8; SUBSYSTEMS],
     /// Per subsystem: the sinks of records below warning, and of warnings and worse.
@@ -121,8 +123,20 @@ impl Routing {
             thresholds: Subsystem::ALL.map(|s| config.threshold_code(s)),
             operators: Subsystem::ALL.map(|s| config.operators(s)),
             config,
-            sinks,
+            sinks: Arc::new(sinks),
             routes,
+        }
+    }
+
+    /// The same sinks and routes with other thresholds: `verb` and `mute` changed at run
+    /// time. No sink is opened, closed or waited for.
+    fn retuned(&self, config: LogConfig) -> Self {
+        Self {
+            thresholds: Subsystem::ALL.map(|s| config.threshold_code(s)),
+            operators: Subsystem::ALL.map(|s| config.operators(s)),
+            config,
+            sinks: Arc::clone(&self.sinks),
+            routes: self.routes.clone(),
         }
     }
 
@@ -218,18 +232,35 @@ impl Core {
         })
     }
 
+    /// Changes `verb` and `mute` at once: a new routing over the same sinks is swapped
+    /// in; nothing waits on a writer. Returns the configuration now in force.
+    pub(crate) fn retune(&self, verb: Option<Option<u8>>, mute: Option<u32>) -> LogConfig {
+        let _one_at_a_time = lock(&self.reload);
+        let current = self.routing.load_full();
+        let mut config = current.config.clone();
+        if let Some(v) = verb {
+            config.verb = v;
+        }
+        if let Some(m) = mute {
+            config.mute = m;
+        }
+        self.routing
+            .store(Arc::new(current.retuned(config.clone())));
+        config
+    }
+
     /// Replaces the routing; the old sinks write what they hold, then close.
     pub(crate) fn apply(self: &Arc<Self>, config: LogConfig) {
         let _one_at_a_time = lock(&self.reload);
         // The old files are flushed before the new ones are opened (they may be the same).
-        for s in &self.routing.load().sinks {
+        for s in self.routing.load().sinks.iter() {
             s.flush(Duration::from_secs(3));
         }
         let me = Arc::downgrade(self);
         let current = self.routing.load_full();
         let new = Routing::build(config, &reporter(&me), &self.opener, Some(&current));
         let old = self.routing.swap(Arc::new(new));
-        for s in &old.sinks {
+        for s in old.sinks.iter() {
             s.flush(Duration::from_secs(3));
         }
     }
@@ -405,14 +436,14 @@ impl Core {
 
     /// Waits until every line logged so far is written (each sink at most 3 s).
     pub(crate) fn flush(&self) {
-        for s in &self.routing.load().sinks {
+        for s in self.routing.load().sinks.iter() {
             s.flush(Duration::from_secs(3));
         }
     }
 
     /// Closes and reopens every sink once what it holds is written.
     pub(crate) fn reopen(&self) {
-        for s in &self.routing.load().sinks {
+        for s in self.routing.load().sinks.iter() {
             s.reopen();
         }
     }

@@ -115,6 +115,39 @@ fn subsystems_levels_files_and_verb() {
     assert_eq!(log.verb(), Some(11));
 }
 
+/// `verb` and `mute` changed at run time keep the sinks: a file renamed before the change
+/// goes on being written (nothing was reopened), and no writer was waited for.
+#[test]
+fn verb_and_mute_change_at_once_on_the_same_sinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.log");
+    let log = start(LogConfig {
+        logoutput: vec![file(&out)],
+        ..LogConfig::default()
+    });
+    log.info("before");
+    log.flush();
+    let moved = dir.path().join("moved.log");
+    std::fs::rename(&out, &moved).unwrap();
+    log.set_verb(Some(1));
+    assert!(!log.enabled(Subsystem::SYSTEM, Level::Info));
+    log.info("hidden at verb 1");
+    log.warning("a warning at verb 1");
+    log.set_mute(5);
+    assert_eq!((log.verb(), log.mute()), (Some(1), 5));
+    log.set_verb(None);
+    log.info("after");
+    log.flush();
+    assert_eq!(msgs(&moved), ["before", "a warning at verb 1", "after"]);
+    assert!(!out.exists(), "a sink was reopened");
+    // A reload applies the configuration's values again.
+    log.set_config(LogConfig {
+        logoutput: vec![file(&out)],
+        ..LogConfig::default()
+    });
+    assert_eq!((log.verb(), log.mute()), (None, 0));
+}
+
 #[test]
 fn a_file_shared_by_subsystems_and_logoutput_is_written_once() {
     let dir = tempfile::tempdir().unwrap();

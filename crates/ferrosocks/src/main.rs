@@ -248,7 +248,8 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
         files: files.clone(),
     };
     let grace = Duration::from_secs(cli.grace_period);
-    let result = runtime.block_on(serve_until_stopped(srv, listeners, grace, source));
+    let controls = server::control::channel();
+    let result = runtime.block_on(serve_until_stopped(srv, listeners, grace, source, controls));
     if let Err(e) = files.finish(cli.pidfile.as_deref()) {
         logger.error(e);
     }

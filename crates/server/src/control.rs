@@ -1,29 +1,108 @@
 //! Process control: signals, reload, graceful stop, privileges.
 //!
-//! Signals become [`Control`] messages, handled by one loop ([`serve_until_stopped`]),
-//! so that the management interface can later send the same messages down the same
-//! path. SIGHUP reloads (the same code as start-up: read, parse, prepare) and reopens the
-//! log files; a bad file is reported with all its errors and the running configuration
-//! stays. SIGTERM and SIGINT stop gracefully.
+//! Control is a channel. Signals and management commands send the same [`Control`]
+//! messages into it ([`Controller`]), and one loop ([`serve_until_stopped`]) handles them
+//! all, one code path for each: SIGHUP and `signal SIGHUP` reload (the same code as
+//! start-up: read, parse, prepare) and reopen the log files — a bad file is reported with
+//! all its errors and the running configuration stays; SIGUSR1 writes the status dump;
+//! SIGUSR2 writes the status file now; SIGTERM and SIGINT stop gracefully; `verb`,
+//! `mute` and kills come from the management interface. A reload applies the file's
+//! `verb` and `mute` again, replacing values set at run time.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use logsys::{Level, Subsystem};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::registry::SessionId;
 use crate::{load_config, Privileged, RunConfig, Server};
 
 /// What the process is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
     /// Re-read the configuration and reopen log files (SIGHUP).
     Reload,
-    /// Write the status dump (SIGUSR1).
+    /// Reopen the log files only.
+    Reopen,
+    /// Write the status dump to the log (SIGUSR1).
     Dump,
+    /// Write the status file now (SIGUSR2).
+    WriteStatus,
     /// Stop gracefully (SIGTERM, SIGINT), with the signal number.
     Terminate(i32),
+    /// Set the verbosity (`None`: back to the per-subsystem levels alone).
+    Verb(Option<u8>),
+    /// Set `mute`.
+    Mute(u32),
+    /// End sessions (`administrative termination`).
+    Kill(Selector),
+}
+
+/// Which sessions a kill ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// One session, by its CID.
+    Id(SessionId),
+    /// Every session of this user.
+    User(String),
+    /// The session of the client at this address.
+    Client(SocketAddr),
+}
+
+/// What handling a message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done.
+    Done,
+    /// This many sessions were ended.
+    Killed(usize),
+    /// The server is stopping: nothing was done.
+    Stopping,
+}
+
+struct Request {
+    control: Control,
+    reply: Option<oneshot::Sender<Outcome>>,
+}
+
+/// Sends [`Control`] messages to the running server. Cheap to clone.
+#[derive(Clone)]
+pub struct Controller(mpsc::UnboundedSender<Request>);
+
+/// The receiving end, handed to [`serve_until_stopped`].
+pub struct ControlReceiver(mpsc::UnboundedReceiver<Request>);
+
+/// A control channel.
+pub fn channel() -> (Controller, ControlReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Controller(tx), ControlReceiver(rx))
+}
+
+impl Controller {
+    /// Sends `control` without waiting.
+    pub fn send(&self, control: Control) {
+        let _ = self.0.send(Request {
+            control,
+            reply: None,
+        });
+    }
+
+    /// Sends `control` and waits until it has been handled.
+    pub async fn request(&self, control: Control) -> Outcome {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.0.send(Request {
+            control,
+            reply: Some(tx),
+        });
+        if sent.is_err() {
+            return Outcome::Stopping;
+        }
+        rx.await.unwrap_or(Outcome::Stopping)
+    }
 }
 
 /// How the running process reloads.
@@ -46,46 +125,101 @@ pub fn log_config(run: &RunConfig, debug_override: Option<u8>) -> logsys::LogCon
     c
 }
 
-/// Serves until SIGTERM or SIGINT, reloading on SIGHUP.
+/// Turns the signals an operator sends into messages on `controller`.
+fn forward_signals(controller: &Controller) -> std::io::Result<()> {
+    let kinds = [
+        (SignalKind::hangup(), Control::Reload),
+        (SignalKind::user_defined1(), Control::Dump),
+        (SignalKind::user_defined2(), Control::WriteStatus),
+        (SignalKind::terminate(), Control::Terminate(libc::SIGTERM)),
+        (SignalKind::interrupt(), Control::Terminate(libc::SIGINT)),
+    ];
+    for (kind, control) in kinds {
+        let mut sig = signal(kind)?;
+        let controller = controller.clone();
+        tokio::spawn(async move {
+            while sig.recv().await.is_some() {
+                controller.send(control.clone());
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Serves until told to terminate (SIGTERM, SIGINT, or `signal SIGTERM` from the
+/// management interface), handling every [`Control`] message on the way.
 pub async fn serve_until_stopped(
     server: Server,
     listeners: Vec<std::net::TcpListener>,
     grace: Duration,
     source: ReloadSource,
+    (controller, mut controls): (Controller, ControlReceiver),
 ) -> std::io::Result<()> {
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
+    forward_signals(&controller)?;
     let stop = CancellationToken::new();
     let running = tokio::spawn({
         let server = server.clone();
         let stop = stop.clone();
         async move { server.run(listeners, stop, grace).await }
     });
-    loop {
-        let control = tokio::select! {
-            _ = hup.recv() => Control::Reload,
-            _ = usr1.recv() => Control::Dump,
-            _ = term.recv() => Control::Terminate(libc::SIGTERM),
-            _ = int.recv() => Control::Terminate(libc::SIGINT),
-        };
-        match control {
-            // Reading files and letting the old log sinks finish block: not on a worker.
-            Control::Reload => {
-                let (server, source) = (server.clone(), source.clone());
-                let _ = tokio::task::spawn_blocking(move || reload(&server, &source)).await;
-            }
-            Control::Dump => server.dump(),
-            Control::Terminate(sig) => {
-                server.logger().info(format!("Exiting on signal {sig}"));
-                stop.cancel();
-                break;
-            }
+    while let Some(Request { control, reply }) = controls.0.recv().await {
+        let terminate = matches!(control, Control::Terminate(_));
+        let outcome = handle(&server, &source, control, &stop).await;
+        if let Some(reply) = reply {
+            let _ = reply.send(outcome);
+        }
+        if terminate {
+            break;
         }
     }
     let _ = running.await;
     Ok(())
+}
+
+/// One message, one code path.
+async fn handle(
+    server: &Server,
+    source: &ReloadSource,
+    control: Control,
+    stop: &CancellationToken,
+) -> Outcome {
+    let log = server.logger();
+    match control {
+        // Reading files and letting the old log sinks finish block: not on a worker.
+        Control::Reload => {
+            let (server, source) = (server.clone(), source.clone());
+            let _ = tokio::task::spawn_blocking(move || reload(&server, &source)).await;
+        }
+        Control::Reopen => {
+            let log = log.clone();
+            let _ = tokio::task::spawn_blocking(move || log.reopen()).await;
+        }
+        Control::Dump => server.dump(),
+        Control::WriteStatus => server.status_requested().notify_one(),
+        Control::Terminate(sig) => {
+            log.info(format!("Exiting on signal {sig}"));
+            stop.cancel();
+        }
+        Control::Verb(v) => log.set_verb(v),
+        Control::Mute(m) => log.set_mute(m),
+        Control::Kill(selector) => {
+            let registry = server.registry();
+            let n = match &selector {
+                Selector::Id(id) => usize::from(registry.kill(*id)),
+                Selector::User(user) => {
+                    registry.kill_where(|s| s.user.as_deref() == Some(user.as_str()))
+                }
+                Selector::Client(addr) => registry.kill_where(|s| s.client == *addr),
+            };
+            log.at(
+                Subsystem::MGMT,
+                Level::Notice,
+                format!("{n} session(s) ended by the operator ({selector:?})"),
+            );
+            return Outcome::Killed(n);
+        }
+    }
+    Outcome::Done
 }
 
 /// Re-reads the configuration; keeps the running one when the new one is bad.

@@ -198,6 +198,8 @@ pub(crate) struct Shared {
     pub(crate) cut: CancellationToken,
     /// Every session: the one read API of live state.
     pub(crate) registry: Arc<registry::Registry>,
+    /// Notified when the status file should be written now (SIGUSR2).
+    status_requested: Arc<tokio::sync::Notify>,
 }
 
 impl Shared {
@@ -222,6 +224,7 @@ impl Server {
                 current: RwLock::new(Arc::new(run)),
                 registry: Arc::new(registry::Registry::new(cut.clone())),
                 cut,
+                status_requested: Arc::new(tokio::sync::Notify::new()),
             }),
         }
     }
@@ -248,6 +251,11 @@ impl Server {
     /// Clients accepted so far.
     pub fn accepted(&self) -> u64 {
         self.shared.registry.totals().accepted
+    }
+
+    /// Notified (with a stored permit) when the status file should be written now.
+    pub fn status_requested(&self) -> &Arc<tokio::sync::Notify> {
+        &self.shared.status_requested
     }
 
     /// The sessions registry: live sessions, totals, events, kills.

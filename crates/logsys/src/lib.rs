@@ -28,13 +28,12 @@ mod writer;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
 pub use level::{Level, Subsystem};
-pub use routing::OperatorRecord;
+pub use routing::{OperatorRecord, OperatorSink};
 pub use writer::open_append;
 
 /// Opens the files that sinks write to: at start-up, on every reopen (SIGHUP after
@@ -360,12 +359,18 @@ impl Logger {
     }
 
     /// Subscribes an operator to the subsystems in `mask` (bit = [`Subsystem::index`]) at
-    /// `level` and worse; records of subsystems whose `operators` flag is on arrive on
-    /// the returned channel.
-    pub fn subscribe(&self, mask: u32, level: Level) -> mpsc::Receiver<OperatorRecord> {
-        let (tx, rx) = mpsc::channel();
-        self.inner.core.subscribe(mask, level, tx);
-        rx
+    /// `level` and worse: records of subsystems whose `operators` flag is on go to
+    /// `sink`, on the logging thread (it must not block). Returns the history kept so
+    /// far (the last 1000 such records), taken at the same moment.
+    pub fn subscribe(&self, mask: u32, level: Level, sink: OperatorSink) -> Vec<OperatorRecord> {
+        self.inner.core.subscribe(mask, level, sink)
+    }
+
+    /// The last records (at most 1000) of subsystems whose `operators` flag is on, in
+    /// `mask`, at `level` and worse, oldest first: kept whether or not anyone is
+    /// subscribed.
+    pub fn history(&self, mask: u32, level: Level) -> Vec<OperatorRecord> {
+        self.inner.core.history(mask, level)
     }
 
     /// From now on every file sink opens its files with `opener` (a process that drops

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -181,10 +181,14 @@ struct Mute {
     suppressed: u32,
 }
 
+/// Takes an operator record on the logging thread: it must not block (queue it, or
+/// count it as dropped). Returns `false` once the subscriber is gone.
+pub type OperatorSink = Box<dyn Fn(&OperatorRecord) -> bool + Send>;
+
 struct Subscriber {
     mask: u32,
     level: Level,
-    tx: mpsc::Sender<OperatorRecord>,
+    sink: OperatorSink,
 }
 
 #[derive(Default)]
@@ -374,7 +378,7 @@ impl Core {
             if s.mask & (1 << rec.subsystem.index()) == 0 || rec.level > s.level {
                 return true;
             }
-            s.tx.send(rec.clone()).is_ok()
+            (s.sink)(&rec)
         });
         if ops.history.len() == HISTORY {
             ops.history.pop_front();
@@ -382,16 +386,37 @@ impl Core {
         ops.history.push_back(rec);
     }
 
-    /// Sends the history, then every new record of the subsystems in `mask` at `level`
-    /// and worse whose `operators` flag is on.
-    pub(crate) fn subscribe(&self, mask: u32, level: Level, tx: mpsc::Sender<OperatorRecord>) {
+    /// From now on, every new record of the subsystems in `mask` at `level` and worse
+    /// whose `operators` flag is on goes to `sink`; returns the history of such records
+    /// up to now (taken at the same moment: none is missed or given twice).
+    pub(crate) fn subscribe(
+        &self,
+        mask: u32,
+        level: Level,
+        sink: OperatorSink,
+    ) -> Vec<OperatorRecord> {
         let mut ops = lock(&self.operators);
-        for r in &ops.history {
-            if mask & (1 << r.subsystem.index()) != 0 && r.level <= level {
-                let _ = tx.send(r.clone());
-            }
-        }
-        ops.subscribers.push(Subscriber { mask, level, tx });
+        let history = Self::matching(&ops.history, mask, level);
+        ops.subscribers.push(Subscriber { mask, level, sink });
+        history
+    }
+
+    /// The records kept for operators (the last [`HISTORY`]) of the subsystems in
+    /// `mask` at `level` and worse, oldest first.
+    pub(crate) fn history(&self, mask: u32, level: Level) -> Vec<OperatorRecord> {
+        Self::matching(&lock(&self.operators).history, mask, level)
+    }
+
+    fn matching(
+        history: &VecDeque<OperatorRecord>,
+        mask: u32,
+        level: Level,
+    ) -> Vec<OperatorRecord> {
+        history
+            .iter()
+            .filter(|r| mask & (1 << r.subsystem.index()) != 0 && r.level <= level)
+            .cloned()
+            .collect()
     }
 
     /// Reports a sink problem on every other sink (and the one in question, which may work

@@ -249,7 +249,14 @@ fn operators_receive_flagged_subsystems_with_history() {
     let log = start(c);
     log.at(Subsystem::CONFIG, Level::Warning, "before subscribing");
     log.flush();
-    let rx = log.subscribe(u32::MAX, Level::Info);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let history = log.subscribe(
+        u32::MAX,
+        Level::Info,
+        Box::new(move |r| tx.send(r.text.clone()).is_ok()),
+    );
+    let texts = |h: Vec<OperatorRecord>| h.into_iter().map(|r| r.text).collect::<Vec<_>>();
+    assert_eq!(texts(history), ["before subscribing"]);
     log.at(Subsystem::AUTH, Level::Info, "auth to operators");
     log.at(
         Subsystem::CLIENT,
@@ -257,8 +264,17 @@ fn operators_receive_flagged_subsystems_with_history() {
         "client: operators off by default",
     );
     log.flush();
-    let got: Vec<String> = rx.try_iter().map(|r| r.text).collect();
-    assert_eq!(got, ["before subscribing", "auth to operators"]);
+    let got: Vec<String> = rx.try_iter().collect();
+    assert_eq!(got, ["auth to operators"]);
+    // The history is kept whether or not anyone is subscribed.
+    assert_eq!(
+        texts(log.history(u32::MAX, Level::Info)),
+        ["before subscribing", "auth to operators"]
+    );
+    assert_eq!(
+        texts(log.history(1 << Subsystem::AUTH.index(), Level::Info)),
+        ["auth to operators"]
+    );
 }
 
 #[test]

@@ -274,6 +274,10 @@ struct Info {
     reason: Option<String>,
 }
 
+/// A management client's verdict on a session that waits for one
+/// (`management.client-auth: on`): `Err` carries the reason of a `client-deny`.
+pub type ClientVerdict = Result<(), String>;
+
 /// One session's entry.
 pub(crate) struct Entry {
     pub(crate) id: SessionId,
@@ -283,6 +287,8 @@ pub(crate) struct Entry {
     /// Ends this session alone (a child of the server's cut: a shutdown ends it too).
     pub(crate) cancel: CancellationToken,
     info: Mutex<Info>,
+    /// Set while the session waits for a management client's verdict.
+    verdict: Mutex<Option<tokio::sync::oneshot::Sender<ClientVerdict>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -537,6 +543,7 @@ impl Registry {
                 blocked: false,
                 reason: None,
             }),
+            verdict: Mutex::new(None),
         });
         lock(&self.sessions).insert(id, Arc::clone(&entry));
         Registration {
@@ -580,6 +587,31 @@ impl Registry {
     /// A session got past negotiation.
     pub(crate) fn handed(&self) {
         self.handed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Tells the subscribers that session `entry` asks to be let through and waits for a
+    /// management client's verdict, for at most `limit`; no verdict in time is a denial.
+    pub(crate) async fn await_verdict(&self, entry: &Entry, limit: Duration) -> ClientVerdict {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        *lock(&entry.verdict) = Some(tx);
+        self.notify(|| SessionEvent::Connect(entry.snapshot()));
+        let verdict = tokio::select! {
+            v = tokio::time::timeout(limit, rx) => match v {
+                Ok(Ok(v)) => v,
+                Ok(Err(_)) | Err(_) => Err("no verdict from a management client in time".into()),
+            },
+            () = entry.cancel.cancelled() => Err("administrative termination".into()),
+        };
+        lock(&entry.verdict).take();
+        verdict
+    }
+
+    /// A management client's verdict on session `id` (`client-auth`, `client-deny`);
+    /// false when that session is not waiting for one.
+    pub fn decide(&self, id: SessionId, verdict: ClientVerdict) -> bool {
+        let entry = lock(&self.sessions).get(&id).cloned();
+        let waiting = entry.and_then(|e| lock(&e.verdict).take());
+        waiting.is_some_and(|tx| tx.send(verdict).is_ok())
     }
 
     /// Ends session `id` (`administrative termination`); false when there is none.
@@ -766,6 +798,26 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(r.totals().blocked, 1);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_session_gets_the_verdict_or_a_denial_in_time() {
+        let r = registry();
+        let a = r.register(addr("127.0.0.1:1"), addr("127.0.0.1:1080"));
+        let mut events = r.subscribe();
+        assert!(!r.decide(a.entry.id, Ok(())), "not waiting yet");
+        let waiting = r.await_verdict(&a.entry, Duration::from_secs(5));
+        let decide = async {
+            let id = match events.recv().await.unwrap() {
+                SessionEvent::Connect(s) => s.id,
+                other => panic!("{other:?}"),
+            };
+            assert!(r.decide(id, Err("not today".into())));
+        };
+        let (verdict, ()) = tokio::join!(waiting, decide);
+        assert_eq!(verdict, Err("not today".to_string()));
+        let timed_out = r.await_verdict(&a.entry, Duration::from_millis(10)).await;
+        assert!(timed_out.unwrap_err().contains("no verdict"));
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct HelperSpec {
     pub config: Option<PathBuf>,
     /// The pid file, removed by the helper when the server exits.
     pub pidfile: Option<PathBuf>,
+    /// Files the server made before dropping privileges (the management socket), removed
+    /// by the helper when the server exits.
+    pub remove: Vec<PathBuf>,
     /// `user.privileged`: the helper runs as this user (default: stays root).
     pub user: Option<String>,
     /// Descriptors the helper must not keep (the listening sockets).
@@ -311,6 +314,7 @@ fn serve(sock: &OwnedFd, spec: &HelperSpec, server_pid: u32) -> i32 {
                 (Reply::Done, None)
             }
             Ok(Request::Exit) => {
+                remove_all(&spec.remove);
                 let reply = remove_pidfile(spec.pidfile.as_deref(), server_pid);
                 let _ = send(sock, &reply, None);
                 return 0;
@@ -321,6 +325,7 @@ fn serve(sock: &OwnedFd, spec: &HelperSpec, server_pid: u32) -> i32 {
         }
     }
     // The server ended without saying so (killed): clean up after it all the same.
+    remove_all(&spec.remove);
     let _ = remove_pidfile(spec.pidfile.as_deref(), server_pid);
     0
 }
@@ -340,6 +345,13 @@ fn send(sock: &OwnedFd, reply: &Reply, fd: Option<&OwnedFd>) -> nix::Result<usiz
         MsgFlags::MSG_NOSIGNAL,
         None,
     )
+}
+
+/// Removes what the server made before its drop (already gone is fine).
+fn remove_all(paths: &[PathBuf]) {
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// Removes the pid file if it still names the server (a newer instance may have

@@ -95,18 +95,26 @@ impl Privileged {
         }
     }
 
-    /// At exit: the helper removes the pid file and ends, and this waits for it (so the
-    /// pid file is gone when the process is). Without a helper, removes `pidfile` itself.
-    pub fn finish(&self, pidfile: Option<&Path>) -> Result<(), String> {
-        match &self.helper {
-            Some(c) => c.finish(),
-            None => match pidfile.map(std::fs::remove_file) {
-                Some(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => Err(format!(
-                    "cannot remove the pid file {}: {e}",
-                    pidfile.map(Path::display).expect("matched Some")
-                )),
-                _ => Ok(()),
-            },
+    /// At exit: the helper removes the pid file and the files it was told of
+    /// ([`HelperSpec::remove`]) and ends, and this waits for it (so they are gone when
+    /// the process is). Without a helper, removes `pidfile` and `remove` itself.
+    pub fn finish(&self, pidfile: Option<&Path>, remove: &[&Path]) -> Result<(), String> {
+        if let Some(c) = &self.helper {
+            return c.finish();
+        }
+        let mut errors = Vec::new();
+        for p in remove.iter().chain(pidfile.as_slice()) {
+            match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    errors.push(format!("cannot remove {}: {e}", p.display()));
+                }
+                _ => {}
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Every value here has been checked; a [`Config`] that exists is one the server can run.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 /// A whole configuration file.
@@ -56,6 +56,15 @@ pub struct Config {
     pub socks_rules: Vec<Rule>,
     /// `route { }` entries for server chaining, numbered from 1.
     pub routes: Vec<Route>,
+    /// The status file (`status.file:` with `status.interval:` and `status.version:`);
+    /// `None` without `status.file:`.
+    pub status: Option<StatusConfig>,
+    /// `status.version:` (default 1), set with or without `status.file:`: the format of
+    /// the status file and of the management `status` command given no version.
+    pub status_version: u8,
+    /// The management interface (`management:` with `management.password:` and
+    /// `management.client-auth:`); `None` without `management:`.
+    pub management: Option<ManagementConfig>,
     /// Where the settings that start-up checks were written.
     pub origins: Origins,
 }
@@ -87,6 +96,12 @@ pub struct Origins {
     /// The value of each `log.<subsystem>.<what>:` setting, the paths of
     /// `log.<subsystem>.file:` among them (parallel to `log_settings`).
     pub log_settings: Vec<crate::Pos>,
+    /// The path of `status.file:`.
+    pub status_file: Option<crate::Pos>,
+    /// The socket path or address of `management:`.
+    pub management: Option<crate::Pos>,
+    /// The path of `management.password:`.
+    pub management_password: Option<crate::Pos>,
 }
 
 impl Origins {
@@ -174,9 +189,54 @@ impl Default for Config {
             client_rules: Vec::new(),
             socks_rules: Vec::new(),
             routes: Vec::new(),
+            status: None,
+            status_version: StatusConfig::DEFAULT_VERSION,
+            management: None,
             origins: Origins::default(),
         }
     }
+}
+
+/// The status file: OpenVPN's `--status FILE N` and `--status-version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusConfig {
+    /// `status.file:`: the file, replaced as a whole every `interval` seconds.
+    pub file: PathBuf,
+    /// `status.interval:`: seconds between rewrites (default 10, at least 1).
+    pub interval: u64,
+    /// `status.version:`: its format, 1, 2 or 3 (the same value as
+    /// [`Config::status_version`]).
+    pub version: u8,
+}
+
+impl StatusConfig {
+    /// Seconds between rewrites without `status.interval:`.
+    pub const DEFAULT_INTERVAL: u64 = 10;
+    /// The format without `status.version:` (OpenVPN's default too).
+    pub const DEFAULT_VERSION: u8 = 1;
+}
+
+/// The management interface: OpenVPN's `--management`, `--management-client-auth`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagementConfig {
+    /// `management:`: where it listens.
+    pub listen: MgmtListen,
+    /// `management.password:`: the file whose first line is the password a client
+    /// must give; `None`: no password is asked.
+    pub password: Option<PathBuf>,
+    /// `management.client-auth:` (default off): new sessions wait for a management
+    /// client's verdict.
+    pub client_auth: bool,
+}
+
+/// Where the management interface listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MgmtListen {
+    /// A Unix stream socket at this path.
+    Unix(PathBuf),
+    /// TCP on a loopback address (`127.0.0.0/8`, `::1`, or their IPv4-mapped form) or
+    /// on every address (`0.0.0.0`, `::`); port 0 lets the kernel choose.
+    Tcp(SocketAddr),
 }
 
 /// One `internal:` address.

@@ -4,7 +4,7 @@
 //! its own; an error is recorded and the parser skips to the end of the line (or the
 //! rule's closing brace), so that every error in the file is reported at once.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::error::{Diagnostic, Errors};
@@ -38,8 +38,10 @@ pub fn parse(file: &str, text: &str) -> Result<Parsed, Errors> {
             ..Config::default()
         },
         first_rule: None,
+        operator: Operator::default(),
     };
     p.run();
+    p.settle_operator();
     p.finish()
 }
 
@@ -54,7 +56,24 @@ struct Parser<'a> {
     cfg: Config,
     /// Where the first rule starts: settings after it are errors.
     first_rule: Option<Pos>,
+    /// `status.*` and `management.*` as read so far: they may come in any order, and
+    /// are combined into `Config.status` and `Config.management` at the end.
+    operator: Operator,
 }
+
+/// The operator-interface settings read so far; those that may need a warning keep
+/// the position of their keyword.
+#[derive(Default)]
+struct Operator {
+    status_file: Option<PathBuf>,
+    status_interval: Option<(u64, Pos)>,
+    management: Option<MgmtListen>,
+    password: Option<(PathBuf, Pos)>,
+    client_auth: Option<(bool, Pos)>,
+}
+
+/// The longest path a Unix socket address holds (`sun_path` less its final NUL).
+const SUN_PATH_MAX: usize = 107;
 
 const LOG_WORDS: &str = "connect disconnect data ioop iooperation error tcpinfo";
 const DANTE_LEVELS: [&str; 8] = [
@@ -232,13 +251,19 @@ impl Parser<'_> {
     }
 
     fn number(&mut self, after: &str) -> Res<u64> {
+        Ok(self.number_at(after)?.0)
+    }
+
+    /// A number, and where it is written.
+    fn number_at(&mut self, after: &str) -> Res<(u64, Pos)> {
         let (w, pos) = self.word("a number", after)?;
-        parse_number(&w).ok_or_else(|| {
+        let n = parse_number(&w).ok_or_else(|| {
             self.diag(
                 pos,
                 format!("\"{w}\" is not a number (expected a number after \"{after}\")"),
             )
-        })
+        })?;
+        Ok((n, pos))
     }
 
     // === statements ===
@@ -376,6 +401,12 @@ impl Parser<'_> {
                 let e = self.error_log(key, pos)?;
                 self.cfg.error_logs.push(e);
             }
+            "status.file"
+            | "status.interval"
+            | "status.version"
+            | "management"
+            | "management.password"
+            | "management.client-auth" => self.operator_setting(key, pos)?,
             "udp.connectdst" => {
                 let (w, wpos) = self.word("yes or no", key)?;
                 self.cfg.udp_connectdst = match w.as_str() {
@@ -413,6 +444,169 @@ impl Parser<'_> {
             _ => return Err(self.not_here(key, pos, None)),
         }
         Ok(())
+    }
+
+    /// `status.*` and `management*` (DESIGN.md §5): the status file and the management
+    /// interface.
+    fn operator_setting(&mut self, key: &str, pos: Pos) -> Res<()> {
+        match key {
+            "status.file" => {
+                let (w, wpos) = self.word("a file path", key)?;
+                self.operator.status_file = Some(PathBuf::from(w));
+                self.cfg.origins.status_file = Some(wpos);
+            }
+            "status.interval" => {
+                let (n, npos) = self.number_at(key)?;
+                if n == 0 {
+                    return Err(self.diag(
+                        npos,
+                        format!("status.interval {n} out of range (expected 1 or more seconds)"),
+                    ));
+                }
+                self.operator.status_interval = Some((n, pos));
+            }
+            "status.version" => {
+                let (n, npos) = self.number_at(key)?;
+                if !(1..=3).contains(&n) {
+                    return Err(self.diag(
+                        npos,
+                        format!("status.version {n} out of range (expected 1, 2 or 3)"),
+                    ));
+                }
+                self.cfg.status_version = n as u8;
+            }
+            "management" => {
+                let (listen, wpos) = self.management_listen(key)?;
+                self.operator.management = Some(listen);
+                self.cfg.origins.management = Some(wpos);
+            }
+            "management.password" => {
+                let (w, wpos) = self.word("a file path", key)?;
+                self.operator.password = Some((PathBuf::from(w), pos));
+                self.cfg.origins.management_password = Some(wpos);
+            }
+            "management.client-auth" => {
+                let on = self.on_off(key)?;
+                self.operator.client_auth = Some((on, pos));
+            }
+            _ => return Err(self.not_here(key, pos, None)),
+        }
+        Ok(())
+    }
+
+    /// `management: PATH` (a word with a `/`) or `management: ADDRESS port = N`, the
+    /// address a literal loopback or any address; and where it is written.
+    fn management_listen(&mut self, key: &str) -> Res<(MgmtListen, Pos)> {
+        let t = self.peek().clone();
+        if let Tok::Word(w) = &t.tok {
+            if w.contains('/') {
+                self.i += 1;
+                if w.len() > SUN_PATH_MAX {
+                    return Err(self.diag(
+                        t.pos,
+                        format!(
+                            "socket path \"{w}\" is {} bytes long; a Unix socket path holds at most {SUN_PATH_MAX}",
+                            w.len()
+                        ),
+                    ));
+                }
+                if self.at_port_word() {
+                    return Err(self.diag(
+                        self.peek().pos,
+                        format!("a socket path takes no port (\"{key}: {w}\")"),
+                    ));
+                }
+                return Ok((MgmtListen::Unix(PathBuf::from(w)), t.pos));
+            }
+        }
+        let (host, hpos) = self.host_addr(key)?;
+        let ip = match host {
+            HostAddr::Ip(ip) if ip.to_canonical().is_loopback() || ip.is_unspecified() => ip,
+            HostAddr::Ip(ip) => {
+                return Err(self.diag(
+                    hpos,
+                    format!("management address \"{ip}\" is neither a loopback address nor the any address (expected 127.0.0.1, ::1, 0.0.0.0 or ::, or a socket path)"),
+                ))
+            }
+            HostAddr::Name(name) => {
+                return Err(self.diag(
+                    hpos,
+                    format!("\"{name}\" is not a socket path or an IP address (expected a path such as /run/ferrosocks/mgmt.sock, or 127.0.0.1 port = 7505)"),
+                ))
+            }
+        };
+        if !self.at_port_word() {
+            return Err(self.expected("\"port = N\"", key));
+        }
+        let port = self.port_value(key)?;
+        Ok((MgmtListen::Tcp(SocketAddr::new(ip, port)), hpos))
+    }
+
+    /// `on` or `off` (also `yes` or `no`).
+    fn on_off(&mut self, key: &str) -> Res<bool> {
+        let (w, wpos) = self.word("on or off", key)?;
+        match w.as_str() {
+            "on" | "yes" => Ok(true),
+            "off" | "no" => Ok(false),
+            _ => Err(self.diag(
+                wpos,
+                format!("expected on or off after \"{key}\", found \"{w}\""),
+            )),
+        }
+    }
+
+    /// Builds `Config.status` and `Config.management` from the settings read, warning
+    /// about those that do nothing without the one they refine.
+    fn settle_operator(&mut self) {
+        let op = std::mem::take(&mut self.operator);
+        let interval = op.status_interval.map(|(n, _)| n);
+        match op.status_file {
+            Some(file) => {
+                self.cfg.status = Some(StatusConfig {
+                    file,
+                    interval: interval.unwrap_or(StatusConfig::DEFAULT_INTERVAL),
+                    version: self.cfg.status_version,
+                })
+            }
+            None => {
+                if let Some((_, pos)) = op.status_interval {
+                    self.without(pos, "status.interval", "status.file");
+                }
+            }
+        }
+        let Some(listen) = op.management else {
+            for (key, pos) in [
+                op.password.map(|(_, p)| ("management.password", p)),
+                op.client_auth.map(|(_, p)| ("management.client-auth", p)),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                self.without(pos, key, "management");
+            }
+            return;
+        };
+        if let (MgmtListen::Tcp(addr), None) = (&listen, &op.password) {
+            if addr.ip().is_unspecified() {
+                let pos = self.cfg.origins.management.unwrap_or_default();
+                let d = self.diag(
+                    pos,
+                    format!("the management interface listens on every address without \"management.password\": anyone who reaches port {} can control the server", addr.port()),
+                );
+                self.warnings.push(d);
+            }
+        }
+        self.cfg.management = Some(ManagementConfig {
+            listen,
+            password: op.password.map(|(p, _)| p),
+            client_auth: op.client_auth.is_some_and(|(on, _)| on),
+        });
+    }
+
+    /// The warning for `key`, which does nothing without `needs`.
+    fn without(&mut self, pos: Pos, key: &str, needs: &str) {
+        let d = self.diag(pos, format!("\"{key}\" has no effect without \"{needs}\""));
+        self.warnings.push(d);
     }
 
     /// The warning for `key`, a keyword the table marks as ignored: it names the keyword

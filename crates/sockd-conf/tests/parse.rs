@@ -350,10 +350,10 @@ fn more_errors() {
         ["test.conf:2:1: the socks rule opened on line 1 is not closed: \"}\" expected before end of file"]
     );
     assert_eq!(
-        errors("status.file: /run/x\nmanagement: /run/m.sock\n"),
+        errors("metrics: 127.0.0.1 port = 9105\nlogdir: /var/log/x\n"),
         [
-            "test.conf:1:1: \"status.file\" is not supported yet",
-            "test.conf:2:1: \"management\" is not supported yet"
+            "test.conf:1:1: \"metrics\" is not supported yet",
+            "test.conf:2:1: \"logdir\" is not supported yet"
         ]
     );
     assert_eq!(
@@ -528,6 +528,131 @@ fn logging_keywords() {
             "test.conf:2:1: unknown level \"loud\" in \"external.log.loud.error\" (expected emerg alert crit err warning notice info debug)",
             "test.conf:3:29: unknown error symbol \"EBOGUS\" (expected an errno name, an EAI_* name, no-route, dns-any or system-any)",
             "test.conf:4:1: unknown setting \"colour\" in \"log.traffic.colour\" (expected level, file, facility or operators)",
+        ]
+    );
+}
+
+/// The messages of a file's warnings, with their positions.
+fn warnings(text: &str) -> Vec<String> {
+    match parse("test.conf", text) {
+        Ok(p) => p.warnings.iter().map(ToString::to_string).collect(),
+        Err(e) => panic!("unexpected errors:\n{e}"),
+    }
+}
+
+#[test]
+fn status_file_settings() {
+    let c = ok("status.version: 3\nstatus.interval: 5\nstatus.file: /run/ferrosocks/status\n");
+    assert_eq!(
+        c.status,
+        Some(StatusConfig {
+            file: "/run/ferrosocks/status".into(),
+            interval: 5,
+            version: 3
+        })
+    );
+    assert_eq!(c.status_version, 3);
+    assert_eq!(c.origins.status_file, Some(Pos { line: 3, col: 14 }));
+    // Defaults: every 10 s, version 1, as OpenVPN's.
+    let c = ok("status.file: /run/s\n");
+    let s = c.status.unwrap();
+    assert_eq!((s.interval, s.version, c.status_version), (10, 1, 1));
+    // No file: no status file, but the version is the management command's default.
+    let c = ok("status.version: 2\n");
+    assert_eq!((c.status, c.status_version), (None, 2));
+    assert_eq!(Config::default().status_version, 1);
+    assert_eq!(
+        warnings("status.interval: 30\n"),
+        ["test.conf:1:1: \"status.interval\" has no effect without \"status.file\""]
+    );
+    assert_eq!(
+        errors("status.interval: 0\nstatus.version: 4\nstatus.version: 0\nstatus.interval: soon\nstatus.file:\nstatus.colour: red\n"),
+        [
+            "test.conf:1:18: status.interval 0 out of range (expected 1 or more seconds)",
+            "test.conf:2:17: status.version 4 out of range (expected 1, 2 or 3)",
+            "test.conf:3:17: status.version 0 out of range (expected 1, 2 or 3)",
+            "test.conf:4:18: \"soon\" is not a number (expected a number after \"status.interval\")",
+            "test.conf:5:13: expected a file path after \"status.file\", found end of line",
+            "test.conf:6:1: unknown keyword \"status.colour\"",
+        ]
+    );
+}
+
+#[test]
+fn management_settings() {
+    let c = ok(
+        "management.client-auth: on\nmanagement.password: /etc/ferrosocks/mgmt.pw\n\
+        management: 127.0.0.1 port = 7505\n",
+    );
+    assert_eq!(
+        c.management,
+        Some(ManagementConfig {
+            listen: MgmtListen::Tcp("127.0.0.1:7505".parse().unwrap()),
+            password: Some("/etc/ferrosocks/mgmt.pw".into()),
+            client_auth: true,
+        })
+    );
+    let at = |line, col| Some(Pos { line, col });
+    assert_eq!(c.origins.management, at(3, 13));
+    assert_eq!(c.origins.management_password, at(2, 22));
+    let c = ok("management: /run/ferrosocks/mgmt.sock\n");
+    assert_eq!(
+        c.management,
+        Some(ManagementConfig {
+            listen: MgmtListen::Unix("/run/ferrosocks/mgmt.sock".into()),
+            password: None,
+            client_auth: false,
+        })
+    );
+    for (text, addr) in [
+        ("management: ::1 port = 7505\n", "[::1]:7505"),
+        ("management: 127.0.0.2 port: 0\n", "127.0.0.2:0"),
+        (
+            "management: ::ffff:127.0.0.1 port = 1\n",
+            "[::ffff:127.0.0.1]:1",
+        ),
+        (
+            "management:0.0.0.0 port=7505\nmanagement.password: /p\n",
+            "0.0.0.0:7505",
+        ),
+    ] {
+        let listen = ok(text).management.unwrap().listen;
+        assert_eq!(listen, MgmtListen::Tcp(addr.parse().unwrap()), "{text}");
+    }
+    assert_eq!(Config::default().management, None);
+    let both = ok(&data("operator-interfaces.conf"));
+    assert_eq!(both.status.unwrap().version, 2);
+    assert_eq!(
+        both.management.unwrap().listen,
+        MgmtListen::Tcp("127.0.0.1:7505".parse().unwrap())
+    );
+    assert_eq!(
+        warnings("management: :: port = 7505\n"),
+        ["test.conf:1:13: the management interface listens on every address without \"management.password\": anyone who reaches port 7505 can control the server"]
+    );
+    assert_eq!(
+        warnings("management.password: /p\nmanagement.client-auth: off\n"),
+        [
+            "test.conf:1:1: \"management.password\" has no effect without \"management\"",
+            "test.conf:2:1: \"management.client-auth\" has no effect without \"management\"",
+        ]
+    );
+    let long = format!("/run/{}", "s".repeat(103));
+    assert_eq!(
+        errors(&format!(
+            "management: 192.0.2.1 port = 7505\nmanagement: 127.0.0.1\nmanagement: localhost port = 7505\n\
+             management: /run/m.sock port = 7505\nmanagement: {long}\nmanagement.client-auth: maybe\n\
+             management: 127.0.0.1 port = 70000\nmanagement.bogus: 1\n"
+        )),
+        [
+            "test.conf:1:13: management address \"192.0.2.1\" is neither a loopback address nor the any address (expected 127.0.0.1, ::1, 0.0.0.0 or ::, or a socket path)",
+            "test.conf:2:22: expected \"port = N\" after \"management\", found end of line",
+            "test.conf:3:13: \"localhost\" is not a socket path or an IP address (expected a path such as /run/ferrosocks/mgmt.sock, or 127.0.0.1 port = 7505)",
+            "test.conf:4:25: a socket path takes no port (\"management: /run/m.sock\")",
+            &format!("test.conf:5:13: socket path \"{long}\" is 108 bytes long; a Unix socket path holds at most 107"),
+            "test.conf:6:25: expected on or off after \"management.client-auth\", found \"maybe\"",
+            "test.conf:7:30: port 70000 out of range (0-65535)",
+            "test.conf:8:1: unknown keyword \"management.bogus\"",
         ]
     );
 }

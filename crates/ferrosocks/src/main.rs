@@ -178,6 +178,7 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
         privileged::spawn(HelperSpec {
             config: path.clone(),
             pidfile: cli.pidfile.clone(),
+            remove: Vec::new(),
             user: run.config.user_privileged.clone(),
             close: listeners.iter().map(AsRawFd::as_raw_fd).collect(),
         })
@@ -216,7 +217,7 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
             Err(e) => {
                 logger.error(e.clone());
                 logger.flush();
-                let _ = files.finish(cli.pidfile.as_deref());
+                let _ = files.finish(cli.pidfile.as_deref(), &[]);
                 return Err((EX_START, e));
             }
         }
@@ -250,7 +251,7 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
     let grace = Duration::from_secs(cli.grace_period);
     let controls = server::control::channel();
     let result = runtime.block_on(serve_until_stopped(srv, listeners, grace, source, controls));
-    if let Err(e) = files.finish(cli.pidfile.as_deref()) {
+    if let Err(e) = files.finish(cli.pidfile.as_deref(), &[]) {
         logger.error(e);
     }
     logger.flush();

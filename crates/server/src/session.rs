@@ -301,8 +301,27 @@ impl Session<'_> {
             return;
         };
         self.entry.passed(rule.number);
-        self.registry
-            .notify(|| SessionEvent::Connect(self.entry.snapshot()));
+        let client_auth = cfg.management.as_ref().is_some_and(|m| m.client_auth);
+        if !client_auth {
+            self.registry
+                .notify(|| SessionEvent::Connect(self.entry.snapshot()));
+        } else if let Err(why) = self.operator_verdict().await {
+            let _ = reply(stream, neg.version, ReplyCode::NotAllowed, UNSPECIFIED).await;
+            let why = format!("denied by the management interface: {why}");
+            let dst = Side(vec![Endpoint::unknown(), target_ep(&req.target)]);
+            slog.blocked(
+                self.log,
+                Ends {
+                    src,
+                    dst: Some(dst),
+                },
+                Some(why.clone()),
+            );
+            self.entry.blocked();
+            self.entry.ended(why.clone());
+            clog.blocked(self.log, only(accept_side), Some(why));
+            return;
+        }
         let granted = Granted {
             ident: client_ident.as_deref(),
             neg: &neg,
@@ -678,6 +697,18 @@ impl Session<'_> {
             target: None,
         };
         g.clog.summary(self.log, summary, cause, secs);
+    }
+
+    /// With `management.client-auth: on`: waits, for at most `timeout.negotiate` (10 s
+    /// when that is 0), for a management client's `client-auth` or `client-deny`.
+    async fn operator_verdict(&self) -> Result<(), String> {
+        let limit = match self.run.config.timeouts.negotiate {
+            0 => 10,
+            n => n,
+        };
+        self.registry
+            .await_verdict(self.entry, Duration::from_secs(limit))
+            .await
     }
 
     /// Logs at debug level; the message is built only when debug is on.

@@ -10,3 +10,4 @@
 pub mod notify;
 pub mod proto;
 pub mod status;
+pub mod status_file;

@@ -250,7 +250,16 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
     };
     let grace = Duration::from_secs(cli.grace_period);
     let controls = server::control::channel();
-    let result = runtime.block_on(serve_until_stopped(srv, listeners, grace, source, controls));
+    let result = runtime.block_on(async {
+        // The operator's interfaces run beside the server and end after it: the status
+        // file is written a last time at a clean exit.
+        let operators_stop = tokio_util::sync::CancellationToken::new();
+        let status = tokio::spawn(mgmt::status_loop::run(srv.clone(), operators_stop.clone()));
+        let result = serve_until_stopped(srv, listeners, grace, source, controls).await;
+        operators_stop.cancel();
+        let _ = status.await;
+        result
+    });
     if let Err(e) = files.finish(cli.pidfile.as_deref(), &[]) {
         logger.error(e);
     }

@@ -11,3 +11,4 @@ pub mod notify;
 pub mod proto;
 pub mod status;
 pub mod status_file;
+pub mod status_loop;

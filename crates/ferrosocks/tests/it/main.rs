@@ -17,5 +17,6 @@ mod load;
 mod logging;
 mod privileges;
 mod seed;
+mod status;
 mod system_users;
 mod traffic_log;

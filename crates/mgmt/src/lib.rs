@@ -10,3 +10,5 @@
 pub mod notify;
 pub mod proto;
 pub mod status;
+
+mod mgmt_lexer;

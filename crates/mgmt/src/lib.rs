@@ -12,3 +12,4 @@ pub mod proto;
 pub mod status;
 
 mod mgmt_lexer;
+mod mgmt_reply;

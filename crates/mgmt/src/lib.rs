@@ -11,5 +11,6 @@ pub mod notify;
 pub mod proto;
 pub mod status;
 
+mod mgmt_conn;
 mod mgmt_lexer;
 mod mgmt_reply;

@@ -3,8 +3,8 @@
 //! the authority on every byte; §n below are its sections).
 //!
 //! Everything here is pure: no I/O, no clock, no tokio. The network server around it
-//! reads bytes into [`Lines`], parses each line into a [`Command`], runs it and sends
-//! the reply built by [`reply`].
+//! reads bytes into [`Lines`], feeds each line to a [`Conn`] and does what the [`Step`]
+//! says: send bytes, run a [`Command`] (and send the reply built by [`reply`]), or close.
 //! Notifications (`>LOG:`, `>CLIENT:`, …) are in [`crate::notify`].
 //!
 //! # Framing (§1)
@@ -81,8 +81,32 @@
 //! # `client-auth` blocks
 //!
 //! `client-auth CID KID` is followed by lines up to one that is exactly `END` (OpenVPN
-//! passes them to the client as configuration). [`parse`] returns the command with no
-//! lines and [`Command::awaits_block`] true: the caller collects them.
+//! passes them to the client as configuration; ferrosocks keeps at most
+//! [`MAX_BLOCK_LINES`] and has no use for them yet). [`parse`] returns the command with
+//! no lines and [`Command::awaits_block`] true: the caller collects. [`Conn`] does it
+//! for the server and hands the command over, lines included, at `END`.
+//!
+//! # Password (§1.1)
+//!
+//! With a password configured, a new client gets only `ENTER PASSWORD:`; each line it
+//! sends is a password attempt, compared in constant time and never parsed, logged or
+//! echoed. A wrong one gets a new prompt (OpenVPN's `ERROR: bad password` is never sent
+//! to an unauthenticated client); the third closes the connection (the server logs
+//! [`REJECTED_LOG`]). The right one gets `SUCCESS: password is correct` and the greeting.
+//! See [`Auth`].
+//!
+//! # What is left to the server
+//!
+//! - Nothing but [`Conn::feed`]'s answers goes to a client until
+//!   [`Conn::authenticated`]: no notification either.
+//! - `status` with no version uses the configured one; `log on all` / `state on all`
+//!   take the history and start the live feed atomically; a multi-line reply or
+//!   notification block (one `String` here) goes out in one piece, though a
+//!   notification may come between two replies (§1).
+//! - `>LOG:` lines are the records that pass the management verbosity; `>CLIENT:`
+//!   blocks come from [`server::registry::SessionEvent`]s (the registry also reports
+//!   the end of sessions that never reached CONNECT: whether to show those is the
+//!   server's choice) through [`crate::notify::client`].
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -92,6 +116,9 @@ use sockd_conf::SocksCommand;
 
 use crate::mgmt_lexer::is_space;
 
+pub use crate::mgmt_conn::{
+    Auth, AuthStep, Conn, Step, MAX_BLOCK_LINES, PASSWORD_TRIES, REJECTED_LOG,
+};
 pub use crate::mgmt_lexer::{split_words, LineTooLong, Lines, MAX_LINE, MAX_WORD, MAX_WORDS};
 
 /// The replies to commands, exact bytes (see their module doc for the choices made).
@@ -167,7 +194,7 @@ pub enum Command {
         message: Option<String>,
     },
     /// `client-auth CID KID`, then lines up to `END`: [`parse`] returns it with no
-    /// lines ([`Command::awaits_block`]): the caller collects them.
+    /// lines ([`Command::awaits_block`]); [`Conn`] hands it over with them.
     ClientAuth {
         /// The session.
         cid: SessionId,
@@ -1132,10 +1159,12 @@ mod tests {
     }
 
     #[test]
-    fn random_bytes_never_panic_the_lexer_or_parser() {
+    fn random_bytes_never_panic_the_framing_lexer_parser_or_connection() {
         // Bytes that matter to the grammar come up more often than others.
         const ALPHABET: &[u8] = b" \t\r\n\\\"'#;:[]0123456789-+.abcdefkilnostuvxENDSIGHUP";
         let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut conn = Conn::new(Some("pw"));
+        let mut open = Conn::new(None);
         let mut lines = Lines::with_max(300);
         for _ in 0..20_000 {
             let len = (rng.next() % 80) as usize;
@@ -1154,8 +1183,11 @@ mod tests {
             let _ = parse(&text);
             lines.push(&bytes);
             while let Some(line) = lines.next_line() {
-                if let Ok(line) = line {
-                    let _ = parse(&line);
+                if let Step::Close = conn.feed(line.clone()) {
+                    conn = Conn::new(Some("pw"));
+                }
+                if let Step::Close = open.feed(line) {
+                    open = Conn::new(None);
                 }
             }
         }

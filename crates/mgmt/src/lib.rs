@@ -14,3 +14,6 @@ pub mod status;
 mod mgmt_conn;
 mod mgmt_lexer;
 mod mgmt_reply;
+
+#[cfg(test)]
+mod mgmt_golden;

@@ -102,6 +102,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// Binds the management interface (before privileges are dropped) and reads its
+/// password; an error names the configuration line.
+fn bind_management(
+    config: &sockd_conf::Config,
+) -> Result<Option<(mgmt::serve::Bound, Option<String>)>, (u8, String)> {
+    let Some(m) = &config.management else {
+        return Ok(None);
+    };
+    let o = &config.origins;
+    let at = |pos: Option<sockd_conf::Pos>, msg: String| {
+        o.diagnostic(pos.unwrap_or_default(), msg).to_string()
+    };
+    let bound = mgmt::serve::Bound::bind(&m.listen).map_err(|e| {
+        let what = match &m.listen {
+            sockd_conf::MgmtListen::Tcp(a) => a.to_string(),
+            sockd_conf::MgmtListen::Unix(p) => p.display().to_string(),
+        };
+        (EX_START, at(o.management, format!("management: cannot listen on {what}: {e}")))
+    })?;
+    let password = match &m.password {
+        Some(p) => Some(server::management_password(p).map_err(|e| {
+            (EX_CONFIG, at(o.management_password, format!("management.password: {e}")))
+        })?),
+        None => None,
+    };
+    Ok(Some((bound, password)))
+}
+
 /// Every session uses two descriptors (four more while splicing bulk data): take all the
 /// descriptors allowed — as root up to 262144, else the hard limit.
 fn raise_fd_limit() {
@@ -156,6 +184,14 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
     raise_fd_limit();
     let listeners = listen::bind_all(&run.config).map_err(|e| (EX_START, e))?;
     let ready = listen::ready_line(&listeners);
+    let first_listener = listeners.first().and_then(|l| l.local_addr().ok());
+    let management = bind_management(&run.config)?;
+    let mgmt_socket: Vec<PathBuf> = management
+        .as_ref()
+        .and_then(|(b, _)| b.path().map(Path::to_path_buf))
+        .into_iter()
+        .collect();
+    let remove_at_exit: Vec<&Path> = mgmt_socket.iter().map(PathBuf::as_path).collect();
     if cli.detach {
         println!("{ready}");
         let _ = std::io::stdout().flush();
@@ -178,7 +214,7 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
         privileged::spawn(HelperSpec {
             config: path.clone(),
             pidfile: cli.pidfile.clone(),
-            remove: Vec::new(),
+            remove: mgmt_socket.clone(),
             user: run.config.user_privileged.clone(),
             close: listeners.iter().map(AsRawFd::as_raw_fd).collect(),
         })
@@ -217,7 +253,7 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
             Err(e) => {
                 logger.error(e.clone());
                 logger.flush();
-                let _ = files.finish(cli.pidfile.as_deref(), &[]);
+                let _ = files.finish(cli.pidfile.as_deref(), &remove_at_exit);
                 return Err((EX_START, e));
             }
         }
@@ -255,12 +291,20 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
         // file is written a last time at a clean exit.
         let operators_stop = tokio_util::sync::CancellationToken::new();
         let status = tokio::spawn(mgmt::status_loop::run(srv.clone(), operators_stop.clone()));
+        let management = management.map(|(bound, password)| {
+            let ctx =
+                mgmt::serve::Context::new(srv.clone(), controls.0.clone(), password, first_listener);
+            tokio::spawn(mgmt::serve::serve(bound, ctx, operators_stop.clone()))
+        });
         let result = serve_until_stopped(srv, listeners, grace, source, controls).await;
         operators_stop.cancel();
         let _ = status.await;
+        if let Some(m) = management {
+            let _ = m.await;
+        }
         result
     });
-    if let Err(e) = files.finish(cli.pidfile.as_deref(), &[]) {
+    if let Err(e) = files.finish(cli.pidfile.as_deref(), &remove_at_exit) {
         logger.error(e);
     }
     logger.flush();

@@ -10,5 +10,13 @@
 pub mod notify;
 pub mod proto;
 pub mod status;
+pub mod serve;
 pub mod status_file;
 pub mod status_loop;
+
+mod mgmt_conn;
+mod mgmt_lexer;
+mod mgmt_reply;
+
+#[cfg(test)]
+mod mgmt_golden;

@@ -1,1 +1,512 @@
-//! (being written)
+//! Real-time notifications (reference §3, mapped by §6): the exact bytes of each
+//! `>TYPE:` line, CRLF after every line, each multi-line block one `String` so the
+//! server can send it in one write and nothing comes between its lines.
+//!
+//! Pure like [`crate::proto`]: times come in as arguments.
+//!
+//! Choices where the reference left room:
+//! - `>LOG:` flags ([`log_flags`]): `crit` → `F` (ferrosocks' crit is fatal: the
+//!   process ends), `error` → `N`, `warning` → `W`, `debug` → `D`, `notice`, `trace`
+//!   and `info` → none (§6's mapping). OpenVPN's `I` marks only messages whose flags
+//!   are exactly `M_INFO`, a class ferrosocks' levels do not have, so it never appears.
+//! - `>CLIENT:` env (see [`client`]): OpenVPN's names where the meaning carries over
+//!   (`n_clients`, `untrusted_ip`/`untrusted_ip6`, `untrusted_port`, `common_name`,
+//!   `username`, `trusted_*`, `ifconfig_pool_remote_ip[6]`, `time_unix`,
+//!   `time_duration`, `bytes_received`, `bytes_sent`), ferrosocks' own for the rest
+//!   (`auth_method`, `command`, `target`, `rule`, `reason`). A name that has no value
+//!   (no user, the method not chosen yet) is left out, never printed empty or `UNDEF`.
+//! - Dropped notifications: `>INFO:N notification(s) dropped while you were not
+//!   reading` ([`dropped`]).
+//! - Every text that did not come from ferrosocks itself (user names, requested host
+//!   names, log texts, reasons) goes through [`clean`]: a control character (CR, LF,
+//!   …; not TAB) or a Unicode line separator becomes a visible escape (`\r`, `\n`,
+//!   `\x1b`, `\u{2028}`), so no value can end a line or forge a notification.
+//!
+//! No line carries a password: [`SessionSnapshot`] has none, and nothing here takes
+//! one.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::time::SystemTime;
+
+use logsys::{Level, OperatorRecord};
+use server::registry::{SessionEvent, SessionId, SessionSnapshot, SessionState};
+use sockd_conf::SocksCommand;
+
+use crate::proto::{canonical, canonical_ip};
+
+// === >LOG: ===
+
+/// The `>LOG:` flags of a level (see the module doc).
+pub fn log_flags(level: Level) -> &'static str {
+    match level {
+        Level::Crit => "F",
+        Level::Error => "N",
+        Level::Warning => "W",
+        Level::Debug => "D",
+        Level::Notice | Level::Trace | Level::Info => "",
+    }
+}
+
+/// A live record: `>LOG:TIME,FLAGS,TEXT`.
+pub fn log(rec: &OperatorRecord) -> String {
+    format!(">LOG:{}", log_line(rec))
+}
+
+/// A record as `log all` / `log N` list it: `TIME,FLAGS,TEXT`.
+pub fn log_line(rec: &OperatorRecord) -> String {
+    format!(
+        "{},{},{}\r\n",
+        unix(rec.time),
+        log_flags(rec.level),
+        clean(&rec.text)
+    )
+}
+
+/// `log all` / `log N`: these records (oldest first), then `END`.
+pub fn log_history<'a>(records: impl IntoIterator<Item = &'a OperatorRecord>) -> String {
+    let mut out: String = records.into_iter().map(log_line).collect();
+    out.push_str(crate::proto::reply::END);
+    out
+}
+
+/// `>FATAL:TEXT`: sent after the crit record's `>LOG:` line, just before the process
+/// ends.
+pub fn fatal(text: &str) -> String {
+    format!(">FATAL:{}\r\n", clean(text))
+}
+
+// === >STATE: ===
+
+/// The server's life cycle, as `>STATE:` names it (§6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateName {
+    /// Starting.
+    Connecting,
+    /// Listening.
+    Connected,
+    /// Reloading its configuration.
+    Reconnecting,
+    /// Shutting down.
+    Exiting,
+}
+
+impl StateName {
+    /// OpenVPN's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "CONNECTING",
+            Self::Connected => "CONNECTED",
+            Self::Reconnecting => "RECONNECTING",
+            Self::Exiting => "EXITING",
+        }
+    }
+}
+
+/// One state change, as the server keeps it for `state` and sends it live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    /// When.
+    pub time: SystemTime,
+    /// Which state.
+    pub name: StateName,
+    /// OpenVPN's DESC: `SUCCESS` when connected, the signal when reloading or exiting
+    /// (`SIGHUP`, `SIGTERM`), else empty. No commas.
+    pub desc: String,
+    /// ferrosocks' first listening address, when connected: OpenVPN's LOCAL_ADDR and
+    /// LOCAL_PORT.
+    pub local: Option<SocketAddr>,
+}
+
+impl State {
+    /// `TIME,NAME,DESC,,,,LOCAL_ADDR,LOCAL_PORT`: eight fields, the tunnel address and
+    /// the remote end always empty.
+    pub fn line(&self) -> String {
+        let local = self
+            .local
+            .map(canonical)
+            .map_or_else(|| ",".to_owned(), |a| format!("{},{}", a.ip(), a.port()));
+        format!(
+            "{},{},{},,,,{local}\r\n",
+            unix(self.time),
+            self.name.as_str(),
+            clean(&self.desc)
+        )
+    }
+}
+
+/// A live state change: `>STATE:…`.
+pub fn state(s: &State) -> String {
+    format!(">STATE:{}", s.line())
+}
+
+/// `state`, `state all`, `state N`: these states (oldest first), then `END`.
+pub fn state_history<'a>(states: impl IntoIterator<Item = &'a State>) -> String {
+    let mut out: String = states.into_iter().map(State::line).collect();
+    out.push_str(crate::proto::reply::END);
+    out
+}
+
+// === >CLIENT: ===
+
+/// The block for a session event: the header, the env lines, `>CLIENT:ENV,END`.
+///
+/// `n_clients` is the number of sessions the server counts for the env (OpenVPN
+/// counts established clients, not the one connecting); `now` dates the disconnect
+/// (`time_duration`).
+///
+/// | event | header | env, in this order |
+/// |---|---|---|
+/// | `Connect` | `>CLIENT:CONNECT,CID,0` | `n_clients`, `untrusted_port`, `untrusted_ip` (`untrusted_ip6` for IPv6), `common_name`, `username` (both the user, when known), `auth_method`, `command`, `target`, `rule`, `time_unix` (accept time) |
+/// | `Established` | `>CLIENT:ESTABLISHED,CID` | those, `trusted_port`, `trusted_ip`/`trusted_ip6`, `ifconfig_pool_remote_ip`/`ifconfig_pool_remote_ip6` (the target's address, as the status file's Virtual Address) |
+/// | `Disconnect` | `>CLIENT:DISCONNECT,CID` | those (the established ones only if it was), `time_duration`, `bytes_sent`, `bytes_received` (to / from the client), `reason` |
+pub fn client(event: &SessionEvent, n_clients: usize, now: SystemTime) -> String {
+    let mut env = Env::default();
+    match event {
+        SessionEvent::Connect(s) => {
+            env.header(format_args!("CONNECT,{},0", s.id));
+            env.common(s, n_clients);
+        }
+        SessionEvent::Established(s) => {
+            env.header(format_args!("ESTABLISHED,{}", s.id));
+            env.common(s, n_clients);
+            env.established(s);
+        }
+        SessionEvent::Disconnect { session: s, reason } => {
+            env.header(format_args!("DISCONNECT,{}", s.id));
+            env.common(s, n_clients);
+            if s.state == SessionState::Established {
+                env.established(s);
+            }
+            let secs = now.duration_since(s.started).map_or(0, |d| d.as_secs());
+            env.var("time_duration", secs);
+            env.var("bytes_sent", s.traffic.to_client.bytes);
+            env.var("bytes_received", s.traffic.from_client.bytes);
+            env.var("reason", clean(reason));
+        }
+    }
+    env.0.push_str(">CLIENT:ENV,END\r\n");
+    env.0
+}
+
+/// `>CLIENT:ADDRESS,CID,ADDR,PRI`: a target address learned (`primary`: the session's
+/// target; not: one more UDP destination).
+pub fn client_address(cid: SessionId, addr: IpAddr, primary: bool) -> String {
+    format!(
+        ">CLIENT:ADDRESS,{cid},{},{}\r\n",
+        canonical_ip(addr),
+        u8::from(primary)
+    )
+}
+
+/// The lines of one `>CLIENT:` block.
+#[derive(Default)]
+struct Env(String);
+
+impl Env {
+    fn header(&mut self, what: std::fmt::Arguments<'_>) {
+        let _ = write!(self.0, ">CLIENT:{what}\r\n");
+    }
+
+    fn var(&mut self, name: &str, value: impl std::fmt::Display) {
+        let _ = write!(self.0, ">CLIENT:ENV,{name}={value}\r\n");
+    }
+
+    /// `PREFIX_port` and `PREFIX_ip` (or `PREFIX_ip6`), as OpenVPN's
+    /// `setenv_sockaddr` writes them.
+    fn address(&mut self, prefix: &str, a: SocketAddr) {
+        let a = canonical(a);
+        if a.port() != 0 {
+            self.var(&format!("{prefix}_port"), a.port());
+        }
+        match a.ip() {
+            IpAddr::V4(ip) => self.var(&format!("{prefix}_ip"), ip),
+            IpAddr::V6(ip) => self.var(&format!("{prefix}_ip6"), ip),
+        }
+    }
+
+    fn common(&mut self, s: &SessionSnapshot, n_clients: usize) {
+        self.var("n_clients", n_clients);
+        self.address("untrusted", s.client);
+        if let Some(user) = &s.user {
+            let user = clean(user);
+            self.var("common_name", &user);
+            self.var("username", &user);
+        }
+        if let Some(m) = s.method {
+            self.var("auth_method", m.as_str());
+        }
+        if let Some(c) = s.command {
+            self.var("command", command_name(c));
+        }
+        if let Some(t) = &s.target {
+            self.var("target", clean(t));
+        }
+        if let Some(r) = s.rule {
+            self.var("rule", r);
+        }
+        self.var("time_unix", unix(s.started));
+    }
+
+    fn established(&mut self, s: &SessionSnapshot) {
+        self.address("trusted", s.client);
+        match s.resolved.map(|a| canonical_ip(a.ip())) {
+            Some(IpAddr::V4(ip)) => self.var("ifconfig_pool_remote_ip", ip),
+            Some(IpAddr::V6(ip)) => self.var("ifconfig_pool_remote_ip6", ip),
+            None => {}
+        }
+    }
+}
+
+/// A command as the configuration writes it (`connect`, `bind`, `udpassociate`).
+fn command_name(c: SocksCommand) -> &'static str {
+    match c {
+        SocksCommand::Connect => "connect",
+        SocksCommand::Bind => "bind",
+        SocksCommand::BindReply => "bindreply",
+        SocksCommand::UdpAssociate => "udpassociate",
+        SocksCommand::UdpReply => "udpreply",
+    }
+}
+
+// === >BYTECOUNT: ===
+
+/// `>BYTECOUNT_CLI:CID,IN,OUT`: bytes read from the client, written to it, since the
+/// session began.
+pub fn bytecount_cli(s: &SessionSnapshot) -> String {
+    format!(
+        ">BYTECOUNT_CLI:{},{},{}\r\n",
+        s.id, s.traffic.from_client.bytes, s.traffic.to_client.bytes
+    )
+}
+
+/// `>BYTECOUNT:IN,OUT`: server-wide totals, from and to clients.
+pub fn bytecount(bytes_in: u64, bytes_out: u64) -> String {
+    format!(">BYTECOUNT:{bytes_in},{bytes_out}\r\n")
+}
+
+// === >INFO: ===
+
+/// `n` notifications were not sent because the client did not read them in time.
+pub fn dropped(n: u64) -> String {
+    format!(">INFO:{n} notification(s) dropped while you were not reading\r\n")
+}
+
+// === Helpers ===
+
+/// Seconds since the Unix epoch (0 before it).
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A text that cannot break a line: control characters other than TAB, and Unicode's
+/// line and paragraph separators, become escapes (`\r`, `\n`, `\x07`, `\u{85}`,
+/// `\u{2028}`). Borrowed when there is nothing to escape.
+pub fn clean(s: &str) -> Cow<'_, str> {
+    let bad = |c: char| (c.is_control() && c != '\t') || c == '\u{2028}' || c == '\u{2029}';
+    if !s.contains(bad) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            c if bad(c) && (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if bad(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use logsys::Subsystem;
+    use server::registry::{Count, Traffic};
+    use sockd_conf::AuthMethod;
+
+    use super::*;
+
+    pub(crate) fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn record(level: Level, text: &str) -> OperatorRecord {
+        OperatorRecord {
+            time: at(1_795_252_781),
+            level,
+            subsystem: Subsystem::CLIENT,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn log_flags_follow_the_level() {
+        let flags: Vec<&str> = Level::ALL.into_iter().map(log_flags).collect();
+        assert_eq!(flags, ["F", "N", "W", "", "", "", "D"]);
+        assert_eq!(
+            log(&record(Level::Error, "Connect failed")),
+            ">LOG:1795252781,N,Connect failed\r\n"
+        );
+        assert_eq!(
+            log(&record(Level::Notice, "a,b")),
+            ">LOG:1795252781,,a,b\r\n"
+        );
+    }
+
+    #[test]
+    fn no_text_can_end_a_line_or_start_a_notification() {
+        let evil = "bob\r\n>CLIENT:KILL,1\u{2028}\u{85}\x1b[31m\tok";
+        assert_eq!(
+            clean(evil),
+            "bob\\r\\n>CLIENT:KILL,1\\u{2028}\\u{85}\\x1b[31m\tok"
+        );
+        assert!(matches!(clean("plain ütf-8"), Cow::Borrowed(_)));
+        let line = log(&record(Level::Info, evil));
+        assert_eq!(line.matches("\r\n").count(), 1);
+        assert!(line.ends_with("\r\n"));
+    }
+
+    #[test]
+    fn state_lines_have_eight_fields() {
+        let s = State {
+            time: at(1_795_252_752),
+            name: StateName::Connected,
+            desc: "SUCCESS".into(),
+            local: Some("127.0.0.1:1080".parse().unwrap()),
+        };
+        assert_eq!(
+            s.line(),
+            "1795252752,CONNECTED,SUCCESS,,,,127.0.0.1,1080\r\n"
+        );
+        let e = State {
+            name: StateName::Exiting,
+            desc: "SIGTERM".into(),
+            local: None,
+            ..s.clone()
+        };
+        assert_eq!(state(&e), ">STATE:1795252752,EXITING,SIGTERM,,,,,\r\n");
+        let v6 = State {
+            local: Some("[::]:1080".parse().unwrap()),
+            ..s
+        };
+        assert_eq!(v6.line(), "1795252752,CONNECTED,SUCCESS,,,,::,1080\r\n");
+    }
+
+    pub(crate) fn snapshot() -> SessionSnapshot {
+        SessionSnapshot {
+            id: 7,
+            client: "192.0.2.10:49017".parse().unwrap(),
+            internal: "192.0.2.1:1080".parse().unwrap(),
+            external: Some("198.51.100.1:40001".parse().unwrap()),
+            user: Some("alice".into()),
+            method: Some(AuthMethod::Username),
+            rule: Some(3),
+            command: Some(SocksCommand::Connect),
+            target: Some("example.com:443".into()),
+            resolved: Some("93.184.216.34:443".parse().unwrap()),
+            state: SessionState::Established,
+            started: at(1_795_252_822),
+            last_activity: at(1_795_252_840),
+            traffic: Traffic {
+                from_client: Count {
+                    bytes: 4872,
+                    packets: 9,
+                },
+                to_client: Count {
+                    bytes: 5023,
+                    packets: 8,
+                },
+                from_target: Count {
+                    bytes: 5023,
+                    packets: 8,
+                },
+                to_target: Count {
+                    bytes: 4872,
+                    packets: 9,
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn client_blocks_are_crlf_lines_ending_in_env_end() {
+        let s = snapshot();
+        for ev in [
+            SessionEvent::Connect(s.clone()),
+            SessionEvent::Established(s.clone()),
+            SessionEvent::Disconnect {
+                session: s.clone(),
+                reason: "local client closed".into(),
+            },
+        ] {
+            let b = client(&ev, 1, at(1_795_252_846));
+            assert!(b.ends_with(">CLIENT:ENV,END\r\n"));
+            assert_eq!(b.matches('\n').count(), b.matches("\r\n").count());
+            assert!(b
+                .split_terminator("\r\n")
+                .all(|l| l.starts_with(">CLIENT:")));
+        }
+    }
+
+    #[test]
+    fn an_anonymous_ipv6_session_has_no_user_lines_and_ip6_names() {
+        let s = SessionSnapshot {
+            client: "[2001:db8::5]:40000".parse().unwrap(),
+            user: None,
+            method: Some(AuthMethod::None),
+            resolved: Some("[2001:db8::80]:80".parse().unwrap()),
+            ..snapshot()
+        };
+        let b = client(&SessionEvent::Established(s), 0, at(0));
+        assert!(!b.contains("username") && !b.contains("common_name"));
+        assert!(b.contains(">CLIENT:ENV,untrusted_ip6=2001:db8::5\r\n"));
+        assert!(b.contains(">CLIENT:ENV,trusted_ip6=2001:db8::5\r\n"));
+        assert!(b.contains(">CLIENT:ENV,ifconfig_pool_remote_ip6=2001:db8::80\r\n"));
+    }
+
+    #[test]
+    fn a_disconnect_before_the_relay_has_no_trusted_lines() {
+        let s = SessionSnapshot {
+            state: SessionState::Requesting,
+            resolved: None,
+            ..snapshot()
+        };
+        let b = client(
+            &SessionEvent::Disconnect {
+                session: s,
+                reason: "no route\r\nto host".into(),
+            },
+            0,
+            at(1_795_252_800),
+        );
+        assert!(!b.contains(",trusted_"));
+        // Before the start: 0 s, not a panic.
+        assert!(b.contains(">CLIENT:ENV,time_duration=0\r\n"));
+        assert!(b.contains(">CLIENT:ENV,reason=no route\\r\\nto host\r\n"));
+    }
+
+    #[test]
+    fn bytecounts_are_client_side() {
+        assert_eq!(bytecount_cli(&snapshot()), ">BYTECOUNT_CLI:7,4872,5023\r\n");
+        assert_eq!(bytecount(9572, 9651), ">BYTECOUNT:9572,9651\r\n");
+    }
+
+    #[test]
+    fn mapped_addresses_print_as_ipv4() {
+        let ip: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(
+            client_address(2, ip, false),
+            ">CLIENT:ADDRESS,2,10.1.2.3,0\r\n"
+        );
+    }
+}

@@ -74,6 +74,26 @@ impl Users {
     }
 }
 
+/// Reads the management password: the first line of `path`, which must not be
+/// readable by every user and must not be empty.
+pub fn management_password(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read \"{shown}\": {e}"))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o004 != 0 {
+        return Err(format!(
+            "\"{shown}\" is readable by every user (mode {mode:04o}): chmod o-r it"
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read \"{shown}\": {e}"))?;
+    let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if first.is_empty() {
+        return Err(format!("\"{shown}\" has no password on its first line"));
+    }
+    Ok(first.to_owned())
+}
+
 /// Whether some method list of the configuration names `username`.
 pub fn uses_username(config: &Config) -> bool {
     config.socksmethods.contains(&AuthMethod::Username)

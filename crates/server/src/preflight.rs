@@ -76,8 +76,68 @@ pub fn check(config: &Config) -> Vec<Diagnostic> {
             log_dir(&mut out, o, &key, p, at(&o.log_settings, i));
         }
     }
+    operator_files(&mut out, config);
     out.sort_by_key(|d| d.pos);
     out
+}
+
+/// The status file's directory (replaced by rename: the user the server runs as must
+/// be able to write there), the management socket's directory and password file.
+fn operator_files(out: &mut Vec<Diagnostic>, config: &Config) {
+    let o = &config.origins;
+    if let Some(st) = &config.status {
+        let pos = o.status_file.unwrap_or_default();
+        let before = out.len();
+        log_dir(out, o, "status.file", &st.file, pos);
+        let runs_as = config
+            .user_unprivileged
+            .as_deref()
+            .filter(|_| nix::unistd::Uid::effective().is_root());
+        if let (true, Some(user)) = (out.len() == before, runs_as) {
+            let dir = parent_dir(&st.file);
+            if !writable_by(dir, user) {
+                out.push(o.diagnostic(
+                    pos,
+                    format!(
+                        "status.file: \"{}\" is replaced by rename, but user.unprivileged user \"{user}\" cannot write its directory \"{}\" (make it that user's, e.g. with systemd's RuntimeDirectory=)",
+                        st.file.display(),
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+    }
+    let Some(m) = &config.management else {
+        return;
+    };
+    if let sockd_conf::MgmtListen::Unix(path) = &m.listen {
+        log_dir(out, o, "management", path, o.management.unwrap_or_default());
+    }
+    if let Some(pw) = &m.password {
+        let pos = o.management_password.unwrap_or_default();
+        if let Err(why) = crate::management_password(pw) {
+            out.push(o.diagnostic(pos, format!("management.password: {why}")));
+        }
+    }
+}
+
+fn parent_dir(file: &Path) -> &Path {
+    match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Whether `user` may create files in `dir`, by its owner, group and mode bits.
+fn writable_by(dir: &Path, user: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(m), Ok(Some(u))) = (std::fs::metadata(dir), nix::unistd::User::from_name(user)) else {
+        return true;
+    };
+    let mode = m.mode();
+    (m.uid() == u.uid.as_raw() && mode & 0o200 != 0)
+        || (m.gid() == u.gid.as_raw() && mode & 0o020 != 0)
+        || mode & 0o002 != 0
 }
 
 /// An `internal:` or `external:` entry: an interface with a usable address, or a host

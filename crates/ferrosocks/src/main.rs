@@ -102,11 +102,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// The bound management listener and its password.
+type Management = (mgmt::serve::Bound, Option<String>);
+
 /// Binds the management interface (before privileges are dropped) and reads its
 /// password; an error names the configuration line.
-fn bind_management(
-    config: &sockd_conf::Config,
-) -> Result<Option<(mgmt::serve::Bound, Option<String>)>, (u8, String)> {
+fn bind_management(config: &sockd_conf::Config) -> Result<Option<Management>, (u8, String)> {
     let Some(m) = &config.management else {
         return Ok(None);
     };
@@ -119,11 +120,20 @@ fn bind_management(
             sockd_conf::MgmtListen::Tcp(a) => a.to_string(),
             sockd_conf::MgmtListen::Unix(p) => p.display().to_string(),
         };
-        (EX_START, at(o.management, format!("management: cannot listen on {what}: {e}")))
+        (
+            EX_START,
+            at(
+                o.management,
+                format!("management: cannot listen on {what}: {e}"),
+            ),
+        )
     })?;
     let password = match &m.password {
         Some(p) => Some(server::management_password(p).map_err(|e| {
-            (EX_CONFIG, at(o.management_password, format!("management.password: {e}")))
+            (
+                EX_CONFIG,
+                at(o.management_password, format!("management.password: {e}")),
+            )
         })?),
         None => None,
     };
@@ -292,8 +302,12 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
         let operators_stop = tokio_util::sync::CancellationToken::new();
         let status = tokio::spawn(mgmt::status_loop::run(srv.clone(), operators_stop.clone()));
         let management = management.map(|(bound, password)| {
-            let ctx =
-                mgmt::serve::Context::new(srv.clone(), controls.0.clone(), password, first_listener);
+            let ctx = mgmt::serve::Context::new(
+                srv.clone(),
+                controls.0.clone(),
+                password,
+                first_listener,
+            );
             tokio::spawn(mgmt::serve::serve(bound, ctx, operators_stop.clone()))
         });
         let result = serve_until_stopped(srv, listeners, grace, source, controls).await;

@@ -9,8 +9,8 @@
 
 pub mod notify;
 pub mod proto;
-pub mod status;
 pub mod serve;
+pub mod status;
 pub mod status_file;
 pub mod status_loop;
 

@@ -86,7 +86,8 @@ pub fn management_password(path: &Path) -> Result<String, String> {
             "\"{shown}\" is readable by every user (mode {mode:04o}): chmod o-r it"
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read \"{shown}\": {e}"))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read \"{shown}\": {e}"))?;
     let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
     if first.is_empty() {
         return Err(format!("\"{shown}\" has no password on its first line"));

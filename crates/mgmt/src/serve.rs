@@ -1,0 +1,592 @@
+//! The management interface's I/O: the listener (TCP on loopback or a Unix socket of
+//! mode 0600, bound before privileges are dropped) and one task per client around the
+//! pure protocol of [`crate::proto`] and [`crate::notify`].
+//!
+//! Several clients may be connected at once, each with its own subscriptions (`log`,
+//! `state`, `bytecount`) and log verbosity. Everything a client is sent goes through its
+//! own bounded queue, written by its own writer task: a client that stops reading never
+//! slows the proxy or the other clients. When its queue is full, notifications for it
+//! are dropped *and counted*, and the count is told to it as soon as it reads again
+//! ([`crate::notify::dropped`]); replies to its own commands wait for room instead.
+//! Commands that change the server go through the control channel, the same path as
+//! signals.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use logsys::{Level, Subsystem};
+use server::control::{Control, Controller, Outcome, Selector};
+use server::Server;
+use sockd_conf::MgmtListen;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::notify::{self, State, StateName};
+use crate::proto::{reply, Command, Conn, HistoryArg, KillTarget, Lines, Signal, Step, Stream};
+
+/// Lines waiting for a client before its notifications are dropped (and counted).
+const QUEUE: usize = 1024;
+/// Clients connected at once; more are told so and closed.
+const MAX_CLIENTS: usize = 256;
+/// How long a client may take to give the password.
+const AUTH_TIME: Duration = Duration::from_secs(60);
+
+/// A bound management listener.
+pub enum Bound {
+    /// TCP.
+    Tcp(std::net::TcpListener),
+    /// A Unix stream socket, and its path (removed at exit).
+    Unix(std::os::unix::net::UnixListener, PathBuf),
+}
+
+impl Bound {
+    /// Binds `listen`: a Unix socket is created with mode 0600 (a stale socket file no
+    /// server answers on is replaced); call it before dropping privileges.
+    pub fn bind(listen: &MgmtListen) -> std::io::Result<Self> {
+        match listen {
+            MgmtListen::Tcp(addr) => {
+                let l = std::net::TcpListener::bind(addr)?;
+                l.set_nonblocking(true)?;
+                Ok(Self::Tcp(l))
+            }
+            MgmtListen::Unix(path) => {
+                if path.exists() {
+                    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::AddrInUse,
+                            format!("{}: another server answers on it", path.display()),
+                        ));
+                    }
+                    std::fs::remove_file(path)?;
+                }
+                // The socket is never reachable by others, not even between bind and chmod.
+                // SAFETY: umask(2) has no preconditions; this runs before any thread exists
+                // that creates files.
+                let old = unsafe { libc::umask(0o177) };
+                let bound = std::os::unix::net::UnixListener::bind(path);
+                // SAFETY: as above, restoring the previous mask.
+                unsafe { libc::umask(old) };
+                let l = bound?;
+                l.set_nonblocking(true)?;
+                Ok(Self::Unix(l, path.clone()))
+            }
+        }
+    }
+
+    /// Where it listens, for the log.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Tcp(l) => l
+                .local_addr()
+                .map_or_else(|_| "?".into(), |a| a.to_string()),
+            Self::Unix(_, p) => p.display().to_string(),
+        }
+    }
+
+    /// The socket file, for a Unix socket.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::Tcp(_) => None,
+            Self::Unix(_, p) => Some(p),
+        }
+    }
+}
+
+/// What every management client shares.
+pub struct Context {
+    /// The server: registry, logger, configuration.
+    pub server: Server,
+    /// Where commands that change it go.
+    pub controller: Controller,
+    /// The password clients must give (`management.password:`).
+    pub password: Option<String>,
+    /// The proxy's first listening address (`state`'s LOCAL_ADDR).
+    pub local: Option<SocketAddr>,
+    /// The server's states so far (`state all`).
+    pub states: Mutex<Vec<State>>,
+    /// Live `>STATE:` for subscribed clients.
+    pub state_tx: broadcast::Sender<State>,
+    clients: AtomicU64,
+}
+
+impl Context {
+    /// A context; the server is CONNECTED from now.
+    pub fn new(
+        server: Server,
+        controller: Controller,
+        password: Option<String>,
+        local: Option<SocketAddr>,
+    ) -> Arc<Self> {
+        let connected = State {
+            time: SystemTime::now(),
+            name: StateName::Connected,
+            desc: "SUCCESS".into(),
+            local,
+        };
+        Arc::new(Self {
+            server,
+            controller,
+            password,
+            local,
+            states: Mutex::new(vec![connected]),
+            state_tx: broadcast::channel(64).0,
+            clients: AtomicU64::new(0),
+        })
+    }
+
+    /// Records a state change and tells the clients that asked for `state on`.
+    pub fn change_state(&self, name: StateName, desc: &str) {
+        let s = State {
+            time: SystemTime::now(),
+            name,
+            desc: desc.into(),
+            local: self.local,
+        };
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        if states.len() >= 100 {
+            states.remove(0);
+        }
+        states.push(s.clone());
+        let _ = self.state_tx.send(s);
+    }
+
+    fn log(&self, level: Level, text: String) {
+        self.server.logger().at(Subsystem::MGMT, level, text);
+    }
+}
+
+/// Accepts management clients until `stop` is cancelled.
+pub async fn serve(bound: Bound, ctx: Arc<Context>, stop: CancellationToken) {
+    let desc = bound.describe();
+    ctx.log(
+        Level::Notice,
+        format!("MANAGEMENT: interface listening on {desc}"),
+    );
+    match bound {
+        Bound::Tcp(l) => match tokio::net::TcpListener::from_std(l) {
+            Ok(l) => loop {
+                let accepted = tokio::select! {
+                    a = l.accept() => a,
+                    () = stop.cancelled() => break,
+                };
+                match accepted {
+                    Ok((s, peer)) => {
+                        let _ = s.set_nodelay(true);
+                        start_client(s, format!("[AF_INET]{peer}"), &ctx, &stop);
+                    }
+                    Err(e) => accept_failed(&ctx, &e).await,
+                }
+            },
+            Err(e) => ctx.log(Level::Error, format!("MANAGEMENT: {e}")),
+        },
+        Bound::Unix(l, _) => match tokio::net::UnixListener::from_std(l) {
+            Ok(l) => loop {
+                let accepted = tokio::select! {
+                    a = l.accept() => a,
+                    () = stop.cancelled() => break,
+                };
+                match accepted {
+                    Ok((s, _)) => start_client(s, format!("[AF_UNIX]{desc}"), &ctx, &stop),
+                    Err(e) => accept_failed(&ctx, &e).await,
+                }
+            },
+            Err(e) => ctx.log(Level::Error, format!("MANAGEMENT: {e}")),
+        },
+    }
+}
+
+async fn accept_failed(ctx: &Context, e: &std::io::Error) {
+    ctx.log(
+        Level::Error,
+        format!("MANAGEMENT: accept failed: {e}; retrying"),
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+fn start_client<S>(stream: S, peer: String, ctx: &Arc<Context>, stop: &CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let ctx = Arc::clone(ctx);
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        let n = ctx.clients.fetch_add(1, Ordering::Relaxed) + 1;
+        if n as usize > MAX_CLIENTS {
+            ctx.log(
+                Level::Warning,
+                format!("MANAGEMENT: client from {peer} refused: {MAX_CLIENTS} clients already"),
+            );
+            let (_, mut wr) = tokio::io::split(stream);
+            let _ = wr
+                .write_all(b">INFO:too many management clients, try again later\r\n")
+                .await;
+        } else {
+            ctx.log(
+                Level::Notice,
+                format!("MANAGEMENT: Client connected from {peer}"),
+            );
+            Client::run(stream, &ctx, &stop).await;
+            ctx.log(Level::Notice, "MANAGEMENT: Client disconnected".into());
+        }
+        ctx.clients.fetch_sub(1, Ordering::Relaxed);
+    });
+}
+
+/// What a client's writer is given.
+enum Out {
+    /// Bytes to send.
+    Text(String),
+    /// Send what came before, then close (the log subscription may still hold a sender).
+    Close,
+}
+
+/// One client's queue: replies wait for room, notifications are dropped and counted.
+#[derive(Clone)]
+struct Queue {
+    tx: mpsc::Sender<Out>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Queue {
+    async fn reply(&self, text: String) -> bool {
+        self.tx.send(Out::Text(text)).await.is_ok()
+    }
+
+    fn notify(&self, text: String) -> bool {
+        match self.tx.try_send(Out::Text(text)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// Writes a client's queue; after each write (the client read) tells it what it missed.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    mut rx: mpsc::Receiver<Out>,
+    dropped: Arc<AtomicU64>,
+) {
+    while let Some(Out::Text(text)) = rx.recv().await {
+        if wr.write_all(text.as_bytes()).await.is_err() {
+            return;
+        }
+        let missed = dropped.swap(0, Ordering::Relaxed);
+        if missed > 0
+            && wr
+                .write_all(notify::dropped(missed).as_bytes())
+                .await
+                .is_err()
+        {
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// A client's subscriptions and protocol state.
+struct Client {
+    conn: Conn,
+    queue: Queue,
+    /// `log on`: the logging threads' sink for this client checks this flag.
+    log_on: Arc<AtomicBool>,
+    /// This client's verbosity for `>LOG:` (a [`Level`] as u8).
+    log_level: Arc<AtomicU8>,
+    state_on: bool,
+    bytecount: u32,
+}
+
+impl Client {
+    async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
+        stream: S,
+        ctx: &Arc<Context>,
+        stop: &CancellationToken,
+    ) {
+        let (mut rd, wr) = tokio::io::split(stream);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let writer = tokio::spawn(write_loop(wr, rx, Arc::clone(&dropped)));
+        let mut c = Self {
+            conn: Conn::new(ctx.password.as_deref()),
+            queue: Queue { tx, dropped },
+            log_on: Arc::new(AtomicBool::new(false)),
+            log_level: Arc::new(AtomicU8::new(Level::Debug as u8)),
+            state_on: false,
+            bytecount: 0,
+        };
+        c.queue.reply(c.conn.hello().to_owned()).await;
+        let mut events = ctx.server.registry().subscribe();
+        let mut states = ctx.state_tx.subscribe();
+        let mut lines = Lines::new();
+        let mut buf = vec![0u8; 4096];
+        let auth_deadline = tokio::time::Instant::now() + AUTH_TIME;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut since_count = 0u32;
+        'conn: loop {
+            let authenticated = c.conn.authenticated();
+            tokio::select! {
+                r = rd.read(&mut buf) => {
+                    let n = match r {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    lines.push(&buf[..n]);
+                    while let Some(line) = lines.next_line() {
+                        match c.conn.feed(line) {
+                            Step::Send(text) => { c.queue.reply(text).await; }
+                            Step::Nothing => {}
+                            Step::Close => {
+                                if !c.conn.authenticated() {
+                                    ctx.log(Level::Warning, crate::proto::REJECTED_LOG.into());
+                                }
+                                break 'conn;
+                            }
+                            Step::Run(cmd) => {
+                                let text = c.command(ctx, cmd).await;
+                                if !c.queue.reply(text).await {
+                                    break 'conn;
+                                }
+                            }
+                        }
+                    }
+                }
+                ev = events.recv(), if authenticated => match ev {
+                    Ok(ev) => {
+                        let text = notify::client(&ev, ctx.server.registry().len(), SystemTime::now());
+                        if !c.queue.notify(text) { break; }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        c.queue.dropped.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                st = states.recv(), if authenticated => match st {
+                    Ok(s) if c.state_on => { c.queue.notify(notify::state(&s)); }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        c.queue.dropped.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick(), if authenticated && c.bytecount > 0 => {
+                    since_count += 1;
+                    if since_count >= c.bytecount {
+                        since_count = 0;
+                        for s in ctx.server.registry().snapshot() {
+                            if !c.queue.notify(notify::bytecount_cli(&s)) { break 'conn; }
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(auth_deadline), if !authenticated => {
+                    ctx.log(Level::Warning, "MANAGEMENT: client gave no password in time; closed".into());
+                    break;
+                }
+                () = stop.cancelled() => {
+                    if c.state_on {
+                        c.queue.notify(notify::state(&State {
+                            time: SystemTime::now(),
+                            name: StateName::Exiting,
+                            desc: "SIGTERM".into(),
+                            local: None,
+                        }));
+                    }
+                    break;
+                }
+            }
+        }
+        c.log_on.store(false, Ordering::Relaxed);
+        // Replies already queued go out first; a client that reads nothing more cannot
+        // hold the task (the writer is dropped with the connection after a while).
+        let _ = c.queue.tx.send(Out::Close).await;
+        drop(c);
+        let mut writer = writer;
+        if tokio::time::timeout(Duration::from_secs(10), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+            ctx.log(
+                Level::Warning,
+                "MANAGEMENT: client did not read its last replies; closed".into(),
+            );
+        }
+    }
+
+    /// Runs one command; returns its reply.
+    async fn command(&mut self, ctx: &Context, cmd: Command) -> String {
+        let registry = ctx.server.registry();
+        let logger = ctx.server.logger();
+        match cmd {
+            Command::Help => reply::help(),
+            Command::Version => reply::version(),
+            Command::ClientVersion(n) => reply::client_version(n),
+            Command::Pid => reply::pid(std::process::id()),
+            Command::Status(v) => {
+                let v = v.unwrap_or(ctx.server.current().config.status_version);
+                let mut text = crate::status::render(
+                    v,
+                    &registry.snapshot(),
+                    &registry.totals(),
+                    SystemTime::now(),
+                    "\r\n",
+                );
+                if !text.ends_with("\r\n") {
+                    text.push_str("\r\n");
+                }
+                text
+            }
+            Command::State(args) => {
+                let mut out = String::new();
+                for a in args {
+                    match a {
+                        HistoryArg::On | HistoryArg::Off => {
+                            self.state_on = a == HistoryArg::On;
+                            out.push_str(&reply::realtime(Stream::State, self.state_on));
+                        }
+                        _ => {
+                            let states = ctx.states.lock().unwrap_or_else(|p| p.into_inner());
+                            out.push_str(&notify::state_history(a.tail(&states)));
+                        }
+                    }
+                }
+                out
+            }
+            Command::Log(args) => {
+                let mut out = String::new();
+                for a in args {
+                    match a {
+                        HistoryArg::On => {
+                            self.subscribe_log(logger);
+                            out.push_str(&reply::realtime(Stream::Log, true));
+                        }
+                        HistoryArg::Off => {
+                            self.log_on.store(false, Ordering::Relaxed);
+                            out.push_str(&reply::realtime(Stream::Log, false));
+                        }
+                        _ => {
+                            let level = level_of(self.log_level.load(Ordering::Relaxed));
+                            let history = logger.history(u32::MAX, level);
+                            out.push_str(&notify::log_history(a.tail(&history)));
+                        }
+                    }
+                }
+                out
+            }
+            Command::Echo(args) => reply::echo(&args),
+            Command::Bytecount(n) => {
+                self.bytecount = n;
+                reply::BYTECOUNT_CHANGED.into()
+            }
+            Command::Kill(target) => {
+                let selector = match &target {
+                    KillTarget::Name(name) => Selector::User(name.clone()),
+                    KillTarget::Addr { addr, .. } => Selector::Client(*addr),
+                };
+                let n = killed(ctx.controller.request(Control::Kill(selector)).await);
+                reply::killed(&target, n)
+            }
+            Command::ClientKill { cid, .. } => {
+                let n = killed(
+                    ctx.controller
+                        .request(Control::Kill(Selector::Id(cid)))
+                        .await,
+                );
+                reply::client_kill(n > 0)
+            }
+            Command::ClientAuth { cid, .. } | Command::ClientAuthNt { cid, .. } => {
+                registry.decide(cid, Ok(()));
+                reply::client_auth(true)
+            }
+            Command::ClientDeny { cid, reason, .. } => {
+                registry.decide(cid, Err(reason));
+                reply::client_deny(true)
+            }
+            Command::Signal(sig) => {
+                let control = match sig {
+                    Signal::Hup => Control::Reload,
+                    Signal::Usr1 => Control::Dump,
+                    Signal::Usr2 => Control::WriteStatus,
+                    Signal::Term => Control::Terminate(libc::SIGTERM),
+                    Signal::Int => Control::Terminate(libc::SIGINT),
+                };
+                if sig == Signal::Hup {
+                    ctx.change_state(StateName::Reconnecting, "SIGHUP");
+                }
+                ctx.controller.send(control);
+                if sig == Signal::Hup {
+                    ctx.change_state(StateName::Connected, "SUCCESS");
+                }
+                reply::signal_thrown(sig)
+            }
+            Command::Verb(None) => reply::verb(logger.verb().unwrap_or(DEFAULT_VERB)),
+            Command::Verb(Some(n)) => {
+                ctx.controller.request(Control::Verb(Some(n))).await;
+                self.log_level
+                    .store(Level::for_verb(n) as u8, Ordering::Relaxed);
+                reply::VERB_CHANGED.into()
+            }
+            Command::Mute(None) => reply::mute(logger.mute()),
+            Command::Mute(Some(n)) => {
+                ctx.controller.request(Control::Mute(n)).await;
+                reply::MUTE_CHANGED.into()
+            }
+            Command::LoadStats => reply::load_stats_of(&registry.snapshot(), &registry.totals()),
+            Command::Hold(h) => reply::hold(h, false),
+            Command::EnvFilter(n) => reply::env_filter(n),
+            // The connection handles these itself.
+            Command::Blank | Command::Quit => String::new(),
+        }
+    }
+
+    /// `log on`: records of the subsystems whose `operators` flag is on, at this
+    /// client's verbosity, queued without ever blocking the logging thread.
+    fn subscribe_log(&self, logger: &logsys::Logger) {
+        if self.log_on.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let (on, level, queue) = (
+            Arc::clone(&self.log_on),
+            Arc::clone(&self.log_level),
+            self.queue.clone(),
+        );
+        logger.subscribe(
+            u32::MAX,
+            Level::Debug,
+            Box::new(move |rec| {
+                if !on.load(Ordering::Relaxed) {
+                    return false;
+                }
+                if rec.level as u8 <= level.load(Ordering::Relaxed) {
+                    queue.notify(notify::log(rec))
+                } else {
+                    true
+                }
+            }),
+        );
+    }
+}
+
+/// What `verb` shows when no `verb:` is set: the per-subsystem defaults show info
+/// records (start lines, blocks), as `verb 4` does (docs/logging.md).
+const DEFAULT_VERB: u8 = 4;
+
+fn level_of(code: u8) -> Level {
+    Level::ALL
+        .into_iter()
+        .find(|l| *l as u8 == code)
+        .unwrap_or(Level::Debug)
+}
+
+fn killed(outcome: Outcome) -> usize {
+    match outcome {
+        Outcome::Killed(n) => n,
+        Outcome::Done | Outcome::Stopping => 0,
+    }
+}

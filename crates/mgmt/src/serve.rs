@@ -28,8 +28,12 @@ use tokio_util::sync::CancellationToken;
 use crate::notify::{self, State, StateName};
 use crate::proto::{reply, Command, Conn, HistoryArg, KillTarget, Lines, Signal, Step, Stream};
 
-/// Lines waiting for a client before its notifications are dropped (and counted).
-const QUEUE: usize = 1024;
+/// Messages (a line, or a whole `>CLIENT:` block) waiting for a client before its
+/// notifications are dropped (and counted).
+const QUEUE: usize = 256;
+/// The kernel's send buffer for a management client: with [`QUEUE`], what a client
+/// that stops reading can hold up (the kernel would otherwise grow it to megabytes).
+const SEND_BUFFER: usize = 64 * 1024;
 /// Clients connected at once; more are told so and closed.
 const MAX_CLIENTS: usize = 256;
 /// How long a client may take to give the password.
@@ -176,6 +180,7 @@ pub async fn serve(bound: Bound, ctx: Arc<Context>, stop: CancellationToken) {
                 match accepted {
                     Ok((s, peer)) => {
                         let _ = s.set_nodelay(true);
+                        let _ = socket2::SockRef::from(&s).set_send_buffer_size(SEND_BUFFER);
                         start_client(s, format!("[AF_INET]{peer}"), &ctx, &stop);
                     }
                     Err(e) => accept_failed(&ctx, &e).await,
@@ -190,7 +195,10 @@ pub async fn serve(bound: Bound, ctx: Arc<Context>, stop: CancellationToken) {
                     () = stop.cancelled() => break,
                 };
                 match accepted {
-                    Ok((s, _)) => start_client(s, format!("[AF_UNIX]{desc}"), &ctx, &stop),
+                    Ok((s, _)) => {
+                        let _ = socket2::SockRef::from(&s).set_send_buffer_size(SEND_BUFFER);
+                        start_client(s, format!("[AF_UNIX]{desc}"), &ctx, &stop);
+                    }
                     Err(e) => accept_failed(&ctx, &e).await,
                 }
             },

@@ -195,7 +195,8 @@ fn address(out: &mut Vec<Diagnostic>, o: &Origins, key: &str, host: &HostAddr, p
 /// completes a sentence about the address ("is not a local address").
 fn local(ip: IpAddr) -> Result<(), String> {
     let addr = SocketAddr::new(ip, 0);
-    let bound = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+    // UDP: a TCP bind to port 0 could fail for want of ephemeral ports (TIME_WAIT).
+    let bound = Socket::new(Domain::for_address(addr), Type::DGRAM, None)
         .and_then(|s| s.bind(&addr.into()));
     match bound {
         Ok(()) => Ok(()),

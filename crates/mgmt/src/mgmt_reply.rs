@@ -136,7 +136,7 @@ const HELP: &[(&str, &str)] = &[
     ("env-filter [level]", "Set env-var filter level"),
     (
         "signal s",
-        "Send signal s to daemon,\ns = SIGHUP|SIGTERM|SIGUSR1|SIGUSR2\n(reload, stop, sessions dump to the log, status to the log).",
+        "Send signal s to daemon,\ns = SIGHUP|SIGTERM|SIGUSR1|SIGUSR2\n(reload, stop, sessions dump to the log, status file now).",
     ),
     (
         "state [on|off] [N|all]",

@@ -365,7 +365,7 @@ pub enum Signal {
     Term,
     /// `SIGUSR1`: the status dump to the log.
     Usr1,
-    /// `SIGUSR2`: the status to the log.
+    /// `SIGUSR2`: the status file, now.
     Usr2,
 }
 

@@ -336,6 +336,7 @@ impl Client {
         let mut buf = vec![0u8; 4096];
         let auth_deadline = tokio::time::Instant::now() + AUTH_TIME;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut since_count = 0u32;
         'conn: loop {
             let authenticated = c.conn.authenticated();
@@ -357,6 +358,11 @@ impl Client {
                                 break 'conn;
                             }
                             Step::Run(cmd) => {
+                                if let Command::Bytecount(_) = cmd {
+                                    // The first count comes one interval from now.
+                                    tick.reset();
+                                    since_count = 0;
+                                }
                                 let text = c.command(ctx, cmd).await;
                                 if !c.queue.reply(text).await {
                                     break 'conn;

@@ -53,6 +53,16 @@ pub enum Selector {
     Client(SocketAddr),
 }
 
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(id) => write!(f, "session {id}"),
+            Self::User(u) => write!(f, "the sessions of user \"{u}\""),
+            Self::Client(a) => write!(f, "the sessions of client {a}"),
+        }
+    }
+}
+
 /// What handling a message did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -214,7 +224,7 @@ async fn handle(
             log.at(
                 Subsystem::MGMT,
                 Level::Notice,
-                format!("{n} session(s) ended by the operator ({selector:?})"),
+                format!("management: kill {selector}: {n} session(s) ended"),
             );
             return Outcome::Killed(n);
         }

@@ -14,6 +14,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+
+mod cli;
+use cli::Cli;
 use server::control::{drop_privileges, log_config, serve_until_stopped, ReloadSource};
 use server::privileged::{self, HelperSpec, Privileged};
 use server::{listen, load_config, RunConfig, Server, Users, VERSION_LINE};
@@ -24,45 +27,6 @@ const EX_CONFIG: u8 = 64;
 const EX_START: u8 = 71;
 /// The configuration read when no -f is given, if it exists.
 const DEFAULT_CONFIG: &str = "/etc/ferrosocks.conf";
-
-/// A SOCKS server that reads Dante's sockd.conf and writes Dante's traffic log.
-///
-/// With no -f and no /etc/ferrosocks.conf it runs on its embedded default: listening
-/// on 127.0.0.1 port 1080, serving loopback clients only, logging to stderr.
-#[derive(Debug, Parser)]
-#[command(name = "ferrosocks", disable_version_flag = true)]
-struct Cli {
-    /// Configuration file (Dante sockd.conf syntax)
-    #[arg(short = 'f', value_name = "FILE")]
-    file: Option<PathBuf>,
-    /// Debug level 0, 1 or 2; wins over "debug:" in the file
-    #[arg(short = 'd', value_name = "N", value_parser = clap::value_parser!(u8).range(0..=2))]
-    debug: Option<u8>,
-    /// Check the configuration and exit: 0 if it is good, else print every error
-    #[arg(short = 'V')]
-    verify: bool,
-    /// Write the process id to FILE
-    #[arg(short = 'p', value_name = "FILE")]
-    pidfile: Option<PathBuf>,
-    /// Detach from the terminal and run in the background
-    #[arg(short = 'D')]
-    detach: bool,
-    /// Number of processes (accepted for Dante compatibility; ferrosocks uses threads)
-    #[arg(short = 'N', value_name = "N")]
-    processes: Option<u32>,
-    /// Disable TCP keep-alive (accepted for Dante compatibility)
-    #[arg(short = 'n')]
-    no_keepalive: bool,
-    /// Print the version and exit
-    #[arg(short = 'v', long = "version")]
-    version: bool,
-    /// Print the license and exit
-    #[arg(short = 'L', long = "license")]
-    license: bool,
-    /// Seconds open sessions get to finish after SIGTERM before they are cut
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-    grace_period: u64,
-}
 
 /// Prints a message on stderr with the program's name before every line.
 fn complain(msg: &str) {

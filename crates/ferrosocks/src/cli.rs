@@ -1,0 +1,45 @@
+//! The command line: options as Dante's sockd takes them, plus ferrosocks' own. The man
+//! page and shell completions are generated from this definition.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// A SOCKS server that reads Dante's sockd.conf and writes Dante's traffic log.
+///
+/// With no -f and no /etc/ferrosocks.conf it runs on its embedded default: listening
+/// on 127.0.0.1 port 1080, serving loopback clients only, logging to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "ferrosocks", disable_version_flag = true)]
+pub(crate) struct Cli {
+    /// Configuration file (Dante sockd.conf syntax)
+    #[arg(short = 'f', value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
+    /// Debug level 0, 1 or 2; wins over "debug:" in the file
+    #[arg(short = 'd', value_name = "N", value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub(crate) debug: Option<u8>,
+    /// Check the configuration and exit: 0 if it is good, else print every error
+    #[arg(short = 'V')]
+    pub(crate) verify: bool,
+    /// Write the process id to FILE
+    #[arg(short = 'p', value_name = "FILE")]
+    pub(crate) pidfile: Option<PathBuf>,
+    /// Detach from the terminal and run in the background
+    #[arg(short = 'D')]
+    pub(crate) detach: bool,
+    /// Number of processes (accepted for Dante compatibility; ferrosocks uses threads)
+    #[arg(short = 'N', value_name = "N")]
+    pub(crate) processes: Option<u32>,
+    /// Disable TCP keep-alive (accepted for Dante compatibility)
+    #[arg(short = 'n')]
+    pub(crate) no_keepalive: bool,
+    /// Print the version and exit
+    #[arg(short = 'v', long = "version")]
+    pub(crate) version: bool,
+    /// Print the license and exit
+    #[arg(short = 'L', long = "license")]
+    pub(crate) license: bool,
+    /// Seconds open sessions get to finish after SIGTERM before they are cut
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub(crate) grace_period: u64,
+}

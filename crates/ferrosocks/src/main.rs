@@ -16,6 +16,7 @@ use std::time::Duration;
 use clap::Parser;
 
 mod cli;
+mod systemd;
 use cli::Cli;
 use server::control::{drop_privileges, log_config, serve_until_stopped, ReloadSource};
 use server::privileged::{self, HelperSpec, Privileged};
@@ -64,6 +65,21 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// The listening sockets: those systemd passed (socket activation), else bound now.
+fn listeners(config: &sockd_conf::Config) -> Result<Vec<std::net::TcpListener>, String> {
+    use std::os::fd::FromRawFd;
+    let passed = sd_notify::listen_fds().map_err(|e| format!("socket activation: {e}"))?;
+    if passed.len() == 0 {
+        return listen::bind_all(config);
+    }
+    // SAFETY: systemd passed these descriptors to this process (LISTEN_PID is ours) and
+    // nothing else owns them.
+    let fds = passed
+        .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+        .collect();
+    listen::adopt_all(config, fds)
 }
 
 /// The bound management listener and its password.
@@ -156,7 +172,7 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
     }
 
     raise_fd_limit();
-    let listeners = listen::bind_all(&run.config).map_err(|e| (EX_START, e))?;
+    let listeners = listeners(&run.config).map_err(|e| (EX_START, e))?;
     let ready = listen::ready_line(&listeners);
     let first_listener = listeners.first().and_then(|l| l.local_addr().ok());
     let management = bind_management(&run.config)?;
@@ -260,11 +276,14 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
     };
     let grace = Duration::from_secs(cli.grace_period);
     let controls = server::control::channel();
+    let systemd = systemd::Systemd::from_env(logger.clone());
     let result = runtime.block_on(async {
         // The operator's interfaces run beside the server and end after it: the status
         // file is written a last time at a clean exit.
         let operators_stop = tokio_util::sync::CancellationToken::new();
         let status = tokio::spawn(mgmt::status_loop::run(srv.clone(), operators_stop.clone()));
+        let mut watchers: Vec<std::sync::Arc<dyn server::control::Lifecycle>> =
+            vec![systemd.clone()];
         let management = management.map(|(bound, password)| {
             let ctx = mgmt::serve::Context::new(
                 srv.clone(),
@@ -272,9 +291,16 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
                 password,
                 first_listener,
             );
+            watchers.push(ctx.clone());
             tokio::spawn(mgmt::serve::serve(bound, ctx, operators_stop.clone()))
         });
-        let result = serve_until_stopped(srv, listeners, grace, source, controls).await;
+        let notify = tokio::spawn(systemd.clone().run(
+            srv.clone(),
+            controls.0.clone(),
+            listeners.len(),
+        ));
+        let result = serve_until_stopped(srv, listeners, grace, source, controls, &watchers).await;
+        notify.abort();
         operators_stop.cancel();
         let _ = status.await;
         if let Some(m) = management {

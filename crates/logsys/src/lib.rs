@@ -391,6 +391,12 @@ impl Logger {
         self.inner.core.flush();
     }
 
+    /// Whether every sink in force has its writer thread running (the systemd watchdog
+    /// asks).
+    pub fn writers_alive(&self) -> bool {
+        self.inner.core.writers_alive()
+    }
+
     /// Lines waiting in the sinks to be written.
     pub fn queued(&self) -> usize {
         self.inner.core.pending()

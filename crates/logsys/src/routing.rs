@@ -478,6 +478,11 @@ impl Core {
         read(&self.routing.load().config)
     }
 
+    /// Whether every sink in force has its writer thread running.
+    pub(crate) fn writers_alive(&self) -> bool {
+        self.routing.load().sinks.iter().all(|s| s.writer_alive())
+    }
+
     /// Lines waiting in the sinks.
     pub(crate) fn pending(&self) -> usize {
         self.routing.load().sinks.iter().map(|s| s.pending()).sum()

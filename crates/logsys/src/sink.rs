@@ -44,6 +44,8 @@ pub(crate) struct Sink {
     writes_ok: AtomicBool,
     /// The writer's failure in progress, for the sink that replaces this one.
     failure: Mutex<Option<Failure>>,
+    /// The writer thread runs (false if it could not start, or ended).
+    alive: AtomicBool,
 }
 
 #[derive(Default)]
@@ -105,12 +107,24 @@ impl Sink {
             written: Condvar::new(),
             writes_ok: AtomicBool::new(inherited.is_none()),
             failure: Mutex::new(inherited),
+            alive: AtomicBool::new(true),
         });
         let mine = Arc::clone(&sink);
         let spawned = std::thread::Builder::new()
             .name(format!("log-sink-{index}"))
-            .spawn(move || write_loop(&mine, writer, &report));
+            .spawn(move || {
+                // Marked dead however the writer ends (closed, or a panic).
+                struct Alive<'a>(&'a Sink);
+                impl Drop for Alive<'_> {
+                    fn drop(&mut self) {
+                        self.0.alive.store(false, Ordering::Relaxed);
+                    }
+                }
+                let _alive = Alive(&mine);
+                write_loop(&mine, writer, &report);
+            });
         if let Err(e) = spawned {
+            sink.alive.store(false, Ordering::Relaxed);
             // Its lines will be counted as dropped and reported on the other sinks.
             eprintln!("ferrosocks: cannot start a log sink thread: {e}");
         }
@@ -132,6 +146,11 @@ impl Sink {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Whether its writer thread runs.
+    pub(crate) fn writer_alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
     }
 
     /// Whether the sink writes and takes lines.

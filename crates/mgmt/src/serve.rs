@@ -163,6 +163,26 @@ impl Context {
     }
 }
 
+/// The server's life cycle as `>STATE:` tells it.
+impl server::control::Lifecycle for Context {
+    fn reloading(&self) {
+        self.change_state(StateName::Reconnecting, "SIGHUP");
+    }
+
+    fn reloaded(&self) {
+        self.change_state(StateName::Connected, "SUCCESS");
+    }
+
+    fn stopping(&self, sig: i32) {
+        let name = if sig == libc::SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
+        self.change_state(StateName::Exiting, name);
+    }
+}
+
 /// Accepts management clients until `stop` is cancelled.
 pub async fn serve(bound: Bound, ctx: Arc<Context>, stop: CancellationToken) {
     let desc = bound.describe();
@@ -530,13 +550,7 @@ impl Client {
                     Signal::Term => Control::Terminate(libc::SIGTERM),
                     Signal::Int => Control::Terminate(libc::SIGINT),
                 };
-                if sig == Signal::Hup {
-                    ctx.change_state(StateName::Reconnecting, "SIGHUP");
-                }
                 ctx.controller.send(control);
-                if sig == Signal::Hup {
-                    ctx.change_state(StateName::Connected, "SUCCESS");
-                }
                 reply::signal_thrown(sig)
             }
             Command::Verb(None) => reply::verb(logger.verb().unwrap_or(DEFAULT_VERB)),

@@ -11,6 +11,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use logsys::{Level, Subsystem};
@@ -40,6 +41,21 @@ pub enum Control {
     Mute(u32),
     /// End sessions (`administrative termination`).
     Kill(Selector),
+    /// Answer, to prove the control loop is alive (the systemd watchdog).
+    Ping,
+}
+
+/// Told of the server's life-cycle changes: systemd's notify protocol, the management
+/// interface's `>STATE:`.
+pub trait Lifecycle: Send + Sync {
+    /// The server serves: listeners accepting, signals handled.
+    fn serving(&self) {}
+    /// A reload starts.
+    fn reloading(&self) {}
+    /// A reload is over (whether the new configuration was good or not).
+    fn reloaded(&self) {}
+    /// The server stops, on signal `sig`.
+    fn stopping(&self, _sig: i32) {}
 }
 
 /// Which sessions a kill ends.
@@ -164,6 +180,7 @@ pub async fn serve_until_stopped(
     grace: Duration,
     source: ReloadSource,
     (controller, mut controls): (Controller, ControlReceiver),
+    watchers: &[Arc<dyn Lifecycle>],
 ) -> std::io::Result<()> {
     forward_signals(&controller)?;
     let stop = CancellationToken::new();
@@ -172,9 +189,10 @@ pub async fn serve_until_stopped(
         let stop = stop.clone();
         async move { server.run(listeners, stop, grace).await }
     });
+    watchers.iter().for_each(|w| w.serving());
     while let Some(Request { control, reply }) = controls.0.recv().await {
         let terminate = matches!(control, Control::Terminate(_));
-        let outcome = handle(&server, &source, control, &stop).await;
+        let outcome = handle(&server, &source, control, &stop, watchers).await;
         if let Some(reply) = reply {
             let _ = reply.send(outcome);
         }
@@ -192,14 +210,18 @@ async fn handle(
     source: &ReloadSource,
     control: Control,
     stop: &CancellationToken,
+    watchers: &[Arc<dyn Lifecycle>],
 ) -> Outcome {
     let log = server.logger();
     match control {
         // Reading files and letting the old log sinks finish block: not on a worker.
         Control::Reload => {
+            watchers.iter().for_each(|w| w.reloading());
             let (server, source) = (server.clone(), source.clone());
             let _ = tokio::task::spawn_blocking(move || reload(&server, &source)).await;
+            watchers.iter().for_each(|w| w.reloaded());
         }
+        Control::Ping => {}
         Control::Reopen => {
             let log = log.clone();
             let _ = tokio::task::spawn_blocking(move || log.reopen()).await;
@@ -207,6 +229,7 @@ async fn handle(
         Control::Dump => server.dump(),
         Control::WriteStatus => server.status_requested().notify_one(),
         Control::Terminate(sig) => {
+            watchers.iter().for_each(|w| w.stopping(sig));
             log.info(format!("Exiting on signal {sig}"));
             stop.cancel();
         }

@@ -221,6 +221,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Arc<registry::Registry>,
     /// Notified when the status file should be written now (SIGUSR2).
     status_requested: Arc<tokio::sync::Notify>,
+    /// Accept loops running (the systemd watchdog checks them).
+    accepting: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -246,6 +248,7 @@ impl Server {
                 registry: Arc::new(registry::Registry::new(cut.clone())),
                 cut,
                 status_requested: Arc::new(tokio::sync::Notify::new()),
+                accepting: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -277,6 +280,13 @@ impl Server {
     /// Notified (with a stored permit) when the status file should be written now.
     pub fn status_requested(&self) -> &Arc<tokio::sync::Notify> {
         &self.shared.status_requested
+    }
+
+    /// Accept loops running now: one per listening socket while the server serves.
+    pub fn accept_loops(&self) -> usize {
+        self.shared
+            .accepting
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The sessions registry: live sessions, totals, events, kills.
@@ -344,6 +354,20 @@ impl Server {
         stop: CancellationToken,
         tracker: TaskTracker,
     ) {
+        let shared = Arc::clone(&self.shared);
+        shared
+            .accepting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Counted down however the loop ends (a stop, a panic).
+        struct Running(Arc<Shared>);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0
+                    .accepting
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let _running = Running(shared);
         let mut backoff = Duration::from_millis(10);
         // A listener bound to one address accepts only on that address: no getsockname
         // per connection. A wildcard listener asks each accepted socket.

@@ -60,6 +60,64 @@ fn addresses(host: &HostAddr) -> Result<Vec<IpAddr>, String> {
     }
 }
 
+/// Takes the listening sockets systemd passed (socket activation, `LISTEN_FDS`) instead
+/// of binding: each must be a listening TCP socket on an address `internal:` names (any
+/// port when that entry says port 0), and every `internal:` entry must have one.
+pub fn adopt_all(
+    config: &Config,
+    fds: Vec<std::os::fd::OwnedFd>,
+) -> Result<Vec<std::net::TcpListener>, String> {
+    let o = &config.origins;
+    let mut wanted: Vec<(usize, Vec<IpAddr>, u16)> = Vec::new();
+    for (i, internal) in config.internals.iter().enumerate() {
+        let at = |message: String| {
+            let pos = o.internals.get(i).copied().unwrap_or_default();
+            o.diagnostic(pos, message).to_string()
+        };
+        wanted.push((i, addresses(&internal.host).map_err(at)?, internal.port));
+    }
+    let mut covered = vec![false; wanted.len()];
+    let mut out = Vec::new();
+    for fd in fds {
+        let sock = Socket::from(fd);
+        let listening = sock.r#type().ok() == Some(Type::STREAM)
+            && nix::sys::socket::getsockopt(&sock, nix::sys::socket::sockopt::AcceptConn)
+                .unwrap_or(false);
+        let local = sock.local_addr().ok().and_then(|a| a.as_socket());
+        let Some(local) = local.filter(|_| listening) else {
+            return Err(
+                "socket activation: a descriptor systemd passed is not a listening TCP socket"
+                    .into(),
+            );
+        };
+        let ip = local.ip().to_canonical();
+        let Some(&(i, ..)) = wanted
+            .iter()
+            .find(|(_, ips, port)| ips.contains(&ip) && (*port == 0 || *port == local.port()))
+        else {
+            return Err(format!(
+                "socket activation: systemd passed a socket on {local}, which no internal: entry names"
+            ));
+        };
+        covered[i] = true;
+        sock.set_nodelay(true)
+            .map_err(|e| format!("{local}: {e}"))?;
+        sock.set_nonblocking(true)
+            .map_err(|e| format!("{local}: {e}"))?;
+        out.push(sock.into());
+    }
+    if let Some(i) = covered.iter().position(|c| !c) {
+        let pos = o.internals.get(i).copied().unwrap_or_default();
+        return Err(o
+            .diagnostic(
+                pos,
+                "internal: socket activation passed no socket for this address".into(),
+            )
+            .to_string());
+    }
+    Ok(out)
+}
+
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     sock.set_reuse_address(true)?;

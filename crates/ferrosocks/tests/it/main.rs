@@ -20,4 +20,5 @@ mod privileges;
 mod seed;
 mod status;
 mod system_users;
+mod systemd;
 mod traffic_log;

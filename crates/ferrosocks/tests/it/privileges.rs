@@ -45,7 +45,8 @@ const NOBODY: u32 = 65534;
 fn dropping_conf() -> String {
     conf("connect disconnect").replace(
         "socksmethod: none",
-        "socksmethod: none\nuser.privileged: root\nuser.unprivileged: nobody",
+        "socksmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\n\
+         management: @DIR@/mgmt.sock",
     )
 }
 
@@ -57,6 +58,7 @@ fn rotations_under_a_dropped_user_lose_no_line_and_the_pid_file_goes() {
     let mut p = Proxy::start_with(&dropping_conf(), &["-p", pidfile.to_str().unwrap()]);
     // Only root may enter the log's directory, and write in it.
     std::fs::set_permissions(p.dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert!(p.dir.path().join("mgmt.sock").exists());
     assert!(uids(p.child.id()).iter().all(|&u| u == NOBODY));
     let helpers = children(p.child.id());
     assert_eq!(helpers.len(), 1, "one privileged helper: {helpers:?}");
@@ -113,6 +115,12 @@ fn rotations_under_a_dropped_user_lose_no_line_and_the_pid_file_goes() {
         assert!(std::fs::metadata(f).unwrap().len() > 0, "{}", f.display());
     }
     assert!(!pidfile.exists(), "the pid file was left behind");
+    // The management socket, made by root before the drop in a directory only root may
+    // write, is removed by the helper.
+    assert!(
+        !p.dir.path().join("mgmt.sock").exists(),
+        "the management socket was left behind"
+    );
     assert!(children(p.child.id()).is_empty());
 }
 
@@ -188,4 +196,26 @@ fn a_reload_after_the_drop_reads_root_only_files() {
     assert!(m.iter().any(|l| l == "Configuration reloaded"), "{m:?}");
     let (code, out, err) = fetch("bob:second");
     assert_eq!((code, out.as_str()), (0, HTTP_BODY), "{err}");
+}
+
+#[test]
+fn a_status_file_the_dropped_user_cannot_replace_is_refused_at_start() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf_path = dir.path().join("sockd.conf");
+    std::fs::write(
+        &conf_path,
+        format!(
+            "internal: 127.0.0.1 port = 0\nsocksmethod: none\nuser.unprivileged: nobody\nstatus.file: {}/status\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(Command::new(BIN).arg("-V").arg("-f").arg(&conf_path));
+    assert_eq!(code, 64, "{err}");
+    assert!(
+        err.contains(":4:14: status.file: ") && err.contains("cannot write its directory"),
+        "{err}"
+    );
 }

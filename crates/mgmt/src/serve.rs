@@ -319,12 +319,46 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let _ = wr.shutdown().await;
 }
 
+/// One `log on` subscription. Until it is armed (its command's reply queued), records
+/// are held back, so that the reply (`SUCCESS:` and, for `log on all`, the history up to
+/// the subscription) comes before any live `>LOG:` line and none is missed or doubled.
+struct LogSub {
+    active: AtomicBool,
+    held: Mutex<Option<Vec<String>>>,
+}
+
+impl LogSub {
+    fn take(&self, text: String, queue: &Queue) -> bool {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        match held.as_mut() {
+            Some(buf) if buf.len() < QUEUE => {
+                buf.push(text);
+                true
+            }
+            Some(_) => {
+                queue.dropped.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            None => queue.notify(text),
+        }
+    }
+
+    fn arm(&self, queue: &Queue) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        for text in held.take().unwrap_or_default() {
+            queue.notify(text);
+        }
+    }
+}
+
 /// A client's subscriptions and protocol state.
 struct Client {
     conn: Conn,
     queue: Queue,
-    /// `log on`: the logging threads' sink for this client checks this flag.
-    log_on: Arc<AtomicBool>,
+    /// The `log on` subscription in force.
+    log: Option<Arc<LogSub>>,
+    /// A subscription made by the command being answered, armed once its reply is queued.
+    log_to_arm: Option<Arc<LogSub>>,
     /// This client's verbosity for `>LOG:` (a [`Level`] as u8).
     log_level: Arc<AtomicU8>,
     state_on: bool,
@@ -344,7 +378,8 @@ impl Client {
         let mut c = Self {
             conn: Conn::new(ctx.password.as_deref()),
             queue: Queue { tx, dropped },
-            log_on: Arc::new(AtomicBool::new(false)),
+            log: None,
+            log_to_arm: None,
             log_level: Arc::new(AtomicU8::new(Level::Debug as u8)),
             state_on: false,
             bytecount: 0,
@@ -386,6 +421,9 @@ impl Client {
                                 let text = c.command(ctx, cmd).await;
                                 if !c.queue.reply(text).await {
                                     break 'conn;
+                                }
+                                if let Some(sub) = c.log_to_arm.take() {
+                                    sub.arm(&c.queue);
                                 }
                             }
                         }
@@ -435,7 +473,9 @@ impl Client {
                 }
             }
         }
-        c.log_on.store(false, Ordering::Relaxed);
+        if let Some(sub) = c.log.take() {
+            sub.active.store(false, Ordering::Relaxed);
+        }
         // Replies already queued go out first; a client that reads nothing more cannot
         // hold the task (the writer is dropped with the connection after a while).
         let _ = c.queue.tx.send(Out::Close).await;
@@ -494,19 +534,25 @@ impl Client {
             }
             Command::Log(args) => {
                 let mut out = String::new();
+                // `log on all`: the history taken with the subscription, atomically.
+                let mut history_at_subscription = None;
                 for a in args {
                     match a {
                         HistoryArg::On => {
-                            self.subscribe_log(logger);
+                            history_at_subscription = self.subscribe_log(logger);
                             out.push_str(&reply::realtime(Stream::Log, true));
                         }
                         HistoryArg::Off => {
-                            self.log_on.store(false, Ordering::Relaxed);
+                            if let Some(sub) = self.log.take() {
+                                sub.active.store(false, Ordering::Relaxed);
+                            }
                             out.push_str(&reply::realtime(Stream::Log, false));
                         }
                         _ => {
                             let level = level_of(self.log_level.load(Ordering::Relaxed));
-                            let history = logger.history(u32::MAX, level);
+                            let history = history_at_subscription
+                                .clone()
+                                .unwrap_or_else(|| logger.history(u32::MAX, level));
                             out.push_str(&notify::log_history(a.tail(&history)));
                         }
                     }
@@ -574,30 +620,45 @@ impl Client {
     }
 
     /// `log on`: records of the subsystems whose `operators` flag is on, at this
-    /// client's verbosity, queued without ever blocking the logging thread.
-    fn subscribe_log(&self, logger: &logsys::Logger) {
-        if self.log_on.swap(true, Ordering::Relaxed) {
-            return;
+    /// client's verbosity, queued without ever blocking the logging thread. Returns the
+    /// history up to the subscription (at this client's verbosity); `None` when already
+    /// subscribed.
+    fn subscribe_log(&mut self, logger: &logsys::Logger) -> Option<Vec<logsys::OperatorRecord>> {
+        if self.log.is_some() {
+            return None;
         }
-        let (on, level, queue) = (
-            Arc::clone(&self.log_on),
+        let sub = Arc::new(LogSub {
+            active: AtomicBool::new(true),
+            held: Mutex::new(Some(Vec::new())),
+        });
+        let (mine, level, queue) = (
+            Arc::clone(&sub),
             Arc::clone(&self.log_level),
             self.queue.clone(),
         );
-        logger.subscribe(
+        let history = logger.subscribe(
             u32::MAX,
             Level::Debug,
             Box::new(move |rec| {
-                if !on.load(Ordering::Relaxed) {
+                if !mine.active.load(Ordering::Relaxed) {
                     return false;
                 }
                 if rec.level as u8 <= level.load(Ordering::Relaxed) {
-                    queue.notify(notify::log(rec))
+                    mine.take(notify::log(rec), &queue)
                 } else {
                     true
                 }
             }),
         );
+        self.log = Some(Arc::clone(&sub));
+        self.log_to_arm = Some(sub);
+        let level = self.log_level.load(Ordering::Relaxed);
+        Some(
+            history
+                .into_iter()
+                .filter(|r| r.level as u8 <= level)
+                .collect(),
+        )
     }
 }
 

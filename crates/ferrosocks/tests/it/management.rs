@@ -326,6 +326,27 @@ fn log_on_streams_traffic_records_and_log_all_replays_them() {
         "log off",
         "SUCCESS: real-time log notification set to OFF\r\n",
     );
+    // `log on all`: the ON line, the history and END, no live line in between; and a
+    // second subscription after `log off` does not double the lines.
+    let on_all = m.command("log on all", "\r\nEND\r\n");
+    let body = &on_all[..on_all.find("\r\nEND\r\n").unwrap()];
+    assert!(
+        body.starts_with("SUCCESS: real-time log notification set to ON\r\n"),
+        "{on_all}"
+    );
+    assert!(
+        !body.contains(">LOG:"),
+        "a live line inside the history:\n{on_all}"
+    );
+    let from = m.got.len();
+    let (c, client2) = held(p.addr, echo.addr, b"y");
+    drop(c);
+    let live = m.until(from, &format!("tcp/connect ]: 1 -> {}", ep(client2)));
+    let summaries = live
+        .lines()
+        .filter(|l| l.contains("tcp/connect ]: ") && l.contains(&ep(client2)))
+        .count();
+    assert_eq!(summaries, 1, "{live}");
     // Verbosity: verb 1 leaves traffic records (trace) out for this client and the log.
     m.command("verb 1", "SUCCESS: verb level changed\r\n");
     assert_eq!(m.command("verb", "\r\n").trim_end(), "SUCCESS: verb=1");

@@ -88,6 +88,16 @@ impl Mgmt {
         self.until(from, end)
     }
 
+    /// The CID of the first whole `>CLIENT:CONNECT` block read after `from`.
+    fn next_connect(&mut self, from: usize) -> String {
+        let ev = self.until(from, ">CLIENT:CONNECT,");
+        let at = from + ev.find(">CLIENT:CONNECT,").unwrap();
+        let block = self.until(at, ">CLIENT:ENV,END\r\n");
+        let header = block.lines().next().unwrap();
+        let fields = header.strip_prefix(">CLIENT:CONNECT,").unwrap();
+        fields.split(',').next().unwrap().to_owned()
+    }
+
     /// Reads until the server closes; returns everything read.
     fn until_closed(&mut self) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -363,16 +373,7 @@ fn client_auth_holds_new_sessions_for_a_verdict() {
         let (proxy, target) = (p.addr, echo.addr);
         std::thread::spawn(move || Raw::connect_v4(proxy, target).1)
     };
-    let ev = m.until(0, ">CLIENT:CONNECT,");
-    let ev = m.until(ev.find(">CLIENT:CONNECT,").unwrap(), ">CLIENT:ENV,END\r\n");
-    let cid = ev
-        .lines()
-        .find_map(|l| l.strip_prefix(">CLIENT:CONNECT,"))
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cid = m.next_connect(0);
     let reply = m.command(&format!("client-deny {cid} 0 \"not today\""), "\r\n");
     assert!(
         reply.contains("SUCCESS: client-deny command succeeded"),
@@ -392,17 +393,7 @@ fn client_auth_holds_new_sessions_for_a_verdict() {
             (reply[1], c.read_exact(2))
         })
     };
-    let ev = m.until(from, ">CLIENT:CONNECT,");
-    let at = from + ev.find(">CLIENT:CONNECT,").unwrap();
-    let ev = m.until(at, ">CLIENT:ENV,END\r\n");
-    let cid = ev
-        .lines()
-        .find_map(|l| l.strip_prefix(">CLIENT:CONNECT,"))
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cid = m.next_connect(from);
     m.command(
         &format!("client-auth-nt {cid} 0"),
         "SUCCESS: client-auth command succeeded\r\n",

@@ -15,6 +15,7 @@ mod examples;
 mod ident;
 mod load;
 mod logging;
+mod openvpn_monitor;
 mod privileges;
 mod seed;
 mod status;

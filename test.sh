@@ -2,7 +2,8 @@
 # The one test command: formatting, lints, and every test (unit, golden, integration).
 # Installs the real programs the integration tests drive (curl, ncat, htpasswd,
 # proxychains4, PySocks for Debian's python3, Dante for chaining, oidentd for ident, rsyslog for syslog) with
-# apt-get when they are missing. CI (.ci/run) calls exactly this. Every test binary
+# apt-get when they are missing, and openvpn-monitor 2.0.4 (PyPI) into a virtualenv under target/
+# when it is missing there. CI (.ci/run) calls exactly this. Every test binary
 # runs even when one fails (--no-fail-fast), and the README's own commands are run as
 # written last (scripts/readme-commands.sh).
 set -euo pipefail
@@ -27,6 +28,17 @@ if ((${#missing[@]})); then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# openvpn-monitor, the real OpenVPN tool the management interface test drives unchanged
+# (tests/it/openvpn_monitor.rs), with the dependencies it pins, in a virtualenv of its own:
+# installed once, so reruns need no network.
+ovmon=target/py-openvpn-monitor
+if ! "$ovmon/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("openvpn-monitor") != "2.0.4")' >/dev/null 2>&1; then
+    echo "test.sh: installing openvpn-monitor 2.0.4 into $ovmon" >&2
+    python3 -m venv --clear "$ovmon"
+    "$ovmon/bin/pip" install -q openvpn-monitor==2.0.4
+fi
+export FERROSOCKS_OPENVPN_MONITOR_PYTHON="$PWD/$ovmon/bin/python"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

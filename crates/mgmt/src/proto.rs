@@ -106,7 +106,9 @@
 //! - `>LOG:` lines are the records that pass the management verbosity; `>CLIENT:`
 //!   blocks come from [`server::registry::SessionEvent`]s (the registry also reports
 //!   the end of sessions that never reached CONNECT: whether to show those is the
-//!   server's choice) through [`crate::notify::client`].
+//!   server's choice) through [`crate::notify::client`], and are sent only with
+//!   `management.client-auth: on`, as OpenVPN 2.6.14 sends them only with
+//!   `--management-client-auth`.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -10,6 +10,12 @@
 //! ([`crate::notify::dropped`]); replies to its own commands wait for room instead.
 //! Commands that change the server go through the control channel, the same path as
 //! signals.
+//!
+//! `>CLIENT:` notifications (session events from the registry) go to every
+//! authenticated client, but only with `management.client-auth: on`, as OpenVPN
+//! 2.6.14 sends them only with `--management-client-auth` (see
+//! `client_notifications`); `>STATE:`, `>LOG:` and `>BYTECOUNT_CLI:` only to the
+//! clients that asked for them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -429,13 +435,18 @@ impl Client {
                         }
                     }
                 }
+                // Always received, so that the channel never lags behind while the
+                // notifications are off; sent only when they are on.
                 ev = events.recv(), if authenticated => match ev {
-                    Ok(ev) => {
+                    Ok(ev) if client_notifications(ctx) => {
                         let text = notify::client(&ev, ctx.server.registry().len(), SystemTime::now());
                         if !c.queue.notify(text) { break; }
                     }
+                    Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(n)) => {
-                        c.queue.dropped.fetch_add(n, Ordering::Relaxed);
+                        if client_notifications(ctx) {
+                            c.queue.dropped.fetch_add(n, Ordering::Relaxed);
+                        }
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
@@ -660,6 +671,23 @@ impl Client {
                 .collect(),
         )
     }
+}
+
+/// Whether `>CLIENT:` notifications go out: only with `management.client-auth: on`
+/// (read at each event, so a reload turns them on or off), as OpenVPN 2.6.14 sends
+/// them only with `--management-client-auth`. Tools written for it that do not ask
+/// for it never expect them: openvpn-monitor 2.0.4 takes everything it reads up to a
+/// reply's end marker for the reply, so while sessions come and go it never sees what
+/// it read end in `SUCCESS: password is correct` (and waits until 3 s pass without a
+/// byte), and it takes a `>CLIENT:` line for `load-stats`' numbers or for a row of
+/// `status 3`.
+fn client_notifications(ctx: &Context) -> bool {
+    ctx.server
+        .current()
+        .config
+        .management
+        .as_ref()
+        .is_some_and(|m| m.client_auth)
 }
 
 /// What `verb` shows when no `verb:` is set: the per-subsystem defaults show info

@@ -12,10 +12,14 @@
 //! signals.
 //!
 //! `>CLIENT:` notifications (session events from the registry) go to every
-//! authenticated client, but only with `management.client-auth: on`, as OpenVPN
-//! 2.6.14 sends them only with `--management-client-auth` (see
-//! `client_notifications`); `>STATE:`, `>LOG:` and `>BYTECOUNT_CLI:` only to the
-//! clients that asked for them.
+//! authenticated client, without any option. OpenVPN 2.6.14 sends them only with
+//! `--management-client-auth`, and tools written for it without that option never
+//! expect them (openvpn-monitor takes everything it reads up to a reply's end for the
+//! reply). So, unless `management.client-auth` is on, a `>CLIENT:` block never arrives
+//! in the middle of a conversation: within [`QUIET`] of a client's last line it waits,
+//! in order, until the client pauses (an operator at `nc` sees it at once; a tool
+//! firing its commands back to back never does). `>STATE:`, `>LOG:` and
+//! `>BYTECOUNT_CLI:` go only to the clients that asked for them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,6 +46,9 @@ const QUEUE: usize = 256;
 const SEND_BUFFER: usize = 64 * 1024;
 /// Clients connected at once; more are told so and closed.
 const MAX_CLIENTS: usize = 256;
+/// How long a client must have been silent before an unsolicited `>CLIENT:` block is
+/// sent to it.
+const QUIET: Duration = Duration::from_millis(250);
 /// How long a client may take to give the password.
 const AUTH_TIME: Duration = Duration::from_secs(60);
 
@@ -399,6 +406,9 @@ impl Client {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut since_count = 0u32;
+        // `>CLIENT:` blocks waiting for the client to pause, and when it last spoke.
+        let mut held: Vec<String> = Vec::new();
+        let mut last_line = tokio::time::Instant::now();
         'conn: loop {
             let authenticated = c.conn.authenticated();
             tokio::select! {
@@ -408,6 +418,7 @@ impl Client {
                         Ok(n) => n,
                     };
                     lines.push(&buf[..n]);
+                    last_line = tokio::time::Instant::now();
                     while let Some(line) = lines.next_line() {
                         match c.conn.feed(line) {
                             Step::Send(text) => { c.queue.reply(text).await; }
@@ -435,21 +446,25 @@ impl Client {
                         }
                     }
                 }
-                // Always received, so that the channel never lags behind while the
-                // notifications are off; sent only when they are on.
                 ev = events.recv(), if authenticated => match ev {
-                    Ok(ev) if client_notifications(ctx) => {
+                    Ok(ev) => {
                         let text = notify::client(&ev, ctx.server.registry().len(), SystemTime::now());
-                        if !c.queue.notify(text) { break; }
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        if client_notifications(ctx) {
-                            c.queue.dropped.fetch_add(n, Ordering::Relaxed);
+                        if client_auth(ctx) || last_line.elapsed() >= QUIET {
+                            if !c.send_held(&mut held) || !c.queue.notify(text) { break; }
+                        } else if held.len() < QUEUE {
+                            held.push(text);
+                        } else {
+                            c.queue.dropped.fetch_add(1, Ordering::Relaxed);
                         }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        c.queue.dropped.fetch_add(n, Ordering::Relaxed);
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
+                () = tokio::time::sleep_until(last_line + QUIET), if !held.is_empty() => {
+                    if !c.send_held(&mut held) { break; }
+                }
                 st = states.recv(), if authenticated => match st {
                     Ok(s) if c.state_on => { c.queue.notify(notify::state(&s)); }
                     Ok(_) => {}
@@ -630,6 +645,12 @@ impl Client {
         }
     }
 
+    /// Sends the `>CLIENT:` blocks that waited for a pause, in order; false when the
+    /// connection is gone.
+    fn send_held(&self, held: &mut Vec<String>) -> bool {
+        held.drain(..).all(|text| self.queue.notify(text))
+    }
+
     /// `log on`: records of the subsystems whose `operators` flag is on, at this
     /// client's verbosity, queued without ever blocking the logging thread. Returns the
     /// history up to the subscription (at this client's verbosity); `None` when already
@@ -673,15 +694,14 @@ impl Client {
     }
 }
 
-/// Whether `>CLIENT:` notifications go out: only with `management.client-auth: on`
-/// (read at each event, so a reload turns them on or off), as OpenVPN 2.6.14 sends
-/// them only with `--management-client-auth`. Tools written for it that do not ask
-/// for it never expect them: openvpn-monitor 2.0.4 takes everything it reads up to a
-/// reply's end marker for the reply, so while sessions come and go it never sees what
-/// it read end in `SUCCESS: password is correct` (and waits until 3 s pass without a
-/// byte), and it takes a `>CLIENT:` line for `load-stats`' numbers or for a row of
-/// `status 3`.
-fn client_notifications(ctx: &Context) -> bool {
+/// Whether `management.client-auth` is on (read at each event, so a reload changes it):
+/// then clients expect `>CLIENT:` blocks at any moment, as OpenVPN's
+/// `--management-client-auth` sends them, and a waiting session must not wait for a
+/// pause. Without it, tools written for OpenVPN do not expect them at all:
+/// openvpn-monitor 2.0.4 takes everything it reads up to a reply's end marker for the
+/// reply, so a block in the middle of its conversation (right after `SUCCESS: password
+/// is correct`, or before `load-stats`' numbers) breaks it.
+fn client_auth(ctx: &Context) -> bool {
     ctx.server
         .current()
         .config

@@ -315,7 +315,7 @@ pub const KEYWORDS: &[Keyword] = &[
        "File whose first line is the password a management client must give (`ENTER PASSWORD:`) before any command, as OpenVPN's `--management ... pwfile`. Default: no password. Without `management` it has no effect (a warning says so).",
        "management: 127.0.0.1 port = 7505\nmanagement.password: /etc/ferrosocks/mgmt.pw").ferrosocks(),
     kw("management.client-auth", Global, "on | off",
-       "`on`: a new session whose request passed the rules waits for a management client's `client-auth` or `client-deny` verdict, as OpenVPN's `--management-client-auth`; `off` (default): it does not wait. Without `management` it has no effect (a warning says so).",
+       "`on`: a new session whose request passed the rules waits for a management client's `client-auth` or `client-deny` verdict, as OpenVPN's `--management-client-auth`; `off` (default): it does not wait. With it on, `>CLIENT:` notifications are also sent at any moment; off, never within 250 ms of a client's last line (tools written for OpenVPN without the option do not expect them in a reply). Without `management` it has no effect (a warning says so).",
        "management: /run/ferrosocks/mgmt.sock\nmanagement.client-auth: on").ferrosocks(),
     not_yet("metrics", Global, "ADDRESS port = N", "Prometheus endpoint.", "",
        "metrics: 127.0.0.1 port = 9105").ferrosocks(),

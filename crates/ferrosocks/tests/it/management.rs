@@ -29,15 +29,7 @@ fn proxy_with_management(
         &conf("connect disconnect")
             .replace("socksmethod: none", &format!("socksmethod: none\n{mgmt}")),
     );
-    let m = p.wait_for("the management listener", |l| {
-        l.starts_with("MANAGEMENT: interface listening on ")
-    });
-    let addr = m
-        .iter()
-        .find_map(|l| l.strip_prefix("MANAGEMENT: interface listening on "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = management_addr(&p);
     (p, addr, dir)
 }
 

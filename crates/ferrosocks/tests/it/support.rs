@@ -332,6 +332,19 @@ pub fn closed_port() -> u16 {
 }
 
 /// Runs a command with a time limit; returns (status code, stdout, stderr).
+/// Where a proxy's management interface listens, from its log (`management: … port = 0`
+/// lets the kernel choose).
+pub fn management_addr(p: &Proxy) -> SocketAddr {
+    let m = p.wait_for("the management listener", |l| {
+        l.starts_with("MANAGEMENT: interface listening on ")
+    });
+    m.iter()
+        .find_map(|l| l.strip_prefix("MANAGEMENT: interface listening on "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// Runs curl (`-sS` and `args`): exit status, stdout, stderr.
 pub fn curl(args: &[&str]) -> (i32, String, String) {
     require("curl");

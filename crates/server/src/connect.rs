@@ -22,12 +22,13 @@ pub(crate) struct ConnectError {
     pub(crate) addr: Option<SocketAddr>,
 }
 
-/// Connects to the first address of `addrs` that answers, each attempt within `limit`.
+/// Connects to the first address of `addrs` that answers, each attempt within `limit`;
+/// returns the connection and the address it reached.
 pub(crate) async fn connect(
     addrs: &[SocketAddr],
     source: impl Fn(&SocketAddr) -> Option<IpAddr>,
     limit: Option<Duration>,
-) -> Result<TcpStream, ConnectError> {
+) -> Result<(TcpStream, SocketAddr), ConnectError> {
     let mut last = ConnectError {
         error: io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to connect to"),
         timed_out: false,
@@ -36,7 +37,7 @@ pub(crate) async fn connect(
     };
     for addr in addrs {
         match connect_one(*addr, source(addr), limit).await {
-            Ok(s) => return Ok(s),
+            Ok(s) => return Ok((s, *addr)),
             Err(e) => {
                 last = ConnectError {
                     addr: Some(*addr),
@@ -133,7 +134,8 @@ mod tests {
         assert_eq!(err.addr, Some(closed));
         assert!(err.local.is_some_and(|l| l.ip().is_loopback()));
         // The first address refuses, the second answers.
-        let s = connect(&[closed, open], |_| None, limit).await.unwrap();
+        let (s, reached) = connect(&[closed, open], |_| None, limit).await.unwrap();
+        assert_eq!(reached, open);
         assert_eq!(s.peer_addr().unwrap(), open);
         let (_accepted, from) = listener.accept().unwrap();
         assert_eq!(from, s.local_addr().unwrap());

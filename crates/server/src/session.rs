@@ -26,7 +26,7 @@ use crate::negotiate::{negotiate, reply, Ident, Negotiated, Refusal};
 use crate::registry::{Entry, Phase, Registry, SessionEvent, TcpState};
 use crate::relay::{relay, Counters, Dir, IoOp, RelayParams};
 use crate::rules::{match_client, match_socks, MatchError, RequestFacts, TargetAddrs};
-use crate::tlog::{client_side, ep, leg, only, target_ep, user_auth, RuleLog};
+use crate::tlog::{client_side, ep, leg, only, reached_ep, target_ep, user_auth, RuleLog};
 use crate::{RunConfig, Shared};
 
 pub(crate) const UNSPECIFIED: SocketAddr =
@@ -380,7 +380,7 @@ impl Session<'_> {
         let limit = g.rule.timeout_connect.unwrap_or(cfg.timeouts.connect);
         let source = |addr: &SocketAddr| self.source_for(addr.is_ipv4());
         let attempt = Box::pin(connect(&addrs, source, seconds(limit)));
-        let mut out = match self.limited(0, "", attempt).await {
+        let (mut out, reached) = match self.limited(0, "", attempt).await {
             Ok(Ok(t)) => t,
             Ok(Err(ce)) => return self.connect_failed(stream, g, ce).await,
             Err(_) => {
@@ -394,16 +394,11 @@ impl Session<'_> {
             }
         };
         let ext = out.local_addr().unwrap_or(UNSPECIFIED);
-        self.debug_msg(|| {
-            format!(
-                "client {}: connected to {} from {ext}",
-                self.client,
-                out.peer_addr()
-                    .map_or_else(|_| "?".into(), |a| a.to_string())
-            )
-        });
-        let dst = Side(vec![ep(ext), target_ep(target)]);
-        self.established(stream, g, &mut out, ext, dst, &[]).await;
+        self.debug_msg(|| format!("client {}: connected to {reached} from {ext}", self.client));
+        // Dante logs the address it connected to, not the name the client asked for.
+        let dst = Side(vec![ep(ext), reached_ep(target, reached)]);
+        self.established(stream, g, &mut out, (ext, reached), dst, &[])
+            .await;
     }
 
     /// CONNECT through an upstream proxy.
@@ -475,27 +470,28 @@ impl Session<'_> {
                 ..ep(last)
             });
         }
+        // The upstream resolves a name: it stays as requested.
         dst.push(target_ep(target));
         let dst = Side(dst);
-        self.established(stream, g, &mut ch.stream, ext, dst, &ch.leftover)
+        self.established(stream, g, &mut ch.stream, (ext, ch.next), dst, &ch.leftover)
             .await;
     }
 
     /// A CONNECT whose outgoing connection is up (directly or through an upstream): the
     /// success reply, the start line, bytes the upstream already sent, the relay, and the
-    /// summaries.
+    /// summaries. `(ext, peer)` are the outgoing connection's local and remote addresses.
     async fn established(
         &self,
         stream: &mut TcpStream,
         g: &Granted<'_>,
         out: &mut TcpStream,
-        ext: SocketAddr,
+        (ext, peer): (SocketAddr, SocketAddr),
         dst: Side,
         leftover: &[u8],
     ) {
         let counters = Arc::new(Counters::default());
         self.entry.add_counters(&counters);
-        self.entry.endpoints(Some(ext), out.peer_addr().ok());
+        self.entry.endpoints(Some(ext), Some(peer));
         let mut tcpinfo = None;
         let cause = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
             Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
@@ -832,7 +828,12 @@ impl Session<'_> {
             EndCause::PeerError(Some(crate::errno_text(&ce.error)))
         };
         let ext = ce.local.map_or_else(Endpoint::unknown, ep);
-        let dst = Side(vec![ext, target_ep(&g.neg.request.target)]);
+        // The address tried, as Dante logs it; the target as requested when none was.
+        let target = &g.neg.request.target;
+        let peer = ce
+            .addr
+            .map_or_else(|| target_ep(target), |a| reached_ep(target, a));
+        let dst = Side(vec![ext, peer]);
         self.summaries(
             g,
             &g.slog,

@@ -36,7 +36,7 @@ use crate::negotiate::reply;
 use crate::registry::{Count, Counters, Phase, SessionEvent};
 use crate::rules::{match_socks, RequestFacts, TargetAddrs};
 use crate::session::{seconds, Granted, Session, UNSPECIFIED};
-use crate::tlog::{ep, leg, only, target_ep, udp_leg, RuleLog};
+use crate::tlog::{ep, leg, only, reached_ep, target_ep, udp_leg, RuleLog};
 
 const MAX_DATAGRAM: usize = 65_535;
 
@@ -45,7 +45,8 @@ struct External {
     sock: UdpSocket,
     /// What went through it (also in the session's registry entry).
     counters: Arc<Counters>,
-    last_target: Option<Target>,
+    /// The last destination sent to, as logged (the address a name resolved to).
+    last_target: Option<Endpoint>,
 }
 
 /// A cached rule decision: the rule number, whether it passes, and its log context.
@@ -257,9 +258,11 @@ impl Session<'_> {
             }
         };
         let pext = ext.sock.local_addr().unwrap_or(UNSPECIFIED);
+        // Dante logs the address a datagram goes to, not the name the client sent.
+        let reached = reached_ep(&target, dest);
         let ends = Ends {
             src: pint_side(from),
-            dst: Some(Side(vec![ep(pext), target_ep(&target)])),
+            dst: Some(Side(vec![ep(pext), reached.clone()])),
         };
         if !verdict.passes {
             a.dropped += 1;
@@ -271,10 +274,10 @@ impl Session<'_> {
         match ext.sock.send_to(d.data, dest).await {
             Ok(_) => {
                 ext.counters.target_written.add(d.data.len() as u64);
-                let pext_side = Side(vec![ep(pext), target_ep(&target)]);
+                let pext_side = Side(vec![ep(pext), reached.clone()]);
                 self.entry
                     .udp_sent(Side(vec![ep(from), ep(pint)]), pext_side, pext, dest);
-                ext.last_target = Some(target);
+                ext.last_target = Some(reached);
                 if !a.contacted.contains(&dest) {
                     a.contacted.push(dest);
                 }
@@ -498,10 +501,7 @@ impl Session<'_> {
                 .sock
                 .local_addr()
                 .map_or_else(|_| Endpoint::unknown(), ep);
-            let target = ext
-                .last_target
-                .as_ref()
-                .map_or_else(Endpoint::unknown, target_ep);
+            let target = ext.last_target.clone().unwrap_or_else(Endpoint::unknown);
             let summary = Summary {
                 client: udp_leg(client_written, client_side.clone(), client_read),
                 target: Some(udp_leg(

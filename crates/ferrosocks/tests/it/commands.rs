@@ -41,9 +41,6 @@ fn curl_socks4_and_socks4a() {
         ]));
         assert_eq!((code, out.as_str()), (0, HTTP_BODY), "{flag} {host}: {err}");
     }
-    p.wait_for("a SOCKS4a record", |m| {
-        m.contains(&format!("localhost.{port}")) && m.contains("]:")
-    });
     p.wait_for("three sessions", |_| {
         p.records()
             .iter()
@@ -55,6 +52,13 @@ fn curl_socks4_and_socks4a() {
     assert_eq!(
         m.iter().filter(|l| l.contains("tcp/connect [:")).count(),
         3,
+        "{m:?}"
+    );
+    // The SOCKS4a name is logged as the address it resolved to, as Dante does.
+    assert!(
+        m.iter()
+            .filter(|l| l.contains("tcp/connect [:"))
+            .all(|l| l.ends_with(&format!(" 127.0.0.1.{port}"))),
         "{m:?}"
     );
 }
@@ -322,6 +326,42 @@ fn udp_bad_datagrams_are_dropped_and_logged() {
     ] {
         assert!(all.contains(expected), "missing {expected:?}:\n{all}");
     }
+}
+
+/// A datagram to a name: its I/O line and the summary show the address the name
+/// resolved to, as Dante logs them.
+#[test]
+fn udp_to_a_name_logs_the_address_it_went_to() {
+    let echo = UdpEcho::start("127.0.0.1:0");
+    let p = Proxy::start(&all_commands("connect disconnect ioop"));
+    let me = UdpSocket::bind("127.0.0.1:0").unwrap();
+    me.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (ctl, reply) = associate(p.addr, me.local_addr().unwrap());
+    let relay = relay_of(&reply);
+    let mut dgram = vec![0, 0, 0, 3, 9];
+    dgram.extend_from_slice(b"localhost");
+    dgram.extend_from_slice(&echo.addr.port().to_be_bytes());
+    dgram.extend_from_slice(b"name");
+    me.send_to(&dgram, relay).unwrap();
+    let mut buf = [0u8; 256];
+    let (n, _) = me.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], [header(echo.addr, 0), b"name".to_vec()].concat());
+    drop(ctl);
+    let m = p.wait_for("the association summary", |m| {
+        m.contains("udp/udpassociate ]:")
+    });
+    let target = format!(" 127.0.0.1.{}", echo.addr.port());
+    let sent = m
+        .iter()
+        .find(|l| l.starts_with("pass(1): udp/udpassociate -: "))
+        .unwrap_or_else(|| panic!("no I/O line: {m:?}"));
+    assert!(sent.ends_with(&format!("{target} (4)")), "{sent}");
+    let summary = m
+        .iter()
+        .find(|l| l.contains("udp/udpassociate ]:"))
+        .unwrap();
+    assert!(summary.contains(&format!("{target} -> 4/1: ")), "{summary}");
+    assert!(!m.iter().any(|l| l.contains("localhost")), "{m:?}");
 }
 
 #[test]

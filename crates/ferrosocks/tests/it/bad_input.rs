@@ -1,6 +1,8 @@
 //! Malformed and refused requests: the right reply code or a clean close, a log line,
 //! and the server keeps serving everyone else.
 
+use std::io::{ErrorKind, Read};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -114,6 +116,67 @@ fn malformed_handshakes() {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
     }
     assert!(m.iter().all(|l| !l.contains("panicked")));
+}
+
+/// RFC 1929: a sub-negotiation with a bad VER or an empty UNAME is answered (`01 01`)
+/// only once all of it has arrived; cut short by end of file or `timeout.negotiate`, it
+/// is closed without an answer.
+#[test]
+fn a_bad_username_request_is_answered_only_when_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, "alice:pw\n").unwrap();
+    let p = Proxy::start(&format!(
+        "logoutput: @LOG@\ninternal: 127.0.0.1 port = 0\nsocksmethod: username\n\
+         passwordfile: {}\ntimeout.negotiate: 1\n\
+         client pass {{ from: 127.0.0.0/8 to: 0/0\n}}\n\
+         socks pass {{ from: 127.0.0.0/8 to: 0/0\n}}\n",
+        users.display()
+    ));
+    let greeted = || {
+        let mut c = Raw::connect(p.addr);
+        c.send(&[5, 1, 2]);
+        assert_eq!(c.read_exact(2), [5, 2]);
+        c
+    };
+    let no_answer_yet = |c: &mut Raw| {
+        c.0.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut b = [0u8; 2];
+        match c.0.read(&mut b) {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            other => panic!("answered before the message was complete: {other:?} {b:?}"),
+        }
+        c.0.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    };
+    // ULEN = 0, then PLEN = 0x73 and the first byte of the password.
+    let mut c = greeted();
+    c.send(&[1, 0, 0x73, b'o']);
+    no_answer_yet(&mut c);
+    c.send(&[b'x'; 0x72]);
+    assert_eq!(c.read_to_close(), [1, 1]);
+    // VER = 2: the name and the password still come first.
+    let mut c = greeted();
+    c.send(b"\x02\x05a");
+    no_answer_yet(&mut c);
+    c.send(b"lice\x02pw");
+    assert_eq!(c.read_to_close(), [1, 1]);
+    // Cut short by end of file, or by timeout.negotiate: closed without an answer.
+    let mut c = greeted();
+    c.send(b"\x02\x05a");
+    c.0.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(c.read_to_close(), b"");
+    let mut c = greeted();
+    c.send(&[1, 0, 0x73]);
+    assert_eq!(c.read_to_close(), b"");
+    let m = p.wait_for("the timeout", |m| m.ends_with(": negotiate timeout"));
+    let all = m.join("\n");
+    for expected in [
+        "bad username/password request: ",
+        "local client closed during negotiation after sending 6 bytes",
+    ] {
+        assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+    }
 }
 
 #[test]

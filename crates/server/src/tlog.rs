@@ -131,10 +131,10 @@ impl RuleLog {
         }
     }
 
-    /// `pass(N): … ]: ENDS` when disconnect is on: an operation ended, no counts.
-    pub(crate) fn stopped(&self, log: &Logger, ends: Ends) {
+    /// `pass(N): … ]: ENDS[: DESC]` when disconnect is on: an operation ended, no counts.
+    pub(crate) fn stopped(&self, log: &Logger, ends: Ends, desc: Option<String>) {
         if self.flags.disconnect {
-            self.emit_op(log, self.verdict, Event::Stop { ends, desc: None });
+            self.emit_op(log, self.verdict, Event::Stop { ends, desc });
         }
     }
 

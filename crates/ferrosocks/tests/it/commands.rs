@@ -180,6 +180,55 @@ fn bind_blocked_by_a_bindreply_rule_and_bind_timeout() {
     assert_golden("bind-blocked-and-timeout.golden", &text);
 }
 
+/// A waiting BIND ends as soon as its client sends bytes and closes (SOCKS5 and SOCKS4),
+/// or just closes: not at the bind timeout (30 s here), and its listening socket goes
+/// with it. Logged as Dante 1.4.2 logs a client leaving a BIND.
+#[test]
+fn bind_ends_when_the_client_sends_bytes_or_leaves() {
+    let p = Proxy::start(&all_commands("connect disconnect error"));
+    let start = std::time::Instant::now();
+    let ended = |n: usize| {
+        p.wait_for("the BIND to end", |_| {
+            p.records()
+                .iter()
+                .filter(|l| l.contains("tcp/accept ]:"))
+                .count()
+                == n
+        });
+    };
+    let refused = |bound: SocketAddr| {
+        assert_eq!(
+            TcpStream::connect(bound).map_err(|e| e.kind()).err(),
+            Some(std::io::ErrorKind::ConnectionRefused),
+            "{bound} still listens"
+        );
+    };
+    // SOCKS5: bytes before the second reply, then the client closes.
+    let (mut c, bound) = bind_request(p.addr, "127.0.0.1:0".parse().unwrap());
+    c.send(b"early");
+    drop(c);
+    ended(1);
+    refused(bound);
+    // SOCKS4 the same.
+    let mut c = Raw::connect(p.addr);
+    c.send(&[4, 2, 0, 0, 127, 0, 0, 1, 0]);
+    let r = c.read_exact(8);
+    assert_eq!(r[1], 0x5a);
+    let bound4 = SocketAddr::from(([r[4], r[5], r[6], r[7]], u16::from_be_bytes([r[2], r[3]])));
+    c.send(b"early");
+    drop(c);
+    ended(2);
+    refused(bound4);
+    // SOCKS5: the client only closes.
+    let (c, bound) = bind_request(p.addr, "127.0.0.1:0".parse().unwrap());
+    drop(c);
+    ended(3);
+    refused(bound);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let text = normalize(&p.records(), &[(p.addr.port(), "PROXY")]);
+    assert_golden("bind-client-gone.golden", &text);
+}
+
 #[test]
 fn socks4_bind() {
     let p = Proxy::start(&all_commands("connect"));

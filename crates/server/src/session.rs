@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use traffic_log::{Command, EndCause, Endpoint, Ends, Side, Summary};
 
 use crate::chain;
-use crate::connect::{connect, ConnectError};
+use crate::connect::{connect, ConnectError, Stage};
 use crate::logging::{is_no_route, warn_failure, Failure};
 use crate::negotiate::{negotiate, reply, Ident, Negotiated, Refusal};
 use crate::registry::{Entry, Phase, Registry, SessionEvent, TcpState};
@@ -387,6 +387,7 @@ impl Session<'_> {
                 let ce = ConnectError {
                     addr: None,
                     error: std::io::ErrorKind::Interrupted.into(),
+                    stage: Stage::Connect,
                     timed_out: false,
                     local: None,
                 };
@@ -802,6 +803,9 @@ impl Session<'_> {
     }
 
     async fn connect_failed(&self, stream: &mut TcpStream, g: &Granted<'_>, ce: ConnectError) {
+        if let Some(desc) = ce.local_desc() {
+            return self.local_failure(stream, g, desc).await;
+        }
         let _ = reply(stream, g.version(), reply_for(&ce), UNSPECIFIED).await;
         if let (Some(errno), Some(addr)) = (ce.error.raw_os_error(), ce.addr) {
             warn_failure(
@@ -842,6 +846,40 @@ impl Session<'_> {
             dst,
             &cause,
             None,
+        );
+    }
+
+    /// No socket, or no bind to the external address: the proxy's own failure, before
+    /// any connect. Dante 1.4.2 (`sockd_request.c`, the call of bindexternaladdr())
+    /// answers "network unreachable" and logs it under the client rule, as an error of
+    /// the request with the target as requested and no local address, then the client
+    /// rule's `request was not performed due to error` line; no summary.
+    async fn local_failure(&self, stream: &mut TcpStream, g: &Granted<'_>, desc: String) {
+        let _ = reply(
+            stream,
+            g.version(),
+            ReplyCode::NetworkUnreachable,
+            UNSPECIFIED,
+        )
+        .await;
+        self.entry.ended(desc.clone());
+        let request = RuleLog {
+            command: g.slog.command,
+            ..g.clog
+        };
+        let dst = Side(vec![Endpoint::unknown(), target_ep(&g.neg.request.target)]);
+        request.failed(
+            self.log,
+            Ends {
+                src: g.src.clone(),
+                dst: Some(dst),
+            },
+            desc.clone(),
+        );
+        g.clog.failed(
+            self.log,
+            only(g.accept_side.clone()),
+            format!("request was not performed due to error: {desc}"),
         );
     }
 }

@@ -447,9 +447,82 @@ fn udp_over_ipv6() {
     let m = p.wait_for("the summary", |m| {
         m.contains("udp/udpassociate ]: 25/1 -> ::1.")
     });
+    // No `external:`: the relay is bound on the address the kernel sends from, never on
+    // the wildcard address.
     assert!(
-        m.iter().any(|l| l.contains(", 3/1 -> ::.")
+        m.iter().any(|l| l.contains(", 3/1 -> ::1.")
             && l.contains(&format!(" ::1.{} -> 3/1", echo.addr.port()))),
         "{m:?}"
     );
+    assert!(!m.iter().any(|l| l.contains("-> ::.")), "{m:?}");
+}
+
+/// A destination of a family `external:` has no address of is refused, in Dante's
+/// words, instead of being sent from the wildcard address; the association goes on for
+/// the other family. The same for `external.rotation: same-same` when the client came
+/// in on the other family.
+#[test]
+fn udp_to_a_family_without_an_external_address_is_refused() {
+    let echo4 = UdpEcho::start("127.0.0.1:0");
+    let echo6 = UdpEcho::start("[::1]:0");
+    for (rotation, why) in [
+        (
+            "",
+            "none of the addresses configured on our external interface(s) can be used for \
+             forwarding from our local client CLIENT to target ECHO6.  Configuration error in ",
+        ),
+        (
+            "external.rotation: same-same\n",
+            "rotation for external addresses is set to same-same, but that can not work for \
+             this udpassociate request.  The internal address we accepted the client on is a \
+             IPv4 address (127.0.0.1.PROXY), but the target address is a IPv6 address (ECHO6)",
+        ),
+    ] {
+        let p = Proxy::start(&all_commands("connect disconnect error").replace(
+            "socksmethod: none\n",
+            &format!("socksmethod: none\n{rotation}"),
+        ));
+        let me = UdpSocket::bind("127.0.0.1:0").unwrap();
+        me.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let (ctl, reply) = associate(p.addr, me.local_addr().unwrap());
+        let relay = relay_of(&reply);
+        let mut six = vec![0, 0, 0, 4];
+        six.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+        six.extend_from_slice(&echo6.addr.port().to_be_bytes());
+        six.extend_from_slice(b"six");
+        me.send_to(&six, relay).unwrap();
+        let mut buf = [0u8; 128];
+        assert!(
+            me.recv_from(&mut buf).is_err(),
+            "an IPv6 datagram was relayed"
+        );
+        let four = [header(echo4.addr, 0), b"four".to_vec()].concat();
+        me.send_to(&four, relay).unwrap();
+        let (n, _) = me.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &four[..]);
+        drop(ctl);
+        let m = p.wait_for("the accept summary", |m| m.contains("tcp/accept ]:"));
+        let client = ep(me.local_addr().unwrap());
+        let echo6_ep = format!("::1.{}", echo6.addr.port());
+        let why = why
+            .replace("CLIENT", &client)
+            .replace("ECHO6", &echo6_ep)
+            .replace("PROXY", &p.addr.port().to_string());
+        let refused = m
+            .iter()
+            .find(|l| l.starts_with("block(1): udp/udpassociate -: "))
+            .unwrap_or_else(|| panic!("no refusal: {m:?}"));
+        assert!(
+            refused.contains(&format!(" -> 0.0.0.0.0 {echo6_ep}: {why}")),
+            "{refused}\n{why}"
+        );
+        let summaries: Vec<&String> = m
+            .iter()
+            .filter(|l| l.contains("udp/udpassociate ]:"))
+            .collect();
+        assert_eq!(summaries.len(), 1, "{m:?}");
+        assert!(summaries[0].contains(" -> 4/1: "), "{m:?}");
+        assert!(!m.iter().any(|l| l.contains("-> ::.")), "{m:?}");
+    }
 }

@@ -255,12 +255,11 @@ impl Session<'_> {
             Ok(d) => d,
             Err(MatchError { rule, error }) => {
                 let r = cfg.socks_rules.iter().find(|r| r.number == rule);
-                let slog = RuleLog::new(r, tl_command, self.debug);
                 let rule_errors = r.map_or(&[][..], |r| &r.error_logs[..]);
                 self.resolve_failed(
                     stream,
                     neg.version,
-                    (&slog, &clog, rule_errors),
+                    (tl_command, &clog, rule_errors),
                     src,
                     accept_side,
                     &req.target,
@@ -361,7 +360,7 @@ impl Session<'_> {
                 self.resolve_failed(
                     stream,
                     g.version(),
-                    (&g.slog, &g.clog, &g.rule.error_logs[..]),
+                    (g.slog.command, &g.clog, &g.rule.error_logs[..]),
                     g.src.clone(),
                     g.accept_side.clone(),
                     target,
@@ -772,12 +771,18 @@ impl Session<'_> {
         }
     }
 
+    /// A requested name that does not resolve. Dante 1.4.2 resolves it before any socks
+    /// rule (`sockd_request.c` reqhostisok()) and logs the failure under the client rule
+    /// (`iolog(&io.crule, …)`): `block(C): tcp/connect ]: SRC: could not resolve
+    /// hostname …`, C the client rule's number, then the client rule's `tcp/accept` line.
+    /// We resolve only when a rule or the connect needs the addresses, and log as Dante.
+    /// `rule_errors` are the `error.log` settings of the socks rule that needed them.
     #[allow(clippy::too_many_arguments)]
     async fn resolve_failed(
         &self,
         stream: &mut TcpStream,
         version: ProxyProtocol,
-        (slog, clog, rule_errors): (&RuleLog, &RuleLog, &[ErrorLog]),
+        (command, clog, rule_errors): (Command, &RuleLog, &[ErrorLog]),
         src: Side,
         accept_side: Side,
         target: &Target,
@@ -794,7 +799,8 @@ impl Session<'_> {
         );
         let desc = format!("could not resolve hostname \"{}\": {error}", target.host);
         self.entry.ended(desc.clone());
-        slog.failed(self.log, only(src), desc.clone());
+        let request = RuleLog { command, ..*clog };
+        request.failed(self.log, only(src), desc.clone());
         clog.failed(
             self.log,
             only(accept_side),

@@ -7,6 +7,12 @@
 //! I/O lines and the bindreply summary `W_t -> TARGET PROXY-EXT -> R_t, W_c -> PROXY-INT
 //! CLIENT -> R_c`, then `tcp/bind ]:` and the client rule's summary. The wait for the
 //! remote host is limited by `timeout.connect` (the rule's, else the global one).
+//!
+//! While it waits, the control connection is read: the client's end of file ends the
+//! BIND at once, logged as Dante 1.4.2 does (`sockd_request.c`: `]: …: eof from client`
+//! on the bind and accept lines), and so does an error or any byte before the second
+//! reply (`receiving request from client failed (…)`, an error): nothing is expected
+//! there, and the listening socket is closed with the session.
 
 use std::net::SocketAddr;
 
@@ -24,6 +30,12 @@ use crate::tlog::{ep, leg, only, target_ep, user_auth, RuleLog};
 enum Wait {
     Remote(TcpStream, SocketAddr),
     Failed(EndCause, ReplyCode),
+    /// The client ended the wait: its end of file (`error` false), or an error or bytes
+    /// on the control connection; `desc` in Dante's words.
+    ClientEnded {
+        error: bool,
+        desc: String,
+    },
 }
 
 impl Session<'_> {
@@ -65,6 +77,14 @@ impl Session<'_> {
                 let _ = reply(stream, g.version(), code, UNSPECIFIED).await;
                 return self.bind_ended(g, &bind_ends, &Counters::default(), &cause);
             }
+            Wait::ClientEnded { error, desc } => {
+                drop(listener);
+                if error {
+                    let _ =
+                        reply(stream, g.version(), ReplyCode::GeneralFailure, UNSPECIFIED).await;
+                }
+                return self.bind_left(g, bind_ends, error, desc);
+            }
         };
         drop(listener);
         let remote_addr = SocketAddr::new(remote_addr.ip().to_canonical(), remote_addr.port());
@@ -100,8 +120,8 @@ impl Session<'_> {
             drop(remote);
             let _ = reply(stream, g.version(), ReplyCode::NotAllowed, UNSPECIFIED).await;
             rlog.blocked(self.log, reply_ends, None);
-            g.slog.stopped(self.log, bind_ends);
-            g.clog.stopped(self.log, only(g.accept_side.clone()));
+            g.slog.stopped(self.log, bind_ends, None);
+            g.clog.stopped(self.log, only(g.accept_side.clone()), None);
             return;
         }
         if let Err(e) = reply(stream, g.version(), ReplyCode::Succeeded, remote_addr).await {
@@ -150,9 +170,27 @@ impl Session<'_> {
         self.bind_ended(g, &bind_ends, &counters, &cause);
     }
 
+    /// A wait the client ended: Dante's `]: …: eof from client` on the bind and accept
+    /// lines, or for an error the failure lines.
+    fn bind_left(&self, g: &Granted<'_>, bind_ends: Ends, error: bool, desc: String) {
+        self.entry.ended(desc.clone());
+        let accept = only(g.accept_side.clone());
+        if error {
+            g.slog.failed(self.log, bind_ends, desc.clone());
+            g.clog.failed(
+                self.log,
+                accept,
+                format!("request was not performed due to error: {desc}"),
+            );
+        } else {
+            g.slog.stopped(self.log, bind_ends, Some(desc.clone()));
+            g.clog.stopped(self.log, accept, Some(desc));
+        }
+    }
+
     /// `tcp/bind ]:` and the client rule's summary.
     fn bind_ended(&self, g: &Granted<'_>, bind_ends: &Ends, counters: &Counters, cause: &EndCause) {
-        g.slog.stopped(self.log, bind_ends.clone());
+        g.slog.stopped(self.log, bind_ends.clone(), None);
         if !g.slog.flags.disconnect
             && matches!(cause, EndCause::Timeout(_) | EndCause::ClientError(_))
         {
@@ -172,7 +210,8 @@ impl Session<'_> {
             .summary(self.log, summary, cause, self.started.elapsed().as_secs());
     }
 
-    /// Waits for the remote host, the client's departure, the time limit or a cut.
+    /// Waits for the remote host, the client's departure (or bytes from it), the time
+    /// limit or a cut.
     async fn wait_for_remote(
         &self,
         client: &TcpStream,
@@ -180,11 +219,27 @@ impl Session<'_> {
         limit: u64,
     ) -> Wait {
         let client_gone = async {
-            let mut b = [0u8; 1];
-            match client.peek(&mut b).await {
-                Ok(0) => EndCause::ClientClosed,
-                Ok(_) => std::future::pending().await,
-                Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
+            let mut b = [0u8; 64];
+            let read = loop {
+                if let Err(e) = client.readable().await {
+                    break Err(e);
+                }
+                match client.try_read(&mut b) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    other => break other,
+                }
+            };
+            let failed = |why: String| Wait::ClientEnded {
+                error: true,
+                desc: format!("receiving request from client failed ({why})"),
+            };
+            match read {
+                Ok(0) => Wait::ClientEnded {
+                    error: false,
+                    desc: "eof from client".into(),
+                },
+                Ok(_) => failed("unexpected data on the control connection".into()),
+                Err(e) => failed(crate::errno_text(&e)),
             }
         };
         let deadline = async {
@@ -198,7 +253,7 @@ impl Session<'_> {
                 Ok((s, a)) => Wait::Remote(s, a),
                 Err(e) => Wait::Failed(EndCause::PeerError(Some(crate::errno_text(&e))), ReplyCode::GeneralFailure),
             },
-            cause = client_gone => Wait::Failed(cause, ReplyCode::GeneralFailure),
+            ended = client_gone => ended,
             () = deadline => Wait::Failed(EndCause::Timeout("bind timeout"), ReplyCode::TtlExpired),
             () = self.cut.cancelled() => Wait::Failed(EndCause::AdminTermination, ReplyCode::GeneralFailure),
         }

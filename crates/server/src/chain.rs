@@ -95,7 +95,7 @@ pub(crate) async fn via(
                 local: None,
             })?,
     };
-    let mut stream = connect(&addrs, source, limit).await.map_err(|ce| {
+    let (mut stream, next) = connect(&addrs, source, limit).await.map_err(|ce| {
         let to = addrs.first().map_or_else(|| "?".into(), |a| crate::tlog::ep(*a).to_string());
         let from = ce.local.map_or_else(|| "0.0.0.0.0".into(), |a| crate::tlog::ep(a).to_string());
         let why = if ce.timed_out { "timed out".to_string() } else { crate::errno_text(&ce.error) };
@@ -105,7 +105,6 @@ pub(crate) async fn via(
             local: ce.local,
         }
     })?;
-    let next = stream.peer_addr().unwrap_or(addrs[0]);
     let local = stream.local_addr().ok();
     let protocol = route
         .protocols

@@ -1,19 +1,41 @@
 //! Connecting to a target, with the source address the configuration asks for and a
 //! time limit, keeping the local address even when the connect fails (Dante logs it).
+//!
+//! A socket bound to an `external:` address is bound with `IP_BIND_ADDRESS_NO_PORT`:
+//! bind(2) then takes the address only, and connect(2) picks the port for the whole
+//! 4-tuple. A bind to port 0 without it must find a port free for every destination and
+//! cannot reuse one in TIME_WAIT, so under connection churn it fails with EADDRINUSE
+//! long before the ports for one destination run out. A failure of socket(2) or bind(2)
+//! is the proxy's own ([`Stage`]), logged as such, not as the remote peer's.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use nix::sys::socket::setsockopt;
+use nix::sys::socket::sockopt::IpBindAddressNoPort;
 use socket2::{Domain, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+
+/// Which step of an attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// socket(2) or a socket option: a local failure.
+    Socket,
+    /// bind(2) to the external address: a local failure.
+    Bind,
+    /// connect(2) or the wait for it: the remote side's (or the network's) answer.
+    Connect,
+}
 
 /// A failed connect.
 #[derive(Debug)]
 pub(crate) struct ConnectError {
     /// The error of the last address tried (`TimedOut` for our own time limit).
     pub(crate) error: io::Error,
+    /// Where the last attempt failed.
+    pub(crate) stage: Stage,
     /// Whether our `timeout.connect` expired.
     pub(crate) timed_out: bool,
     /// The local address of the last attempt, if the kernel had given one.
@@ -22,21 +44,40 @@ pub(crate) struct ConnectError {
     pub(crate) addr: Option<SocketAddr>,
 }
 
-/// Connects to the first address of `addrs` that answers, each attempt within `limit`.
+impl ConnectError {
+    /// For a failure before connect(2) (no socket, or no bind to the external address),
+    /// Dante's words for it (`sockd_request.c` bindexternaladdr()); `None` for a connect
+    /// that failed.
+    pub(crate) fn local_desc(&self) -> Option<String> {
+        let what = match self.stage {
+            Stage::Socket => "could not create socket",
+            Stage::Bind => "failed to bind address on external side",
+            Stage::Connect => return None,
+        };
+        Some(format!(
+            "could not bind address to use on external side: {what}: {}",
+            crate::errno_text(&self.error)
+        ))
+    }
+}
+
+/// Connects to the first address of `addrs` that answers, each attempt within `limit`;
+/// returns the connection and the address it reached.
 pub(crate) async fn connect(
     addrs: &[SocketAddr],
     source: impl Fn(&SocketAddr) -> Option<IpAddr>,
     limit: Option<Duration>,
-) -> Result<TcpStream, ConnectError> {
+) -> Result<(TcpStream, SocketAddr), ConnectError> {
     let mut last = ConnectError {
         error: io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to connect to"),
+        stage: Stage::Connect,
         timed_out: false,
         local: None,
         addr: None,
     };
     for addr in addrs {
         match connect_one(*addr, source(addr), limit).await {
-            Ok(s) => return Ok(s),
+            Ok(s) => return Ok((s, *addr)),
             Err(e) => {
                 last = ConnectError {
                     addr: Some(*addr),
@@ -53,19 +94,25 @@ async fn connect_one(
     source: Option<IpAddr>,
     limit: Option<Duration>,
 ) -> Result<TcpStream, ConnectError> {
-    let fail = |error: io::Error, local| ConnectError {
+    let failed = |stage, error: io::Error, local| ConnectError {
         error,
+        stage,
         timed_out: false,
         local,
         addr: Some(addr),
     };
+    let fail = |error: io::Error, local| failed(Stage::Connect, error, local);
     // Non-blocking (and close-on-exec) from creation: one system call, not three.
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)
-        .map_err(|e| fail(e, None))?;
-    sock.set_nodelay(true).map_err(|e| fail(e, None))?;
+        .map_err(|e| failed(Stage::Socket, e, None))?;
+    sock.set_nodelay(true)
+        .map_err(|e| failed(Stage::Socket, e, None))?;
     if let Some(ip) = source {
+        // The port comes at connect(2), for this destination (see the module doc). A
+        // kernel without the option (before Linux 4.2) binds a port here, as before.
+        let _ = setsockopt(&sock, IpBindAddressNoPort, &true);
         sock.bind(&SocketAddr::new(ip, 0).into())
-            .map_err(|e| fail(e, None))?;
+            .map_err(|e| failed(Stage::Bind, e, None))?;
     }
     match sock.connect(&addr.into()) {
         Ok(()) => {}
@@ -84,6 +131,7 @@ async fn connect_one(
             Err(_) => {
                 return Err(ConnectError {
                     error: io::Error::from_raw_os_error(libc::ETIMEDOUT),
+                    stage: Stage::Connect,
                     timed_out: true,
                     local: stream.local_addr().ok(),
                     addr: Some(addr),
@@ -133,9 +181,58 @@ mod tests {
         assert_eq!(err.addr, Some(closed));
         assert!(err.local.is_some_and(|l| l.ip().is_loopback()));
         // The first address refuses, the second answers.
-        let s = connect(&[closed, open], |_| None, limit).await.unwrap();
+        let (s, reached) = connect(&[closed, open], |_| None, limit).await.unwrap();
+        assert_eq!(reached, open);
         assert_eq!(s.peer_addr().unwrap(), open);
         let (_accepted, from) = listener.accept().unwrap();
         assert_eq!(from, s.local_addr().unwrap());
+    }
+
+    /// A socket bound to an external address leaves the port to connect(2)
+    /// (IP_BIND_ADDRESS_NO_PORT), so that TIME_WAIT ports stay usable under churn.
+    #[tokio::test]
+    async fn an_external_address_is_bound_without_a_port() {
+        use nix::sys::socket::getsockopt;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        let limit = Some(Duration::from_secs(5));
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        let (s, _) = connect(&[open], |_| Some(loopback), limit).await.unwrap();
+        assert!(getsockopt(&s, IpBindAddressNoPort).unwrap());
+        assert_eq!(s.local_addr().unwrap().ip(), loopback);
+        // Without an external address nothing is bound, and the option is not needed.
+        let (s, _) = connect(&[open], |_| None, limit).await.unwrap();
+        assert!(!getsockopt(&s, IpBindAddressNoPort).unwrap());
+    }
+
+    /// A bind(2) that fails is the proxy's own failure, described in Dante's words, not
+    /// the remote peer's.
+    #[tokio::test]
+    async fn a_failed_bind_is_a_local_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        // TEST-NET-1: not an address of this host.
+        let elsewhere = IpAddr::from([192, 0, 2, 1]);
+        let err = connect(&[open], |_| Some(elsewhere), Some(Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.stage, Stage::Bind);
+        assert_eq!(err.error.raw_os_error(), Some(libc::EADDRNOTAVAIL));
+        assert_eq!(
+            err.local_desc().as_deref(),
+            Some(
+                "could not bind address to use on external side: failed to bind address on \
+                 external side: Cannot assign requested address"
+            )
+        );
+        // A refused connect is the remote side's.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let err = connect(&[closed], |_| None, Some(Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert_eq!((err.stage, err.local_desc()), (Stage::Connect, None));
     }
 }

@@ -24,7 +24,7 @@ pub(crate) async fn query(
     let ask = async {
         let server = SocketAddr::new(client.ip(), IDENT_PORT);
         let source = |_: &SocketAddr| Some(local.ip());
-        let mut s = crate::connect::connect(&[server], source, None)
+        let (mut s, _) = crate::connect::connect(&[server], source, None)
             .await
             .map_err(|e| {
                 format!(

@@ -5,7 +5,9 @@
 //! looked up (interface first, then DNS) each time it is matched, and a requested
 //! domain name is resolved at most once per request ([`TargetAddrs`]). A domain that does
 //! not resolve while a rule needs its addresses is an error carrying that rule's number,
-//! as in Dante.
+//! whose `external.log.<level>.error:` settings apply. That is not the number logged:
+//! Dante resolves the name before any socks rule and logs the failure under the client
+//! rule (`sockd_request.c` reqhostisok()), and so does the session.
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -20,13 +20,13 @@ use tokio::time::Instant;
 use traffic_log::{Command, EndCause, Endpoint, Ends, Side, Summary};
 
 use crate::chain;
-use crate::connect::{connect, ConnectError};
+use crate::connect::{connect, ConnectError, Stage};
 use crate::logging::{is_no_route, warn_failure, Failure};
 use crate::negotiate::{negotiate, reply, Ident, Negotiated, Refusal};
 use crate::registry::{Entry, Phase, Registry, SessionEvent, TcpState};
 use crate::relay::{relay, Counters, Dir, IoOp, RelayParams};
 use crate::rules::{match_client, match_socks, MatchError, RequestFacts, TargetAddrs};
-use crate::tlog::{client_side, ep, leg, only, target_ep, user_auth, RuleLog};
+use crate::tlog::{client_side, ep, leg, only, reached_ep, target_ep, user_auth, RuleLog};
 use crate::{RunConfig, Shared};
 
 pub(crate) const UNSPECIFIED: SocketAddr =
@@ -255,12 +255,11 @@ impl Session<'_> {
             Ok(d) => d,
             Err(MatchError { rule, error }) => {
                 let r = cfg.socks_rules.iter().find(|r| r.number == rule);
-                let slog = RuleLog::new(r, tl_command, self.debug);
                 let rule_errors = r.map_or(&[][..], |r| &r.error_logs[..]);
                 self.resolve_failed(
                     stream,
                     neg.version,
-                    (&slog, &clog, rule_errors),
+                    (tl_command, &clog, rule_errors),
                     src,
                     accept_side,
                     &req.target,
@@ -361,7 +360,7 @@ impl Session<'_> {
                 self.resolve_failed(
                     stream,
                     g.version(),
-                    (&g.slog, &g.clog, &g.rule.error_logs[..]),
+                    (g.slog.command, &g.clog, &g.rule.error_logs[..]),
                     g.src.clone(),
                     g.accept_side.clone(),
                     target,
@@ -380,13 +379,14 @@ impl Session<'_> {
         let limit = g.rule.timeout_connect.unwrap_or(cfg.timeouts.connect);
         let source = |addr: &SocketAddr| self.source_for(addr.is_ipv4());
         let attempt = Box::pin(connect(&addrs, source, seconds(limit)));
-        let mut out = match self.limited(0, "", attempt).await {
+        let (mut out, reached) = match self.limited(0, "", attempt).await {
             Ok(Ok(t)) => t,
             Ok(Err(ce)) => return self.connect_failed(stream, g, ce).await,
             Err(_) => {
                 let ce = ConnectError {
                     addr: None,
                     error: std::io::ErrorKind::Interrupted.into(),
+                    stage: Stage::Connect,
                     timed_out: false,
                     local: None,
                 };
@@ -394,16 +394,11 @@ impl Session<'_> {
             }
         };
         let ext = out.local_addr().unwrap_or(UNSPECIFIED);
-        self.debug_msg(|| {
-            format!(
-                "client {}: connected to {} from {ext}",
-                self.client,
-                out.peer_addr()
-                    .map_or_else(|_| "?".into(), |a| a.to_string())
-            )
-        });
-        let dst = Side(vec![ep(ext), target_ep(target)]);
-        self.established(stream, g, &mut out, ext, dst, &[]).await;
+        self.debug_msg(|| format!("client {}: connected to {reached} from {ext}", self.client));
+        // Dante logs the address it connected to, not the name the client asked for.
+        let dst = Side(vec![ep(ext), reached_ep(target, reached)]);
+        self.established(stream, g, &mut out, (ext, reached), dst, &[])
+            .await;
     }
 
     /// CONNECT through an upstream proxy.
@@ -475,27 +470,28 @@ impl Session<'_> {
                 ..ep(last)
             });
         }
+        // The upstream resolves a name: it stays as requested.
         dst.push(target_ep(target));
         let dst = Side(dst);
-        self.established(stream, g, &mut ch.stream, ext, dst, &ch.leftover)
+        self.established(stream, g, &mut ch.stream, (ext, ch.next), dst, &ch.leftover)
             .await;
     }
 
     /// A CONNECT whose outgoing connection is up (directly or through an upstream): the
     /// success reply, the start line, bytes the upstream already sent, the relay, and the
-    /// summaries.
+    /// summaries. `(ext, peer)` are the outgoing connection's local and remote addresses.
     async fn established(
         &self,
         stream: &mut TcpStream,
         g: &Granted<'_>,
         out: &mut TcpStream,
-        ext: SocketAddr,
+        (ext, peer): (SocketAddr, SocketAddr),
         dst: Side,
         leftover: &[u8],
     ) {
         let counters = Arc::new(Counters::default());
         self.entry.add_counters(&counters);
-        self.entry.endpoints(Some(ext), out.peer_addr().ok());
+        self.entry.endpoints(Some(ext), Some(peer));
         let mut tcpinfo = None;
         let cause = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
             Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
@@ -775,12 +771,18 @@ impl Session<'_> {
         }
     }
 
+    /// A requested name that does not resolve. Dante 1.4.2 resolves it before any socks
+    /// rule (`sockd_request.c` reqhostisok()) and logs the failure under the client rule
+    /// (`iolog(&io.crule, …)`): `block(C): tcp/connect ]: SRC: could not resolve
+    /// hostname …`, C the client rule's number, then the client rule's `tcp/accept` line.
+    /// We resolve only when a rule or the connect needs the addresses, and log as Dante.
+    /// `rule_errors` are the `error.log` settings of the socks rule that needed them.
     #[allow(clippy::too_many_arguments)]
     async fn resolve_failed(
         &self,
         stream: &mut TcpStream,
         version: ProxyProtocol,
-        (slog, clog, rule_errors): (&RuleLog, &RuleLog, &[ErrorLog]),
+        (command, clog, rule_errors): (Command, &RuleLog, &[ErrorLog]),
         src: Side,
         accept_side: Side,
         target: &Target,
@@ -797,7 +799,8 @@ impl Session<'_> {
         );
         let desc = format!("could not resolve hostname \"{}\": {error}", target.host);
         self.entry.ended(desc.clone());
-        slog.failed(self.log, only(src), desc.clone());
+        let request = RuleLog { command, ..*clog };
+        request.failed(self.log, only(src), desc.clone());
         clog.failed(
             self.log,
             only(accept_side),
@@ -806,6 +809,9 @@ impl Session<'_> {
     }
 
     async fn connect_failed(&self, stream: &mut TcpStream, g: &Granted<'_>, ce: ConnectError) {
+        if let Some(desc) = ce.local_desc() {
+            return self.local_failure(stream, g, desc).await;
+        }
         let _ = reply(stream, g.version(), reply_for(&ce), UNSPECIFIED).await;
         if let (Some(errno), Some(addr)) = (ce.error.raw_os_error(), ce.addr) {
             warn_failure(
@@ -832,7 +838,12 @@ impl Session<'_> {
             EndCause::PeerError(Some(crate::errno_text(&ce.error)))
         };
         let ext = ce.local.map_or_else(Endpoint::unknown, ep);
-        let dst = Side(vec![ext, target_ep(&g.neg.request.target)]);
+        // The address tried, as Dante logs it; the target as requested when none was.
+        let target = &g.neg.request.target;
+        let peer = ce
+            .addr
+            .map_or_else(|| target_ep(target), |a| reached_ep(target, a));
+        let dst = Side(vec![ext, peer]);
         self.summaries(
             g,
             &g.slog,
@@ -841,6 +852,40 @@ impl Session<'_> {
             dst,
             &cause,
             None,
+        );
+    }
+
+    /// No socket, or no bind to the external address: the proxy's own failure, before
+    /// any connect. Dante 1.4.2 (`sockd_request.c`, the call of bindexternaladdr())
+    /// answers "network unreachable" and logs it under the client rule, as an error of
+    /// the request with the target as requested and no local address, then the client
+    /// rule's `request was not performed due to error` line; no summary.
+    async fn local_failure(&self, stream: &mut TcpStream, g: &Granted<'_>, desc: String) {
+        let _ = reply(
+            stream,
+            g.version(),
+            ReplyCode::NetworkUnreachable,
+            UNSPECIFIED,
+        )
+        .await;
+        self.entry.ended(desc.clone());
+        let request = RuleLog {
+            command: g.slog.command,
+            ..g.clog
+        };
+        let dst = Side(vec![Endpoint::unknown(), target_ep(&g.neg.request.target)]);
+        request.failed(
+            self.log,
+            Ends {
+                src: g.src.clone(),
+                dst: Some(dst),
+            },
+            desc.clone(),
+        );
+        g.clog.failed(
+            self.log,
+            only(g.accept_side.clone()),
+            format!("request was not performed due to error: {desc}"),
         );
     }
 }

@@ -131,10 +131,10 @@ impl RuleLog {
         }
     }
 
-    /// `pass(N): … ]: ENDS` when disconnect is on: an operation ended, no counts.
-    pub(crate) fn stopped(&self, log: &Logger, ends: Ends) {
+    /// `pass(N): … ]: ENDS[: DESC]` when disconnect is on: an operation ended, no counts.
+    pub(crate) fn stopped(&self, log: &Logger, ends: Ends, desc: Option<String>) {
         if self.flags.disconnect {
-            self.emit_op(log, self.verdict, Event::Stop { ends, desc: None });
+            self.emit_op(log, self.verdict, Event::Stop { ends, desc });
         }
     }
 
@@ -318,7 +318,9 @@ pub(crate) fn ep(addr: SocketAddr) -> Endpoint {
     Endpoint::ip(addr.ip().to_canonical(), addr.port())
 }
 
-/// The endpoint of a requested target, printed as requested (name or address).
+/// The endpoint of a requested target, printed as requested (name or address): for
+/// what has not been resolved (a block, a BIND's expected host, a target an upstream
+/// proxy resolves).
 pub(crate) fn target_ep(t: &Target) -> Endpoint {
     match &t.host {
         Host::Ip(ip) => Endpoint::ip(ip.to_canonical(), t.port),
@@ -327,8 +329,19 @@ pub(crate) fn target_ep(t: &Target) -> Endpoint {
             host: EndpointHost::Name(name.clone()),
             port: t.port,
             bracketed: false,
+            target_name: None,
         },
     }
+}
+
+/// The endpoint of a target reached at `addr`: the address, as Dante prints it once it
+/// has resolved a name, with the requested name kept for the JSON record.
+pub(crate) fn reached_ep(t: &Target, addr: SocketAddr) -> Endpoint {
+    let mut e = ep(addr);
+    if let Host::Domain(name) = &t.host {
+        e.target_name = Some(name.clone());
+    }
+    e
 }
 
 /// `METHOD%NAME@` for a known user (`username%alice@`, `rfc931%root@`).

@@ -16,7 +16,13 @@
 //! - With `udp.connectdst: yes` (the default) replies are relayed only from addresses the
 //!   client has sent to.
 //! - External sockets, one per address family, are bound lazily to the `external:`
-//!   address and, with `udp.portrange`, to a port in that range.
+//!   address and, with `udp.portrange`, to a port in that range; never to the wildcard
+//!   address. With `external.rotation: none` the first `external:` address of the
+//!   destination's family (interface names are expanded to their addresses at start-up),
+//!   with `same-same` the address the client reached, with `route` (or without any
+//!   `external:`) the address the kernel would send from. A destination of a family
+//!   with no such address is refused, datagram by datagram, in Dante 1.4.2's words
+//!   (`getoutaddr.c`).
 //!
 //! Counters follow Dante: the client side counts whole datagrams (SOCKS header
 //! included), the target side payload only; both count packets. One summary is written
@@ -26,7 +32,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use sockd_conf::{ErrorSide, Protocol, SocksCommand};
+use sockd_conf::{ErrorSide, Protocol, Rotation, SocksCommand};
 use socks_proto::{decode_udp, encode_udp, Host, ReplyCode, Target};
 use tokio::net::{TcpStream, UdpSocket};
 use traffic_log::{Command, EndCause, Endpoint, Ends, Side, Summary, Verdict};
@@ -36,7 +42,7 @@ use crate::negotiate::reply;
 use crate::registry::{Count, Counters, Phase, SessionEvent};
 use crate::rules::{match_socks, RequestFacts, TargetAddrs};
 use crate::session::{seconds, Granted, Session, UNSPECIFIED};
-use crate::tlog::{ep, leg, only, target_ep, udp_leg, RuleLog};
+use crate::tlog::{ep, leg, only, reached_ep, target_ep, udp_leg, RuleLog};
 
 const MAX_DATAGRAM: usize = 65_535;
 
@@ -45,7 +51,8 @@ struct External {
     sock: UdpSocket,
     /// What went through it (also in the session's registry entry).
     counters: Arc<Counters>,
-    last_target: Option<Target>,
+    /// The last destination sent to, as logged (the address a name resolved to).
+    last_target: Option<Endpoint>,
 }
 
 /// A cached rule decision: the rule number, whether it passes, and its log context.
@@ -246,9 +253,22 @@ impl Session<'_> {
                 v
             }
         };
-        let ext = match self.external(g, a, dest.is_ipv4()).await {
+        let ext = match self.external(g, a, from, dest).await {
             Ok(e) => e,
-            Err(e) => {
+            Err(NoExternal::Address(desc)) => {
+                a.dropped += 1;
+                let ends = Ends {
+                    src: pint_side(from),
+                    dst: Some(Side(vec![Endpoint::unknown(), reached_ep(&target, dest)])),
+                };
+                if verdict.passes {
+                    verdict.log.transient(self.log, Verdict::Block, ends, desc);
+                } else {
+                    verdict.log.datagram(self.log, Verdict::Block, ends, d.data);
+                }
+                return;
+            }
+            Err(NoExternal::Socket(e)) => {
                 refuse(
                     a,
                     &format!("no external UDP socket: {}", crate::errno_text(&e)),
@@ -257,9 +277,11 @@ impl Session<'_> {
             }
         };
         let pext = ext.sock.local_addr().unwrap_or(UNSPECIFIED);
+        // Dante logs the address a datagram goes to, not the name the client sent.
+        let reached = reached_ep(&target, dest);
         let ends = Ends {
             src: pint_side(from),
-            dst: Some(Side(vec![ep(pext), target_ep(&target)])),
+            dst: Some(Side(vec![ep(pext), reached.clone()])),
         };
         if !verdict.passes {
             a.dropped += 1;
@@ -271,10 +293,10 @@ impl Session<'_> {
         match ext.sock.send_to(d.data, dest).await {
             Ok(_) => {
                 ext.counters.target_written.add(d.data.len() as u64);
-                let pext_side = Side(vec![ep(pext), target_ep(&target)]);
+                let pext_side = Side(vec![ep(pext), reached.clone()]);
                 self.entry
                     .udp_sent(Side(vec![ep(from), ep(pint)]), pext_side, pext, dest);
-                ext.last_target = Some(target);
+                ext.last_target = Some(reached);
                 if !a.contacted.contains(&dest) {
                     a.contacted.push(dest);
                 }
@@ -456,21 +478,25 @@ impl Session<'_> {
         Some(SocketAddr::new(ip, target.port))
     }
 
-    /// The external socket for a family, bound on first use.
+    /// The external socket for `dest`'s family, bound on first use (the datagram from
+    /// the client at `from` is the first to go there).
     async fn external<'a>(
         &self,
         g: &Granted<'_>,
         a: &'a mut Assoc,
-        v4: bool,
-    ) -> std::io::Result<&'a mut External> {
-        let slot = if v4 { &mut a.ext4 } else { &mut a.ext6 };
+        from: SocketAddr,
+        dest: SocketAddr,
+    ) -> Result<&'a mut External, NoExternal> {
+        let slot = if dest.is_ipv4() {
+            &mut a.ext4
+        } else {
+            &mut a.ext6
+        };
         if slot.is_none() {
-            let ip = self.source_for(v4).unwrap_or(if v4 {
-                IpAddr::from([0, 0, 0, 0])
-            } else {
-                IpAddr::from([0u16; 8])
-            });
-            let sock = bind_in_range(ip, g.rule.udp_portrange).await?;
+            let ip = self.udp_source(from, dest).map_err(NoExternal::Address)?;
+            let sock = bind_in_range(ip, g.rule.udp_portrange)
+                .await
+                .map_err(NoExternal::Socket)?;
             let counters = Arc::new(Counters::default());
             self.entry.add_counters(&counters);
             *slot = Some(External {
@@ -480,6 +506,56 @@ impl Session<'_> {
             });
         }
         Ok(slot.as_mut().expect("set just above"))
+    }
+
+    /// The address an external socket towards `dest` is bound on, or why there is none,
+    /// in the words of Dante 1.4.2's getoutaddr() where it has them.
+    fn udp_source(&self, from: SocketAddr, dest: SocketAddr) -> Result<IpAddr, String> {
+        let cfg = &self.run.config;
+        let v4 = dest.is_ipv4();
+        match cfg.external_rotation {
+            Rotation::SameSame => {
+                let local = self.local.ip().to_canonical();
+                if local.is_ipv4() == v4 {
+                    return Ok(local);
+                }
+                Err(format!(
+                    "rotation for external addresses is set to same-same, but that can not \
+                     work for this udpassociate request.  The internal address we accepted \
+                     the client on is a {} ({}), but the target address is a {} ({})",
+                    family(local.is_ipv4()),
+                    ep(self.local),
+                    family(v4),
+                    ep(dest)
+                ))
+            }
+            Rotation::None if !self.run.externals.is_empty() => self
+                .run
+                .externals
+                .iter()
+                .copied()
+                .find(|ip| ip.is_ipv4() == v4)
+                .ok_or_else(|| {
+                    format!(
+                        "none of the addresses configured on our external interface(s) can be \
+                         used for forwarding from our local client {} to target {}.  \
+                         Configuration error in {}?",
+                        ep(from),
+                        ep(dest),
+                        cfg.origins.file
+                    )
+                }),
+            // The kernel's choice: the source address of a socket connected to `dest`.
+            _ => route_source(dest).map_err(|e| {
+                format!(
+                    "could not find a local address for forwarding from our local client {} \
+                     to target {}: {}",
+                    ep(from),
+                    ep(dest),
+                    crate::errno_text(&e)
+                )
+            }),
+        }
     }
 
     fn udp_summaries(&self, g: &Granted<'_>, a: &Assoc, cause: &EndCause) {
@@ -498,10 +574,7 @@ impl Session<'_> {
                 .sock
                 .local_addr()
                 .map_or_else(|_| Endpoint::unknown(), ep);
-            let target = ext
-                .last_target
-                .as_ref()
-                .map_or_else(Endpoint::unknown, target_ep);
+            let target = ext.last_target.clone().unwrap_or_else(Endpoint::unknown);
             let summary = Summary {
                 client: udp_leg(client_written, client_side.clone(), client_read),
                 target: Some(udp_leg(
@@ -539,6 +612,36 @@ impl Session<'_> {
         };
         g.clog.summary(self.log, summary, cause, secs);
     }
+}
+
+/// Why a datagram found no external socket.
+enum NoExternal {
+    /// No address to bind it on: Dante's reason.
+    Address(String),
+    /// The socket could not be made or bound.
+    Socket(std::io::Error),
+}
+
+/// Dante's name for an address family (`atype2string`).
+fn family(v4: bool) -> &'static str {
+    if v4 {
+        "IPv4 address"
+    } else {
+        "IPv6 address"
+    }
+}
+
+/// The address the kernel sends to `dest` from (a UDP socket connected to it, as
+/// Dante's getoutaddr() does for `external.rotation: route`).
+fn route_source(dest: SocketAddr) -> std::io::Result<IpAddr> {
+    let any = if dest.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    let probe = std::net::UdpSocket::bind(any)?;
+    probe.connect(dest)?;
+    Ok(probe.local_addr()?.ip())
 }
 
 /// `recv_from` that also returns the kernel's receive time (SO_TIMESTAMPNS), when on.

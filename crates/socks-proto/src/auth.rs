@@ -93,19 +93,15 @@ impl std::fmt::Debug for UserPass {
 
 /// Decodes an RFC 1929 username/password request. A zero-length password is accepted
 /// (some clients send one); a zero-length username is not.
+///
+/// The whole message is read before it is judged: a wrong VER or an empty UNAME is an
+/// error only once ULEN, UNAME, PLEN and PASSWD have all arrived, so that the server
+/// answers a complete message (and a client cut short gets no answer), as at every
+/// other stage of the handshake.
 pub fn decode_userpass(buf: &[u8]) -> Result<Decoded<UserPass>, ProtoError> {
-    let Some(&ver) = buf.first() else {
-        return Ok(Decoded::NeedMore { at_least: 2 });
-    };
-    if ver != 0x01 {
-        return Err(ProtoError::BadAuthVersion(ver));
-    }
     let Some(&ulen) = buf.get(1) else {
         return Ok(Decoded::NeedMore { at_least: 2 });
     };
-    if ulen == 0 {
-        return Err(ProtoError::EmptyUsername);
-    }
     let uend = 2 + usize::from(ulen);
     let Some(&plen) = buf.get(uend) else {
         return Ok(Decoded::NeedMore { at_least: uend + 1 });
@@ -114,6 +110,12 @@ pub fn decode_userpass(buf: &[u8]) -> Result<Decoded<UserPass>, ProtoError> {
     let Some(password) = buf.get(uend + 1..used) else {
         return Ok(Decoded::NeedMore { at_least: used });
     };
+    if buf[0] != 0x01 {
+        return Err(ProtoError::BadAuthVersion(buf[0]));
+    }
+    if ulen == 0 {
+        return Err(ProtoError::EmptyUsername);
+    }
     Ok(Decoded::Done {
         msg: UserPass {
             username: buf[2..uend].to_vec(),
@@ -163,6 +165,27 @@ mod tests {
         );
     }
 
+    /// A message with a bad VER or an empty UNAME is judged only when it is complete:
+    /// every shorter prefix asks for more.
+    #[test]
+    fn bad_userpass_is_an_error_only_when_complete() {
+        let mut empty_name = vec![0x01, 0x00, 0x73];
+        empty_name.extend_from_slice(&[b'o'; 0x73]);
+        let bad_version = b"\x02\x05alice\x02pw";
+        for (msg, err) in [
+            (&empty_name[..], ProtoError::EmptyUsername),
+            (&bad_version[..], ProtoError::BadAuthVersion(2)),
+        ] {
+            for n in 0..msg.len() {
+                match decode_userpass(&msg[..n]) {
+                    Ok(Decoded::NeedMore { at_least }) => assert!(at_least > n),
+                    other => panic!("prefix of {n} bytes gave {other:?}"),
+                }
+            }
+            assert_eq!(decode_userpass(msg), Err(err));
+        }
+    }
+
     #[test]
     fn userpass_round() {
         let d = decode_userpass(b"\x01\x01a\x00").unwrap().done().unwrap();
@@ -170,10 +193,13 @@ mod tests {
         assert!(d.password.is_empty());
         assert!(!format!("{d:?}").contains("password: []"));
         assert_eq!(
-            decode_userpass(b"\x05\x01a"),
+            decode_userpass(b"\x05\x01a\x00"),
             Err(ProtoError::BadAuthVersion(5))
         );
-        assert_eq!(decode_userpass(b"\x01\x00"), Err(ProtoError::EmptyUsername));
+        assert_eq!(
+            decode_userpass(b"\x01\x00\x00"),
+            Err(ProtoError::EmptyUsername)
+        );
         assert_eq!(encode_userpass_status(false), [1, 1]);
         assert_eq!(encode_method_choice(Method::NO_ACCEPTABLE), [5, 0xff]);
     }

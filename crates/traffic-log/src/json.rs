@@ -9,7 +9,9 @@
 //! Phases: `start` (`[:`), `io` (`-: … (N)`, with `bytes` and optional `data`),
 //! `transient` (`-: …: DESC`), `stop` (`]: …`), `summary`. Endpoints: `address` (IPv4 or
 //! IPv6) or `name`, `port`, and when known `method` and `user`; `bracketed` when Dante
-//! prints the endpoint in brackets. Sides are `src` and `dst` (lists of endpoints).
+//! prints the endpoint in brackets; `target_name` when the client asked for a host name
+//! and Dante prints the address it resolved to (`{"address":"127.0.0.1","port":80,
+//! "target_name":"localhost"}`). Sides are `src` and `dst` (lists of endpoints).
 
 use serde_json::{json, Map, Value};
 
@@ -169,6 +171,9 @@ fn endpoint(e: &Endpoint) -> Value {
     if e.bracketed {
         o.insert("bracketed".into(), json!(true));
     }
+    if let Some(n) = &e.target_name {
+        o.insert("target_name".into(), json!(n));
+    }
     Value::Object(o)
 }
 
@@ -221,11 +226,16 @@ fn endpoint_from(v: &Value) -> Result<Endpoint, ParseError> {
         _ => return Err(bad()),
     };
     let bracketed = v.get("bracketed").and_then(Value::as_bool).unwrap_or(false);
+    let target_name = match v.get("target_name") {
+        None => None,
+        Some(n) => Some(n.as_str().ok_or_else(bad)?.to_owned()),
+    };
     Ok(Endpoint {
         auth,
         host,
         port,
         bracketed,
+        target_name,
     })
 }
 
@@ -246,4 +256,31 @@ fn leg_from(v: &Value) -> Result<Leg, ParseError> {
         side: side_from(v.get("endpoints").ok_or_else(bad)?)?,
         read: count_from(v.get("read").ok_or_else(bad)?)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A target reached by name: the line prints the address, the JSON keeps the name,
+    /// and the line is rebuilt from the JSON exactly.
+    #[test]
+    fn target_name_is_kept_beside_the_address() {
+        let line = "pass(1): tcp/connect [: 127.0.0.1.40822 127.0.0.1.1080 -> 127.0.0.1.41377 127.0.0.1.31839";
+        let mut record = Record::parse(line).unwrap();
+        let Event::Start { ends, .. } = &mut record.event else {
+            panic!("not a start line")
+        };
+        let target = ends.dst.as_mut().and_then(|d| d.0.last_mut()).unwrap();
+        target.target_name = Some("localhost".into());
+        assert_eq!(record.to_string(), line);
+        let json = record.to_json();
+        assert_eq!(
+            json["dst"][1],
+            json!({"address": "127.0.0.1", "port": 31839, "target_name": "localhost"})
+        );
+        let back = Record::from_json(&json).unwrap();
+        assert_eq!(back, record);
+        assert_eq!(back.to_string(), line);
+    }
 }

@@ -230,6 +230,7 @@ fn parse_endpoint(token: &str) -> Result<Endpoint, ParseError> {
         host,
         port,
         bracketed,
+        target_name: None,
     })
 }
 

@@ -140,6 +140,10 @@ pub struct Endpoint {
     pub port: u16,
     /// Printed in brackets (the last proxy's external address when chaining).
     pub bracketed: bool,
+    /// The host name the client asked for, when `host` is the address it resolved to and
+    /// the proxy reached. Dante prints the address; the name is not in the text line, only
+    /// in the JSON record (`target_name`).
+    pub target_name: Option<String>,
 }
 
 impl Endpoint {
@@ -150,6 +154,7 @@ impl Endpoint {
             host: EndpointHost::Ip(ip),
             port,
             bracketed: false,
+            target_name: None,
         }
     }
 

@@ -1,6 +1,8 @@
 //! Malformed and refused requests: the right reply code or a clean close, a log line,
 //! and the server keeps serving everyone else.
 
+use std::io::{ErrorKind, Read};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -116,6 +118,67 @@ fn malformed_handshakes() {
     assert!(m.iter().all(|l| !l.contains("panicked")));
 }
 
+/// RFC 1929: a sub-negotiation with a bad VER or an empty UNAME is answered (`01 01`)
+/// only once all of it has arrived; cut short by end of file or `timeout.negotiate`, it
+/// is closed without an answer.
+#[test]
+fn a_bad_username_request_is_answered_only_when_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, "alice:pw\n").unwrap();
+    let p = Proxy::start(&format!(
+        "logoutput: @LOG@\ninternal: 127.0.0.1 port = 0\nsocksmethod: username\n\
+         passwordfile: {}\ntimeout.negotiate: 1\n\
+         client pass {{ from: 127.0.0.0/8 to: 0/0\n}}\n\
+         socks pass {{ from: 127.0.0.0/8 to: 0/0\n}}\n",
+        users.display()
+    ));
+    let greeted = || {
+        let mut c = Raw::connect(p.addr);
+        c.send(&[5, 1, 2]);
+        assert_eq!(c.read_exact(2), [5, 2]);
+        c
+    };
+    let no_answer_yet = |c: &mut Raw| {
+        c.0.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut b = [0u8; 2];
+        match c.0.read(&mut b) {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            other => panic!("answered before the message was complete: {other:?} {b:?}"),
+        }
+        c.0.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    };
+    // ULEN = 0, then PLEN = 0x73 and the first byte of the password.
+    let mut c = greeted();
+    c.send(&[1, 0, 0x73, b'o']);
+    no_answer_yet(&mut c);
+    c.send(&[b'x'; 0x72]);
+    assert_eq!(c.read_to_close(), [1, 1]);
+    // VER = 2: the name and the password still come first.
+    let mut c = greeted();
+    c.send(b"\x02\x05a");
+    no_answer_yet(&mut c);
+    c.send(b"lice\x02pw");
+    assert_eq!(c.read_to_close(), [1, 1]);
+    // Cut short by end of file, or by timeout.negotiate: closed without an answer.
+    let mut c = greeted();
+    c.send(b"\x02\x05a");
+    c.0.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(c.read_to_close(), b"");
+    let mut c = greeted();
+    c.send(&[1, 0, 0x73]);
+    assert_eq!(c.read_to_close(), b"");
+    let m = p.wait_for("the timeout", |m| m.ends_with(": negotiate timeout"));
+    let all = m.join("\n");
+    for expected in [
+        "bad username/password request: ",
+        "local client closed during negotiation after sending 6 bytes",
+    ] {
+        assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+    }
+}
+
 #[test]
 fn a_stalled_handshake_times_out_and_others_are_served_meanwhile() {
     let p = proxy();
@@ -153,4 +216,116 @@ fn refused_blocked_and_unreachable_targets_get_their_reply_codes() {
         ),
         "{all}"
     );
+}
+
+/// An outgoing socket that cannot be bound to the `external:` address is the proxy's
+/// own failure, not the remote peer's: "network unreachable", and Dante 1.4.2's words
+/// for it under the client rule, with no summary. The address is taken away after
+/// start-up, in a network namespace of the test's own.
+#[test]
+fn a_failed_bind_to_the_external_address_is_a_local_error() {
+    // SAFETY: geteuid(2) has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    assert_eq!(
+        uid, 0,
+        "this test makes a network namespace and needs root: run ./test.sh as root (CI does)"
+    );
+    require("unshare");
+    require("ip");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let conf = dir.path().join("sockd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "logoutput: {}\ninternal: 127.0.0.1 port = 0\nexternal: 10.9.9.9\nsocksmethod: none\n\
+             client pass {{ from: 127.0.0.0/8 to: 0/0\nlog: connect disconnect error\n}}\n\
+             socks pass {{ from: 127.0.0.0/8 to: 0/0\nlog: connect disconnect error\n}}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new("unshare")
+        .args([
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && ip addr add 10.9.9.9/32 dev lo && exec \"$0\" -f \"$1\"",
+            BIN,
+        ])
+        .arg(&conf)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut line = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let result = std::panic::catch_unwind(|| {
+        let addr: std::net::SocketAddr = line
+            .trim()
+            .strip_prefix("ferrosocks ready: listening on ")
+            .unwrap_or_else(|| panic!("no ready line: {line:?}"))
+            .parse()
+            .unwrap();
+        in_netns_of(pid, move || {
+            let (code, _, err) = run(std::process::Command::new("ip").args([
+                "addr",
+                "del",
+                "10.9.9.9/32",
+                "dev",
+                "lo",
+            ]));
+            assert_eq!(code, 0, "{err}");
+            let mut c = Raw::connect(addr);
+            c.send(&[5, 1, 0]);
+            assert_eq!(c.read_exact(2), [5, 0]);
+            c.send(b"\x05\x01\x00\x03\x09localhost\x00\x09");
+            assert_eq!(c.read_to_close()[..2], [5, 0x03], "network unreachable");
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let text = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("tcp/accept ]:") || Instant::now() > deadline {
+                break text;
+            }
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let records: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_once("info: ").map(|(_, r)| r))
+            .filter(|r| r.starts_with("pass(") || r.starts_with("block("))
+            .collect();
+        let why = "could not bind address to use on external side: \
+                   failed to bind address on external side: Cannot assign requested address";
+        assert_eq!(records.len(), 3, "{text}");
+        assert!(
+            records[0].starts_with("pass(1): tcp/accept [: 127.0.0.1."),
+            "{text}"
+        );
+        assert!(
+            records[1].starts_with("block(1): tcp/connect ]: 127.0.0.1.")
+                && records[1].ends_with(&format!(" -> 0.0.0.0.0 localhost.9: {why}")),
+            "{text}"
+        );
+        assert!(
+            records[2].starts_with("block(1): tcp/accept ]: 127.0.0.1.")
+                && records[2]
+                    .ends_with(&format!(": request was not performed due to error: {why}")),
+            "{text}"
+        );
+        assert!(!text.contains("remote peer"), "{text}");
+    });
+    // SAFETY: kill(2) on our own child (unshare and sh exec the server: same PID).
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    if let Err(e) = result {
+        eprintln!("server's stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+        std::panic::resume_unwind(e);
+    }
 }

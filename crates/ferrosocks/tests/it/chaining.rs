@@ -227,7 +227,10 @@ fn socks4_upstream_and_username_forwarding() {
         m.contains("tcp/connect [: username%alice@127.0.0.1.")
     });
     // SOCKS4 upstream (a plain ferrosocks).
-    let plain = Proxy::start(&conf("connect disconnect"));
+    let plain = Proxy::start(
+        &conf("connect disconnect")
+            .replace("logoutput: @LOG@", "logoutput: @LOG@ json:@DIR@/log.json"),
+    );
     let front4 = Proxy::start(&route_conf(plain.addr.port(), "socks_v4", "none"));
     let (code, out, err) = curl(
         front4.addr,
@@ -235,9 +238,23 @@ fn socks4_upstream_and_username_forwarding() {
         &format!("http://localhost:{}/", http.addr.port()),
     );
     assert_eq!((code, out.as_str()), (0, HTTP_BODY), "{err}");
-    plain.wait_for("the SOCKS4a request upstream", |m| {
-        m.contains(&format!("localhost.{}", http.addr.port()))
-    });
+    // The upstream got the name (SOCKS4a): its line shows the address it connected to,
+    // its JSON record the name.
+    plain.wait_for("the request upstream", |m| m.contains("tcp/connect [:"));
+    let json = plain.dir.path().join("log.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&json)
+        .unwrap_or_default()
+        .contains(r#""target_name":"localhost""#)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no SOCKS4a name upstream: {}",
+            std::fs::read_to_string(&json).unwrap_or_default()
+        );
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let all = front.messages().join("\n") + &upstream.messages().join("\n");
     assert!(!all.contains("pw-alice"), "a password reached a log");
 }

@@ -41,9 +41,6 @@ fn curl_socks4_and_socks4a() {
         ]));
         assert_eq!((code, out.as_str()), (0, HTTP_BODY), "{flag} {host}: {err}");
     }
-    p.wait_for("a SOCKS4a record", |m| {
-        m.contains(&format!("localhost.{port}")) && m.contains("]:")
-    });
     p.wait_for("three sessions", |_| {
         p.records()
             .iter()
@@ -55,6 +52,13 @@ fn curl_socks4_and_socks4a() {
     assert_eq!(
         m.iter().filter(|l| l.contains("tcp/connect [:")).count(),
         3,
+        "{m:?}"
+    );
+    // The SOCKS4a name is logged as the address it resolved to, as Dante does.
+    assert!(
+        m.iter()
+            .filter(|l| l.contains("tcp/connect [:"))
+            .all(|l| l.ends_with(&format!(" 127.0.0.1.{port}"))),
         "{m:?}"
     );
 }
@@ -174,6 +178,55 @@ fn bind_blocked_by_a_bindreply_rule_and_bind_timeout() {
         &[(p.addr.port(), "PROXY"), (bound.port(), "BOUND")],
     );
     assert_golden("bind-blocked-and-timeout.golden", &text);
+}
+
+/// A waiting BIND ends as soon as its client sends bytes and closes (SOCKS5 and SOCKS4),
+/// or just closes: not at the bind timeout (30 s here), and its listening socket goes
+/// with it. Logged as Dante 1.4.2 logs a client leaving a BIND.
+#[test]
+fn bind_ends_when_the_client_sends_bytes_or_leaves() {
+    let p = Proxy::start(&all_commands("connect disconnect error"));
+    let start = std::time::Instant::now();
+    let ended = |n: usize| {
+        p.wait_for("the BIND to end", |_| {
+            p.records()
+                .iter()
+                .filter(|l| l.contains("tcp/accept ]:"))
+                .count()
+                == n
+        });
+    };
+    let refused = |bound: SocketAddr| {
+        assert_eq!(
+            TcpStream::connect(bound).map_err(|e| e.kind()).err(),
+            Some(std::io::ErrorKind::ConnectionRefused),
+            "{bound} still listens"
+        );
+    };
+    // SOCKS5: bytes before the second reply, then the client closes.
+    let (mut c, bound) = bind_request(p.addr, "127.0.0.1:0".parse().unwrap());
+    c.send(b"early");
+    drop(c);
+    ended(1);
+    refused(bound);
+    // SOCKS4 the same.
+    let mut c = Raw::connect(p.addr);
+    c.send(&[4, 2, 0, 0, 127, 0, 0, 1, 0]);
+    let r = c.read_exact(8);
+    assert_eq!(r[1], 0x5a);
+    let bound4 = SocketAddr::from(([r[4], r[5], r[6], r[7]], u16::from_be_bytes([r[2], r[3]])));
+    c.send(b"early");
+    drop(c);
+    ended(2);
+    refused(bound4);
+    // SOCKS5: the client only closes.
+    let (c, bound) = bind_request(p.addr, "127.0.0.1:0".parse().unwrap());
+    drop(c);
+    ended(3);
+    refused(bound);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let text = normalize(&p.records(), &[(p.addr.port(), "PROXY")]);
+    assert_golden("bind-client-gone.golden", &text);
 }
 
 #[test]
@@ -324,6 +377,42 @@ fn udp_bad_datagrams_are_dropped_and_logged() {
     }
 }
 
+/// A datagram to a name: its I/O line and the summary show the address the name
+/// resolved to, as Dante logs them.
+#[test]
+fn udp_to_a_name_logs_the_address_it_went_to() {
+    let echo = UdpEcho::start("127.0.0.1:0");
+    let p = Proxy::start(&all_commands("connect disconnect ioop"));
+    let me = UdpSocket::bind("127.0.0.1:0").unwrap();
+    me.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (ctl, reply) = associate(p.addr, me.local_addr().unwrap());
+    let relay = relay_of(&reply);
+    let mut dgram = vec![0, 0, 0, 3, 9];
+    dgram.extend_from_slice(b"localhost");
+    dgram.extend_from_slice(&echo.addr.port().to_be_bytes());
+    dgram.extend_from_slice(b"name");
+    me.send_to(&dgram, relay).unwrap();
+    let mut buf = [0u8; 256];
+    let (n, _) = me.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], [header(echo.addr, 0), b"name".to_vec()].concat());
+    drop(ctl);
+    let m = p.wait_for("the association summary", |m| {
+        m.contains("udp/udpassociate ]:")
+    });
+    let target = format!(" 127.0.0.1.{}", echo.addr.port());
+    let sent = m
+        .iter()
+        .find(|l| l.starts_with("pass(1): udp/udpassociate -: "))
+        .unwrap_or_else(|| panic!("no I/O line: {m:?}"));
+    assert!(sent.ends_with(&format!("{target} (4)")), "{sent}");
+    let summary = m
+        .iter()
+        .find(|l| l.contains("udp/udpassociate ]:"))
+        .unwrap();
+    assert!(summary.contains(&format!("{target} -> 4/1: ")), "{summary}");
+    assert!(!m.iter().any(|l| l.contains("localhost")), "{m:?}");
+}
+
 #[test]
 fn udp_over_ipv6() {
     let echo = UdpEcho::start("[::1]:0");
@@ -358,9 +447,82 @@ fn udp_over_ipv6() {
     let m = p.wait_for("the summary", |m| {
         m.contains("udp/udpassociate ]: 25/1 -> ::1.")
     });
+    // No `external:`: the relay is bound on the address the kernel sends from, never on
+    // the wildcard address.
     assert!(
-        m.iter().any(|l| l.contains(", 3/1 -> ::.")
+        m.iter().any(|l| l.contains(", 3/1 -> ::1.")
             && l.contains(&format!(" ::1.{} -> 3/1", echo.addr.port()))),
         "{m:?}"
     );
+    assert!(!m.iter().any(|l| l.contains("-> ::.")), "{m:?}");
+}
+
+/// A destination of a family `external:` has no address of is refused, in Dante's
+/// words, instead of being sent from the wildcard address; the association goes on for
+/// the other family. The same for `external.rotation: same-same` when the client came
+/// in on the other family.
+#[test]
+fn udp_to_a_family_without_an_external_address_is_refused() {
+    let echo4 = UdpEcho::start("127.0.0.1:0");
+    let echo6 = UdpEcho::start("[::1]:0");
+    for (rotation, why) in [
+        (
+            "",
+            "none of the addresses configured on our external interface(s) can be used for \
+             forwarding from our local client CLIENT to target ECHO6.  Configuration error in ",
+        ),
+        (
+            "external.rotation: same-same\n",
+            "rotation for external addresses is set to same-same, but that can not work for \
+             this udpassociate request.  The internal address we accepted the client on is a \
+             IPv4 address (127.0.0.1.PROXY), but the target address is a IPv6 address (ECHO6)",
+        ),
+    ] {
+        let p = Proxy::start(&all_commands("connect disconnect error").replace(
+            "socksmethod: none\n",
+            &format!("socksmethod: none\n{rotation}"),
+        ));
+        let me = UdpSocket::bind("127.0.0.1:0").unwrap();
+        me.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let (ctl, reply) = associate(p.addr, me.local_addr().unwrap());
+        let relay = relay_of(&reply);
+        let mut six = vec![0, 0, 0, 4];
+        six.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+        six.extend_from_slice(&echo6.addr.port().to_be_bytes());
+        six.extend_from_slice(b"six");
+        me.send_to(&six, relay).unwrap();
+        let mut buf = [0u8; 128];
+        assert!(
+            me.recv_from(&mut buf).is_err(),
+            "an IPv6 datagram was relayed"
+        );
+        let four = [header(echo4.addr, 0), b"four".to_vec()].concat();
+        me.send_to(&four, relay).unwrap();
+        let (n, _) = me.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &four[..]);
+        drop(ctl);
+        let m = p.wait_for("the accept summary", |m| m.contains("tcp/accept ]:"));
+        let client = ep(me.local_addr().unwrap());
+        let echo6_ep = format!("::1.{}", echo6.addr.port());
+        let why = why
+            .replace("CLIENT", &client)
+            .replace("ECHO6", &echo6_ep)
+            .replace("PROXY", &p.addr.port().to_string());
+        let refused = m
+            .iter()
+            .find(|l| l.starts_with("block(1): udp/udpassociate -: "))
+            .unwrap_or_else(|| panic!("no refusal: {m:?}"));
+        assert!(
+            refused.contains(&format!(" -> 0.0.0.0.0 {echo6_ep}: {why}")),
+            "{refused}\n{why}"
+        );
+        let summaries: Vec<&String> = m
+            .iter()
+            .filter(|l| l.contains("udp/udpassociate ]:"))
+            .collect();
+        assert_eq!(summaries.len(), 1, "{m:?}");
+        assert!(summaries[0].contains(" -> 4/1: "), "{m:?}");
+        assert!(!m.iter().any(|l| l.contains("-> ::.")), "{m:?}");
+    }
 }

@@ -91,6 +91,49 @@ fn json_lines_rebuild_every_text_line() {
     assert!(traffic >= 6, "{json}");
 }
 
+/// A CONNECT by name: every line shows the address, as Dante's; the JSON record keeps
+/// the name beside it and still rebuilds the line.
+#[test]
+fn json_keeps_the_name_a_connect_asked_for() {
+    let http = Helper::http();
+    let p = Proxy::start(
+        &conf("connect disconnect ioop")
+            .replace("logoutput: @LOG@", "logoutput: @LOG@ json:@DIR@/log.json"),
+    );
+    let port = http.addr.port();
+    let (code, out, err) = curl(&[
+        "--socks5-hostname",
+        &p.addr.to_string(),
+        &format!("http://localhost:{port}/"),
+    ]);
+    assert_eq!((code, out.as_str()), (0, HTTP_BODY), "{err}");
+    let json = wait_file(&p.dir.path().join("log.json"), "the summary", |t| {
+        t.contains("tcp/accept ]:")
+    });
+    let mut connects = 0;
+    for line in json.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["command"] != "connect" {
+            continue;
+        }
+        connects += 1;
+        let msg = v["msg"].as_str().unwrap();
+        assert!(!msg.contains("localhost"), "{msg}");
+        let target = match v["phase"].as_str().unwrap() {
+            "summary" => v["target"]["endpoints"][1].clone(),
+            "io" if msg.contains(&format!("-: 127.0.0.1.{port} ")) => v["src"][0].clone(),
+            _ => v["dst"][1].clone(),
+        };
+        assert_eq!(
+            target,
+            serde_json::json!({"address": "127.0.0.1", "port": port, "target_name": "localhost"}),
+            "{line}"
+        );
+        assert_eq!(traffic_log::Record::from_json(&v).unwrap().to_string(), msg);
+    }
+    assert!(connects >= 6, "{json}");
+}
+
 #[test]
 fn verb_and_mute_change_on_reload() {
     // The client rule logs no start lines, so the refusals below come one after another.

@@ -380,6 +380,20 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
     }
 }
 
+/// Runs `f` on a thread that has entered the network namespace of process `pid`; the
+/// threads and processes it starts are in that namespace too.
+pub fn in_netns_of<T: Send + 'static>(pid: u32, f: impl FnOnce() -> T + Send + 'static) -> T {
+    thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+        // SAFETY: setns(2) on a descriptor we opened; it changes this thread only.
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
 /// A raw SOCKS client: connect, send bytes, read what comes back.
 pub struct Raw(pub TcpStream);
 

@@ -126,3 +126,48 @@ fn data_logging_shows_the_bytes_vis_encoded() {
         data_line(m) && m.contains(&format!("-: 127.0.0.1.{}", echo.addr.port()))
     });
 }
+
+/// A requested name that does not resolve is logged under the client rule's number, as
+/// Dante 1.4.2 logs it (it resolves the name before any socks rule): whether a socks
+/// rule needed its addresses (`to: 127.0.0.0/8`) or only the connect did (`to: 0/0`).
+#[test]
+fn a_name_that_does_not_resolve_is_logged_under_the_client_rule() {
+    for to in ["127.0.0.0/8", "0/0"] {
+        let p = Proxy::start(&format!(
+            "logoutput: @LOG@\ninternal: 127.0.0.1 port = 0\nexternal: 127.0.0.1\nsocksmethod: none\n\
+             client block {{ from: 10.0.0.0/8 to: 0/0\nlog: connect error\n}}\n\
+             client pass {{ from: 127.0.0.0/8 to: 0/0\nlog: connect disconnect error\n}}\n\
+             socks block {{ from: 0/0 to: 127.0.0.1/32 port = 9\nlog: connect error\n}}\n\
+             socks block {{ from: 0/0 to: 127.0.0.1/32 port = 10\nlog: connect error\n}}\n\
+             socks pass {{ from: 127.0.0.0/8 to: {to}\nlog: connect disconnect error\n}}\n"
+        ));
+        let mut c = Raw::connect(p.addr);
+        c.send(&[5, 1, 0]);
+        assert_eq!(c.read_exact(2), [5, 0]);
+        c.send(b"\x05\x01\x00\x03\x13nonexistent.invalid\x00\x50");
+        assert_eq!(c.read_to_close()[..2], [5, 0x04], "host unreachable");
+        let m = p.wait_for("the accept line", |m| m.contains("tcp/accept ]:"));
+        let records: Vec<&String> = m
+            .iter()
+            .filter(|l| l.starts_with("pass(") || l.starts_with("block("))
+            .collect();
+        assert_eq!(records.len(), 3, "{to}: {m:?}");
+        assert!(
+            records[0].starts_with("pass(2): tcp/accept [: "),
+            "{to}: {m:?}"
+        );
+        assert!(
+            records[1].starts_with("block(2): tcp/connect ]: 127.0.0.1.")
+                && records[1].contains(" 127.0.0.1.")
+                && records[1].contains(": could not resolve hostname \"nonexistent.invalid\": "),
+            "{to}: {m:?}"
+        );
+        assert!(
+            records[2].starts_with("block(2): tcp/accept ]: 127.0.0.1.")
+                && records[2].contains(
+                    ": request was not performed due to error: could not resolve hostname"
+                ),
+            "{to}: {m:?}"
+        );
+    }
+}

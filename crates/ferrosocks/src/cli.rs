@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+#[cfg(test)]
+mod packaging;
+
 /// A SOCKS server that reads Dante's sockd.conf and writes Dante's traffic log.
 ///
 /// With no -f and no /etc/ferrosocks.conf it runs on its embedded default: listening

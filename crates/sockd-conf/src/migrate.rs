@@ -666,9 +666,11 @@ fn render(
                 out.push_str(&format!("{indent}{CUT}{}\n", r.trim()));
             }
         }
+        // The first piece keeps its indentation; the pieces are joined by one space.
         let kept = kept
             .iter()
-            .map(|k| k.trim_end())
+            .enumerate()
+            .map(|(i, k)| if i == 0 { k.trim_end() } else { k.trim() })
             .filter(|k| !k.trim().is_empty())
             .collect::<Vec<_>>()
             .join(" ");
@@ -788,6 +790,16 @@ mod tests {
         let c = runs(&m);
         assert_eq!(c.socks_rules.len(), 1);
         assert!(c.socks_rules[0].log.connect);
+        let one_line = migrate(&format!(
+            "{BASE}socks block {{ from: 0/0 to: 0/0 session.max: 3 }}\n"
+        ));
+        assert!(
+            one_line
+                .text
+                .ends_with("#| session.max: 3\nsocks block { from: 0/0 to: 0/0 }\n"),
+            "{}",
+            one_line.text
+        );
         assert!(
             m.text.contains(
                 "#| libwrap: spawn finger @%a\nsocks block { from: 0/0 to: 0/0\n log: connect }\n"

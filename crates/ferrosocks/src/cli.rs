@@ -1,16 +1,24 @@
-//! The command line: options as Dante's sockd takes them, plus ferrosocks' own. The man
-//! page and shell completions are generated from this definition.
+//! The command line: options as Dante's sockd takes them, plus ferrosocks' own, and the
+//! `migrate` subcommand. The man page and shell completions are generated from this
+//! definition (`packaging`, a test module that fails when the committed copies are stale).
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
+
+#[cfg(test)]
+mod packaging;
 
 /// A SOCKS server that reads Dante's sockd.conf and writes Dante's traffic log.
 ///
 /// With no -f and no /etc/ferrosocks.conf it runs on its embedded default: listening
 /// on 127.0.0.1 port 1080, serving loopback clients only, logging to stderr.
 #[derive(Debug, Parser)]
-#[command(name = "ferrosocks", disable_version_flag = true)]
+#[command(
+    name = "ferrosocks",
+    disable_version_flag = true,
+    args_conflicts_with_subcommands = true
+)]
 pub(crate) struct Cli {
     /// Configuration file (Dante sockd.conf syntax)
     #[arg(short = 'f', value_name = "FILE")]
@@ -42,4 +50,31 @@ pub(crate) struct Cli {
     /// Seconds open sessions get to finish after SIGTERM before they are cut
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub(crate) grace_period: u64,
+    /// A subcommand instead of running the server
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+/// What ferrosocks can do besides serving.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Print a Dante configuration rewritten as one ferrosocks runs
+    ///
+    /// Keywords ferrosocks does not support yet are commented out, each below a comment
+    /// giving the reason; a pass rule that uses one is left out whole, a block rule loses
+    /// only the keyword. The changes are also listed on stderr. A file with other errors
+    /// (syntax, values Dante refuses too) has them all reported with file:line:column, and
+    /// nothing is written (exit status 64).
+    Migrate(MigrateArgs),
+}
+
+/// `ferrosocks migrate`.
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// The Dante configuration to read (e.g. /etc/danted.conf)
+    #[arg(long = "from-dante", value_name = "FILE")]
+    pub(crate) from_dante: PathBuf,
+    /// Write the result to FILE (only when there is no error) instead of stdout
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use clap::Parser;
 
 mod cli;
+mod migrate;
 mod systemd;
 use cli::Cli;
 use server::control::{drop_privileges, log_config, serve_until_stopped, ReloadSource};
@@ -50,6 +51,11 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
+    // === subcommands (packaging: ferrosocks migrate) ===
+    if let Some(cli::Command::Migrate(args)) = &cli.command {
+        return migrate::run(args);
+    }
+    // === end of subcommands ===
     if cli.version {
         println!("{VERSION_LINE}");
         return ExitCode::SUCCESS;

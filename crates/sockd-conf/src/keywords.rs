@@ -623,7 +623,9 @@ fn specials(out: &mut String, status: Status, why_title: &str) {
     }
 }
 
-fn place_name(place: Place) -> &'static str {
+/// How the documentation names a place: `setting`, `socks rule`, … (a table column of
+/// docs/configuration.md, a line of ferrosocks.conf(5)).
+pub fn place_name(place: Place) -> &'static str {
     match place {
         Global => "setting",
         ClientRule => "client rule",

@@ -4,7 +4,8 @@
 //! tokens, [`parse()`] turns them into a checked, typed [`Config`] (or every error found,
 //! each with file:line:column, the quoted token and what was expected), and [`keywords`]
 //! is the one table of keywords that drives "not supported yet" errors, "is ignored"
-//! warnings, suggestions and `docs/configuration.md`. No I/O: callers read the file and
+//! warnings, suggestions, `docs/configuration.md` and the man page; [`migrate`] rewrites a
+//! Dante file as one ferrosocks runs. No I/O: callers read the file and
 //! pass its text.
 #![forbid(unsafe_code)]
 
@@ -12,6 +13,7 @@ pub mod error;
 pub mod errors;
 pub mod keywords;
 pub mod lexer;
+pub mod migrate;
 pub mod model;
 mod parse;
 pub mod services;

@@ -16,6 +16,7 @@ mod ident;
 mod load;
 mod logging;
 mod management;
+mod migrate;
 mod openvpn_monitor;
 mod privileges;
 mod seed;

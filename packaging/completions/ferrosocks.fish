@@ -1,0 +1,44 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_ferrosocks_global_optspecs
+    string join \n f= d= V p= D N= n v/version L/license grace-period= h/help
+end
+
+function __fish_ferrosocks_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_ferrosocks_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_ferrosocks_using_subcommand
+    set -l cmd (__fish_ferrosocks_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s f -d 'Configuration file (Dante sockd.conf syntax)' -r -F
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s d -d 'Debug level 0, 1 or 2; wins over "debug:" in the file' -r
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s p -d 'Write the process id to FILE' -r -F
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s N -d 'Number of processes (accepted for Dante compatibility; ferrosocks uses threads)' -r
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -l grace-period -d 'Seconds open sessions get to finish after SIGTERM before they are cut' -r
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s V -d 'Check the configuration and exit: 0 if it is good, else print every error'
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s D -d 'Detach from the terminal and run in the background'
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s n -d 'Disable TCP keep-alive (accepted for Dante compatibility)'
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s v -l version -d 'Print the version and exit'
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s L -l license -d 'Print the license and exit'
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -f -a "migrate" -d 'Print a Dante configuration rewritten as one ferrosocks runs'
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand migrate" -l from-dante -d 'The Dante configuration to read (e.g. /etc/danted.conf)' -r -F
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand migrate" -s o -l output -d 'Write the result to FILE (only when there is no error) instead of stdout' -r -F
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and not __fish_seen_subcommand_from migrate help" -f -a "migrate" -d 'Print a Dante configuration rewritten as one ferrosocks runs'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and not __fish_seen_subcommand_from migrate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

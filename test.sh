@@ -52,3 +52,5 @@ else
     cargo test --workspace --locked --no-fail-fast
 fi
 scripts/readme-commands.sh
+# Man pages, completions, the unit and the Debian package (installs what it needs).
+packaging/test.sh

@@ -292,7 +292,9 @@ fn held_sessions_status_bytecount_client_kill_and_kill() {
         "{reply}"
     );
     assert!(b.read_to_close().is_empty());
-    let load = m.command("load-stats", "\r\n");
+    // Its DISCONNECT comes (after the client's pause) before the totals are read.
+    m.until(0, &format!(">CLIENT:DISCONNECT,{b_cid}\r\n"));
+    let load = m.command("load-stats", "SUCCESS: nclients=");
     assert!(
         load.contains("SUCCESS: nclients=0,bytesin=45,bytesout=45"),
         "{load}"

@@ -26,7 +26,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -168,40 +168,13 @@ fn monitor(dir: &Path, cfg: &Value) -> Value {
     let python = monitor_python();
     let script = dir.join("monitor.py");
     std::fs::write(&script, SCRIPT).unwrap();
-    let child = Command::new(python)
-        .arg(&script)
-        .arg(cfg.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let (out, timed_out) = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(out) => (out.unwrap(), false),
-        Err(_) => {
-            // SAFETY: kill(2) on the child this function started (not yet reaped: the
-            // thread that waits for it has not returned).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            (rx.recv().unwrap().unwrap(), true)
-        }
-    };
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+    let (code, stdout, stderr) = run_within(
+        Command::new(python).arg(&script).arg(cfg.to_string()),
+        Duration::from_secs(60),
     );
-    assert!(
-        !timed_out,
-        "openvpn-monitor did not finish within 60 s ({cfg}); stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(
-        out.status.success(),
-        "openvpn-monitor failed ({cfg}): {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
+    assert_eq!(
+        code, 0,
+        "openvpn-monitor failed ({cfg}):\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("{e}: stdout:\n{stdout}\nstderr:\n{stderr}"))

@@ -352,6 +352,12 @@ pub fn curl(args: &[&str]) -> (i32, String, String) {
 }
 
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    run_within(cmd, Duration::from_secs(30))
+}
+
+/// Runs `cmd` (stdin closed) for at most `limit`, then ends it by PID: exit status,
+/// stdout, stderr.
+pub fn run_within(cmd: &mut Command, limit: Duration) -> (i32, String, String) {
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -363,7 +369,7 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
     thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    match rx.recv_timeout(Duration::from_secs(30)) {
+    match rx.recv_timeout(limit) {
         Ok(out) => {
             let out = out.unwrap();
             (

@@ -492,7 +492,8 @@ pub struct Registry {
     handed: AtomicU64,
     /// Ended sessions: how many, how many blocked, their traffic.
     ended: Mutex<(u64, u64, Traffic)>,
-    events: broadcast::Sender<SessionEvent>,
+    /// Shared, not cloned, by every subscriber.
+    events: broadcast::Sender<Arc<SessionEvent>>,
     pub(crate) read_latency: Mutex<Latency>,
     pub(crate) io_latency: Mutex<Latency>,
     pub(crate) started: Instant,
@@ -637,14 +638,14 @@ impl Registry {
 
     /// Session events from now on. A subscriber that falls behind by more than
     /// [`EVENT_QUEUE`] events is told how many it missed (`RecvError::Lagged`).
-    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SessionEvent>> {
         self.events.subscribe()
     }
 
     /// Tells subscribers, if there are any (the snapshot is built only then).
     pub(crate) fn notify(&self, event: impl FnOnce() -> SessionEvent) {
         if self.events.receiver_count() > 0 {
-            let _ = self.events.send(event());
+            let _ = self.events.send(Arc::new(event()));
         }
     }
 }
@@ -790,7 +791,7 @@ mod tests {
         reg.entry.ended("local client closed");
         reg.entry.ended("a later reason is not kept");
         drop(reg);
-        match events.try_recv().unwrap() {
+        match &*events.try_recv().unwrap() {
             SessionEvent::Disconnect { session, reason } => {
                 assert_eq!(reason, "local client closed");
                 assert_eq!(session.traffic.to_client.bytes, 197);
@@ -808,7 +809,7 @@ mod tests {
         assert!(!r.decide(a.entry.id, Ok(())), "not waiting yet");
         let waiting = r.await_verdict(&a.entry, Duration::from_secs(5));
         let decide = async {
-            let id = match events.recv().await.unwrap() {
+            let id = match &*events.recv().await.unwrap() {
                 SessionEvent::Connect(s) => s.id,
                 other => panic!("{other:?}"),
             };

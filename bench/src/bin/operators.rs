@@ -1170,46 +1170,41 @@ fn memory_phase(bin: &Path, opts: &Opts) {
     builds.extend(opts.baselines());
     let work = tempfile::tempdir().expect("a work directory");
     println!("\n## memory: PSS per idle session (held with `loadgen hold`, after a warm-up)\n");
-    let proxies: Vec<Proxy> = builds
-        .iter()
-        .enumerate()
-        .map(|(i, (_, path))| {
-            let conf = Conf {
-                port: free_port(),
-                ..Conf::default()
-            };
-            Proxy::start(path, conf, work.path().join(format!("{i}.conf")))
-        })
-        .collect();
+    // A new process for every measure: memory a process got once it keeps (the
+    // allocator reuses it), so a second measure in the same process sees nothing grow.
     let warm = Target::start(bin);
-    for p in &proxies {
-        let _ = loadgen(
-            bin,
-            &[
-                "rate".into(),
-                warm.1.to_string(),
-                "10".into(),
-                "1".into(),
-                "2000".into(),
-                p.addr.to_string(),
-            ],
-        );
-    }
-    drop(warm);
-    settle();
     let mut kib: BTreeMap<(usize, usize), Vec<f64>> = BTreeMap::new();
     for rep in 0..reps {
         for n in [1000usize, 5000] {
             // Each repetition starts with the next build, so none is always first.
             for j in 0..builds.len() {
                 let i = (j + rep) % builds.len();
-                let p = &proxies[i];
-                if let Some(v) = idle_pss(bin, p, n) {
+                let conf = Conf {
+                    port: free_port(),
+                    ..Conf::default()
+                };
+                let p = Proxy::start(&builds[i].1, conf, work.path().join(format!("{i}.conf")));
+                // A warm-up, so that the runtime's workers, buffers and the log are set
+                // up before the measure: 300 short sessions, 10 at a time.
+                let _ = loadgen(
+                    bin,
+                    &[
+                        "rate".into(),
+                        warm.1.to_string(),
+                        "10".into(),
+                        "1".into(),
+                        "300".into(),
+                        p.addr.to_string(),
+                    ],
+                );
+                if let Some(v) = idle_pss(bin, &p, n) {
                     kib.entry((i, n)).or_default().push(v);
                 }
+                p.stop();
             }
         }
     }
+    drop(warm);
     println!("| build | 1000 held, KiB per session | 5000 held, KiB per session |");
     println!("|---|---|---|");
     for (i, (label, path)) in builds.iter().enumerate() {
@@ -1231,9 +1226,6 @@ fn memory_phase(bin: &Path, opts: &Opts) {
                 );
             }
         }
-    }
-    for p in proxies {
-        p.stop();
     }
 }
 

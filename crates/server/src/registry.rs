@@ -250,8 +250,9 @@ pub(crate) enum Phase {
 }
 
 pub(crate) struct TcpState {
-    pub(crate) src: Side,
-    pub(crate) dst: Side,
+    /// Shared with the session, not copied: a `Side` is two endpoints of about 100 bytes.
+    pub(crate) src: Arc<Side>,
+    pub(crate) dst: Arc<Side>,
     /// Client and target descriptors while both sockets are open.
     pub(crate) fds: Option<(RawFd, RawFd)>,
     /// Whether `log: tcpinfo` asks for TCP_INFO in the dump too.

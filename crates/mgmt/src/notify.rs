@@ -201,6 +201,7 @@ pub fn client(event: &SessionEvent, n_clients: usize, now: SystemTime) -> String
 
 /// [`client`], appended to `out` (a client's outgoing buffer: no block is allocated).
 pub fn client_into(out: &mut String, event: &SessionEvent, n_clients: usize, now: SystemTime) {
+    out.reserve(ENV_CAPACITY);
     let mut env = Env(out);
     match event {
         SessionEvent::Connect(s) => {
@@ -331,6 +332,8 @@ impl Env<'_> {
     }
 
     /// An env line: `key` (`>CLIENT:ENV,NAME=`, see [`key!`]), the value, CRLF.
+    /// Inlined, so that each key's length is known where it is copied.
+    #[inline(always)]
     fn var(&mut self, key: &'static str, value: impl EnvValue) {
         self.0.push_str(key);
         value.push_to(self.0);

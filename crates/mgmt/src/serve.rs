@@ -42,9 +42,10 @@ use crate::notify::{self, State, StateName};
 use crate::outbox::{self, Outbox};
 use crate::proto::{reply, Command, Conn, HistoryArg, KillTarget, Lines, Signal, Step, Stream};
 
-/// Messages (a line, or a whole `>CLIENT:` block) held back for a client — `>CLIENT:`
-/// blocks until it pauses, `>LOG:` lines until its `log on` is answered — before more
-/// are dropped (and counted).
+/// `>LOG:` lines held back for a client until its `log on` is answered, before more are
+/// dropped (and counted). (`>CLIENT:` blocks waiting for a client to pause are held up
+/// to [`outbox::CAPACITY`] bytes: a burst of sessions right after a command would
+/// otherwise be lost.)
 const QUEUE: usize = 256;
 /// The kernel's send buffer for a management client: with [`outbox::CAPACITY`], what a
 /// client that stops reading can hold up (the kernel would otherwise grow it to
@@ -357,7 +358,7 @@ impl Client {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut since_count = 0u32;
         // `>CLIENT:` blocks waiting for the client to pause, and when it last spoke.
-        let mut held: Vec<String> = Vec::new();
+        let mut held = String::new();
         let mut last_line = tokio::time::Instant::now();
         // While set, session events are left to gather until then.
         let mut events_resume: Option<tokio::time::Instant> = None;
@@ -614,7 +615,7 @@ impl Client {
         ctx: &Context,
         first: Option<Result<Arc<SessionEvent>, broadcast::error::RecvError>>,
         events: &mut broadcast::Receiver<Arc<SessionEvent>>,
-        held: &mut Vec<String>,
+        held: &mut String,
         last_line: tokio::time::Instant,
     ) -> bool {
         use broadcast::error::{RecvError, TryRecvError};
@@ -650,8 +651,8 @@ impl Client {
                 {
                     return false;
                 }
-            } else if held.len() < QUEUE {
-                held.push(notify::client(&ev, n_clients, now));
+            } else if held.len() < outbox::CAPACITY {
+                notify::client_into(held, &ev, n_clients, now);
             } else {
                 self.outbox.count_dropped(1);
             }
@@ -660,8 +661,14 @@ impl Client {
 
     /// Sends the `>CLIENT:` blocks that waited for a pause, in order; false when the
     /// connection is gone.
-    fn send_held(&self, held: &mut Vec<String>) -> bool {
-        held.drain(..).all(|text| self.outbox.notify(&text))
+    fn send_held(&self, held: &mut String) -> bool {
+        if held.is_empty() {
+            return true;
+        }
+        let sent = self.outbox.notify(held);
+        // A big burst's buffer is not kept.
+        *held = String::new();
+        sent
     }
 
     /// `log on`: records of the subsystems whose `operators` flag is on, at this

@@ -396,6 +396,29 @@ fn client_auth_holds_new_sessions_for_a_verdict() {
 }
 
 #[test]
+fn a_client_that_reads_gets_every_block_of_a_burst_that_starts_right_after_its_command() {
+    let (p, addr, _dir) = proxy_with_management(None, "");
+    let echo = Helper::echo();
+    let mut m = Mgmt::connect(addr);
+    m.until(0, GREETING);
+    // Blocks that come within 250 ms of a client's last line wait for it to pause (see
+    // docs/management.md): 400 sessions right after a command are 1,200 blocks waiting.
+    assert!(m.command("pid", "\r\n").starts_with("SUCCESS: pid="));
+    for i in 0..400u32 {
+        drop(held(p.addr, echo.addr, format!("burst {i}").as_bytes()));
+    }
+    let text = m.until(0, ">CLIENT:DISCONNECT,399\r\n");
+    let last = text.find(">CLIENT:DISCONNECT,399\r\n").unwrap();
+    m.until(last, ">CLIENT:ENV,END\r\n");
+    let all = String::from_utf8_lossy(&m.got).into_owned();
+    assert!(!all.contains("dropped"), "{all}");
+    assert_eq!(all.matches(">CLIENT:CONNECT,").count(), 400);
+    assert_eq!(all.matches(">CLIENT:ESTABLISHED,").count(), 400);
+    assert_eq!(all.matches(">CLIENT:DISCONNECT,").count(), 400);
+    assert_eq!(all.matches(">CLIENT:ENV,END\r\n").count(), 1200);
+}
+
+#[test]
 fn a_client_that_never_reads_slows_no_session_and_is_told_what_it_missed() {
     let (p, addr, _dir) = proxy_with_management(None, "log.traffic.operators: on\n");
     let echo = Helper::echo();

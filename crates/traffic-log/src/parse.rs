@@ -110,6 +110,13 @@ fn split_desc(s: &str) -> (&str, Option<String>) {
 
 fn parse_io(body: &str) -> Result<Event, ParseError> {
     let (head, desc) = split_desc(body);
+    if let Some(interim) = desc
+        .as_deref()
+        .and_then(|d| d.strip_prefix("interim: "))
+        .and_then(|counts| parse_interim(head, counts))
+    {
+        return Ok(interim);
+    }
     if let Some((ends, count)) = head.rsplit_once(" (") {
         if let Some(n) = count.strip_suffix(')') {
             let bytes = number(n).ok_or_else(|| ParseError::Count(n.into()))?;
@@ -127,6 +134,46 @@ fn parse_io(body: &str) -> Result<Event, ParseError> {
         }),
         None => Err(ParseError::Phase(body.into())),
     }
+}
+
+/// `ENDS` and `W -> client -> R[, W -> target -> R].  Session duration: Ns` of an
+/// interim record; `None` when it is not one (the line is then a transient record).
+fn parse_interim(ends: &str, counts: &str) -> Option<Event> {
+    let (counts, secs) = counts.split_once(".  Session duration: ")?;
+    let duration_secs = number(secs.strip_suffix('s')?)?;
+    let ends = parse_ends(ends).ok()?;
+    let (client, target) = match counts.split_once(", ") {
+        Some((c, t)) => (c, Some(t)),
+        None => (counts, None),
+    };
+    let pair = |s: &str, word: &str| -> Option<(Count, Count)> {
+        let (w, r) = s.split_once(word)?;
+        Some((parse_count(w).ok()?, parse_count(r).ok()?))
+    };
+    let (cw, cr) = pair(client, " -> client -> ")?;
+    let target = match (target, ends.dst) {
+        (Some(t), Some(side)) => {
+            let (tw, tr) = pair(t, " -> target -> ")?;
+            Some(Leg {
+                written: tw,
+                side,
+                read: tr,
+            })
+        }
+        (None, None) => None,
+        _ => return None,
+    };
+    Some(Event::Interim {
+        summary: Summary {
+            client: Leg {
+                written: cw,
+                side: ends.src,
+                read: cr,
+            },
+            target,
+        },
+        duration_secs,
+    })
 }
 
 fn starts_with_count(s: &str) -> bool {
@@ -270,6 +317,37 @@ mod tests {
             "pass(1): tcp/connect -: ::1.5000 ::1.1080 -> ::1.40000 localhost.80 (3): GET\\s/",
         );
         round_trip("pass(1): tcp/connect -: 10.0.0.1.5 10.0.0.2.6 -> 10.0.0.3.7 10.0.0.4.8: some temporary error");
+    }
+
+    #[test]
+    fn interim_records_round_trip_and_near_misses_stay_transient() {
+        let r = round_trip("pass(2): tcp/connect -: username%bob@127.0.0.1.35258 127.0.0.1.21013 -> 127.0.0.1.37659 127.0.0.1.21010: interim: 197 -> client -> 79, 79 -> target -> 197.  Session duration: 65s");
+        let Event::Interim {
+            summary,
+            duration_secs: 65,
+        } = &r.event
+        else {
+            panic!("not interim: {r:?}")
+        };
+        assert_eq!(summary.client.written.bytes, 197);
+        assert_eq!(summary.client.read.bytes, 79);
+        let t = summary.target.as_ref().unwrap();
+        assert_eq!((t.written.bytes, t.read.bytes), (79, 197));
+        assert_eq!(t.side.to_string(), "127.0.0.1.37659 127.0.0.1.21010");
+        let r = round_trip("pass(1): tcp/accept -: 127.0.0.1.1 127.0.0.1.2: interim: 5 -> client -> 7.  Session duration: 0s");
+        assert!(matches!(r.event, Event::Interim { ref summary, .. } if summary.target.is_none()));
+        let r = round_trip("pass(1): udp/udpassociate -: 127.0.0.1.1 127.0.0.1.2 -> 127.0.0.1.3 127.0.0.1.4: interim: 34/2 -> client -> 34/2, 14/2 -> target -> 14/2.  Session duration: 9s");
+        assert!(matches!(r.event, Event::Interim { .. }));
+        for near in [
+            "pass(1): tcp/connect -: 127.0.0.1.1 127.0.0.1.2 -> 127.0.0.1.3 127.0.0.1.4: interim: 5 -> client -> 7.  Session duration: 1s",
+            "pass(1): tcp/connect -: 127.0.0.1.1 127.0.0.1.2: interim: 5 -> client -> 7, 1 -> target -> 2.  Session duration: 1s",
+            "pass(1): tcp/connect -: 127.0.0.1.1 127.0.0.1.2: interim: 5 -> client -> 07.  Session duration: 1s",
+            "pass(1): tcp/connect -: 127.0.0.1.1 127.0.0.1.2: interim: 5 -> client -> 7.  Session duration: 1",
+            "pass(1): tcp/connect -: 127.0.0.1.1 127.0.0.1.2: interim: soon",
+        ] {
+            let r = round_trip(near);
+            assert!(matches!(r.event, Event::Transient { .. }), "{near}");
+        }
     }
 
     #[test]

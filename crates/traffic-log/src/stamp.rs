@@ -247,8 +247,23 @@ fn iso_len(s: &str) -> Option<usize> {
     Some(shape.len())
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.FRAC](Z|±HH:MM) `: epoch seconds, micros, what follows.
+/// An RFC 3339 time stamp, `YYYY-MM-DDTHH:MM:SS[.FRAC](Z|±HH:MM)` (what ferrosocks'
+/// JSON lines carry in `ts`): epoch seconds and micros.
+pub fn rfc3339(s: &str) -> Option<(i64, u32)> {
+    match strip_iso_stamp(s)? {
+        (secs, micros, "") => Some((secs, micros)),
+        _ => None,
+    }
+}
+
+/// [`strip_iso_stamp`] followed by a space.
 fn strip_iso(s: &str) -> Option<(i64, u32, &str)> {
+    let (secs, micros, r) = strip_iso_stamp(s)?;
+    Some((secs, micros, r.strip_prefix(' ')?))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.FRAC](Z|±HH:MM)`: epoch seconds, micros, what follows.
+fn strip_iso_stamp(s: &str) -> Option<(i64, u32, &str)> {
     let n = iso_len(s)?;
     let num = |a: usize, b: usize| -> Option<i64> { s.get(a..b)?.parse().ok() };
     let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
@@ -281,7 +296,6 @@ fn strip_iso(s: &str) -> Option<(i64, u32, &str)> {
         r = r.get(6..)?;
         sign * (oh * 3600 + om * 60)
     };
-    let r = r.strip_prefix(' ')?;
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
@@ -356,6 +370,21 @@ mod tests {
             let (y, m, d) = civil_from_days(z);
             assert_eq!(days_from_civil(y, m, d), z);
         }
+    }
+
+    #[test]
+    fn rfc3339_stamps() {
+        assert_eq!(
+            rfc3339("2026-11-21T09:43:56.760944+00:00"),
+            Some((1_795_254_236, 760_944))
+        );
+        assert_eq!(
+            rfc3339("2026-11-21T10:43:56.5+01:00"),
+            Some((1_795_254_236, 500_000))
+        );
+        assert_eq!(rfc3339("2026-11-21T09:43:56Z"), Some((1_795_254_236, 0)));
+        assert_eq!(rfc3339("2026-11-21T09:43:56Z x"), None);
+        assert_eq!(rfc3339("2026-13-21T09:43:56Z"), None);
     }
 
     #[test]

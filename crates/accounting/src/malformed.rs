@@ -1,0 +1,70 @@
+//! Lines that are not what they claim to be: counted, and the place of the first few
+//! kept for the report.
+
+use std::fmt;
+
+/// How many places a report keeps.
+pub const KEEP: usize = 10;
+
+/// Why a line was not accounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    /// The file (or `-`).
+    pub origin: String,
+    /// Line number, from 1 (0: the file as a whole, e.g. unreadable).
+    pub line: u64,
+    /// What was wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.origin, self.reason)
+        } else {
+            write!(f, "{}:{}: {}", self.origin, self.line, self.reason)
+        }
+    }
+}
+
+/// The malformed lines of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Malformed {
+    /// How many.
+    pub count: u64,
+    /// The first [`KEEP`].
+    pub first: Vec<Place>,
+}
+
+impl Malformed {
+    /// Notes one.
+    pub fn note(&mut self, origin: &str, line: u64, reason: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.first.len() < KEEP {
+            self.first.push(Place {
+                origin: origin.to_owned(),
+                line,
+                reason: reason(),
+            });
+        }
+    }
+
+    /// The report: `N malformed lines` and the places, one a line.
+    pub fn report(&self) -> String {
+        let mut s = format!(
+            "{} malformed line{}",
+            self.count,
+            if self.count == 1 { "" } else { "s" }
+        );
+        if self.count > self.first.len() as u64 {
+            s.push_str(&format!(" (the first {}):", self.first.len()));
+        } else if self.count > 0 {
+            s.push(':');
+        }
+        s.push('\n');
+        for p in &self.first {
+            s.push_str(&format!("  {p}\n"));
+        }
+        s
+    }
+}

@@ -29,7 +29,7 @@ use std::hash::Hasher;
 
 use traffic_log::{Command, EndpointHost, Event, Record, Side, Summary, Verdict};
 
-use crate::decode::{decode, Context, Decoded};
+use crate::decode::{decode_for_stats, Context, Decoded};
 use crate::malformed::Malformed;
 use crate::time;
 
@@ -283,10 +283,11 @@ impl Accounting {
     /// that had no newline.
     pub fn feed_line(&mut self, origin: &str, lineno: u64, bytes: &[u8], complete: bool) {
         self.counts.lines += 1;
-        let line = decode(bytes, &self.opts.context);
+        let line = decode_for_stats(bytes, &self.opts.context);
         *self.sources.entry(line.source.as_str()).or_default() += 1;
         match line.decoded {
             Decoded::Record(r) => self.feed_record(&r, line.time),
+            Decoded::Unparsed => self.counts.records += 1,
             Decoded::Other => self.counts.other += 1,
             Decoded::Malformed(why) => self.malformed.note(origin, lineno, || {
                 if complete {
@@ -403,12 +404,16 @@ impl Accounting {
     /// The addresses and ports of a side, without users: the client rule's records carry
     /// no user where the socks rule's do.
     fn side_hash(&mut self, tag: u8, side: &Side) -> u64 {
-        use std::io::Write as _;
         self.scratch.clear();
         self.scratch.push(tag);
         for e in &side.0 {
             match &e.host {
-                EndpointHost::Ip(ip) => drop(write!(self.scratch, "{ip}")),
+                EndpointHost::Ip(std::net::IpAddr::V4(ip)) => {
+                    self.scratch.extend_from_slice(&ip.octets());
+                }
+                EndpointHost::Ip(std::net::IpAddr::V6(ip)) => {
+                    self.scratch.extend_from_slice(&ip.octets());
+                }
                 EndpointHost::Name(n) => self.scratch.extend_from_slice(n.as_bytes()),
             }
             self.scratch.extend_from_slice(&e.port.to_le_bytes());

@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 use traffic_log::stamp::{self, PrefixKind};
-use traffic_log::{Level, Record};
+use traffic_log::{Level, Marker, Record};
 
 use crate::time;
 
@@ -51,6 +51,9 @@ impl Source {
 pub enum Decoded {
     /// A traffic record.
     Record(Record),
+    /// An I/O or transient traffic line (`-:`, not interim) left unparsed: see
+    /// [`decode_for_stats`].
+    Unparsed,
     /// Another log line, or the continuation of a multi-line one.
     Other,
     /// Not what it claims to be: why.
@@ -78,6 +81,17 @@ pub struct Line<'a> {
 
 /// Decodes one line (without its newline).
 pub fn decode<'a>(bytes: &'a [u8], ctx: &Context) -> Line<'a> {
+    decode_inner(bytes, ctx, false)
+}
+
+/// [`decode`] for `log stats`, which needs no I/O or transient lines: their head is
+/// checked ([`Record::marker`]) and the rest, most of a `log: iooperation` log, is left
+/// unparsed ([`Decoded::Unparsed`]). Interim records (also `-:`) are parsed.
+pub fn decode_for_stats<'a>(bytes: &'a [u8], ctx: &Context) -> Line<'a> {
+    decode_inner(bytes, ctx, true)
+}
+
+fn decode_inner<'a>(bytes: &'a [u8], ctx: &Context, skip_io: bool) -> Line<'a> {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Line {
             time: None,
@@ -108,6 +122,19 @@ pub fn decode<'a>(bytes: &'a [u8], ctx: &Context) -> Line<'a> {
         return line;
     }
     line.decoded = if msg.starts_with("pass(") || msg.starts_with("block(") {
+        match skip_io.then(|| Record::marker(msg)) {
+            Some(Ok((Marker::Dash, rest)))
+                if memchr::memmem::find(rest.as_bytes(), b": interim: ").is_none() =>
+            {
+                line.decoded = Decoded::Unparsed;
+                return line;
+            }
+            Some(Err(e)) => {
+                line.decoded = Decoded::Malformed(e.to_string());
+                return line;
+            }
+            _ => {}
+        }
         match Record::parse(msg) {
             Ok(r) => Decoded::Record(r),
             Err(e) => Decoded::Malformed(e.to_string()),

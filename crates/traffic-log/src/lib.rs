@@ -24,7 +24,7 @@ pub mod tcpinfo;
 pub mod text;
 pub mod vis;
 
-pub use parse::ParseError;
+pub use parse::{Marker, ParseError};
 pub use prefix::{Level, LocalTime, Prefix};
 pub use record::{
     Auth, Command, Count, EndCause, Endpoint, EndpointHost, Ends, Event, Leg, Proto, Record, Side,

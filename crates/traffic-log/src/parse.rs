@@ -38,41 +38,87 @@ pub enum ParseError {
     Json(String),
 }
 
+/// The phase marker of a traffic line: `[:`, `-:` or `]:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// `[:` — a start.
+    Start,
+    /// `-:` — an I/O operation, a transient record or an interim record.
+    Dash,
+    /// `]:` — a stop or a summary.
+    End,
+}
+
+/// The head of a traffic line, `VERDICT(N): PROTO/CMD `, read; the rest is not.
+struct Head<'a> {
+    verdict: Verdict,
+    rule: u32,
+    proto: Proto,
+    command: Command,
+    rest: &'a str,
+}
+
+fn parse_head(line: &str) -> Result<Head<'_>, ParseError> {
+    let (verdict, rest) = if let Some(r) = line.strip_prefix("pass(") {
+        (Verdict::Pass, r)
+    } else if let Some(r) = line.strip_prefix("block(") {
+        (Verdict::Block, r)
+    } else {
+        return Err(ParseError::Verdict(line.into()));
+    };
+    let (rule, rest) = rest
+        .split_once("): ")
+        .ok_or_else(|| ParseError::RuleNumber(rest.into()))?;
+    let rule = number(rule).ok_or_else(|| ParseError::RuleNumber(rule.into()))?;
+    let (op, rest) = rest
+        .split_once(' ')
+        .ok_or_else(|| ParseError::Operation(rest.into()))?;
+    let (proto, command) = op
+        .split_once('/')
+        .ok_or_else(|| ParseError::Operation(op.into()))?;
+    let proto = match proto {
+        "tcp" => Proto::Tcp,
+        "udp" => Proto::Udp,
+        _ => return Err(ParseError::Operation(op.into())),
+    };
+    let command = Command::from_word(command).ok_or_else(|| ParseError::Operation(op.into()))?;
+    Ok(Head {
+        verdict,
+        rule,
+        proto,
+        command,
+        rest,
+    })
+}
+
 impl Record {
     /// Parses one traffic line (without the line prefix and without the newline).
     pub fn parse(line: &str) -> Result<Self, ParseError> {
-        let (verdict, rest) = if let Some(r) = line.strip_prefix("pass(") {
-            (Verdict::Pass, r)
-        } else if let Some(r) = line.strip_prefix("block(") {
-            (Verdict::Block, r)
-        } else {
-            return Err(ParseError::Verdict(line.into()));
-        };
-        let (rule, rest) = rest
-            .split_once("): ")
-            .ok_or_else(|| ParseError::RuleNumber(rest.into()))?;
-        let rule = number(rule).ok_or_else(|| ParseError::RuleNumber(rule.into()))?;
-        let (op, rest) = rest
-            .split_once(' ')
-            .ok_or_else(|| ParseError::Operation(rest.into()))?;
-        let (proto, command) = op
-            .split_once('/')
-            .ok_or_else(|| ParseError::Operation(op.into()))?;
-        let proto = match proto {
-            "tcp" => Proto::Tcp,
-            "udp" => Proto::Udp,
-            _ => return Err(ParseError::Operation(op.into())),
-        };
-        let command =
-            Command::from_word(command).ok_or_else(|| ParseError::Operation(op.into()))?;
-        let event = parse_event(rest)?;
+        let head = parse_head(line)?;
+        let event = parse_event(head.rest)?;
         Ok(Self {
-            verdict,
-            rule,
-            proto,
-            command,
+            verdict: head.verdict,
+            rule: head.rule,
+            proto: head.proto,
+            command: head.command,
             event,
         })
+    }
+
+    /// The phase marker of a traffic line and what follows it, reading only the line's
+    /// head (verdict, rule, protocol and command): for readers that skip some phases
+    /// (`ferrosocks log stats` does not need I/O lines) without the cost of parsing
+    /// their endpoints. A line [`Record::parse`] accepts always has a marker; the
+    /// converse need not hold.
+    pub fn marker(line: &str) -> Result<(Marker, &str), ParseError> {
+        let rest = parse_head(line)?.rest;
+        let marker = match rest.get(..3) {
+            Some("[: ") => Marker::Start,
+            Some("-: ") => Marker::Dash,
+            Some("]: ") => Marker::End,
+            _ => return Err(ParseError::Phase(rest.into())),
+        };
+        Ok((marker, &rest[3..]))
     }
 }
 
@@ -268,7 +314,9 @@ fn parse_endpoint(token: &str) -> Result<Endpoint, ParseError> {
     }
     let port = number(port).ok_or_else(bad)?;
     let host = match host.parse::<IpAddr>() {
-        // Only take the address form when it prints back the same way.
+        // Only take the address form when it prints back the same way: std's IPv4
+        // parser takes only the canonical form (no leading zeros), IPv6 text has many.
+        Ok(ip @ IpAddr::V4(_)) => EndpointHost::Ip(ip),
         Ok(ip) if ip.to_string() == host => EndpointHost::Ip(ip),
         _ => EndpointHost::Name(host.into()),
     };
@@ -348,6 +396,31 @@ mod tests {
             let r = round_trip(near);
             assert!(matches!(r.event, Event::Transient { .. }), "{near}");
         }
+    }
+
+    #[test]
+    fn non_canonical_addresses_stay_names() {
+        for host in ["10.0.0.01", "010.0.0.1", "::0001", "0:0::1"] {
+            let r = round_trip(&format!("pass(1): tcp/accept [: {host}.1 127.0.0.1.2"));
+            let Event::Start { ends, .. } = r.event else {
+                panic!()
+            };
+            assert!(
+                matches!(ends.src.0[0].host, EndpointHost::Name(_)),
+                "{host}"
+            );
+        }
+    }
+
+    #[test]
+    fn markers_without_parsing_the_rest() {
+        let m = |s: &str| Record::marker(s).map(|(m, _)| m);
+        assert_eq!(m("pass(1): tcp/accept [: x"), Ok(Marker::Start));
+        assert_eq!(m("block(0): udp/udpreply -: x"), Ok(Marker::Dash));
+        assert_eq!(m("pass(2): tcp/connect ]: x"), Ok(Marker::End));
+        assert!(m("pass(2): tcp/connect ?: x").is_err());
+        assert!(m("pass(02): tcp/connect ]: x").is_err());
+        assert!(m("pass(2): tcp/frob ]: x").is_err());
     }
 
     #[test]

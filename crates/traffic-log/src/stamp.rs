@@ -129,7 +129,7 @@ pub fn split(line: &str) -> (Stamp, &str) {
         }
         rest = host_and_tag(r, &mut stamp);
     }
-    if let Some((word, r)) = rest.split_once(": ") {
+    if let Some((word, r)) = split_colon_space(rest) {
         if let Some(level) = Level::from_word(word) {
             stamp.level = Some(level);
             rest = r;
@@ -162,7 +162,7 @@ fn host_and_tag<'a>(r: &'a str, stamp: &mut Stamp) -> &'a str {
 
 /// `PROGRAM[PID]: ` or `PROGRAM: ` (a program name has no space).
 fn strip_tag(s: &str) -> Option<(Option<u32>, &str)> {
-    let (tag, msg) = s.split_once(": ")?;
+    let (tag, msg) = split_colon_space(s)?;
     if tag.is_empty() || tag.contains(' ') || Level::from_word(tag).is_some() {
         return None;
     }
@@ -171,6 +171,21 @@ fn strip_tag(s: &str) -> Option<(Option<u32>, &str)> {
         None if tag.contains('[') || tag.contains('(') => None,
         None => Some((None, msg)),
     }
+}
+
+/// `s.split_once(": ")`, by a byte search (a string pattern builds a searcher each call;
+/// this runs on every line).
+fn split_colon_space(s: &str) -> Option<(&str, &str)> {
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(i) = b[from..].iter().position(|&c| c == b':') {
+        let at = from + i;
+        if b.get(at + 1) == Some(&b' ') {
+            return Some((&s[..at], &s[at + 2..]));
+        }
+        from = at + 1;
+    }
+    None
 }
 
 fn strip_pri(s: &str) -> Option<&str> {
@@ -219,7 +234,8 @@ fn strip_bsd_clock(s: &str) -> Option<(LocalTime, &str)> {
 fn strip_dante_stamp(s: &str) -> Option<(LocalTime, i64, u32, &str)> {
     let (local, r) = strip_bsd_clock(s)?;
     let r = r.strip_prefix('(')?;
-    let (stamp, rest) = r.split_once(") ")?;
+    let close = r.find(')')?;
+    let (stamp, rest) = (&r[..close], r[close + 1..].strip_prefix(' ')?);
     let (secs, micros) = stamp.split_once('.')?;
     let digits = |t: &str| !t.is_empty() && t.len() <= 19 && t.bytes().all(|b| b.is_ascii_digit());
     if !digits(secs) || !digits(micros) || micros.len() > 6 {

@@ -313,7 +313,7 @@ impl Accounting {
     /// A file that could not be read (`line` 0: not at all), reported with the others.
     pub fn failed(&mut self, origin: &str, line: u64, error: String) {
         self.counts.failed_files += 1;
-        self.malformed.note(origin, line, || error);
+        self.malformed.note_failure(origin, line, error);
     }
 
     /// One record, at `time`.

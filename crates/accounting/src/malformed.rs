@@ -30,8 +30,10 @@ impl fmt::Display for Place {
 /// The malformed lines of a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Malformed {
-    /// How many.
+    /// How many lines.
     pub count: u64,
+    /// How many inputs could not be read, wholly or from some line on.
+    pub failures: u64,
     /// The first [`KEEP`].
     pub first: Vec<Place>,
 }
@@ -49,16 +51,32 @@ impl Malformed {
         }
     }
 
-    /// The report: `N malformed lines` and the places, one a line.
+    /// Notes an input that could not be read (`line` 0: not at all).
+    pub fn note_failure(&mut self, origin: &str, line: u64, error: String) {
+        self.failures += 1;
+        if self.first.len() < KEEP {
+            self.first.push(Place {
+                origin: origin.to_owned(),
+                line,
+                reason: error,
+            });
+        }
+    }
+
+    /// The report: `N malformed lines[, M inputs not read]` and the places, one a line.
     pub fn report(&self) -> String {
-        let mut s = format!(
-            "{} malformed line{}",
-            self.count,
-            if self.count == 1 { "" } else { "s" }
-        );
-        if self.count > self.first.len() as u64 {
+        let plural = |n: u64| if n == 1 { "" } else { "s" };
+        let mut s = format!("{} malformed line{}", self.count, plural(self.count));
+        if self.failures > 0 {
+            s.push_str(&format!(
+                ", {} input{} not read whole",
+                self.failures,
+                plural(self.failures)
+            ));
+        }
+        if self.count + self.failures > self.first.len() as u64 {
             s.push_str(&format!(" (the first {}):", self.first.len()));
-        } else if self.count > 0 {
+        } else if self.count + self.failures > 0 {
             s.push(':');
         }
         s.push('\n');

@@ -262,13 +262,6 @@ pub fn summary(report: &Report) -> String {
     if !report.bytes_known {
         s.push_str("no session summaries (\"log: disconnect\" is off?): sessions counted from start lines, bytes unknown\n");
     }
-    if c.failed_files > 0 {
-        let _ = writeln!(
-            s,
-            "{} files could not be read (wholly or in part)",
-            c.failed_files
-        );
-    }
     if report.malformed.count > 0 || c.failed_files > 0 {
         s.push_str(&report.malformed.report());
     }

@@ -3,8 +3,13 @@
 
 use std::fmt;
 
-/// How many places a report keeps.
-pub const KEEP: usize = 10;
+/// How many places of malformed lines a report keeps in all.
+pub const KEEP: usize = 20;
+/// How many of those from one input, so that one file of garbage does not hide the
+/// places in the others.
+pub const KEEP_PER_INPUT: usize = 3;
+/// Inputs that could not be read are all kept, up to this.
+pub const KEEP_FAILURES: usize = 100;
 
 /// Why a line was not accounted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,15 +39,26 @@ pub struct Malformed {
     pub count: u64,
     /// How many inputs could not be read, wholly or from some line on.
     pub failures: u64,
-    /// The first [`KEEP`].
+    /// The places kept: the first [`KEEP_PER_INPUT`] of each input up to [`KEEP`], and
+    /// the inputs not read.
     pub first: Vec<Place>,
+    kept_lines: usize,
+    kept_failures: usize,
+    origin: String,
+    in_origin: usize,
 }
 
 impl Malformed {
     /// Notes one.
     pub fn note(&mut self, origin: &str, line: u64, reason: impl FnOnce() -> String) {
         self.count += 1;
-        if self.first.len() < KEEP {
+        if self.origin != origin {
+            self.origin = origin.to_owned();
+            self.in_origin = 0;
+        }
+        if self.kept_lines < KEEP && self.in_origin < KEEP_PER_INPUT {
+            self.kept_lines += 1;
+            self.in_origin += 1;
             self.first.push(Place {
                 origin: origin.to_owned(),
                 line,
@@ -54,7 +70,8 @@ impl Malformed {
     /// Notes an input that could not be read (`line` 0: not at all).
     pub fn note_failure(&mut self, origin: &str, line: u64, error: String) {
         self.failures += 1;
-        if self.first.len() < KEEP {
+        if self.kept_failures < KEEP_FAILURES {
+            self.kept_failures += 1;
             self.first.push(Place {
                 origin: origin.to_owned(),
                 line,
@@ -75,7 +92,10 @@ impl Malformed {
             ));
         }
         if self.count + self.failures > self.first.len() as u64 {
-            s.push_str(&format!(" (the first {}):", self.first.len()));
+            s.push_str(&format!(
+                " ({} shown: the first of each input):",
+                self.first.len()
+            ));
         } else if self.count + self.failures > 0 {
             s.push(':');
         }

@@ -116,7 +116,9 @@ pub fn split(line: &str) -> (Stamp, &str) {
             fields.next().unwrap_or(""),
         );
         stamp.pid = procid.and_then(|p| p.parse().ok());
+        // rsyslog keeps the space that followed the tag's colon in MSG.
         rest = skip_sd(after);
+        rest = rest.strip_prefix(' ').unwrap_or(rest);
     } else if let Some((secs, micros, r)) = strip_iso(rest) {
         set_kind(&mut stamp, PrefixKind::Rfc5424);
         stamp.epoch_secs = Some(secs);

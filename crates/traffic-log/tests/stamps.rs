@@ -27,7 +27,7 @@ fn every_prefix_kind_gives_the_same_record() {
         messages.push(msg);
         n += 1;
     }
-    assert_eq!(n, 10);
+    assert_eq!(n, 11);
     assert!(messages.windows(2).all(|w| w[0] == w[1]));
 }
 

@@ -1,0 +1,304 @@
+//! `ferrosocks log`: traffic moved through the real binary with curl, logged as text,
+//! as JSON and through a real syslog daemon (rsyslog, RFC 3164 and RFC 5424 files),
+//! then accounted by `ferrosocks log stats`: the totals equal the bytes moved, every
+//! form gives the same stats, compressed and stamped copies too; bad input among good
+//! is reported with file:line and the rest still counts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+fn wait_file(p: &Path, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let t = std::fs::read_to_string(p).unwrap_or_default();
+        if pred(&t) {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} lacks {what}:\n{t}",
+            p.display()
+        );
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `ferrosocks log ARGS…`: exit status, stdout, stderr.
+fn log_cmd(args: &[&str], files: &[&Path]) -> (i32, String, String) {
+    run(Command::new(BIN).arg("log").args(args).args(files))
+}
+
+/// `log stats` as CSV, without the first/last seen columns (a syslog daemon stamps a
+/// line when it receives it, which may be the next second).
+fn stats_csv(by: &[&str], files: &[&Path]) -> String {
+    let mut args = vec!["stats", "--format", "csv"];
+    for b in by {
+        args.extend(["--by", b]);
+    }
+    let (code, out, err) = log_cmd(&args, files);
+    assert_eq!(code, 0, "log stats failed: {err}");
+    assert!(!err.contains("malformed"), "{err}");
+    out.lines()
+        .map(|l| l.rsplitn(3, ',').nth(2).unwrap_or("").to_owned() + "\n")
+        .collect()
+}
+
+/// A private rsyslogd writing what it receives on its socket in RFC 3164 and RFC 5424
+/// files; killed by PID on drop.
+struct Rsyslog {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Rsyslog {
+    fn start() -> Self {
+        const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
+        assert!(
+            Path::new(RSYSLOGD).exists(),
+            "rsyslog is not installed: run ./test.sh"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let conf = format!(
+            "global(workDirectory=\"{d}\")\nmodule(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+             input(type=\"imuxsock\" Socket=\"{d}/log.sock\" CreatePath=\"on\")\n\
+             *.* action(type=\"omfile\" file=\"{d}/rfc3164.log\" template=\"RSYSLOG_TraditionalFileFormat\")\n\
+             *.* action(type=\"omfile\" file=\"{d}/rfc5424.log\" template=\"RSYSLOG_SyslogProtocol23Format\")\n"
+        );
+        std::fs::write(dir.path().join("rs.conf"), conf).unwrap();
+        let child = Command::new(RSYSLOGD)
+            .args(["-n", "-f"])
+            .arg(dir.path().join("rs.conf"))
+            .arg("-i")
+            .arg(dir.path().join("rs.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let me = Self { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !me.socket().exists() {
+            assert!(Instant::now() < deadline, "rsyslogd made no socket");
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        me
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("log.sock")
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `cmd` with `input` on its standard input.
+fn pipe(cmd: &mut Command, input: &[u8], out: &Path) {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(out).unwrap())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn stats_equal_the_bytes_moved_in_every_log_form() {
+    require("curl");
+    require("gzip");
+    require("zstd");
+    let rs = Rsyslog::start();
+    let http = Helper::http();
+    let conf = conf("connect disconnect").replace(
+        "logoutput: @LOG@",
+        "logoutput: @LOG@ json:@DIR@/log.json syslog",
+    );
+    let proxy = Proxy::launch(
+        &conf,
+        &[],
+        &[("FERROSOCKS_SYSLOG_SOCKET", rs.socket().to_str().unwrap())],
+    );
+    let url = format!("http://127.0.0.1:{}/", http.addr.port());
+    // Three sessions: a GET and two POSTs of known sizes.
+    let body = "x".repeat(5000);
+    let paddr = proxy.addr.to_string();
+    for args in [
+        vec![],
+        vec!["--data-binary", "abc"],
+        vec!["--data-binary", body.as_str()],
+    ] {
+        let mut a = vec!["--socks5", paddr.as_str(), url.as_str()];
+        a.extend(args);
+        let (code, out, err) = curl(&a);
+        assert_eq!((code, out.as_str()), (0, HTTP_BODY), "{err}");
+    }
+    let accepts = |t: &str| t.matches("tcp/accept ]:").count() == 3;
+    wait_file(&proxy.log, "three accept summaries", accepts);
+    let json = proxy.dir.path().join("log.json");
+    wait_file(&json, "three accept summaries", accepts);
+    let rfc3164 = wait_file(&rs.file("rfc3164.log"), "three accept summaries", accepts);
+    wait_file(&rs.file("rfc5424.log"), "three accept summaries", accepts);
+    assert!(
+        rfc3164.contains(&format!(" ferrosocks[{}]: info: pass(", proxy.pid())),
+        "{rfc3164}"
+    );
+    // The HTTP server saw each request whole (the POST bodies arrive with them or after:
+    // the helper reads up to the end of the headers, so count what curl sent instead).
+    let resp = http_response().len() as u64;
+    let (code, out, err) = log_cmd(&["stats", "--format", "json"], &[&proxy.log]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{out}: {e}"));
+    assert_eq!(v["sessions"], 3, "{out}");
+    assert_eq!(v["bytes_to_client"], 3 * resp, "{out}");
+    assert_eq!(v["bytes_from_target"], 3 * resp, "{out}");
+    let from_client = v["bytes_from_client"].as_u64().unwrap();
+    assert_eq!(v["bytes_to_target"].as_u64().unwrap(), from_client, "{out}");
+    // What the client sent: the three requests' headers (the HTTP server kept those)
+    // plus the bodies of the two POSTs that came after their headers.
+    let headers = http.received.lock().unwrap().len() as u64;
+    assert!(
+        from_client >= headers && from_client <= headers + 3 + 5000,
+        "{from_client} vs {headers}: {out}"
+    );
+    assert_eq!(v["blocked"], 0);
+    assert_eq!(v["open_sessions"], 0);
+    // The same stats from every form of the same traffic.
+    let by = ["client", "target", "port", "rule"];
+    let want = stats_csv(&by, &[&proxy.log]);
+    assert_eq!(want.lines().count(), 2, "one group: {want}");
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read(&proxy.log).unwrap();
+    let gz = dir.path().join("log.1.gz");
+    let zst = dir.path().join("log.2.zst");
+    pipe(Command::new("gzip").arg("-c"), &text, &gz);
+    pipe(Command::new("zstd").args(["-q", "-c"]), &text, &zst);
+    let tai = dir.path().join("multilog");
+    let stamped: String = std::fs::read_to_string(&proxy.log)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| format!("@4000000069000000{:08x} {l}\n", i * 1000))
+        .collect();
+    std::fs::write(&tai, stamped).unwrap();
+    for (what, file) in [
+        ("JSON", json.clone()),
+        ("RFC 3164 (rsyslog)", rs.file("rfc3164.log")),
+        ("RFC 5424 (rsyslog)", rs.file("rfc5424.log")),
+        ("gzip", gz.clone()),
+        ("zstd", zst.clone()),
+        ("@tai64n", tai.clone()),
+    ] {
+        assert_eq!(stats_csv(&by, &[&file]), want, "{what}");
+    }
+    // Standard input, and the prefix kinds counted.
+    let (code, out, err) = run(Command::new("sh").arg("-c").arg(format!(
+        "{BIN} log stats --format csv - < {}",
+        rs.file("rfc5424.log").display()
+    )));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().nth(1).is_some_and(|l| l.starts_with("3,0,0,")),
+        "{out}"
+    );
+    assert!(err.contains("rfc5424"), "{err}");
+    // Two rotated files together count twice.
+    let (_, out, _) = log_cmd(&["stats", "--format", "json"], &[&gz, &zst]);
+    assert!(out.contains("\"sessions\":6,"), "{out}");
+}
+
+#[test]
+fn bad_input_is_reported_with_its_place_and_the_rest_is_accounted() {
+    let good = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../traffic-log/tests/golden/dante-1.4.2-connect-ioop.log");
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.log");
+    let mut bytes: Vec<u8> = (0..4096u32)
+        .map(|i| (i * 7919 % 251) as u8)
+        .filter(|&b| b != b'\n')
+        .collect();
+    bytes.extend_from_slice(b"\nNov 21 09:43:57 (1795254237.375387) danted[29852]: info: pass(1): tcp/connect ]: 135281 -> 127.0");
+    std::fs::write(&garbage, &bytes).unwrap();
+    let long = dir.path().join("long.log");
+    let mut text = std::fs::read_to_string(&good).unwrap();
+    text.insert_str(
+        0,
+        &format!(
+            "Nov 21 09:43:55 (1795254235.762175) danted[1]: info: {}\n",
+            "y".repeat(3 << 20)
+        ),
+    );
+    std::fs::write(&long, text).unwrap();
+    let missing = dir.path().join("deleted.log");
+    let directory = dir.path().to_path_buf();
+    let truncated_gz = dir.path().join("cut.gz");
+    let gz = {
+        let mut c = Command::new("gzip");
+        c.arg("-c");
+        let out = dir.path().join("whole.gz");
+        pipe(&mut c, &std::fs::read(&good).unwrap(), &out);
+        std::fs::read(&out).unwrap()
+    };
+    std::fs::write(&truncated_gz, &gz[..gz.len() / 2]).unwrap();
+    let (code, out, err) = log_cmd(
+        &["stats", "--format", "json"],
+        &[&garbage, &missing, &long, &directory, &truncated_gz, &good],
+    );
+    assert_eq!(code, 1, "an input could not be read: {err}");
+    // long.log and the good file: three sessions each; the cut gzip file counts what
+    // it had before the cut (its lines are whole up to there).
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let sessions = v["sessions"].as_u64().unwrap();
+    assert!((6..=9).contains(&sessions), "{out}\n{err}");
+    let g = garbage.display();
+    assert!(err.contains(&format!("{g}:1: ")), "garbage: {err}");
+    assert!(
+        err.contains(&format!("{g}:2: ")) && err.contains("truncated?"),
+        "truncated: {err}"
+    );
+    assert!(
+        err.contains(&format!("{}: cannot read", missing.display())),
+        "missing: {err}"
+    );
+    assert!(
+        err.contains(&format!("{}:1: line of 3145", long.display())),
+        "long: {err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{}: cannot read: Is a directory",
+            directory.display()
+        )),
+        "directory: {err}"
+    );
+    assert!(
+        err.contains(&format!("{}:", truncated_gz.display())),
+        "cut gzip: {err}"
+    );
+    // convert and grep report the same way and still do their work.
+    let (code, out, err) = log_cmd(&["grep", "--phase", "summary"], &[&garbage, &good]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(err.contains(&format!("{g}:1: ")), "{err}");
+    let (code, out, _) = log_cmd(&["convert", "--to", "json", "--strict"], &[&good]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 20, "the traffic records only: {out}");
+    let (_, out, _) = log_cmd(&["stats", "--since", "nonsense"], &[&good]);
+    assert!(out.is_empty());
+}

@@ -302,3 +302,85 @@ fn bad_input_is_reported_with_its_place_and_the_rest_is_accounted() {
     let (_, out, _) = log_cmd(&["stats", "--since", "nonsense"], &[&good]);
     assert!(out.is_empty());
 }
+
+/// `log.interim: 1` in the socks rule: a session held open gets interim records (text
+/// and JSON `phase: "interim"`); the log cut while it is open counts it once with its
+/// interim bytes; the whole log, after it ended, counts it once with its summary.
+#[test]
+fn interim_records_count_an_open_session_once() {
+    let echo = Helper::echo();
+    let conf = conf("connect disconnect")
+        .replace("logoutput: @LOG@", "logoutput: @LOG@ json:@DIR@/log.json")
+        .replace(
+            "    log: connect disconnect\n}\n",
+            "    log: connect disconnect\n    log.interim: 1\n}\n",
+        );
+    assert!(conf.contains("log.interim: 1"), "{conf}");
+    let p = Proxy::start(&conf);
+    let (mut c, reply) = Raw::connect_v4(p.addr, echo.addr);
+    assert_eq!(reply[1], 0);
+    c.send(&[b'a'; 1000]);
+    assert_eq!(c.read_exact(1000).len(), 1000);
+    let interims = |t: &str| {
+        t.matches(": interim: 1000 -> client -> 1000, 1000 -> target -> 1000.")
+            .count()
+    };
+    let text = wait_file(&p.log, "an interim record", |t| interims(t) >= 1);
+    // The log as it is now: cut in the middle of the session.
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.log");
+    std::fs::write(&cut, &text).unwrap();
+    let (code, out, err) = log_cmd(&["stats", "--format", "json"], &[&cut]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (v["sessions"].as_u64(), v["open_sessions"].as_u64()),
+        (Some(1), Some(1)),
+        "{out}"
+    );
+    assert_eq!(v["bytes_from_client"], 1000, "{out}");
+    assert_eq!(v["bytes_to_client"], 1000, "{out}");
+    assert!(err.contains("still open"), "{err}");
+    // More bytes, a later interim record with the new counts, then the end.
+    c.send(&[b'b'; 500]);
+    assert_eq!(c.read_exact(500).len(), 500);
+    wait_file(&p.log, "a second interim record", |t| {
+        t.contains(": interim: 1500 -> client -> 1500")
+    });
+    drop(c);
+    let whole = wait_file(&p.log, "the summary", |t| t.contains("tcp/accept ]:"));
+    assert!(interims(&whole) >= 1);
+    for file in [p.log.clone(), p.dir.path().join("log.json")] {
+        let (code, out, err) = log_cmd(&["stats", "--format", "json"], &[&file]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(
+            (v["sessions"].as_u64(), v["open_sessions"].as_u64()),
+            (Some(1), Some(0)),
+            "{}: {out}",
+            file.display()
+        );
+        assert_eq!(v["bytes_from_client"], 1500, "{out}");
+        assert_eq!(v["bytes_from_target"], 1500, "{out}");
+    }
+    let json = std::fs::read_to_string(p.dir.path().join("log.json")).unwrap();
+    let interim = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["phase"] == "interim")
+        .unwrap_or_else(|| panic!("no interim JSON record: {json}"));
+    assert_eq!(interim["client"]["read"]["bytes"], 1000);
+    assert!(interim["duration_secs"].as_u64().is_some(), "{interim}");
+    // The cut log and the rest of it (as logrotate would split them) count it once.
+    let rest = dir.path().join("rest.log");
+    std::fs::write(&rest, &whole[text.len()..]).unwrap();
+    let (_, out, _) = log_cmd(&["stats", "--format", "json"], &[&cut, &rest]);
+    assert!(
+        out.contains("\"sessions\":1,\"open_sessions\":0,")
+            && out.contains("\"bytes_from_client\":1500,"),
+        "{out}"
+    );
+    // Dante-format readers: the interim line is a `-:` notice, not a `]:` summary.
+    let line = whole.lines().find(|l| l.contains(": interim: ")).unwrap();
+    assert!(line.contains(" -: ") && !line.contains(" ]: "), "{line}");
+}

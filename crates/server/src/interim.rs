@@ -9,7 +9,8 @@
 //! readers of Dante's format never add it to the `]:` totals (traffic_log::record).
 //!
 //! The timer runs beside the relay in the session's task ([`with_interim`]): the relay
-//! itself is unchanged, and a session without `log.interim` pays nothing.
+//! itself is unchanged, and a session without `log.interim` pays nothing (the timer and
+//! the relay are boxed only when records are due).
 
 use std::future::Future;
 use std::time::Duration;
@@ -57,11 +58,17 @@ impl Interim<'_> {
 }
 
 /// Runs `relay` to its end, writing an interim record every `interim.every` seconds
-/// meanwhile (none when that is 0 or the rule does not log `disconnect`).
+/// meanwhile (none when that is 0 or the rule does not log `disconnect`). With records,
+/// the relay and its timer are boxed, so that sessions without them stay as small as
+/// before (ARCHITECTURE.md, "Session size").
 pub(crate) async fn with_interim<F: Future>(interim: Interim<'_>, relay: F) -> F::Output {
     if interim.every == 0 || !interim.slog.flags.disconnect {
         return relay.await;
     }
+    Box::pin(ticking(interim, relay)).await
+}
+
+async fn ticking<F: Future>(interim: Interim<'_>, relay: F) -> F::Output {
     let period = Duration::from_secs(interim.every);
     let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

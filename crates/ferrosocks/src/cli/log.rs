@@ -20,7 +20,7 @@ pub(crate) enum LogCommand {
     /// A session is counted once, from its end-of-session summary (a `]:` line), or,
     /// while it is still open, from its last interim record (`log.interim`). A log
     /// with start lines only (no `log: disconnect`) counts sessions from them and
-    /// says the bytes are unknown. Times are UTC. docs/accounting.md has recipes.
+    /// says the bytes are unknown. Times are UTC. Recipes: accounting.md in the documentation (/usr/share/doc/ferrosocks).
     Stats(StatsArgs),
     /// Rewrite text log lines as ferrosocks' JSON lines (or CSV rows)
     ///

@@ -384,3 +384,41 @@ fn interim_records_count_an_open_session_once() {
     let line = whole.lines().find(|l| l.contains(": interim: ")).unwrap();
     assert!(line.contains(" -: ") && !line.contains(" ]: "), "{line}");
 }
+
+/// A log deleted (or rotated away) while `log stats` reads it is read to its end: the
+/// reader keeps the descriptor it opened. A FIFO stands for a file still being read.
+#[test]
+fn a_file_deleted_while_it_is_read_is_read_to_its_end() {
+    use std::io::Write;
+    let good = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../traffic-log/tests/golden/dante-1.4.2-connect-ioop.log");
+    let text = std::fs::read_to_string(good).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("sockd.log");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a path we own, with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let path = fifo.clone();
+    let reader = std::thread::spawn(move || {
+        run_within(
+            Command::new(BIN)
+                .args(["log", "stats", "--format", "json"])
+                .arg(&path),
+            Duration::from_secs(30),
+        )
+    });
+    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let (first, rest) = text.split_at(text.len() / 2);
+    w.write_all(first.as_bytes()).unwrap();
+    w.flush().unwrap();
+    std::fs::remove_file(&fifo).unwrap();
+    w.write_all(rest.as_bytes()).unwrap();
+    drop(w);
+    let (code, out, err) = reader.join().unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("\"sessions\":3,") && out.contains("\"bytes_to_client\":135510,"),
+        "{out}"
+    );
+    assert!(!err.contains("malformed"), "{err}");
+}

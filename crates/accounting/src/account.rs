@@ -513,6 +513,10 @@ impl Accounting {
         // (e.g. by day across midnight), or accept starts beside socks starts.
         groups.retain(|(_, g)| g.sessions > 0 || g.blocked > 0);
         groups.sort_by(|a, b| a.0.cmp(&b.0));
+        // Without grouping there is one group, even for an empty input.
+        if self.opts.by.is_empty() && groups.is_empty() {
+            groups.push((Vec::new(), Stats::default()));
+        }
         let mut total = Stats::default();
         for (_, g) in &groups {
             total.merge(g);

@@ -271,3 +271,16 @@ fn bad_input_is_counted_with_its_place_and_the_rest_still_counts() {
         "{report}"
     );
 }
+
+#[test]
+fn an_empty_input_is_one_row_of_zeros_without_grouping_and_none_with() {
+    let r = run(opts(&[]), &[("empty", "")]);
+    assert_eq!(r.groups.len(), 1);
+    assert_eq!(
+        render(&r, Format::Csv).lines().nth(1),
+        Some("0,0,0,0,0,0,0,true,0,,")
+    );
+    let r = run(opts(&[Dimension::User]), &[("empty", "")]);
+    assert!(r.groups.is_empty());
+    assert_eq!(render(&r, Format::Json), "");
+}

@@ -422,3 +422,77 @@ fn a_file_deleted_while_it_is_read_is_read_to_its_end() {
     );
     assert!(!err.contains("malformed"), "{err}");
 }
+
+/// `--by user` on a log of real RFC 1929 logins (an htpasswd file): each user's sessions
+/// and bytes, as curl moved them; the refused login is a blocked request.
+#[test]
+fn per_user_report_of_real_logins() {
+    require("curl");
+    require("htpasswd");
+    let http = Helper::http();
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    for (i, (u, pw)) in [("alice", "a-pw"), ("bob", "b-pw")].iter().enumerate() {
+        let mut cmd = Command::new("htpasswd");
+        cmd.arg("-B").arg("-b");
+        if i == 0 {
+            cmd.arg("-c");
+        }
+        let (code, _, err) = run(cmd.arg(&users).args([u, pw]));
+        assert_eq!(code, 0, "htpasswd: {err}");
+    }
+    let conf = format!(
+        "logoutput: @LOG@\ninternal: 127.0.0.1 port = 0\nexternal: 127.0.0.1\nsocksmethod: username\npasswordfile: {}\n\
+         client pass {{ from: 127.0.0.0/8 to: 0/0\nlog: connect disconnect error\n}}\n\
+         socks pass {{ from: 127.0.0.0/8 to: 0/0\nlog: connect disconnect error\n}}\n",
+        users.display()
+    );
+    let proxy = Proxy::start(&conf);
+    let p = proxy.addr.to_string();
+    let url = format!("http://127.0.0.1:{}/", http.addr.port());
+    for (cred, n) in [("alice:a-pw", 2), ("bob:b-pw", 1)] {
+        for _ in 0..n {
+            let (code, out, err) = curl(&["--socks5", &p, "--proxy-user", cred, &url]);
+            assert_eq!((code, out.as_str()), (0, HTTP_BODY), "{err}");
+        }
+    }
+    let (code, _, _) = curl(&["--socks5", &p, "--proxy-user", "alice:wrong", &url]);
+    assert_ne!(code, 0);
+    proxy.wait_for("three sessions and the refusal", |_| {
+        let t = std::fs::read_to_string(&proxy.log).unwrap_or_default();
+        t.matches("tcp/accept ]: ").count() >= 4 && t.contains("password mismatch")
+    });
+    let (code, out, err) = log_cmd(&["stats", "--by", "user", "--format", "csv"], &[&proxy.log]);
+    assert_eq!(code, 0, "{err}");
+    let resp = http_response().len();
+    let rows: Vec<Vec<String>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect();
+    let row = |user: &str| {
+        rows.iter()
+            .find(|r| r[0] == user)
+            .unwrap_or_else(|| panic!("no row for {user}: {out}"))
+            .clone()
+    };
+    let (alice, bob) = (row("alice"), row("bob"));
+    assert_eq!(alice[1], "2", "{out}");
+    assert_eq!(bob[1], "1", "{out}");
+    assert_eq!(alice[5], (2 * resp).to_string(), "bytes to alice: {out}");
+    assert_eq!(bob[5], resp.to_string(), "bytes to bob: {out}");
+    // The failed login: a block of the client connection, not a session.
+    let blocked: u64 = rows.iter().map(|r| r[3].parse::<u64>().unwrap()).sum();
+    assert_eq!(
+        blocked,
+        1,
+        "{out}\n{}",
+        std::fs::read_to_string(&proxy.log).unwrap()
+    );
+    let (code, out, _) = log_cmd(
+        &["grep", "--user", "bob", "--phase", "summary"],
+        &[&proxy.log],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 1, "{out}");
+}

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use logsys::Logger;
-use traffic_log::{Side, Summary};
+use traffic_log::{Command, Side, Summary};
 
 use crate::registry::Counters;
 use crate::tlog::{leg, RuleLog};
@@ -58,11 +58,17 @@ impl Interim<'_> {
 }
 
 /// Runs `relay` to its end, writing an interim record every `interim.every` seconds
-/// meanwhile (none when that is 0 or the rule does not log `disconnect`). With records,
+/// meanwhile (none when that is 0, the rule does not log `disconnect` or the command is
+/// not CONNECT). With records,
 /// the relay and its timer are boxed, so that sessions without them stay as small as
 /// before (ARCHITECTURE.md, "Session size").
 pub(crate) async fn with_interim<F: Future>(interim: Interim<'_>, relay: F) -> F::Output {
-    if interim.every == 0 || !interim.slog.flags.disconnect {
+    // CONNECT only: a BIND's relay has the bindreply rule, whose summary swaps the legs
+    // (its interim record would not match it), and UDP has no relay of this kind.
+    if interim.every == 0
+        || !interim.slog.flags.disconnect
+        || interim.slog.command != Command::Connect
+    {
         return relay.await;
     }
     Box::pin(ticking(interim, relay)).await

@@ -24,6 +24,7 @@ command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 command -v gzip >/dev/null 2>&1 || missing+=(gzip)
+command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}" >&2
     sudo=""

@@ -95,7 +95,10 @@ fn each_line(
     for path in &input.files {
         let origin = path.display().to_string();
         if let Some(b) = &bar {
-            b.set_message(origin.clone());
+            let name = path
+                .file_name()
+                .map_or_else(|| origin.clone(), |n| n.to_string_lossy().into_owned());
+            b.set_message(name);
         }
         let reader = match input::open(path, bar.clone()) {
             Ok(r) => r,

@@ -496,3 +496,37 @@ fn per_user_report_of_real_logins() {
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 1, "{out}");
 }
+
+/// Several files on a terminal (a pseudo-terminal from script(1)): a progress bar on
+/// standard error, cleared at the end; not with --no-progress, nor off a terminal.
+#[test]
+fn a_progress_bar_for_several_files_on_a_terminal_only() {
+    require("script");
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../traffic-log/tests/golden");
+    let a = golden.join("dante-1.4.2-connect-ioop.log");
+    let b = golden.join("dante-1.4.2-connect-variants.log");
+    let on_tty = |extra: &str| {
+        let cmd = format!(
+            "{BIN} log stats --format csv {extra} {} {}",
+            a.display(),
+            b.display()
+        );
+        let (code, out, err) = run(Command::new("script").args(["-qec", &cmd, "/dev/null"]));
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("8,0,3,469,136298,136298,469,true,"), "{out}");
+        out
+    };
+    let with_bar = on_tty("");
+    assert!(
+        with_bar.contains("connect-ioop.log") && with_bar.contains("KiB"),
+        "{with_bar:?}"
+    );
+    assert!(
+        with_bar.contains("\u{1b}[2K"),
+        "the bar is cleared: {with_bar:?}"
+    );
+    let without = on_tty("--no-progress");
+    assert!(!without.contains('\u{1b}'), "{without:?}");
+    let (_, _, err) = log_cmd(&["stats"], &[&a, &b]);
+    assert!(!err.contains('\u{1b}'), "not a terminal: {err:?}");
+}

@@ -383,6 +383,28 @@ fn interim_records_count_an_open_session_once() {
     // Dante-format readers: the interim line is a `-:` notice, not a `]:` summary.
     let line = whole.lines().find(|l| l.contains(": interim: ")).unwrap();
     assert!(line.contains(" -: ") && !line.contains(" ]: "), "{line}");
+    // Debian's sockd-stat.awk (Dante 1.1's layout: program `sockd`, no level word) on
+    // the same log: one passed request, the interim records not counted.
+    const AWK: &str = "/usr/share/doc/dante-server/examples/sockd-stat.awk";
+    assert!(
+        Path::new(AWK).exists(),
+        "{AWK} missing: run ./test.sh (dante-server)"
+    );
+    let tag = format!("ferrosocks[{}]: info: ", p.pid());
+    let as_11 = dir.path().join("as-1.1.log");
+    std::fs::write(
+        &as_11,
+        whole.replace(&tag, &format!("sockd[{}]: ", p.pid())),
+    )
+    .unwrap();
+    let (code, out, err) = run(Command::new("awk")
+        .args(["-v", "nodns=1", "-f", AWK])
+        .arg(&as_11));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Passed requests            :            1\n"),
+        "{out}"
+    );
 }
 
 /// A log deleted (or rotated away) while `log stats` reads it is read to its end: the

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: formatting, lints, and every test (unit, golden, integration).
-# Installs the real programs the integration tests drive (curl, ncat, htpasswd,
-# proxychains4, PySocks for Debian's python3, Dante for chaining, oidentd for ident, rsyslog for syslog, gzip and zstd for
-# compressed logs) with
+# Installs the real programs the integration tests drive (curl, ncat, socat, htpasswd,
+# proxychains4, PySocks for Debian's python3, Dante for chaining, oidentd for ident, rsyslog for syslog,
+# systemd-socket-activate, gzip and zstd for compressed logs, script for a terminal) with
 # apt-get when they are missing, and openvpn-monitor 2.0.4 (PyPI) into a virtualenv under target/
 # when it is missing there. CI (.ci/run) calls exactly this. Every test binary
 # runs even when one fails (--no-fail-fast), and the README's own commands are run as
@@ -13,6 +13,8 @@ cd "$(dirname "$0")"
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v ncat >/dev/null 2>&1 || missing+=(ncat)
+command -v socat >/dev/null 2>&1 || missing+=(socat)
+command -v systemd-socket-activate >/dev/null 2>&1 || missing+=(systemd)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 command -v proxychains4 >/dev/null 2>&1 || missing+=(proxychains4)
 /usr/bin/python3 -c 'import socks' >/dev/null 2>&1 || missing+=(python3-socks)

@@ -5,6 +5,11 @@
 //! byte and a big-endian u64: `U n` — the client sends n bytes, the server reads them and
 //! answers one byte; `D n` — the server sends n bytes and closes; `E n` — the server
 //! echoes n bytes back.
+//!
+//! [`procs`] holds what the runners (`bench`, `operators`) share: ports, processes and
+//! what /proc says about them, `loadgen` runs, medians.
+
+pub mod procs;
 
 use std::net::SocketAddr;
 

@@ -8,10 +8,15 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use ferrosocks_bench::procs::{
+    cpu_seconds, first_number, free_port, loadgen, median, open_fds, pss_kib, settle, sleep,
+    start_ferrosocks, start_target, wait_port, RateResult,
+};
 
 struct Subject {
     name: &'static str,
@@ -25,126 +30,6 @@ impl Drop for Subject {
             let _ = c.kill();
             let _ = c.wait();
         }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        sleep(Duration::from_millis(50));
-    }
-}
-
-#[allow(clippy::disallowed_methods)]
-fn sleep(d: Duration) {
-    std::thread::sleep(d);
-}
-
-/// The process and its descendants.
-fn tree(pid: u32) -> Vec<u32> {
-    let mut parents: Vec<(u32, u32)> = Vec::new();
-    if let Ok(rd) = std::fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-                continue;
-            };
-            let after = stat.rsplit_once(") ").map_or("", |(_, a)| a);
-            if let Some(ppid) = after.split(' ').nth(1).and_then(|x| x.parse().ok()) {
-                parents.push((p, ppid));
-            }
-        }
-    }
-    let mut out = vec![pid];
-    let mut i = 0;
-    while i < out.len() {
-        let cur = out[i];
-        out.extend(parents.iter().filter(|(_, pp)| *pp == cur).map(|(p, _)| *p));
-        i += 1;
-    }
-    out
-}
-
-/// CPU seconds (user + system) of a process tree, counting children that have exited
-/// and been waited for (Dante's forked workers) through their parents' `cutime`/`cstime`,
-/// so that a worker's exit does not make the difference negative.
-fn cpu_seconds(pid: u32) -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    tree(pid)
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
-        .map(|s| {
-            let f: Vec<&str> = s
-                .rsplit_once(") ")
-                .map_or("", |(_, a)| a)
-                .split(' ')
-                .collect();
-            let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
-            (t(11) + t(12) + t(13) + t(14)) / hz
-        })
-        .sum()
-}
-
-/// PSS in KiB of a process tree.
-fn pss_kib(pid: u32) -> u64 {
-    tree(pid)
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
-        .filter_map(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Pss:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .sum()
-}
-
-fn open_fds(pid: u32) -> usize {
-    tree(pid)
-        .iter()
-        .filter_map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).ok())
-        .map(|d| d.count())
-        .sum()
-}
-
-/// One load run: its output line, or why it failed (a failed run is left out of the
-/// medians and listed under the table).
-fn loadgen(bin: &Path, args: &[String]) -> Result<String, String> {
-    let out = Command::new(bin.join("loadgen"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("loadgen runs");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    } else {
-        let why = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-        eprintln!("loadgen {args:?} failed: {why}");
-        Err(why)
-    }
-}
-
-fn first_number(s: &str) -> Option<f64> {
-    s.split_whitespace().next()?.parse().ok()
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => v[n / 2],
-        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 
@@ -249,17 +134,8 @@ fn main() {
                     continue;
                 }
             };
-            let words: Vec<&str> = out.split_whitespace().collect();
-            let num = |i: usize| words.get(i).and_then(|w| w.parse::<f64>().ok());
-            let ok = words
-                .iter()
-                .position(|w| w.starts_with('('))
-                .and_then(|i| words[i].trim_start_matches('(').parse::<f64>().ok());
-            let errors = words
-                .iter()
-                .position(|w| *w == "ok,")
-                .and_then(|i| words.get(i + 1)?.parse::<u64>().ok())
-                .unwrap_or(0);
+            let r = RateResult::parse(&out);
+            let (ok, errors) = (r.ok, r.errors);
             if errors > 0 {
                 failures.push(format!(
                     "{} conn/s, repetition {rep}: {errors} connections failed ({out})",
@@ -273,7 +149,7 @@ fn main() {
                 ));
                 continue;
             }
-            if let (Some(rate), Some(p50), Some(p99)) = (num(0), num(3), num(6)) {
+            if let (Some(rate), Some(p50), Some(p99)) = (r.rate, r.p50, r.p99) {
                 record(s.name, "conn/s", rate);
                 record(s.name, "p50 ms", p50);
                 record(s.name, "p99 ms", p99);
@@ -315,18 +191,6 @@ fn main() {
     }
 }
 
-/// A `loadgen serve` on a free loopback port.
-fn start_target(bin: &Path) -> (Child, SocketAddr) {
-    let port = free_port();
-    let child = Command::new(bin.join("loadgen"))
-        .args(["serve", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("target server");
-    wait_port(port);
-    (child, SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
 fn start_subjects(bin: &Path, work: &Path) -> Vec<Subject> {
     let mut out = vec![Subject {
         name: "direct",
@@ -354,14 +218,7 @@ fn start_subjects(bin: &Path, work: &Path) -> Vec<Subject> {
             format!("{logline}internal: 127.0.0.1 port = {port}\nsocksmethod: none\nclient pass {{ from: 127.0.0.0/8 to: 0/0 }}\nsocks pass {{ from: 127.0.0.0/8 to: 0/0{rule_log}}}\n"),
         )
         .expect("a config");
-        let child = Command::new(bin.join("ferrosocks"))
-            .arg("-f")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ferrosocks");
-        wait_port(port);
+        let child = start_ferrosocks(&bin.join("ferrosocks"), &conf, port);
         Subject {
             name,
             proxy: Some(SocketAddr::from(([127, 0, 0, 1], port))),
@@ -415,19 +272,6 @@ fn start_subjects(bin: &Path, work: &Path) -> Vec<Subject> {
     out
 }
 
-/// Connections in TIME_WAIT, from /proc/net/sockstat.
-fn time_wait() -> u64 {
-    std::fs::read_to_string("/proc/net/sockstat")
-        .ok()
-        .and_then(|t| {
-            let tcp = t.lines().find(|l| l.starts_with("TCP:"))?;
-            let words: Vec<&str> = tcp.split_whitespace().collect();
-            let i = words.iter().position(|w| *w == "tw")?;
-            words.get(i + 1)?.parse().ok()
-        })
-        .unwrap_or(0)
-}
-
 /// The subjects in the order of repetition `rep`'s rate phase: the ones before Dante
 /// rotated by one place per repetition, Dante last.
 fn rate_order(subjects: &[Subject], rep: usize) -> Vec<&Subject> {
@@ -441,47 +285,9 @@ fn rate_order(subjects: &[Subject], rep: usize) -> Vec<&Subject> {
     head
 }
 
-/// Waits (at most 70 s: TIME_WAIT lasts 60) until fewer than 2000 connections are in
-/// TIME_WAIT, so that a phase that opens thousands of connections finds free ports.
-fn settle() {
-    let start = Instant::now();
-    while time_wait() > 2000 && start.elapsed() < Duration::from_secs(70) {
-        sleep(Duration::from_secs(1));
-    }
-    eprintln!(
-        "waited {:.0} s for TIME_WAIT to drain ({} left)",
-        start.elapsed().as_secs_f64(),
-        time_wait()
-    );
-}
-
 /// Holds `n` idle sessions through the proxy and returns the PSS growth per session.
 fn idle_pss(bin: &Path, target: SocketAddr, s: &Subject, pid: u32, n: usize) -> Option<f64> {
-    let before = pss_kib(pid);
-    let mut hold = Command::new(bin.join("loadgen"))
-        .args([
-            "hold",
-            &target.to_string(),
-            &n.to_string(),
-            "60",
-            &s.proxy?.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let mut line = String::new();
-    BufReader::new(hold.stdout.take()?)
-        .read_line(&mut line)
-        .ok()?;
-    let result = line.starts_with("held ").then(|| {
-        sleep(Duration::from_millis(500));
-        (pss_kib(pid).saturating_sub(before)) as f64 / n as f64
-    });
-    let _ = hold.kill();
-    let _ = hold.wait();
-    sleep(Duration::from_millis(500));
-    result
+    ferrosocks_bench::procs::idle_pss(bin, target, s.proxy?, pid, n)
 }
 
 fn print_table(results: &mut BTreeMap<(String, &'static str), Vec<f64>>, reps: usize, gib: f64) {
@@ -579,15 +385,8 @@ fn soak_test(bin: &Path, target: SocketAddr, subjects: &[Subject], secs: u64) {
     let fds_before = open_fds(pid);
     // Each session takes two descriptors in the proxy; a process cannot go past its hard
     // limit, which an unprivileged (or capability-less) runner cannot raise.
-    let limit = std::fs::read_to_string(format!("/proc/{pid}/limits"))
-        .ok()
-        .and_then(|l| {
-            l.lines()
-                .find(|x| x.starts_with("Max open files"))
-                .and_then(|x| x.split_whitespace().nth(3)?.parse::<usize>().ok())
-        })
-        .unwrap_or(20_000);
-    let n = 10_000.min(limit.saturating_sub(fds_before + 64) / 2);
+    let limit = ferrosocks_bench::procs::nofile_limit(pid);
+    let n = ferrosocks_bench::procs::sessions_within_limit(pid, 10_000);
     if n < 10_000 {
         println!(
             "\nSoak: the proxy may open {limit} descriptors, so {n} sessions instead of 10,000"

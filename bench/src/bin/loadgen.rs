@@ -4,8 +4,16 @@
 //! loadgen serve ADDR                                  target server (until killed)
 //! loadgen bulk  TARGET up|down STREAMS BYTES [PROXY]  bulk transfer; prints MB/s
 //! loadgen rate  TARGET CONC SECONDS MAXCONN [PROXY]   CONNECT + 32-byte echo + close; prints conn/s p50 p99
-//! loadgen hold  TARGET SESSIONS SECONDS [PROXY]       open and hold idle sessions; prints "held N" then waits
+//! loadgen hold  TARGET SESSIONS SECONDS [PROXY] [--echo-every MS] [--linger SECONDS]
+//!                                                     open and hold sessions; prints "held N" then waits
 //! ```
+//!
+//! `hold` keeps its sessions idle, or with `--echo-every MS` each one echoes 32 bytes
+//! every MS milliseconds (spread evenly over the sessions), and prints after SECONDS
+//! `echoed N, p50 X ms, p99 Y ms, max Z ms (E errors)`: relays that keep moving bytes
+//! while they are held, and how long an echo took. `--linger S` keeps the sessions open
+//! (idle) S seconds more before closing them, so that a runner can have the other end
+//! close first.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -174,13 +182,23 @@ async fn hold(args: &[String]) -> i32 {
     let n: usize = arg(args, 3, "sessions");
     let secs: u64 = arg(args, 4, "seconds");
     let proxy: Option<SocketAddr> = args.get(5).and_then(|a| a.parse().ok());
+    let echo_every: Option<u64> = args
+        .iter()
+        .position(|a| a == "--echo-every")
+        .map(|i| arg(args, i + 1, "echo interval (ms)"));
+    let linger: u64 = args
+        .iter()
+        .position(|a| a == "--linger")
+        .map_or(0, |i| arg(args, i + 1, "linger (s)"));
     let mut held = Vec::with_capacity(n);
     let mut batch = Vec::new();
     for i in 0..n {
         batch.push(tokio::spawn(async move {
             let mut s = connect(proxy, target).await?;
-            // An echo session that stays open, idle.
-            command(&mut s, b'E', 1).await?;
+            // An echo session that stays open: idle after one byte, or echoing until
+            // it closes.
+            let len = if echo_every.is_some() { u64::MAX } else { 1 };
+            command(&mut s, b'E', len).await?;
             s.write_all(b"x").await?;
             let mut b = [0u8; 1];
             s.read_exact(&mut b).await?;
@@ -199,7 +217,69 @@ async fn hold(args: &[String]) -> i32 {
         }
     }
     println!("held {}", held.len());
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let Some(every) = echo_every else {
+        tokio::time::sleep_until((deadline + Duration::from_secs(linger)).into()).await;
+        drop(held);
+        return 0;
+    };
+    let every = Duration::from_millis(every.max(1));
+    let count = held.len().max(1) as u32;
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(held.len());
+    for (i, mut s) in held.into_iter().enumerate() {
+        let errors = Arc::clone(&errors);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let start = tokio::time::Instant::now() + every * i as u32 / count;
+            let mut tick = tokio::time::interval_at(start, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut b = [0u8; 32];
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = tokio::time::sleep_until(deadline.into()) => break,
+                }
+                let t0 = Instant::now();
+                let r = async {
+                    s.write_all(&[7u8; 32]).await?;
+                    s.read_exact(&mut b).await?;
+                    Ok::<_, std::io::Error>(())
+                }
+                .await;
+                match r {
+                    Ok(()) => lat.push(t0.elapsed()),
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+            (lat, s)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut open = Vec::new();
+    for t in tasks {
+        if let Ok((lat, s)) = t.await {
+            all.extend(lat);
+            open.push(s);
+        }
+    }
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    println!(
+        "echoed {}, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} errors)",
+        all.len(),
+        pct(0.50),
+        pct(0.99),
+        all.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        errors.load(Ordering::Relaxed)
+    );
+    tokio::time::sleep(Duration::from_secs(linger)).await;
+    drop(open);
     0
 }

@@ -8,6 +8,7 @@
 //! listener and its clients) lives beside them.
 
 pub mod notify;
+pub mod outbox;
 pub mod proto;
 pub mod serve;
 pub mod status;

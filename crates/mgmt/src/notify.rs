@@ -51,17 +51,31 @@ pub fn log_flags(level: Level) -> &'static str {
 
 /// A live record: `>LOG:TIME,FLAGS,TEXT`.
 pub fn log(rec: &OperatorRecord) -> String {
-    format!(">LOG:{}", log_line(rec))
+    let mut out = String::with_capacity(rec.text.len() + 21);
+    log_into(&mut out, rec);
+    out
+}
+
+/// [`log`], appended to `out` (a client's outgoing buffer).
+pub fn log_into(out: &mut String, rec: &OperatorRecord) {
+    out.push_str(">LOG:");
+    log_line_into(out, rec);
 }
 
 /// A record as `log all` / `log N` list it: `TIME,FLAGS,TEXT`.
 pub fn log_line(rec: &OperatorRecord) -> String {
-    format!(
-        "{},{},{}\r\n",
-        unix(rec.time),
-        log_flags(rec.level),
-        clean(&rec.text)
-    )
+    let mut out = String::with_capacity(rec.text.len() + 16);
+    log_line_into(&mut out, rec);
+    out
+}
+
+fn log_line_into(out: &mut String, rec: &OperatorRecord) {
+    push_u64(out, unix(rec.time));
+    out.push(',');
+    out.push_str(log_flags(rec.level));
+    out.push(',');
+    out.push_str(&clean(&rec.text));
+    out.push_str("\r\n");
 }
 
 /// `log all` / `log N`: these records (oldest first), then `END`.
@@ -150,6 +164,24 @@ pub fn state_history<'a>(states: impl IntoIterator<Item = &'a State>) -> String 
 
 // === >CLIENT: ===
 
+/// `>CLIENT:ENV,NAME=`, the start of an env line, made at compile time.
+macro_rules! key {
+    ($name:literal) => {
+        concat!(">CLIENT:ENV,", $name, "=")
+    };
+}
+
+/// The keys of an address's env lines, `PREFIX_port`, `PREFIX_ip`, `PREFIX_ip6`.
+macro_rules! address_keys {
+    ($prefix:literal) => {
+        (
+            concat!(">CLIENT:ENV,", $prefix, "_port="),
+            concat!(">CLIENT:ENV,", $prefix, "_ip="),
+            concat!(">CLIENT:ENV,", $prefix, "_ip6="),
+        )
+    };
+}
+
 /// The block for a session event: the header, the env lines, `>CLIENT:ENV,END`.
 ///
 /// `n_clients` is the number of sessions the server counts for the env (OpenVPN
@@ -162,32 +194,38 @@ pub fn state_history<'a>(states: impl IntoIterator<Item = &'a State>) -> String 
 /// | `Established` | `>CLIENT:ESTABLISHED,CID` | those, `trusted_port`, `trusted_ip`/`trusted_ip6`, `ifconfig_pool_remote_ip`/`ifconfig_pool_remote_ip6` (the target's address, as the status file's Virtual Address) |
 /// | `Disconnect` | `>CLIENT:DISCONNECT,CID` | those (the established ones only if it was), `time_duration`, `bytes_sent`, `bytes_received` (to / from the client), `reason` |
 pub fn client(event: &SessionEvent, n_clients: usize, now: SystemTime) -> String {
-    let mut env = Env::default();
+    let mut out = String::with_capacity(ENV_CAPACITY);
+    client_into(&mut out, event, n_clients, now);
+    out
+}
+
+/// [`client`], appended to `out` (a client's outgoing buffer: no block is allocated).
+pub fn client_into(out: &mut String, event: &SessionEvent, n_clients: usize, now: SystemTime) {
+    let mut env = Env(out);
     match event {
         SessionEvent::Connect(s) => {
-            env.header(format_args!("CONNECT,{},0", s.id));
+            env.header("CONNECT,", s.id, ",0");
             env.common(s, n_clients);
         }
         SessionEvent::Established(s) => {
-            env.header(format_args!("ESTABLISHED,{}", s.id));
+            env.header("ESTABLISHED,", s.id, "");
             env.common(s, n_clients);
             env.established(s);
         }
         SessionEvent::Disconnect { session: s, reason } => {
-            env.header(format_args!("DISCONNECT,{}", s.id));
+            env.header("DISCONNECT,", s.id, "");
             env.common(s, n_clients);
             if s.state == SessionState::Established {
                 env.established(s);
             }
             let secs = now.duration_since(s.started).map_or(0, |d| d.as_secs());
-            env.var("time_duration", secs);
-            env.var("bytes_sent", s.traffic.to_client.bytes);
-            env.var("bytes_received", s.traffic.from_client.bytes);
-            env.var("reason", clean(reason));
+            env.var(key!("time_duration"), secs);
+            env.var(key!("bytes_sent"), s.traffic.to_client.bytes);
+            env.var(key!("bytes_received"), s.traffic.from_client.bytes);
+            env.var(key!("reason"), clean(reason));
         }
     }
     env.0.push_str(">CLIENT:ENV,END\r\n");
-    env.0
 }
 
 /// `>CLIENT:ADDRESS,CID,ADDR,PRI`: a target address learned (`primary`: the session's
@@ -200,60 +238,146 @@ pub fn client_address(cid: SessionId, addr: IpAddr, primary: bool) -> String {
     )
 }
 
-/// The lines of one `>CLIENT:` block.
-#[derive(Default)]
-struct Env(String);
+/// Room for a whole `>CLIENT:` block (a DISCONNECT of an established IPv4 session with
+/// a short target is about 450 bytes), so that it is built without reallocating.
+const ENV_CAPACITY: usize = 640;
 
-impl Env {
-    fn header(&mut self, what: std::fmt::Arguments<'_>) {
-        let _ = write!(self.0, ">CLIENT:{what}\r\n");
+/// The lines of one `>CLIENT:` block. Built without `core::fmt` for what every block
+/// holds (names, numbers, IPv4 addresses): with a management client connected, three
+/// blocks are written per session, and formatting them was most of what the client
+/// cost the proxy (docs/PERFORMANCE.md, "Operators").
+struct Env<'a>(&'a mut String);
+
+/// A value of an env line, appended as its `Display` would write it.
+trait EnvValue {
+    fn push_to(&self, out: &mut String);
+}
+
+impl EnvValue for &str {
+    fn push_to(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl EnvValue for &Cow<'_, str> {
+    fn push_to(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl EnvValue for Cow<'_, str> {
+    fn push_to(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl EnvValue for u64 {
+    fn push_to(&self, out: &mut String) {
+        push_u64(out, *self);
+    }
+}
+
+impl EnvValue for u32 {
+    fn push_to(&self, out: &mut String) {
+        push_u64(out, u64::from(*self));
+    }
+}
+
+impl EnvValue for u16 {
+    fn push_to(&self, out: &mut String) {
+        push_u64(out, u64::from(*self));
+    }
+}
+
+impl EnvValue for usize {
+    fn push_to(&self, out: &mut String) {
+        push_u64(out, *self as u64);
+    }
+}
+
+impl EnvValue for std::net::Ipv4Addr {
+    fn push_to(&self, out: &mut String) {
+        let [a, b, c, d] = self.octets();
+        let mut buf = itoa::Buffer::new();
+        out.push_str(buf.format(a));
+        out.push('.');
+        out.push_str(buf.format(b));
+        out.push('.');
+        out.push_str(buf.format(c));
+        out.push('.');
+        out.push_str(buf.format(d));
+    }
+}
+
+impl EnvValue for std::net::Ipv6Addr {
+    fn push_to(&self, out: &mut String) {
+        let _ = write!(out, "{self}");
+    }
+}
+
+/// `n` in decimal, as `Display` writes it.
+fn push_u64(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+impl Env<'_> {
+    /// `>CLIENT:` `what` CID `tail`.
+    fn header(&mut self, what: &str, cid: SessionId, tail: &str) {
+        self.0.push_str(">CLIENT:");
+        self.0.push_str(what);
+        push_u64(self.0, cid);
+        self.0.push_str(tail);
+        self.0.push_str("\r\n");
     }
 
-    fn var(&mut self, name: &str, value: impl std::fmt::Display) {
-        let _ = write!(self.0, ">CLIENT:ENV,{name}={value}\r\n");
+    /// An env line: `key` (`>CLIENT:ENV,NAME=`, see [`key!`]), the value, CRLF.
+    fn var(&mut self, key: &'static str, value: impl EnvValue) {
+        self.0.push_str(key);
+        value.push_to(self.0);
+        self.0.push_str("\r\n");
     }
 
     /// `PREFIX_port` and `PREFIX_ip` (or `PREFIX_ip6`), as OpenVPN's
-    /// `setenv_sockaddr` writes them.
-    fn address(&mut self, prefix: &str, a: SocketAddr) {
+    /// `setenv_sockaddr` writes them; `keys` from [`address_keys!`].
+    fn address(&mut self, keys: (&'static str, &'static str, &'static str), a: SocketAddr) {
         let a = canonical(a);
         if a.port() != 0 {
-            self.var(&format!("{prefix}_port"), a.port());
+            self.var(keys.0, a.port());
         }
         match a.ip() {
-            IpAddr::V4(ip) => self.var(&format!("{prefix}_ip"), ip),
-            IpAddr::V6(ip) => self.var(&format!("{prefix}_ip6"), ip),
+            IpAddr::V4(ip) => self.var(keys.1, ip),
+            IpAddr::V6(ip) => self.var(keys.2, ip),
         }
     }
 
     fn common(&mut self, s: &SessionSnapshot, n_clients: usize) {
-        self.var("n_clients", n_clients);
-        self.address("untrusted", s.client);
+        self.var(key!("n_clients"), n_clients);
+        self.address(address_keys!("untrusted"), s.client);
         if let Some(user) = &s.user {
             let user = clean(user);
-            self.var("common_name", &user);
-            self.var("username", &user);
+            self.var(key!("common_name"), &user);
+            self.var(key!("username"), &user);
         }
         if let Some(m) = s.method {
-            self.var("auth_method", m.as_str());
+            self.var(key!("auth_method"), m.as_str());
         }
         if let Some(c) = s.command {
-            self.var("command", command_name(c));
+            self.var(key!("command"), command_name(c));
         }
         if let Some(t) = &s.target {
-            self.var("target", clean(t));
+            self.var(key!("target"), clean(t));
         }
         if let Some(r) = s.rule {
-            self.var("rule", r);
+            self.var(key!("rule"), r);
         }
-        self.var("time_unix", unix(s.started));
+        self.var(key!("time_unix"), unix(s.started));
     }
 
     fn established(&mut self, s: &SessionSnapshot) {
-        self.address("trusted", s.client);
+        self.address(address_keys!("trusted"), s.client);
         match s.resolved.map(|a| canonical_ip(a.ip())) {
-            Some(IpAddr::V4(ip)) => self.var("ifconfig_pool_remote_ip", ip),
-            Some(IpAddr::V6(ip)) => self.var("ifconfig_pool_remote_ip6", ip),
+            Some(IpAddr::V4(ip)) => self.var(key!("ifconfig_pool_remote_ip"), ip),
+            Some(IpAddr::V6(ip)) => self.var(key!("ifconfig_pool_remote_ip6"), ip),
             None => {}
         }
     }
@@ -275,10 +399,20 @@ fn command_name(c: SocksCommand) -> &'static str {
 /// `>BYTECOUNT_CLI:CID,IN,OUT`: bytes read from the client, written to it, since the
 /// session began.
 pub fn bytecount_cli(s: &SessionSnapshot) -> String {
-    format!(
-        ">BYTECOUNT_CLI:{},{},{}\r\n",
-        s.id, s.traffic.from_client.bytes, s.traffic.to_client.bytes
-    )
+    let mut out = String::with_capacity(48);
+    bytecount_cli_into(&mut out, s);
+    out
+}
+
+/// [`bytecount_cli`], appended to `out` (a client's outgoing buffer).
+pub fn bytecount_cli_into(out: &mut String, s: &SessionSnapshot) {
+    out.push_str(">BYTECOUNT_CLI:");
+    push_u64(out, s.id);
+    out.push(',');
+    push_u64(out, s.traffic.from_client.bytes);
+    out.push(',');
+    push_u64(out, s.traffic.to_client.bytes);
+    out.push_str("\r\n");
 }
 
 /// `>BYTECOUNT:IN,OUT`: server-wide totals, from and to clients.
@@ -305,6 +439,10 @@ fn unix(t: SystemTime) -> u64 {
 /// line and paragraph separators, become escapes (`\r`, `\n`, `\x07`, `\u{85}`,
 /// `\u{2028}`). Borrowed when there is nothing to escape.
 pub fn clean(s: &str) -> Cow<'_, str> {
+    // Printable ASCII and TAB, nearly every text: one pass over the bytes.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\t') {
+        return Cow::Borrowed(s);
+    }
     let bad = |c: char| (c.is_control() && c != '\t') || c == '\u{2028}' || c == '\u{2029}';
     if !s.contains(bad) {
         return Cow::Borrowed(s);

@@ -4,10 +4,12 @@
 //!
 //! Several clients may be connected at once, each with its own subscriptions (`log`,
 //! `state`, `bytecount`) and log verbosity. Everything a client is sent goes through its
-//! own bounded queue, written by its own writer task: a client that stops reading never
-//! slows the proxy or the other clients. When its queue is full, notifications for it
-//! are dropped *and counted*, and the count is told to it as soon as it reads again
-//! ([`crate::notify::dropped`]); replies to its own commands wait for room instead.
+//! own bounded [`Outbox`], written by its own writer task: a client that stops reading
+//! never slows the proxy or the other clients. When its outbox is full, notifications
+//! for it are dropped *and counted*, and the count is told to it as soon as it reads
+//! again ([`crate::notify::dropped`]); replies to its own commands wait for room instead.
+//! Session events are taken in batches (one wake-up per [`outbox::LINGER`] under load)
+//! and formatted straight into the outbox.
 //! Commands that change the server go through the control channel, the same path as
 //! signals.
 //!
@@ -29,20 +31,24 @@ use std::time::{Duration, SystemTime};
 
 use logsys::{Level, Subsystem};
 use server::control::{Control, Controller, Outcome, Selector};
+use server::registry::SessionEvent;
 use server::Server;
 use sockd_conf::MgmtListen;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::notify::{self, State, StateName};
+use crate::outbox::{self, Outbox};
 use crate::proto::{reply, Command, Conn, HistoryArg, KillTarget, Lines, Signal, Step, Stream};
 
-/// Messages (a line, or a whole `>CLIENT:` block) waiting for a client before its
-/// notifications are dropped (and counted).
+/// Messages (a line, or a whole `>CLIENT:` block) held back for a client — `>CLIENT:`
+/// blocks until it pauses, `>LOG:` lines until its `log on` is answered — before more
+/// are dropped (and counted).
 const QUEUE: usize = 256;
-/// The kernel's send buffer for a management client: with [`QUEUE`], what a client
-/// that stops reading can hold up (the kernel would otherwise grow it to megabytes).
+/// The kernel's send buffer for a management client: with [`outbox::CAPACITY`], what a
+/// client that stops reading can hold up (the kernel would otherwise grow it to
+/// megabytes).
 const SEND_BUFFER: usize = 64 * 1024;
 /// Clients connected at once; more are told so and closed.
 const MAX_CLIENTS: usize = 256;
@@ -277,61 +283,6 @@ where
     });
 }
 
-/// What a client's writer is given.
-enum Out {
-    /// Bytes to send.
-    Text(String),
-    /// Send what came before, then close (the log subscription may still hold a sender).
-    Close,
-}
-
-/// One client's queue: replies wait for room, notifications are dropped and counted.
-#[derive(Clone)]
-struct Queue {
-    tx: mpsc::Sender<Out>,
-    dropped: Arc<AtomicU64>,
-}
-
-impl Queue {
-    async fn reply(&self, text: String) -> bool {
-        self.tx.send(Out::Text(text)).await.is_ok()
-    }
-
-    fn notify(&self, text: String) -> bool {
-        match self.tx.try_send(Out::Text(text)) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-}
-
-/// Writes a client's queue; after each write (the client read) tells it what it missed.
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut wr: W,
-    mut rx: mpsc::Receiver<Out>,
-    dropped: Arc<AtomicU64>,
-) {
-    while let Some(Out::Text(text)) = rx.recv().await {
-        if wr.write_all(text.as_bytes()).await.is_err() {
-            return;
-        }
-        let missed = dropped.swap(0, Ordering::Relaxed);
-        if missed > 0
-            && wr
-                .write_all(notify::dropped(missed).as_bytes())
-                .await
-                .is_err()
-        {
-            return;
-        }
-    }
-    let _ = wr.shutdown().await;
-}
-
 /// One `log on` subscription. Until it is armed (its command's reply queued), records
 /// are held back, so that the reply (`SUCCESS:` and, for `log on all`, the history up to
 /// the subscription) comes before any live `>LOG:` line and none is missed or doubled.
@@ -341,25 +292,25 @@ struct LogSub {
 }
 
 impl LogSub {
-    fn take(&self, text: String, queue: &Queue) -> bool {
+    fn take(&self, rec: &logsys::OperatorRecord, outbox: &Outbox) -> bool {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         match held.as_mut() {
             Some(buf) if buf.len() < QUEUE => {
-                buf.push(text);
+                buf.push(notify::log(rec));
                 true
             }
             Some(_) => {
-                queue.dropped.fetch_add(1, Ordering::Relaxed);
+                outbox.count_dropped(1);
                 true
             }
-            None => queue.notify(text),
+            None => outbox.notify_with(|out| notify::log_into(out, rec)),
         }
     }
 
-    fn arm(&self, queue: &Queue) {
+    fn arm(&self, outbox: &Outbox) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         for text in held.take().unwrap_or_default() {
-            queue.notify(text);
+            outbox.notify(&text);
         }
     }
 }
@@ -367,7 +318,7 @@ impl LogSub {
 /// A client's subscriptions and protocol state.
 struct Client {
     conn: Conn,
-    queue: Queue,
+    outbox: Outbox,
     /// The `log on` subscription in force.
     log: Option<Arc<LogSub>>,
     /// A subscription made by the command being answered, armed once its reply is queued.
@@ -385,19 +336,18 @@ impl Client {
         stop: &CancellationToken,
     ) {
         let (mut rd, wr) = tokio::io::split(stream);
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let writer = tokio::spawn(write_loop(wr, rx, Arc::clone(&dropped)));
+        let (outbox, writer) = Outbox::new(wr);
+        let writer = tokio::spawn(writer);
         let mut c = Self {
             conn: Conn::new(ctx.password.as_deref()),
-            queue: Queue { tx, dropped },
+            outbox,
             log: None,
             log_to_arm: None,
             log_level: Arc::new(AtomicU8::new(Level::Debug as u8)),
             state_on: false,
             bytecount: 0,
         };
-        c.queue.reply(c.conn.hello().to_owned()).await;
+        c.outbox.reply(c.conn.hello()).await;
         let mut events = ctx.server.registry().subscribe();
         let mut states = ctx.state_tx.subscribe();
         let mut lines = Lines::new();
@@ -409,6 +359,8 @@ impl Client {
         // `>CLIENT:` blocks waiting for the client to pause, and when it last spoke.
         let mut held: Vec<String> = Vec::new();
         let mut last_line = tokio::time::Instant::now();
+        // While set, session events are left to gather until then.
+        let mut events_resume: Option<tokio::time::Instant> = None;
         'conn: loop {
             let authenticated = c.conn.authenticated();
             tokio::select! {
@@ -421,7 +373,7 @@ impl Client {
                     last_line = tokio::time::Instant::now();
                     while let Some(line) = lines.next_line() {
                         match c.conn.feed(line) {
-                            Step::Send(text) => { c.queue.reply(text).await; }
+                            Step::Send(text) => { c.outbox.reply(&text).await; }
                             Step::Nothing => {}
                             Step::Close => {
                                 if !c.conn.authenticated() {
@@ -436,41 +388,36 @@ impl Client {
                                     since_count = 0;
                                 }
                                 let text = c.command(ctx, cmd).await;
-                                if !c.queue.reply(text).await {
+                                if !c.outbox.reply(&text).await {
                                     break 'conn;
                                 }
                                 if let Some(sub) = c.log_to_arm.take() {
-                                    sub.arm(&c.queue);
+                                    sub.arm(&c.outbox);
                                 }
                             }
                         }
                     }
                 }
-                ev = events.recv(), if authenticated => match ev {
-                    Ok(ev) => {
-                        let text = notify::client(&ev, ctx.server.registry().len(), SystemTime::now());
-                        if client_auth(ctx) || last_line.elapsed() >= QUIET {
-                            if !c.send_held(&mut held) || !c.queue.notify(text) { break; }
-                        } else if held.len() < QUEUE {
-                            held.push(text);
-                        } else {
-                            c.queue.dropped.fetch_add(1, Ordering::Relaxed);
-                        }
+                ev = events.recv(), if authenticated && events_resume.is_none() => {
+                    if !c.session_events(ctx, Some(ev), &mut events, &mut held, last_line) {
+                        break;
                     }
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        c.queue.dropped.fetch_add(n, Ordering::Relaxed);
+                    // Let the next events gather: one wake-up for many sessions.
+                    events_resume = Some(tokio::time::Instant::now() + outbox::LINGER);
+                }
+                () = tokio::time::sleep_until(events_resume.unwrap_or(auth_deadline)), if events_resume.is_some() => {
+                    events_resume = None;
+                    if !c.session_events(ctx, None, &mut events, &mut held, last_line) {
+                        break;
                     }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
+                }
                 () = tokio::time::sleep_until(last_line + QUIET), if !held.is_empty() => {
                     if !c.send_held(&mut held) { break; }
                 }
                 st = states.recv(), if authenticated => match st {
-                    Ok(s) if c.state_on => { c.queue.notify(notify::state(&s)); }
+                    Ok(s) if c.state_on => { c.outbox.notify(&notify::state(&s)); }
                     Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        c.queue.dropped.fetch_add(n, Ordering::Relaxed);
-                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => c.outbox.count_dropped(n),
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 _ = tick.tick(), if authenticated && c.bytecount > 0 => {
@@ -478,7 +425,7 @@ impl Client {
                     if since_count >= c.bytecount {
                         since_count = 0;
                         for s in ctx.server.registry().snapshot() {
-                            if !c.queue.notify(notify::bytecount_cli(&s)) { break 'conn; }
+                            if !c.outbox.notify_with(|out| notify::bytecount_cli_into(out, &s)) { break 'conn; }
                         }
                     }
                 }
@@ -488,7 +435,7 @@ impl Client {
                 }
                 () = stop.cancelled() => {
                     if c.state_on {
-                        c.queue.notify(notify::state(&State {
+                        c.outbox.notify(&notify::state(&State {
                             time: SystemTime::now(),
                             name: StateName::Exiting,
                             desc: "SIGTERM".into(),
@@ -504,7 +451,7 @@ impl Client {
         }
         // Replies already queued go out first; a client that reads nothing more cannot
         // hold the task (the writer is dropped with the connection after a while).
-        let _ = c.queue.tx.send(Out::Close).await;
+        c.outbox.close();
         drop(c);
         let mut writer = writer;
         if tokio::time::timeout(Duration::from_secs(10), &mut writer)
@@ -530,13 +477,27 @@ impl Client {
             Command::Pid => reply::pid(std::process::id()),
             Command::Status(v) => {
                 let v = v.unwrap_or(ctx.server.current().config.status_version);
-                let mut text = crate::status::render(
-                    v,
-                    &registry.snapshot(),
-                    &registry.totals(),
-                    SystemTime::now(),
-                    "\r\n",
-                );
+                // Off the async workers: 10,000 sessions take about 30 ms to render, and
+                // the relays queued behind this task on its worker would wait as long.
+                let registry = Arc::clone(registry);
+                let rendered = tokio::task::spawn_blocking(move || {
+                    crate::status::render(
+                        v,
+                        &registry.snapshot(),
+                        &registry.totals(),
+                        SystemTime::now(),
+                        "\r\n",
+                    )
+                })
+                .await;
+                let mut text = match rendered {
+                    Ok(text) => text,
+                    Err(e) => match e.try_into_panic() {
+                        Ok(panic) => std::panic::resume_unwind(panic),
+                        // Only when the runtime shuts down.
+                        Err(_) => String::new(),
+                    },
+                };
                 if !text.ends_with("\r\n") {
                     text.push_str("\r\n");
                 }
@@ -645,10 +606,62 @@ impl Client {
         }
     }
 
+    /// Writes the `>CLIENT:` blocks of `first` and of every session event waiting, or
+    /// holds them while the client is in the middle of a conversation (see the module
+    /// docs); false when the connection or the registry is gone.
+    fn session_events(
+        &self,
+        ctx: &Context,
+        first: Option<Result<Arc<SessionEvent>, broadcast::error::RecvError>>,
+        events: &mut broadcast::Receiver<Arc<SessionEvent>>,
+        held: &mut Vec<String>,
+        last_line: tokio::time::Instant,
+    ) -> bool {
+        use broadcast::error::{RecvError, TryRecvError};
+        let now = SystemTime::now();
+        let n_clients = ctx.server.registry().len();
+        let send_now = client_auth(ctx) || last_line.elapsed() >= QUIET;
+        if send_now && !self.send_held(held) {
+            return false;
+        }
+        let mut next = first;
+        loop {
+            let ev = match next.take() {
+                Some(Ok(ev)) => ev,
+                Some(Err(RecvError::Lagged(n))) => {
+                    self.outbox.count_dropped(n);
+                    continue;
+                }
+                Some(Err(RecvError::Closed)) => return false,
+                None => match events.try_recv() {
+                    Ok(ev) => ev,
+                    Err(TryRecvError::Lagged(n)) => {
+                        self.outbox.count_dropped(n);
+                        continue;
+                    }
+                    Err(TryRecvError::Empty) => return true,
+                    Err(TryRecvError::Closed) => return false,
+                },
+            };
+            if send_now {
+                if !self
+                    .outbox
+                    .notify_with(|out| notify::client_into(out, &ev, n_clients, now))
+                {
+                    return false;
+                }
+            } else if held.len() < QUEUE {
+                held.push(notify::client(&ev, n_clients, now));
+            } else {
+                self.outbox.count_dropped(1);
+            }
+        }
+    }
+
     /// Sends the `>CLIENT:` blocks that waited for a pause, in order; false when the
     /// connection is gone.
     fn send_held(&self, held: &mut Vec<String>) -> bool {
-        held.drain(..).all(|text| self.queue.notify(text))
+        held.drain(..).all(|text| self.outbox.notify(&text))
     }
 
     /// `log on`: records of the subsystems whose `operators` flag is on, at this
@@ -663,10 +676,10 @@ impl Client {
             active: AtomicBool::new(true),
             held: Mutex::new(Some(Vec::new())),
         });
-        let (mine, level, queue) = (
+        let (mine, level, outbox) = (
             Arc::clone(&sub),
             Arc::clone(&self.log_level),
-            self.queue.clone(),
+            self.outbox.clone(),
         );
         let history = logger.subscribe(
             u32::MAX,
@@ -676,7 +689,7 @@ impl Client {
                     return false;
                 }
                 if rec.level as u8 <= level.load(Ordering::Relaxed) {
-                    mine.take(notify::log(rec), &queue)
+                    mine.take(rec, &outbox)
                 } else {
                     true
                 }

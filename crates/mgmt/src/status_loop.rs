@@ -5,6 +5,7 @@
 //! state on the STATUS subsystem and retried at the next interval, the previous complete
 //! file staying in place. `status.*` settings follow a reload.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use logsys::{Level, Subsystem};
@@ -40,22 +41,25 @@ pub async fn run(server: Server, stop: CancellationToken) {
     }
 }
 
-/// One rewrite: render from a snapshot, write off the async workers (fsync blocks).
+/// One rewrite: snapshot, render and write off the async workers. The write blocks
+/// (fsync), and so, for as long, does rendering many sessions (about 30 ms for 10,000
+/// here, docs/PERFORMANCE.md): on a worker, the relays queued behind it would wait.
 async fn write(server: &Server, st: &StatusConfig, writer: &mut Option<StatusWriter>) {
-    let registry = server.registry();
-    let text = crate::status::render(
-        st.version,
-        &registry.snapshot(),
-        &registry.totals(),
-        SystemTime::now(),
-        "\n",
-    );
+    let registry = Arc::clone(server.registry());
+    let version = st.version;
     let mut w = writer
         .take()
         .unwrap_or_else(|| StatusWriter::new(st.interval));
     w.set_interval(st.interval);
     let path = st.file.clone();
     let done = tokio::task::spawn_blocking(move || {
+        let text = crate::status::render(
+            version,
+            &registry.snapshot(),
+            &registry.totals(),
+            SystemTime::now(),
+            "\n",
+        );
         let report = w.write(&path, text.as_bytes());
         (w, report)
     })

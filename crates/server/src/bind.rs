@@ -48,7 +48,8 @@ impl Session<'_> {
             Err(e) => {
                 let _ = reply(stream, g.version(), ReplyCode::GeneralFailure, UNSPECIFIED).await;
                 let desc = format!("could not bind {ip}: {}", crate::errno_text(&e));
-                g.slog.failed(self.log, only(g.src.clone()), desc.clone());
+                g.slog
+                    .failed(self.log, only(Side::clone(&g.src)), desc.clone());
                 g.clog.failed(
                     self.log,
                     only(g.accept_side.clone()),
@@ -60,7 +61,7 @@ impl Session<'_> {
         let bound = listener.local_addr().unwrap_or(UNSPECIFIED);
         let bind_dst = Side(vec![ep(bound), target_ep(&g.neg.request.target)]);
         let bind_ends = Ends {
-            src: g.src.clone(),
+            src: Side::clone(&g.src),
             dst: Some(bind_dst),
         };
         if let Err(e) = reply(stream, g.version(), ReplyCode::Succeeded, bound).await {
@@ -134,7 +135,7 @@ impl Session<'_> {
         let counters = std::sync::Arc::new(Counters::default());
         self.entry.add_counters(&counters);
         self.entry.endpoints(Some(ext_in), Some(remote_addr));
-        let to_remote = Side(vec![ep(ext_in), ep(remote_addr)]);
+        let to_remote = std::sync::Arc::new(Side(vec![ep(ext_in), ep(remote_addr)]));
         let mut tcpinfo = None;
         let cause = self
             .relay_logged(

@@ -250,8 +250,9 @@ pub(crate) enum Phase {
 }
 
 pub(crate) struct TcpState {
-    pub(crate) src: Side,
-    pub(crate) dst: Side,
+    /// Shared with the session, not copied: a `Side` is two endpoints of about 100 bytes.
+    pub(crate) src: Arc<Side>,
+    pub(crate) dst: Arc<Side>,
     /// Client and target descriptors while both sockets are open.
     pub(crate) fds: Option<(RawFd, RawFd)>,
     /// Whether `log: tcpinfo` asks for TCP_INFO in the dump too.
@@ -492,7 +493,8 @@ pub struct Registry {
     handed: AtomicU64,
     /// Ended sessions: how many, how many blocked, their traffic.
     ended: Mutex<(u64, u64, Traffic)>,
-    events: broadcast::Sender<SessionEvent>,
+    /// Shared, not cloned, by every subscriber.
+    events: broadcast::Sender<Arc<SessionEvent>>,
     pub(crate) read_latency: Mutex<Latency>,
     pub(crate) io_latency: Mutex<Latency>,
     pub(crate) started: Instant,
@@ -637,14 +639,14 @@ impl Registry {
 
     /// Session events from now on. A subscriber that falls behind by more than
     /// [`EVENT_QUEUE`] events is told how many it missed (`RecvError::Lagged`).
-    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SessionEvent>> {
         self.events.subscribe()
     }
 
     /// Tells subscribers, if there are any (the snapshot is built only then).
     pub(crate) fn notify(&self, event: impl FnOnce() -> SessionEvent) {
         if self.events.receiver_count() > 0 {
-            let _ = self.events.send(event());
+            let _ = self.events.send(Arc::new(event()));
         }
     }
 }
@@ -790,7 +792,7 @@ mod tests {
         reg.entry.ended("local client closed");
         reg.entry.ended("a later reason is not kept");
         drop(reg);
-        match events.try_recv().unwrap() {
+        match &*events.try_recv().unwrap() {
             SessionEvent::Disconnect { session, reason } => {
                 assert_eq!(reason, "local client closed");
                 assert_eq!(session.traffic.to_client.bytes, 197);
@@ -808,7 +810,7 @@ mod tests {
         assert!(!r.decide(a.entry.id, Ok(())), "not waiting yet");
         let waiting = r.await_verdict(&a.entry, Duration::from_secs(5));
         let decide = async {
-            let id = match events.recv().await.unwrap() {
+            let id = match &*events.recv().await.unwrap() {
                 SessionEvent::Connect(s) => s.id,
                 other => panic!("{other:?}"),
             };

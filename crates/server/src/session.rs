@@ -80,8 +80,8 @@ pub(crate) struct Granted<'a> {
     pub(crate) slog: RuleLog,
     /// The client rule's logging context.
     pub(crate) clog: RuleLog,
-    /// `[AUTH]CLIENT PROXY-INT`.
-    pub(crate) src: Side,
+    /// `[AUTH]CLIENT PROXY-INT` (shared with the registry's entry for the dump).
+    pub(crate) src: Arc<Side>,
     /// `CLIENT PROXY-INT` for the client rule's lines.
     pub(crate) accept_side: Side,
     /// The user the client's identd named at accept time (`clientmethod: rfc931`).
@@ -327,7 +327,7 @@ impl Session<'_> {
             rule,
             slog,
             clog,
-            src,
+            src: Arc::new(src),
             accept_side,
         };
         match command {
@@ -361,7 +361,7 @@ impl Session<'_> {
                     stream,
                     g.version(),
                     (g.slog.command, &g.clog, &g.rule.error_logs[..]),
-                    g.src.clone(),
+                    Side::clone(&g.src),
                     g.accept_side.clone(),
                     target,
                     &error,
@@ -449,7 +449,7 @@ impl Session<'_> {
                 g.slog.failed(
                     self.log,
                     Ends {
-                        src: g.src.clone(),
+                        src: Side::clone(&g.src),
                         dst: Some(dst),
                     },
                     desc.clone(),
@@ -492,6 +492,7 @@ impl Session<'_> {
         let counters = Arc::new(Counters::default());
         self.entry.add_counters(&counters);
         self.entry.endpoints(Some(ext), Some(peer));
+        let dst = Arc::new(dst);
         let mut tcpinfo = None;
         let cause = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
             Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
@@ -499,8 +500,8 @@ impl Session<'_> {
                 g.slog.start(
                     self.log,
                     Ends {
-                        src: g.src.clone(),
-                        dst: Some(dst.clone()),
+                        src: Side::clone(&g.src),
+                        dst: Some(Side::clone(&dst)),
                     },
                 );
                 match self
@@ -528,8 +529,8 @@ impl Session<'_> {
             g,
             &g.slog,
             &counters,
-            g.src.clone(),
-            dst,
+            Side::clone(&g.src),
+            Arc::unwrap_or_clone(dst),
             &cause,
             tcpinfo.as_deref(),
         );
@@ -569,15 +570,15 @@ impl Session<'_> {
         other: &mut TcpStream,
         g: &Granted<'_>,
         slog: &RuleLog,
-        src: &Side,
-        dst: &Side,
+        src: &Arc<Side>,
+        dst: &Arc<Side>,
         counters: &Arc<Counters>,
         tcpinfo: &mut Option<String>,
     ) -> EndCause {
         use std::os::fd::AsRawFd;
         self.entry.set(Phase::Tcp(TcpState {
-            src: src.clone(),
-            dst: dst.clone(),
+            src: Arc::clone(src),
+            dst: Arc::clone(dst),
             fds: Some((client.as_raw_fd(), other.as_raw_fd())),
             tcpinfo: slog.flags.tcpinfo,
         }));
@@ -588,8 +589,8 @@ impl Session<'_> {
         let up = slog.io_lines(
             self.log,
             Ends {
-                src: src.clone(),
-                dst: Some(dst.clone()),
+                src: Side::clone(src),
+                dst: Some(Side::clone(dst)),
             },
         );
         let down = up.as_ref().and_then(|_| {
@@ -857,7 +858,7 @@ impl Session<'_> {
             g,
             &g.slog,
             &Counters::default(),
-            g.src.clone(),
+            Side::clone(&g.src),
             dst,
             &cause,
             None,
@@ -886,7 +887,7 @@ impl Session<'_> {
         request.failed(
             self.log,
             Ends {
-                src: g.src.clone(),
+                src: Side::clone(&g.src),
                 dst: Some(dst),
             },
             desc.clone(),

@@ -88,7 +88,7 @@ impl Session<'_> {
                 let _ = reply(stream, g.version(), ReplyCode::GeneralFailure, UNSPECIFIED).await;
                 g.slog.failed(
                     self.log,
-                    only(g.src.clone()),
+                    only(Side::clone(&g.src)),
                     format!("could not bind a UDP socket: {}", crate::errno_text(&e)),
                 );
                 return;

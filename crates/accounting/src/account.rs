@@ -22,6 +22,8 @@
 //!   without a time are kept and counted as undated.
 //! - Bytes: `from_client`/`to_client` are the client leg's read/written counts,
 //!   `from_target`/`to_target` the target leg's; an accept summary has no target leg.
+//!   `bindreply` records are read turned round ([`crate::orient`]): the client is the
+//!   SOCKS client, the target the host that connected to the bound port.
 
 use std::collections::hash_map::{DefaultHasher, HashMap};
 use std::collections::{BTreeMap, VecDeque};
@@ -329,7 +331,8 @@ impl Accounting {
             }
             None => self.counts.undated += 1,
         }
-        match &r.event {
+        let event = crate::orient::oriented(r);
+        match event.as_ref() {
             Event::Summary { summary, desc } => {
                 let pair = self.side_hash(1, &summary.client.side);
                 if !is_socks_level(r.command) && self.take_recent(pair) {
@@ -385,6 +388,8 @@ impl Accounting {
                 g.blocked += 1;
                 g.seen(time);
             }
+            // A BIND request's start is the `tcp/bind` line; its reply's is not another.
+            Event::Start { .. } if r.command == Command::BindReply => {}
             Event::Start { ends, .. } => {
                 let socks = is_socks_level(r.command);
                 self.any_socks_start |= socks;

@@ -4,7 +4,8 @@
 //! JSON: `ts` (RFC 3339, UTC; absent when the line has no time), `level` (the line's
 //! Dante level word, when it has one), `pid`, `msg` (the message text) and, for a
 //! traffic record, every field of [`traffic_log::Record::to_json`] at the top level.
-//! The sink's `subsystem` is not in the text and is left out. CSV: [`CSV_FIELDS`].
+//! The sink's `subsystem` is not in the text and is left out. CSV: [`CSV_FIELDS`], with
+//! `bindreply` records turned to the client's point of view ([`crate::orient`]).
 
 use serde_json::{json, Value};
 use traffic_log::{Event, Record, Verdict};
@@ -71,7 +72,8 @@ fn csv_field(s: &str) -> String {
 
 /// The CSV row (without newline) of a record.
 pub fn csv_row(line: &Line<'_>, r: &Record) -> String {
-    let (client_side, target_side, counts, io, desc) = match &r.event {
+    let event = crate::orient::oriented(r);
+    let (client_side, target_side, counts, io, desc) = match event.as_ref() {
         Event::Summary { summary, desc } => (
             Some(&summary.client.side),
             summary.target.as_ref().map(|t| &t.side),

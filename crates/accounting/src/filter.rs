@@ -149,8 +149,8 @@ pub fn phase(s: &str) -> Result<&'static str, BadFilter> {
 }
 
 /// The candidate client and target endpoints of a record, and every side it has.
-fn ends_of(r: &Record) -> (Vec<&Endpoint>, Vec<&Endpoint>, Vec<&Side>) {
-    match &r.event {
+fn ends_of(event: &Event) -> (Vec<&Endpoint>, Vec<&Endpoint>, Vec<&Side>) {
+    match event {
         Event::Summary { summary, .. } | Event::Interim { summary, .. } => {
             let t = summary.target.as_ref().map(|t| &t.side);
             let mut sides = vec![&summary.client.side];
@@ -206,7 +206,8 @@ impl Filter {
         {
             return false;
         }
-        let (clients, targets, sides) = ends_of(r);
+        let event = crate::orient::oriented(r);
+        let (clients, targets, sides) = ends_of(&event);
         if let Some(user) = &self.user {
             let any = sides
                 .iter()

@@ -8,7 +8,8 @@
 //! [`account`] keeps the per-group [`account::Stats`] (memory bounded by the number of
 //! groups and of sessions open at once, never by the input's size); [`render`] prints
 //! them as a table, CSV or JSON lines (field names in [`render::FIELDS`]); [`filter`]
-//! is `log grep`'s record filter and [`convert`] `log convert`'s output; [`time`] the
+//! is `log grep`'s record filter and [`convert`] `log convert`'s output; [`orient`]
+//! turns `bindreply` records to the client's point of view; [`time`] the
 //! `--since/--until` values and UTC day/hour keys; [`malformed`] counts lines that are
 //! not what they claim and keeps where the first few are.
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ pub mod decode;
 pub mod filter;
 pub mod lines;
 pub mod malformed;
+pub mod orient;
 pub mod render;
 pub mod time;
 

@@ -284,3 +284,40 @@ fn an_empty_input_is_one_row_of_zeros_without_grouping_and_none_with() {
     assert!(r.groups.is_empty());
     assert_eq!(render(&r, Format::Json), "");
 }
+
+/// A BIND as ferrosocks and Dante log it (crates/ferrosocks/tests/golden/bind.golden):
+/// one session, seen from the SOCKS client (the bindreply summary is turned round, the
+/// accept summary after it is the same session).
+#[test]
+fn a_bind_is_one_session_seen_from_the_client() {
+    let log = "\
+pass(1): tcp/accept [: 10.0.0.5.3000 127.0.0.1.1080
+pass(1): tcp/bind [: 10.0.0.5.3000 127.0.0.1.1080 -> 127.0.0.1.5000 0.0.0.0.0
+pass(1): tcp/bindreply [: 192.0.2.9.4000 127.0.0.1.5000 -> 127.0.0.1.1080 10.0.0.5.3000
+pass(1): tcp/bindreply -: 192.0.2.9.4000 127.0.0.1.5000 -> 127.0.0.1.1080 10.0.0.5.3000 (4)
+pass(1): tcp/bindreply -: 10.0.0.5.3000 127.0.0.1.1080 -> 127.0.0.1.5000 192.0.2.9.4000 (8)
+pass(1): tcp/bindreply ]: 8 -> 192.0.2.9.4000 127.0.0.1.5000 -> 4, 4 -> 127.0.0.1.1080 10.0.0.5.3000 -> 8: local client closed.  Session duration: 0s
+pass(1): tcp/bind ]: 10.0.0.5.3000 127.0.0.1.1080 -> 127.0.0.1.5000 0.0.0.0.0
+pass(1): tcp/accept ]: 4 -> 10.0.0.5.3000 127.0.0.1.1080 -> 8: local client closed.  Session duration: 0s
+";
+    let r = run(
+        opts(&[Dimension::Client, Dimension::Target]),
+        &[("bind", log)],
+    );
+    assert_eq!(r.groups.len(), 1, "{:?}", r.groups);
+    let (key, s) = &r.groups[0];
+    assert_eq!(key, &["10.0.0.5", "192.0.2.9"]);
+    assert_eq!(s.sessions, 1);
+    assert_eq!((s.bytes_to_client, s.bytes_from_client), (4, 8));
+    assert_eq!((s.bytes_to_target, s.bytes_from_target), (8, 4));
+    let f = accounting::filter::Filter {
+        client: Some(accounting::filter::Cidr::parse("10.0.0.5").unwrap()),
+        phase: Some("summary"),
+        ..Default::default()
+    };
+    let hits = log
+        .lines()
+        .filter(|l| f.matches(&traffic_log::Record::parse(l).unwrap()))
+        .count();
+    assert_eq!(hits, 2, "the bindreply and the accept summary");
+}

@@ -15,7 +15,7 @@ fn socks_extra(log: &str, extra: &str) -> String {
     format!("{}{extra}\n{}", &c[..at], &c[at..])
 }
 
-fn all_commands(log: &str) -> String {
+pub(crate) fn all_commands(log: &str) -> String {
     socks_extra(
         log,
         "    command: connect bind bindreply udpassociate udpreply",
@@ -105,7 +105,7 @@ fn proxychains_runs_a_real_program_through_ferrosocks() {
 }
 
 /// BIND: returns (client control stream, bound address).
-fn bind_request(proxy: SocketAddr, expect: SocketAddr) -> (Raw, SocketAddr) {
+pub(crate) fn bind_request(proxy: SocketAddr, expect: SocketAddr) -> (Raw, SocketAddr) {
     let mut c = Raw::connect(proxy);
     c.send(&[5, 1, 0]);
     assert_eq!(c.read_exact(2), [5, 0]);

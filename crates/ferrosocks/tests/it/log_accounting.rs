@@ -552,3 +552,50 @@ fn a_progress_bar_for_several_files_on_a_terminal_only() {
     let (_, _, err) = log_cmd(&["stats"], &[&a, &b]);
     assert!(!err.contains('\u{1b}'), "not a terminal: {err:?}");
 }
+
+/// A real BIND (as in commands.rs): one session, seen from the SOCKS client, with the
+/// bytes each way.
+#[test]
+fn a_bind_is_one_session_with_the_clients_bytes() {
+    use std::io::{Read, Write};
+    let p = Proxy::start(&crate::commands::all_commands("connect disconnect"));
+    let (mut c, bound) = crate::commands::bind_request(p.addr, "127.0.0.1:0".parse().unwrap());
+    let mut remote = std::net::TcpStream::connect(bound).unwrap();
+    remote
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(&c.read_exact(10)[..2], [5, 0], "second BIND reply");
+    remote.write_all(b"4444").unwrap();
+    assert_eq!(c.read_exact(4), b"4444");
+    c.send(b"88888888");
+    let mut got = [0u8; 8];
+    remote.read_exact(&mut got).unwrap();
+    c.0.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    remote.read_to_end(&mut rest).unwrap();
+    drop(remote);
+    assert!(c.read_to_close().is_empty());
+    p.wait_for("the accept summary", |m| m.contains("tcp/accept ]:"));
+    let (code, out, err) = log_cmd(&["stats", "--by", "target", "--format", "json"], &[&p.log]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{out}: {e}"));
+    assert_eq!(v["target"], "127.0.0.1");
+    assert_eq!(v["sessions"], 1, "{out}");
+    assert_eq!(
+        (
+            v["bytes_to_client"].as_u64(),
+            v["bytes_from_client"].as_u64()
+        ),
+        (Some(4), Some(8)),
+        "{out}"
+    );
+    assert_eq!(
+        (
+            v["bytes_to_target"].as_u64(),
+            v["bytes_from_target"].as_u64()
+        ),
+        (Some(8), Some(4)),
+        "{out}"
+    );
+}

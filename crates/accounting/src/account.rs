@@ -7,7 +7,11 @@
 //!   connection: an accept summary whose client side matches one of the last socks-level
 //!   records is the same session and is not counted again; one with no such match (only
 //!   the client rule logs `disconnect`) is counted, with client bytes only. Blocks pair
-//!   the same way (`block(N): tcp/connect ]:` then `block(N): tcp/accept ]:`).
+//!   the same way (`block(N): tcp/connect ]:` then `block(N): tcp/accept ]:`). A UDP
+//!   association's accept summary names the TCP control connection and its
+//!   `udpassociate` summary the UDP ports: they pair by the client's address; an
+//!   association that used an IPv4 and an IPv6 external socket has two `udpassociate`
+//!   summaries (same client side), one session.
 //! - Interim records (`log.interim`) are kept per open session (keyed by rule, command
 //!   and both sides, which its summary repeats), the latest replacing the one before; the
 //!   summary drops it. Sessions whose summary never came (still open when the log ends,
@@ -254,6 +258,15 @@ fn host_text(h: &EndpointHost) -> String {
     }
 }
 
+/// An endpoint's address (octets, or the name's bytes).
+fn push_host(out: &mut Vec<u8>, e: &traffic_log::Endpoint) {
+    match &e.host {
+        EndpointHost::Ip(std::net::IpAddr::V4(ip)) => out.extend_from_slice(&ip.octets()),
+        EndpointHost::Ip(std::net::IpAddr::V6(ip)) => out.extend_from_slice(&ip.octets()),
+        EndpointHost::Name(n) => out.extend_from_slice(n.as_bytes()),
+    }
+}
+
 /// `Session duration: Ns` in a summary's description.
 fn duration_of(desc: &str) -> u64 {
     desc.split_once("Session duration: ")
@@ -335,11 +348,29 @@ impl Accounting {
         match event.as_ref() {
             Event::Summary { summary, desc } => {
                 let pair = self.side_hash(1, &summary.client.side);
-                if !is_socks_level(r.command) && self.take_recent(pair) {
+                // A UDP association's accept summary names the TCP control connection,
+                // its socks summary the UDP ports: they share the client's address only.
+                let udp_pair = self.host_hash(3, summary.client.side.0.first());
+                if !is_socks_level(r.command)
+                    && (self.take_recent(pair) || self.take_recent(udp_pair))
+                {
                     return;
                 }
+                // The second summary of one association (it used an IPv4 and an IPv6
+                // external socket): its bytes, not another session.
+                let same_association = r.command == Command::UdpAssociate && {
+                    let assoc = self.side_hash(4, &summary.client.side);
+                    let again = self.take_recent(assoc);
+                    if !again {
+                        self.push_recent(assoc);
+                    }
+                    again
+                };
                 if is_socks_level(r.command) {
                     self.push_recent(pair);
+                    if r.command == Command::UdpAssociate && !same_association {
+                        self.push_recent(udp_pair);
+                    }
                 }
                 let id = self.session_hash(r, summary);
                 self.open.remove(&id);
@@ -351,7 +382,12 @@ impl Accounting {
                     time,
                 );
                 let g = self.groups.entry(key).or_default();
-                g.add_summary(summary, duration_of(desc));
+                let duration = duration_of(desc);
+                g.add_summary(summary, duration);
+                if same_association {
+                    g.sessions -= 1;
+                    g.duration_secs -= duration;
+                }
                 g.seen(time);
             }
             Event::Interim {
@@ -412,16 +448,20 @@ impl Accounting {
         self.scratch.clear();
         self.scratch.push(tag);
         for e in &side.0 {
-            match &e.host {
-                EndpointHost::Ip(std::net::IpAddr::V4(ip)) => {
-                    self.scratch.extend_from_slice(&ip.octets());
-                }
-                EndpointHost::Ip(std::net::IpAddr::V6(ip)) => {
-                    self.scratch.extend_from_slice(&ip.octets());
-                }
-                EndpointHost::Name(n) => self.scratch.extend_from_slice(n.as_bytes()),
-            }
+            push_host(&mut self.scratch, e);
             self.scratch.extend_from_slice(&e.port.to_le_bytes());
+        }
+        let mut h = DefaultHasher::new();
+        h.write(&self.scratch);
+        h.finish()
+    }
+
+    /// The address of one endpoint (none: a hash of the tag alone).
+    fn host_hash(&mut self, tag: u8, e: Option<&traffic_log::Endpoint>) -> u64 {
+        self.scratch.clear();
+        self.scratch.push(tag);
+        if let Some(e) = e {
+            push_host(&mut self.scratch, e);
         }
         let mut h = DefaultHasher::new();
         h.write(&self.scratch);

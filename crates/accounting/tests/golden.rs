@@ -321,3 +321,33 @@ pass(1): tcp/accept ]: 4 -> 10.0.0.5.3000 127.0.0.1.1080 -> 8: local client clos
         .count();
     assert_eq!(hits, 2, "the bindreply and the accept summary");
 }
+
+/// A UDP association: its `udpassociate` summaries name the UDP ports, the accept summary
+/// after them the TCP control connection; one session. Two external sockets (IPv4 and
+/// IPv6 targets) give two `udpassociate` summaries with the same client side: still one.
+#[test]
+fn a_udp_association_is_one_session() {
+    let one = "\
+pass(1): udp/udpassociate ]: 34/2 -> 10.0.0.5.52499 127.0.0.1.49013 -> 34/2, 14/2 -> 127.0.0.1.50456 192.0.2.53.53 -> 14/2: local client closed.  Session duration: 6s
+pass(1): tcp/accept ]: 34 -> 10.0.0.5.40000 127.0.0.1.1080 -> 14: local client closed.  Session duration: 6s
+";
+    let r = run(opts(&[]), &[("udp", one)]);
+    assert_eq!(r.total.sessions, 1);
+    assert_eq!(
+        (r.total.bytes_to_client, r.total.bytes_from_client),
+        (34, 34)
+    );
+    assert_eq!(
+        (r.total.bytes_to_target, r.total.bytes_from_target),
+        (14, 14)
+    );
+    let two = "\
+pass(1): udp/udpassociate ]: 34/2 -> 10.0.0.5.52499 127.0.0.1.49013 -> 34/2, 14/2 -> 127.0.0.1.50456 192.0.2.53.53 -> 14/2: local client closed.  Session duration: 6s
+pass(1): udp/udpassociate ]: 10/1 -> 10.0.0.5.52499 127.0.0.1.49013 -> 20/1, 20/1 -> ::1.50457 2001:db8::53.53 -> 10/1: local client closed.  Session duration: 6s
+pass(1): tcp/accept ]: 44 -> 10.0.0.5.40000 127.0.0.1.1080 -> 34: local client closed.  Session duration: 6s
+";
+    let r = run(opts(&[]), &[("udp", two)]);
+    assert_eq!(r.total.sessions, 1);
+    assert_eq!(r.total.bytes_to_client, 44);
+    assert_eq!(r.total.duration_secs, 6, "one session's duration");
+}

@@ -599,3 +599,44 @@ fn a_bind_is_one_session_with_the_clients_bytes() {
         "{out}"
     );
 }
+
+/// A real UDP association: the `udpassociate` summary and the accept summary of its
+/// control connection are one session, with the datagram bytes.
+#[test]
+fn a_udp_association_is_one_session_with_its_datagram_bytes() {
+    use crate::commands::{header, UdpEcho};
+    let echo = UdpEcho::start("127.0.0.1:0");
+    let p = Proxy::start(&crate::commands::all_commands("connect disconnect"));
+    let me = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    me.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (ctl, reply) = associate(p.addr, me.local_addr().unwrap());
+    let relay = relay_of(&reply);
+    let mut buf = [0u8; 256];
+    for payload in [&b"one"[..], b"three"] {
+        me.send_to(&[header(echo.addr, 0), payload.to_vec()].concat(), relay)
+            .unwrap();
+        let (n, _) = me.recv_from(&mut buf).unwrap();
+        assert_eq!(n, 10 + payload.len());
+    }
+    drop(ctl);
+    p.wait_for("the accept summary", |m| m.contains("tcp/accept ]:"));
+    let (code, out, err) = log_cmd(&["stats", "--format", "json"], &[&p.log]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{out}: {e}"));
+    assert_eq!(
+        v["sessions"],
+        1,
+        "{out}\n{}",
+        std::fs::read_to_string(&p.log).unwrap()
+    );
+    // What the datagrams carried to and from the target: 3 + 5 bytes each way.
+    assert_eq!(
+        (
+            v["bytes_to_target"].as_u64(),
+            v["bytes_from_target"].as_u64()
+        ),
+        (Some(8), Some(8)),
+        "{out}"
+    );
+}

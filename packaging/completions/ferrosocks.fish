@@ -36,9 +36,62 @@ complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s v -l version -d '
 complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s L -l license -d 'Print the license and exit'
 complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -f -a "migrate" -d 'Print a Dante configuration rewritten as one ferrosocks runs'
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -f -a "log" -d 'Read Dante and ferrosocks logs: traffic accounting, conversion, filtering'
 complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand migrate" -l from-dante -d 'The Dante configuration to read (e.g. /etc/danted.conf)' -r -F
 complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand migrate" -s o -l output -d 'Write the result to FILE (only when there is no error) instead of stdout' -r -F
 complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and not __fish_seen_subcommand_from migrate help" -f -a "migrate" -d 'Print a Dante configuration rewritten as one ferrosocks runs'
-complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and not __fish_seen_subcommand_from migrate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and not __fish_seen_subcommand_from stats convert grep help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and not __fish_seen_subcommand_from stats convert grep help" -f -a "stats" -d 'Per-group traffic: sessions, blocked requests, bytes each way, durations'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and not __fish_seen_subcommand_from stats convert grep help" -f -a "convert" -d 'Rewrite text log lines as ferrosocks\' JSON lines (or CSV rows)'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and not __fish_seen_subcommand_from stats convert grep help" -f -a "grep" -d 'Print the traffic records whose fields match, as they are in the input'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and not __fish_seen_subcommand_from stats convert grep help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from stats" -l by -d 'Group by this; repeat for several (columns in the order given)' -r -f -a "user\t'The authenticated user (- when none)'
+client\t'The client\'s address'
+target\t'The target\'s address (or name)'
+port\t'The target\'s port'
+rule\t'socks-rule #N or client-rule #N'
+day\t'YYYY-MM-DD (UTC)'
+hour\t'YYYY-MM-DDTHH (UTC)'"
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from stats" -l format -d 'Output format' -r -f -a "table\t'Aligned columns and a total row'
+csv\t'Comma-separated values with a header row'
+json\t'One JSON object per group and line'"
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from stats" -l sort -d 'Row order' -r -f -a "key\t'By the group\'s key'
+sessions\t'Most sessions first'
+bytes\t'Most bytes first'
+blocked\t'Most blocked requests first'"
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from stats" -l top -d 'Only the first N rows (after sorting)' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from stats" -l since -d 'Only records at or after T (YYYY-MM-DD[THH:MM[:SS]][Z|±HH:MM] or @SECONDS; UTC)' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from stats" -l until -d 'Only records before T' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from stats" -l no-progress -d 'No progress bar (shown on a terminal when several files are read)'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from stats" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from convert" -l to -d 'Output format' -r -f -a "json\t'ferrosocks\' JSON lines'
+csv\t'One CSV row per traffic record, with a header row'"
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from convert" -l since -d 'Only records at or after T (YYYY-MM-DD[THH:MM[:SS]][Z|±HH:MM] or @SECONDS; UTC)' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from convert" -l until -d 'Only records before T' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from convert" -l strict -d 'Count and skip lines that are not traffic records instead of passing them on'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from convert" -l no-progress -d 'No progress bar (shown on a terminal when several files are read)'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from convert" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from grep" -l user -d 'The user name' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from grep" -l client -d 'The client\'s address or CIDR block' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from grep" -l target -d 'The target: an address, a CIDR block or a host name' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from grep" -l port -d 'The target\'s port' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from grep" -l verdict -d 'pass or block' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from grep" -l rule -d 'The rule number' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from grep" -l command -d 'accept, connect, bind, bindreply, udpassociate, udpreply or hostid' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from grep" -l phase -d 'start, io, transient, stop, summary or interim' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from grep" -l since -d 'Only records at or after T (YYYY-MM-DD[THH:MM[:SS]][Z|±HH:MM] or @SECONDS; UTC)' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from grep" -l until -d 'Only records before T' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from grep" -l json -d 'Print the matching records as JSON lines instead of as they are'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from grep" -l no-progress -d 'No progress bar (shown on a terminal when several files are read)'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from grep" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "stats" -d 'Per-group traffic: sessions, blocked requests, bytes each way, durations'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "convert" -d 'Rewrite text log lines as ferrosocks\' JSON lines (or CSV rows)'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "grep" -d 'Print the traffic records whose fields match, as they are in the input'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and not __fish_seen_subcommand_from migrate log help" -f -a "migrate" -d 'Print a Dante configuration rewritten as one ferrosocks runs'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and not __fish_seen_subcommand_from migrate log help" -f -a "log" -d 'Read Dante and ferrosocks logs: traffic accounting, conversion, filtering'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and not __fish_seen_subcommand_from migrate log help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "stats" -d 'Per-group traffic: sessions, blocked requests, bytes each way, durations'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "convert" -d 'Rewrite text log lines as ferrosocks\' JSON lines (or CSV rows)'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "grep" -d 'Print the traffic records whose fields match, as they are in the input'

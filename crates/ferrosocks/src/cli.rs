@@ -6,8 +6,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod log;
 #[cfg(test)]
 mod packaging;
+
+pub(crate) use log::{
+    ConvertArgs, GrepArgs, InputArgs, LogArgs, LogCommand, StatsArgs, StatsFormat, ToFormat,
+};
 
 /// A SOCKS server that reads Dante's sockd.conf and writes Dante's traffic log.
 ///
@@ -66,6 +71,13 @@ pub(crate) enum Command {
     /// (syntax, values Dante refuses too) has them all reported with file:line:column, and
     /// nothing is written (exit status 64).
     Migrate(MigrateArgs),
+    /// Read Dante and ferrosocks logs: traffic accounting, conversion, filtering
+    ///
+    /// Reads any mix of Dante 1.4 and ferrosocks text logs (Dante's own prefix, a syslog
+    /// daemon's RFC 3164 or RFC 5424 prefix, multilog @tai64n stamps), ferrosocks JSON
+    /// lines, gzip- and zstd-compressed files and - for standard input. Malformed lines
+    /// are counted and the first few reported with file:line on standard error.
+    Log(LogArgs),
 }
 
 /// `ferrosocks migrate`.

@@ -20,6 +20,7 @@ mod connect;
 pub mod control;
 mod dump;
 mod ident;
+mod interim;
 pub mod listen;
 pub mod logging;
 mod negotiate;

@@ -649,7 +649,16 @@ impl Session<'_> {
             // `log: tcpinfo` reads the sockets' TCP state after the relay.
             closed_after: !slog.flags.tcpinfo,
         };
-        let cause = relay(client, other, params).await;
+        let interim = crate::interim::Interim {
+            every: g.rule.log_interim.unwrap_or(self.run.config.log_interim),
+            slog,
+            log: self.log,
+            counters,
+            src,
+            dst,
+            started: self.started,
+        };
+        let cause = crate::interim::with_interim(interim, relay(client, other, params)).await;
         self.entry.with_tcp(|t| t.fds = None);
         // `log: tcpinfo`: both sockets, while they are still open.
         if slog.flags.tcpinfo {

@@ -281,6 +281,24 @@ impl RuleLog {
         self.summary_with(log, summary, cause, secs, None);
     }
 
+    /// The interim record of a session still open (`log.interim`), when `disconnect`
+    /// is on: the counts so far, with the sides its summary will have.
+    pub(crate) fn interim(&self, log: &Logger, summary: Summary, secs: u64) {
+        if self.flags.disconnect {
+            log.traffic(
+                self.traffic_sub(),
+                Level::Trace,
+                self.record(
+                    self.verdict,
+                    Event::Interim {
+                        summary,
+                        duration_secs: secs,
+                    },
+                ),
+            );
+        }
+    }
+
     pub(crate) fn summary_with(
         &self,
         log: &Logger,

@@ -43,6 +43,8 @@ pub struct Config {
     pub verb: Option<u8>,
     /// `mute:` (0: off).
     pub mute: u32,
+    /// `log.interim:` seconds between interim records of an open session (0: none).
+    pub log_interim: u64,
     /// `internal|external.log.<level>.error:` settings.
     pub error_logs: Vec<ErrorLog>,
     /// `udp.connectdst:`: only replies from addresses the client sent to are relayed.
@@ -183,6 +185,7 @@ impl Default for Config {
             logformat: LogFormat::Text,
             verb: None,
             mute: 0,
+            log_interim: 0,
             error_logs: Vec::new(),
             udp_connectdst: true,
             passwordfile: None,
@@ -521,6 +524,8 @@ pub struct Rule {
     pub timeout_connect: Option<u64>,
     /// `timeout.io:` for socks rules.
     pub timeout_io: Option<u64>,
+    /// `log.interim:` for socks rules; `None` means the global value.
+    pub log_interim: Option<u64>,
 }
 
 /// `log:` keywords of a rule.

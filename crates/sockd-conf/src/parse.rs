@@ -386,6 +386,7 @@ impl Parser<'_> {
                 self.cfg.verb = Some(n as u8);
             }
             "mute" => self.cfg.mute = u32::try_from(self.number(key)?).unwrap_or(u32::MAX),
+            "log.interim" => self.cfg.log_interim = self.number(key)?,
             "log.default.facility" => {
                 let (w, wpos) = self.word("a syslog facility", key)?;
                 self.cfg.log_default_facility =
@@ -705,6 +706,7 @@ impl Parser<'_> {
             timeout_negotiate: None,
             timeout_connect: None,
             timeout_io: None,
+            log_interim: None,
         };
         let what = match kind {
             RuleKind::Client => "client rule",
@@ -880,6 +882,7 @@ impl Parser<'_> {
             }
             ("timeout.connect", RuleKind::Socks) => rule.timeout_connect = Some(self.number(&key)?),
             ("timeout.io", RuleKind::Socks) => rule.timeout_io = Some(self.number(&key)?),
+            ("log.interim", RuleKind::Socks) => rule.log_interim = Some(self.number(&key)?),
             _ => return Err(self.not_here(&key, pos, Some(kind))),
         }
         Ok(())

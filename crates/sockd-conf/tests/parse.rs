@@ -660,3 +660,15 @@ fn management_settings() {
 fn libc_econnrefused() -> i32 {
     111
 }
+
+#[test]
+fn log_interim_global_and_per_socks_rule() {
+    let c = ok("log.interim: 300\ninternal: 127.0.0.1 port = 1080\nexternal: 127.0.0.1\nsocks pass {\n    from: 0/0 to: 0/0\n    log.interim: 60\n}\nsocks pass {\n    from: 0/0 to: 0/0\n}\n");
+    assert_eq!(c.log_interim, 300);
+    assert_eq!(c.socks_rules[0].log_interim, Some(60));
+    assert_eq!(c.socks_rules[1].log_interim, None);
+    let e = errors("internal: 127.0.0.1 port = 1080\nexternal: 127.0.0.1\nclient pass {\n    from: 0/0 to: 0/0\n    log.interim: 60\n}\n");
+    assert!(e.iter().any(|m| m.contains("log.interim")), "{e:?}");
+    let e = errors("log.interim: soon\ninternal: 127.0.0.1 port = 1080\nexternal: 127.0.0.1\n");
+    assert!(e.iter().any(|m| m.contains("1:")), "{e:?}");
+}

@@ -7,7 +7,8 @@
 //!  "target":{…},"desc":"remote peer closed.  Session duration: 0s"}
 //! ```
 //! Phases: `start` (`[:`), `io` (`-: … (N)`, with `bytes` and optional `data`),
-//! `transient` (`-: …: DESC`), `stop` (`]: …`), `summary`. Endpoints: `address` (IPv4 or
+//! `transient` (`-: …: DESC`), `stop` (`]: …`), `summary`, and `interim` (a session still
+//! open: `client` and `target` as in a summary, and `duration_secs`). Endpoints: `address` (IPv4 or
 //! IPv6) or `name`, `port`, and when known `method` and `user`; `bracketed` when Dante
 //! prints the endpoint in brackets; `target_name` when the client asked for a host name
 //! and Dante prints the address it resolved to (`{"address":"127.0.0.1","port":80,
@@ -78,6 +79,17 @@ impl Record {
                 }
                 ("summary", Some(desc.as_str()))
             }
+            Event::Interim {
+                summary,
+                duration_secs,
+            } => {
+                o.insert("client".into(), leg(&summary.client));
+                if let Some(t) = &summary.target {
+                    o.insert("target".into(), leg(t));
+                }
+                o.insert("duration_secs".into(), json!(duration_secs));
+                ("interim", None)
+            }
         };
         o.insert("phase".into(), json!(phase));
         if let Some(d) = desc {
@@ -140,6 +152,16 @@ impl Record {
                     target: v.get("target").map(leg_from).transpose()?,
                 },
                 desc: desc.unwrap_or_default(),
+            },
+            "interim" => Event::Interim {
+                summary: Summary {
+                    client: leg_from(v.get("client").ok_or_else(|| bad("client"))?)?,
+                    target: v.get("target").map(leg_from).transpose()?,
+                },
+                duration_secs: v
+                    .get("duration_secs")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| bad("duration_secs"))?,
             },
             _ => return Err(bad("phase")),
         };

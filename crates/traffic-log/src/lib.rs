@@ -10,19 +10,21 @@
 //!
 //! Layout: [`record`] has the record types, [`text`] writes them (`Record::write_to`
 //! appends a line to a `String` without `core::fmt`; `Display` goes through it),
-//! [`parse`] the parser, [`prefix`] the line prefix and [`vis`] the strvis(3) escaping
-//! Dante applies to names and logged data.
+//! [`parse`] the parser, [`prefix`] the line prefix, [`stamp`] the prefixes other
+//! writers put before a line (syslog daemons, multilog) and [`vis`] the strvis(3)
+//! escaping Dante applies to names and logged data.
 #![forbid(unsafe_code)]
 
 pub mod json;
 pub mod parse;
 pub mod prefix;
 pub mod record;
+pub mod stamp;
 pub mod tcpinfo;
 pub mod text;
 pub mod vis;
 
-pub use parse::ParseError;
+pub use parse::{Marker, ParseError};
 pub use prefix::{Level, LocalTime, Prefix};
 pub use record::{
     Auth, Command, Count, EndCause, Endpoint, EndpointHost, Ends, Event, Leg, Proto, Record, Side,

@@ -38,41 +38,87 @@ pub enum ParseError {
     Json(String),
 }
 
+/// The phase marker of a traffic line: `[:`, `-:` or `]:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// `[:` — a start.
+    Start,
+    /// `-:` — an I/O operation, a transient record or an interim record.
+    Dash,
+    /// `]:` — a stop or a summary.
+    End,
+}
+
+/// The head of a traffic line, `VERDICT(N): PROTO/CMD `, read; the rest is not.
+struct Head<'a> {
+    verdict: Verdict,
+    rule: u32,
+    proto: Proto,
+    command: Command,
+    rest: &'a str,
+}
+
+fn parse_head(line: &str) -> Result<Head<'_>, ParseError> {
+    let (verdict, rest) = if let Some(r) = line.strip_prefix("pass(") {
+        (Verdict::Pass, r)
+    } else if let Some(r) = line.strip_prefix("block(") {
+        (Verdict::Block, r)
+    } else {
+        return Err(ParseError::Verdict(line.into()));
+    };
+    let (rule, rest) = rest
+        .split_once("): ")
+        .ok_or_else(|| ParseError::RuleNumber(rest.into()))?;
+    let rule = number(rule).ok_or_else(|| ParseError::RuleNumber(rule.into()))?;
+    let (op, rest) = rest
+        .split_once(' ')
+        .ok_or_else(|| ParseError::Operation(rest.into()))?;
+    let (proto, command) = op
+        .split_once('/')
+        .ok_or_else(|| ParseError::Operation(op.into()))?;
+    let proto = match proto {
+        "tcp" => Proto::Tcp,
+        "udp" => Proto::Udp,
+        _ => return Err(ParseError::Operation(op.into())),
+    };
+    let command = Command::from_word(command).ok_or_else(|| ParseError::Operation(op.into()))?;
+    Ok(Head {
+        verdict,
+        rule,
+        proto,
+        command,
+        rest,
+    })
+}
+
 impl Record {
     /// Parses one traffic line (without the line prefix and without the newline).
     pub fn parse(line: &str) -> Result<Self, ParseError> {
-        let (verdict, rest) = if let Some(r) = line.strip_prefix("pass(") {
-            (Verdict::Pass, r)
-        } else if let Some(r) = line.strip_prefix("block(") {
-            (Verdict::Block, r)
-        } else {
-            return Err(ParseError::Verdict(line.into()));
-        };
-        let (rule, rest) = rest
-            .split_once("): ")
-            .ok_or_else(|| ParseError::RuleNumber(rest.into()))?;
-        let rule = number(rule).ok_or_else(|| ParseError::RuleNumber(rule.into()))?;
-        let (op, rest) = rest
-            .split_once(' ')
-            .ok_or_else(|| ParseError::Operation(rest.into()))?;
-        let (proto, command) = op
-            .split_once('/')
-            .ok_or_else(|| ParseError::Operation(op.into()))?;
-        let proto = match proto {
-            "tcp" => Proto::Tcp,
-            "udp" => Proto::Udp,
-            _ => return Err(ParseError::Operation(op.into())),
-        };
-        let command =
-            Command::from_word(command).ok_or_else(|| ParseError::Operation(op.into()))?;
-        let event = parse_event(rest)?;
+        let head = parse_head(line)?;
+        let event = parse_event(head.rest)?;
         Ok(Self {
-            verdict,
-            rule,
-            proto,
-            command,
+            verdict: head.verdict,
+            rule: head.rule,
+            proto: head.proto,
+            command: head.command,
             event,
         })
+    }
+
+    /// The phase marker of a traffic line and what follows it, reading only the line's
+    /// head (verdict, rule, protocol and command): for readers that skip some phases
+    /// (`ferrosocks log stats` does not need I/O lines) without the cost of parsing
+    /// their endpoints. A line [`Record::parse`] accepts always has a marker; the
+    /// converse need not hold.
+    pub fn marker(line: &str) -> Result<(Marker, &str), ParseError> {
+        let rest = parse_head(line)?.rest;
+        let marker = match rest.get(..3) {
+            Some("[: ") => Marker::Start,
+            Some("-: ") => Marker::Dash,
+            Some("]: ") => Marker::End,
+            _ => return Err(ParseError::Phase(rest.into())),
+        };
+        Ok((marker, &rest[3..]))
     }
 }
 
@@ -110,6 +156,13 @@ fn split_desc(s: &str) -> (&str, Option<String>) {
 
 fn parse_io(body: &str) -> Result<Event, ParseError> {
     let (head, desc) = split_desc(body);
+    if let Some(interim) = desc
+        .as_deref()
+        .and_then(|d| d.strip_prefix("interim: "))
+        .and_then(|counts| parse_interim(head, counts))
+    {
+        return Ok(interim);
+    }
     if let Some((ends, count)) = head.rsplit_once(" (") {
         if let Some(n) = count.strip_suffix(')') {
             let bytes = number(n).ok_or_else(|| ParseError::Count(n.into()))?;
@@ -127,6 +180,46 @@ fn parse_io(body: &str) -> Result<Event, ParseError> {
         }),
         None => Err(ParseError::Phase(body.into())),
     }
+}
+
+/// `ENDS` and `W -> client -> R[, W -> target -> R].  Session duration: Ns` of an
+/// interim record; `None` when it is not one (the line is then a transient record).
+fn parse_interim(ends: &str, counts: &str) -> Option<Event> {
+    let (counts, secs) = counts.split_once(".  Session duration: ")?;
+    let duration_secs = number(secs.strip_suffix('s')?)?;
+    let ends = parse_ends(ends).ok()?;
+    let (client, target) = match counts.split_once(", ") {
+        Some((c, t)) => (c, Some(t)),
+        None => (counts, None),
+    };
+    let pair = |s: &str, word: &str| -> Option<(Count, Count)> {
+        let (w, r) = s.split_once(word)?;
+        Some((parse_count(w).ok()?, parse_count(r).ok()?))
+    };
+    let (cw, cr) = pair(client, " -> client -> ")?;
+    let target = match (target, ends.dst) {
+        (Some(t), Some(side)) => {
+            let (tw, tr) = pair(t, " -> target -> ")?;
+            Some(Leg {
+                written: tw,
+                side,
+                read: tr,
+            })
+        }
+        (None, None) => None,
+        _ => return None,
+    };
+    Some(Event::Interim {
+        summary: Summary {
+            client: Leg {
+                written: cw,
+                side: ends.src,
+                read: cr,
+            },
+            target,
+        },
+        duration_secs,
+    })
 }
 
 fn starts_with_count(s: &str) -> bool {
@@ -221,7 +314,9 @@ fn parse_endpoint(token: &str) -> Result<Endpoint, ParseError> {
     }
     let port = number(port).ok_or_else(bad)?;
     let host = match host.parse::<IpAddr>() {
-        // Only take the address form when it prints back the same way.
+        // Only take the address form when it prints back the same way: std's IPv4
+        // parser takes only the canonical form (no leading zeros), IPv6 text has many.
+        Ok(ip @ IpAddr::V4(_)) => EndpointHost::Ip(ip),
         Ok(ip) if ip.to_string() == host => EndpointHost::Ip(ip),
         _ => EndpointHost::Name(host.into()),
     };
@@ -270,6 +365,62 @@ mod tests {
             "pass(1): tcp/connect -: ::1.5000 ::1.1080 -> ::1.40000 localhost.80 (3): GET\\s/",
         );
         round_trip("pass(1): tcp/connect -: 10.0.0.1.5 10.0.0.2.6 -> 10.0.0.3.7 10.0.0.4.8: some temporary error");
+    }
+
+    #[test]
+    fn interim_records_round_trip_and_near_misses_stay_transient() {
+        let r = round_trip("pass(2): tcp/connect -: username%bob@127.0.0.1.35258 127.0.0.1.21013 -> 127.0.0.1.37659 127.0.0.1.21010: interim: 197 -> client -> 79, 79 -> target -> 197.  Session duration: 65s");
+        let Event::Interim {
+            summary,
+            duration_secs: 65,
+        } = &r.event
+        else {
+            panic!("not interim: {r:?}")
+        };
+        assert_eq!(summary.client.written.bytes, 197);
+        assert_eq!(summary.client.read.bytes, 79);
+        let t = summary.target.as_ref().unwrap();
+        assert_eq!((t.written.bytes, t.read.bytes), (79, 197));
+        assert_eq!(t.side.to_string(), "127.0.0.1.37659 127.0.0.1.21010");
+        let r = round_trip("pass(1): tcp/accept -: 127.0.0.1.1 127.0.0.1.2: interim: 5 -> client -> 7.  Session duration: 0s");
+        assert!(matches!(r.event, Event::Interim { ref summary, .. } if summary.target.is_none()));
+        let r = round_trip("pass(1): udp/udpassociate -: 127.0.0.1.1 127.0.0.1.2 -> 127.0.0.1.3 127.0.0.1.4: interim: 34/2 -> client -> 34/2, 14/2 -> target -> 14/2.  Session duration: 9s");
+        assert!(matches!(r.event, Event::Interim { .. }));
+        for near in [
+            "pass(1): tcp/connect -: 127.0.0.1.1 127.0.0.1.2 -> 127.0.0.1.3 127.0.0.1.4: interim: 5 -> client -> 7.  Session duration: 1s",
+            "pass(1): tcp/connect -: 127.0.0.1.1 127.0.0.1.2: interim: 5 -> client -> 7, 1 -> target -> 2.  Session duration: 1s",
+            "pass(1): tcp/connect -: 127.0.0.1.1 127.0.0.1.2: interim: 5 -> client -> 07.  Session duration: 1s",
+            "pass(1): tcp/connect -: 127.0.0.1.1 127.0.0.1.2: interim: 5 -> client -> 7.  Session duration: 1",
+            "pass(1): tcp/connect -: 127.0.0.1.1 127.0.0.1.2: interim: soon",
+        ] {
+            let r = round_trip(near);
+            assert!(matches!(r.event, Event::Transient { .. }), "{near}");
+        }
+    }
+
+    #[test]
+    fn non_canonical_addresses_stay_names() {
+        for host in ["10.0.0.01", "010.0.0.1", "::0001", "0:0::1"] {
+            let r = round_trip(&format!("pass(1): tcp/accept [: {host}.1 127.0.0.1.2"));
+            let Event::Start { ends, .. } = r.event else {
+                panic!()
+            };
+            assert!(
+                matches!(ends.src.0[0].host, EndpointHost::Name(_)),
+                "{host}"
+            );
+        }
+    }
+
+    #[test]
+    fn markers_without_parsing_the_rest() {
+        let m = |s: &str| Record::marker(s).map(|(m, _)| m);
+        assert_eq!(m("pass(1): tcp/accept [: x"), Ok(Marker::Start));
+        assert_eq!(m("block(0): udp/udpreply -: x"), Ok(Marker::Dash));
+        assert_eq!(m("pass(2): tcp/connect ]: x"), Ok(Marker::End));
+        assert!(m("pass(2): tcp/connect ?: x").is_err());
+        assert!(m("pass(02): tcp/connect ]: x").is_err());
+        assert!(m("pass(2): tcp/frob ]: x").is_err());
     }
 
     #[test]

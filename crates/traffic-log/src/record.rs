@@ -9,8 +9,17 @@
 //!       | "-: " ENDS ": " DESC            temporary block or error
 //!       | "]: " ENDS [": " DESC]          blocked, or failed
 //!       | "]: " SUMMARY ": " DESC         end of session
+//!       | "-: " ENDS ": interim: " COUNTS ".  Session duration: " N "s"
+//!                                          a session still open (ferrosocks' `log.interim`)
 //! ENDS  = SIDE [" -> " SIDE]
+//! COUNTS = W " -> client -> " R [", " W " -> target -> " R]
 //! ```
+//!
+//! The interim record is ferrosocks' own (Dante has none). It is a `-:` line with a
+//! description, the shape Dante uses for temporary errors, so Dante-format readers that
+//! add up `]:` summaries (sockd-stat.awk) or `-: … (N)` I/O lines skip it, and none
+//! counts its bytes twice; its ENDS are the two sides of the summary that will close
+//! the session, which is how a reader matches them (docs/accounting.md).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -113,6 +122,13 @@ pub enum Event {
     Stop { ends: Ends, desc: Option<String> },
     /// `]: W -> … -> R[, …]: DESC` — end of a session with its byte counts.
     Summary { summary: Summary, desc: String },
+    /// `-: CLIENT-SIDE[ -> TARGET-SIDE]: interim: W -> client -> R[, W -> target -> R].
+    /// Session duration: Ns` — the counts so far of a session still open (`log.interim`);
+    /// the legs' sides are the ones its final summary will carry.
+    Interim {
+        summary: Summary,
+        duration_secs: u64,
+    },
 }
 
 /// The endpoints of an event: the source side and, for most commands, the destination side.

@@ -136,6 +136,30 @@ impl Record {
                 // Dante 1.2.3 printed no description on chained summaries.
                 push_desc(out, Some(desc.as_str()).filter(|d| !d.is_empty()));
             }
+            Event::Interim {
+                summary,
+                duration_secs,
+            } => {
+                out.extend_from_slice(b" -: ");
+                summary.client.side.write_to(out);
+                if let Some(t) = &summary.target {
+                    out.extend_from_slice(b" -> ");
+                    t.side.write_to(out);
+                }
+                out.extend_from_slice(b": interim: ");
+                summary.client.written.write_to(out);
+                out.extend_from_slice(b" -> client -> ");
+                summary.client.read.write_to(out);
+                if let Some(t) = &summary.target {
+                    out.extend_from_slice(b", ");
+                    t.written.write_to(out);
+                    out.extend_from_slice(b" -> target -> ");
+                    t.read.write_to(out);
+                }
+                out.extend_from_slice(b".  Session duration: ");
+                push_decimal(out, *duration_secs);
+                out.push(b's');
+            }
         }
     }
 }

@@ -177,7 +177,7 @@ pub(crate) fn ferrosocks_8() -> String {
     section(
         &mut r,
         "SEE ALSO",
-        &["ferrosocks.conf(5), ferrosocks-migrate(8), danted(8), systemd.service(5), logrotate(8)"],
+        &["ferrosocks.conf(5), ferrosocks-migrate(8), ferrosocks-log(8), danted(8), systemd.service(5), logrotate(8)"],
     );
     let ours = r.render();
 
@@ -363,12 +363,77 @@ fn completion(shell: Shell) -> (&'static str, String) {
     (name, String::from_utf8(buf).unwrap())
 }
 
+/// ferrosocks-log(8): the `log` subcommand, then each of its commands with its options.
+pub(crate) fn ferrosocks_log_8() -> String {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let log = cmd
+        .find_subcommand("log")
+        .expect("the log subcommand")
+        .clone();
+    let page = man(
+        log.clone().override_usage(
+            "ferrosocks log stats [--by WHAT]... [--format table|csv|json] [OPTIONS] [FILE]...\n\
+             ferrosocks log convert --to json|csv [--strict] [OPTIONS] [FILE]...\n\
+             ferrosocks log grep [--user NAME] [--client CIDR] [--target HOST] [...] [FILE]...",
+        ),
+        "FERROSOCKS-LOG",
+        "8",
+    );
+    let mut parts = vec![
+        part(|w| page.render_title(w)),
+        NO_HYPHENATION.to_owned(),
+        part(|w| page.render_name_section(w)),
+        part(|w| page.render_synopsis_section(w)),
+        part(|w| page.render_description_section(w)),
+    ];
+    for name in ["stats", "convert", "grep"] {
+        let sub = log.find_subcommand(name).expect("a log command").clone();
+        let mut r = Roff::default();
+        r.control("SH", [format!("LOG {}", name.to_uppercase()).as_str()]);
+        if let Some(about) = sub.get_long_about().or(sub.get_about()) {
+            for (i, p) in about.to_string().split("\n\n").enumerate() {
+                if i > 0 {
+                    r.control("PP", []);
+                }
+                r.text([roman(p.replace('\n', " "))]);
+            }
+        }
+        parts.push(r.render());
+        let sub_page = Man::new(sub);
+        let options = part(|w| sub_page.render_options_section(w));
+        parts.push(options.replacen(".SH OPTIONS", ".SS Options", 1));
+    }
+    let mut r = Roff::default();
+    r.control("SH", ["EXAMPLES"]);
+    literal(
+        &mut r,
+        "ferrosocks log stats --by user /var/log/sockd.log*\n\
+         ferrosocks log stats --by target --sort bytes --top 20 --format csv /var/log/sockd.log*\n\
+         ferrosocks log convert --to json /var/log/sockd.log.1 > sockd.jsonl\n\
+         ferrosocks log grep --user bob --phase summary /var/log/sockd.log",
+    );
+    section(
+        &mut r,
+        "EXIT STATUS",
+        &["0 when every input was read; 1 when an input could not be read wholly (the report is still written, the problem named with file:line on standard error); 64 for a bad command line."],
+    );
+    section(
+        &mut r,
+        "SEE ALSO",
+        &["ferrosocks(8), ferrosocks.conf(5) (log.interim), /usr/share/doc/ferrosocks/accounting.md"],
+    );
+    parts.push(r.render());
+    join(&parts)
+}
+
 // === tests ===
 
 #[test]
 fn man_pages_are_up_to_date() {
     check_committed("man/ferrosocks.8", &ferrosocks_8());
     check_committed("man/ferrosocks-migrate.8", &ferrosocks_migrate_8());
+    check_committed("man/ferrosocks-log.8", &ferrosocks_log_8());
     check_committed("man/ferrosocks.conf.5", &ferrosocks_conf_5());
 }
 
@@ -416,6 +481,17 @@ fn the_man_page_says_every_option_signal_file_and_exit_status() {
     assert_eq!(page.matches(PREAMBLE).count(), 1);
     let migrate = ferrosocks_migrate_8();
     assert!(migrate.contains("\\-\\-from\\-dante"));
+    let log = ferrosocks_log_8();
+    for needed in [
+        "LOG STATS",
+        "LOG CONVERT",
+        "LOG GREP",
+        "\\-\\-since",
+        "\\-\\-strict",
+        "\\-\\-client",
+    ] {
+        assert!(log.contains(needed), "ferrosocks-log(8) lacks {needed:?}");
+    }
 }
 
 #[test]

@@ -15,7 +15,7 @@ fn socks_extra(log: &str, extra: &str) -> String {
     format!("{}{extra}\n{}", &c[..at], &c[at..])
 }
 
-fn all_commands(log: &str) -> String {
+pub(crate) fn all_commands(log: &str) -> String {
     socks_extra(
         log,
         "    command: connect bind bindreply udpassociate udpreply",
@@ -105,7 +105,7 @@ fn proxychains_runs_a_real_program_through_ferrosocks() {
 }
 
 /// BIND: returns (client control stream, bound address).
-fn bind_request(proxy: SocketAddr, expect: SocketAddr) -> (Raw, SocketAddr) {
+pub(crate) fn bind_request(proxy: SocketAddr, expect: SocketAddr) -> (Raw, SocketAddr) {
     let mut c = Raw::connect(proxy);
     c.send(&[5, 1, 0]);
     assert_eq!(c.read_exact(2), [5, 0]);
@@ -251,13 +251,13 @@ fn socks4_bind() {
 }
 
 /// A UDP echo server on loopback; stops when dropped.
-struct UdpEcho {
-    addr: SocketAddr,
+pub(crate) struct UdpEcho {
+    pub(crate) addr: SocketAddr,
     sock: UdpSocket,
 }
 
 impl UdpEcho {
-    fn start(bind: &str) -> Self {
+    pub(crate) fn start(bind: &str) -> Self {
         let sock = UdpSocket::bind(bind).unwrap();
         let addr = sock.local_addr().unwrap();
         let s = sock.try_clone().unwrap();
@@ -330,7 +330,7 @@ fn pysocks_udp_associate() {
     assert_golden("udp-pysocks.golden", &text);
 }
 
-fn header(target: SocketAddr, frag: u8) -> Vec<u8> {
+pub(crate) fn header(target: SocketAddr, frag: u8) -> Vec<u8> {
     let SocketAddr::V4(t) = target else { panic!() };
     let mut h = vec![0, 0, frag, 1];
     h.extend_from_slice(&t.ip().octets());

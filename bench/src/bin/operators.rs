@@ -441,7 +441,17 @@ fn subscribed_client(
     limit: Duration,
     ready: impl FnOnce(),
 ) -> std::io::Result<Received> {
-    let mut m = Mgmt::connect(addr)?;
+    // The management listener may come up a moment after the SOCKS port.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut m = loop {
+        match Mgmt::connect(addr) {
+            Ok(m) => break m,
+            Err(e) if Instant::now() < deadline && e.kind() == ErrorKind::ConnectionRefused => {
+                sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let mut r = Received::default();
     // Notifications (`>…`, e.g. a session's BYTECOUNT_CLI) may come before the replies.
     for cmd in ["bytecount 1\n", "log on\n"] {
@@ -974,7 +984,11 @@ impl Operator {
                 })
             })
         };
-        let _ = rx.recv_timeout(Duration::from_secs(10));
+        // Without its client the measure would be of something else.
+        assert!(
+            rx.recv_timeout(Duration::from_secs(20)).is_ok(),
+            "the management client did not subscribe"
+        );
         Self { stop, thread }
     }
 

@@ -316,6 +316,8 @@ impl Entry {
     /// The request read: its command and target as requested.
     pub(crate) fn requested(&self, command: SocksCommand, target: String) {
         let mut i = self.info();
+        crate::events::session_active(i.command, -1);
+        crate::events::session_active(Some(command), 1);
         i.command = Some(command);
         i.target = Some(target);
     }
@@ -548,6 +550,7 @@ impl Registry {
             verdict: Mutex::new(None),
         });
         lock(&self.sessions).insert(id, Arc::clone(&entry));
+        crate::events::session_active(None, 1);
         Registration {
             registry: Arc::clone(self),
             entry,
@@ -663,6 +666,8 @@ impl Drop for Registration {
         lock(&self.registry.sessions).remove(&e.id);
         let (traffic, blocked, reason) = {
             let i = e.info();
+            let life = Duration::from_millis(now_ms().saturating_sub(e.started_ms));
+            crate::events::session_ended(i.command, life);
             (Entry::traffic(&i), i.blocked, i.reason.clone())
         };
         {

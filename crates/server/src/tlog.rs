@@ -119,13 +119,24 @@ impl RuleLog {
 
     /// `[:` when `connect` is on.
     pub(crate) fn start(&self, log: &Logger, ends: Ends) {
+        match self.command {
+            Command::Accept => crate::events::count_accepted(self.number),
+            c => crate::events::count_request(crate::events::command_name(c), "pass", self.number),
+        }
         if self.flags.connect {
             self.emit_op(log, self.verdict, Event::Start { ends, desc: None });
         }
     }
 
     /// `block(N): … ]: ENDS[: DESC]` when blocks are logged.
+    /// Counted as the client rule's block (`desc` is `None`: this rule decided) or as a
+    /// blocked request.
     pub(crate) fn blocked(&self, log: &Logger, ends: Ends, desc: Option<String>) {
+        match self.command {
+            Command::Accept if desc.is_none() => crate::events::count_blocked(self.number),
+            Command::Accept => {}
+            c => crate::events::count_request(crate::events::command_name(c), "block", self.number),
+        }
         if self.logs_blocks() {
             self.emit_op(log, Verdict::Block, Event::Stop { ends, desc });
         }
@@ -168,7 +179,16 @@ impl RuleLog {
     }
 
     /// `block(N): … ]: ENDS: DESC` for a request that failed before it started.
+    /// Counted as a request `error` (the client rule's line for the same session is not
+    /// counted again).
     pub(crate) fn failed(&self, log: &Logger, ends: Ends, desc: String) {
+        if self.command != Command::Accept {
+            crate::events::count_request(
+                crate::events::command_name(self.command),
+                "error",
+                self.number,
+            );
+        }
         if self.logs_errors() || self.logs_blocks() {
             self.emit_op(
                 log,
@@ -307,6 +327,10 @@ impl RuleLog {
         secs: u64,
         tcpinfo: Option<&str>,
     ) {
+        // The socks rule's summary counts the bytes; the client rule's repeats them.
+        if self.command != Command::Accept {
+            crate::events::count_summary(proto_of(self.command), &summary);
+        }
         let is_error = matches!(
             cause,
             EndCause::ClientError(_) | EndCause::PeerError(_) | EndCause::Timeout(_)

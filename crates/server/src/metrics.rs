@@ -9,12 +9,15 @@
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 /// `rule`: a client or socks rule's number (0: the default block rule).
@@ -235,7 +238,69 @@ impl Metrics {
             "When the process started, in seconds since the Unix epoch",
             start,
         );
+        registry.register_collector(Box::new(LogCollector));
         Self { registry, ..m }
+    }
+}
+
+/// Logging's own counts (`logsys::stats`), read at each scrape.
+#[derive(Debug)]
+struct LogCollector;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LogLabels {
+    subsystem: &'static str,
+    level: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabels {
+    sink: String,
+}
+
+impl Collector for LogCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let records = logsys::stats::records();
+        if !records.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "ferrosocks_log_records",
+                "Log records written (past their threshold and mute), by subsystem and level",
+                None,
+                MetricType::Counter,
+            )?;
+            for (sub, level, n) in records {
+                let labels = LogLabels {
+                    subsystem: sub.name(),
+                    level: level.name(),
+                };
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let sinks = logsys::stats::sinks();
+        if sinks.is_empty() {
+            return Ok(());
+        }
+        for (name, help, pick) in [
+            (
+                "ferrosocks_log_sink_dropped_records",
+                "Log lines dropped for a sink while it was stalled",
+                (|s: &logsys::stats::SinkStats| s.dropped) as fn(&logsys::stats::SinkStats) -> u64,
+            ),
+            (
+                "ferrosocks_log_sink_stalls",
+                "Times a log sink stalled (its queue full)",
+                |s: &logsys::stats::SinkStats| s.stalls,
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for s in &sinks {
+                let labels = SinkLabels {
+                    sink: s.name.clone(),
+                };
+                ConstCounter::new(pick(s)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
     }
 }
 

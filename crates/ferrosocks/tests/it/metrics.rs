@@ -170,6 +170,18 @@ fn counters_rise_by_exactly_n_and_bytes_equal_what_curl_moved() {
     );
     assert_eq!(value(&s, "ferrosocks_connect_duration_seconds_count"), n);
     assert_eq!(value(&s, ACTIVE), 0);
+    // The accept records (CLIENT, info) are counted by logging itself.
+    assert!(
+        value(
+            &s,
+            "ferrosocks_log_records_total{subsystem=\"CLIENT\",level=\"info\"}"
+        ) >= n + 3
+    );
+    assert!(
+        s.keys()
+            .any(|k| k.starts_with("ferrosocks_log_sink_stalls_total{sink=")),
+        "{s:?}"
+    );
     assert!(value(&s, "process_open_fds") > 0);
     assert!(value(&s, "process_max_fds") > 0);
     assert!(s.contains_key(&format!(

@@ -462,3 +462,104 @@ fn the_dashboard_cuts_a_session_only_with_control_and_the_password() {
     wait_scrape(at, "the cut session's end", |s| value(s, ACTIVE) == 0);
     assert_eq!(kill("s3cret"), "404");
 }
+
+/// Headless Chromium on `url` with `args`: its stdout (the DOM with `--dump-dom`).
+fn chromium(profile: &std::path::Path, url: &str, args: &[&str]) -> String {
+    require("chromium");
+    let (code, out, err) = run_within(
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--window-size=900,700",
+                // Lets the page poll /status.json a few times before the DOM is read.
+                "--virtual-time-budget=4000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(args)
+            .arg(url),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "chromium: {err}");
+    out
+}
+
+/// The dashboard's row of session `id`, from a dumped DOM.
+fn row_of(dom: &str, id: u64) -> Option<String> {
+    let start = dom.find(&format!("<tr data-id=\"{id}\">"))?;
+    let end = dom[start..].find("</tr>")? + start;
+    Some(dom[start..end].to_owned())
+}
+
+#[test]
+fn the_dashboard_in_headless_chromium_shows_a_held_session_until_it_ends() {
+    let p = Proxy::start(&metrics_conf(""));
+    let at = metrics_addr(&p);
+    let silent = Helper::silent();
+    let (mut held, reply) = Raw::connect_v4(p.addr, silent.addr);
+    assert_eq!(reply[1], 0);
+    held.send(b"twelve bytes");
+    wait_scrape(at, "the held session", |s| value(s, ACTIVE) == 1);
+    let doc: serde_json::Value = serde_json::from_str(&get(at, "/status.json")).unwrap();
+    let id = doc["sessions"][0]["id"].as_u64().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://{at}/");
+    let dom = chromium(profile.path(), &url, &["--dump-dom"]);
+    let row = row_of(&dom, id).unwrap_or_else(|| panic!("no row for session {id}:\n{dom}"));
+    let client = held.0.local_addr().unwrap().to_string();
+    assert!(row.contains(&format!("<td>{client}</td>")), "{row}");
+    assert!(row.contains(&format!("<td>{}</td>", silent.addr)), "{row}");
+    assert!(
+        row.contains("<td>connect</td>") && row.contains("12 B"),
+        "{row}"
+    );
+    // The screenshot docs/metrics.md shows (rewritten with FERROSOCKS_BLESS=1).
+    let shot = profile.path().join("dashboard.png");
+    chromium(
+        profile.path(),
+        &url,
+        &[&format!("--screenshot={}", shot.display())],
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 1000);
+    if std::env::var_os("FERROSOCKS_BLESS").is_some() {
+        let docs = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/metrics-dashboard.png"
+        );
+        std::fs::write(docs, &png).unwrap();
+    }
+    drop(held);
+    wait_scrape(at, "the session's end", |s| value(s, ACTIVE) == 0);
+    let dom = chromium(profile.path(), &url, &["--dump-dom"]);
+    assert!(dom.contains("<table id=\"sessions\""), "{dom}");
+    assert!(
+        row_of(&dom, id).is_none(),
+        "the ended session's row stays:\n{dom}"
+    );
+}
+
+#[test]
+fn a_thousand_idle_http_connections_do_not_stop_the_socks_side() {
+    let p = Proxy::start(&metrics_conf(""));
+    let at = metrics_addr(&p);
+    let echo = Helper::echo();
+    let idle: Vec<TcpStream> = (0..1000)
+        .filter_map(|_| TcpStream::connect(at).ok())
+        .collect();
+    assert!(idle.len() >= 900, "{} connections", idle.len());
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert!(session_from([127, 0, 0, 1], p.addr, echo.addr));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "20 sessions took {:?}",
+        started.elapsed()
+    );
+    drop(idle);
+    assert!(get(at, "/metrics").contains("ferrosocks_requests_total"));
+}

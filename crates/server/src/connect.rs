@@ -79,7 +79,7 @@ pub(crate) async fn connect(
     for addr in addrs {
         match connect_one(*addr, source(addr), limit).await {
             Ok(s) => {
-                crate::events::connected(started.elapsed());
+                crate::events::Connected(started.elapsed()).emit();
                 return Ok((s, *addr));
             }
             Err(e) => {
@@ -90,7 +90,7 @@ pub(crate) async fn connect(
             }
         }
     }
-    crate::events::connected(started.elapsed());
+    crate::events::Connected(started.elapsed()).emit();
     Err(last)
 }
 

@@ -3,10 +3,12 @@
 //! traffic records, writes its log line when the rule asks — so a metric and the log line
 //! of the same event cannot disagree.
 //!
-//! The traffic records' events are [`crate::tlog::RuleLog`]'s methods: `start`
-//! (a passed client rule or request), `blocked`, `failed` and `summary` each count here
-//! whatever the rule's `log:` says, then log as it says. The other events are the types
-//! below; their log lines (where they have one) stay with the code that knows the words.
+//! Each event is a type with one `emit(self)`. The traffic records' events are emitted
+//! by [`crate::tlog::RuleLog`]'s methods: `start` ([`ClientPassed`], [`RequestDecided`]
+//! pass), `blocked` ([`ClientBlocked`], [`RequestDecided`] block), `failed`
+//! ([`RequestDecided`] error) and `summary` ([`Summarized`]) emit whatever the rule's
+//! `log:` says, then log as it says — the one place each record is decided. The other
+//! events' log lines (where they have one) stay with the code that knows the words.
 //!
 //! Nothing here takes a client address, user or target: labels are rule and route
 //! numbers, commands, verdicts, methods and fixed class names.
@@ -47,54 +49,101 @@ pub(crate) fn session_command(c: Option<SocksCommand>) -> &'static str {
 }
 
 /// A client rule passed a connection (`pass(N): tcp/accept [:`).
-pub(crate) fn count_accepted(rule: u32) {
-    METRICS.accepted.get_or_create(&RuleLabels { rule }).inc();
+pub(crate) struct ClientPassed {
+    pub(crate) rule: u32,
+}
+
+impl ClientPassed {
+    pub(crate) fn emit(self) {
+        METRICS
+            .accepted
+            .get_or_create(&RuleLabels { rule: self.rule })
+            .inc();
+    }
 }
 
 /// A client rule blocked a connection (`block(N): tcp/accept ]:` of that rule).
-pub(crate) fn count_blocked(rule: u32) {
-    METRICS.blocked.get_or_create(&RuleLabels { rule }).inc();
+pub(crate) struct ClientBlocked {
+    pub(crate) rule: u32,
 }
 
-/// A socks request was decided: `pass` (its start record), `block` (a rule, or the
-/// management interface, refused it), `error` (passed, but failed before it started).
-pub(crate) fn count_request(command: &'static str, verdict: &'static str, rule: u32) {
-    METRICS
-        .requests
-        .get_or_create(&RequestLabels {
-            command,
-            verdict,
-            rule,
-        })
-        .inc();
+impl ClientBlocked {
+    pub(crate) fn emit(self) {
+        METRICS
+            .blocked
+            .get_or_create(&RuleLabels { rule: self.rule })
+            .inc();
+    }
+}
+
+/// How a socks request was decided.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Decision {
+    /// Its start record: the rule passed it and it started.
+    Pass,
+    /// A rule (or the management interface) refused it.
+    Block,
+    /// Passed, but it failed before it started (connect, chaining, BIND's listen).
+    Error,
+}
+
+/// A socks request was decided.
+pub(crate) struct RequestDecided {
+    pub(crate) command: Command,
+    pub(crate) decision: Decision,
+    pub(crate) rule: u32,
+}
+
+impl RequestDecided {
+    pub(crate) fn emit(self) {
+        let verdict = match self.decision {
+            Decision::Pass => "pass",
+            Decision::Block => "block",
+            Decision::Error => "error",
+        };
+        METRICS
+            .requests
+            .get_or_create(&RequestLabels {
+                command: command_name(self.command),
+                verdict,
+                rule: self.rule,
+            })
+            .inc();
+    }
 }
 
 /// A socks rule's end-of-session summary: its bytes, from the summary itself (built
 /// from the session's `Counters`), so the metric equals the log's sum.
-pub(crate) fn count_summary(proto: Proto, summary: &Summary) {
-    let protocol = match proto {
-        Proto::Udp => "udp",
-        Proto::Tcp => "tcp",
-    };
-    let to_client = summary.client.written.bytes;
-    let to_target = summary.target.as_ref().map_or(0, |t| t.written.bytes);
-    let add = |direction, n| {
-        if n > 0 {
-            METRICS
-                .bytes
-                .get_or_create(&BytesLabels {
-                    direction,
-                    protocol,
-                })
-                .inc_by(n);
-        }
-    };
-    add("client_to_target", to_target);
-    add("target_to_client", to_client);
+pub(crate) struct Summarized<'a> {
+    pub(crate) proto: Proto,
+    pub(crate) summary: &'a Summary,
 }
 
-/// A session is live with `command` (or left it: `delta` -1).
-pub(crate) fn session_active(command: Option<SocksCommand>, delta: i64) {
+impl Summarized<'_> {
+    pub(crate) fn emit(self) {
+        let protocol = match self.proto {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+        };
+        let to_client = self.summary.client.written.bytes;
+        let to_target = self.summary.target.as_ref().map_or(0, |t| t.written.bytes);
+        let add = |direction, n| {
+            if n > 0 {
+                METRICS
+                    .bytes
+                    .get_or_create(&BytesLabels {
+                        direction,
+                        protocol,
+                    })
+                    .inc_by(n);
+            }
+        };
+        add("client_to_target", to_target);
+        add("target_to_client", to_client);
+    }
+}
+
+fn active(command: Option<SocksCommand>, delta: i64) {
     METRICS
         .active
         .get_or_create(&CommandLabels {
@@ -103,50 +152,109 @@ pub(crate) fn session_active(command: Option<SocksCommand>, delta: i64) {
         .inc_by(delta);
 }
 
+/// A session was accepted (it negotiates).
+pub(crate) struct SessionAccepted;
+
+impl SessionAccepted {
+    pub(crate) fn emit(self) {
+        active(None, 1);
+    }
+}
+
+/// A session's request was read: it is live with `command` now.
+pub(crate) struct SessionRequested {
+    pub(crate) before: Option<SocksCommand>,
+    pub(crate) command: SocksCommand,
+}
+
+impl SessionRequested {
+    pub(crate) fn emit(self) {
+        active(self.before, -1);
+        active(Some(self.command), 1);
+    }
+}
+
 /// A session ended after `life`.
-pub(crate) fn session_ended(command: Option<SocksCommand>, life: Duration) {
-    session_active(command, -1);
-    METRICS.duration.observe(life.as_secs_f64());
+pub(crate) struct SessionEnded {
+    pub(crate) command: Option<SocksCommand>,
+    pub(crate) life: Duration,
 }
 
-/// The negotiation (method, authentication, request) took `d`.
-pub(crate) fn negotiated(d: Duration) {
-    METRICS.negotiate.observe(d.as_secs_f64());
+impl SessionEnded {
+    pub(crate) fn emit(self) {
+        active(self.command, -1);
+        METRICS.duration.observe(self.life.as_secs_f64());
+    }
 }
 
-/// Connecting to a target took `d` (successful or not).
-pub(crate) fn connected(d: Duration) {
-    METRICS.connect.observe(d.as_secs_f64());
+/// The negotiation (method, authentication, request) took this long, whatever its end.
+pub(crate) struct Negotiated(pub(crate) Duration);
+
+impl Negotiated {
+    pub(crate) fn emit(self) {
+        METRICS.negotiate.observe(self.0.as_secs_f64());
+    }
 }
 
-/// One name lookup took `d`; `Err(code)` is its getaddrinfo failure.
-pub(crate) fn resolved(d: Duration, result: Result<(), i32>) {
-    METRICS.resolve.observe(d.as_secs_f64());
-    if let Err(code) = result {
+/// Connecting to a target took this long (successful or not).
+pub(crate) struct Connected(pub(crate) Duration);
+
+impl Connected {
+    pub(crate) fn emit(self) {
+        METRICS.connect.observe(self.0.as_secs_f64());
+    }
+}
+
+/// One name lookup took `took`; `failure` is getaddrinfo's code when it failed.
+pub(crate) struct Resolved {
+    pub(crate) took: Duration,
+    pub(crate) failure: Option<i32>,
+}
+
+impl Resolved {
+    pub(crate) fn emit(self) {
+        METRICS.resolve.observe(self.took.as_secs_f64());
+        if let Some(code) = self.failure {
+            METRICS
+                .dns_failures
+                .get_or_create(&ClassLabels {
+                    class: eai_name(code),
+                })
+                .inc();
+        }
+    }
+}
+
+/// An authentication failed: `method` is the method's Dante name (`username`,
+/// `rfc931`), or `none_acceptable` when no method could be agreed. Logged by the
+/// session (AUTH), always.
+pub(crate) struct AuthFailed {
+    pub(crate) method: &'static str,
+}
+
+impl AuthFailed {
+    pub(crate) fn emit(self) {
         METRICS
-            .dns_failures
-            .get_or_create(&ClassLabels {
-                class: eai_name(code),
+            .auth_failures
+            .get_or_create(&MethodLabels {
+                method: self.method,
             })
             .inc();
     }
 }
 
-/// An authentication failed: `method` is the method's Dante name (`username`,
-/// `rfc931`), or `none_acceptable` when no method could be agreed.
-pub(crate) fn auth_failed(method: &'static str) {
-    METRICS
-        .auth_failures
-        .get_or_create(&MethodLabels { method })
-        .inc();
+/// Chaining through route `route` failed (logged by the session's failure records).
+pub(crate) struct UpstreamFailed {
+    pub(crate) route: u32,
 }
 
-/// Chaining through route `route` failed.
-pub(crate) fn upstream_failed(route: u32) {
-    METRICS
-        .upstream_failures
-        .get_or_create(&RouteLabels { route })
-        .inc();
+impl UpstreamFailed {
+    pub(crate) fn emit(self) {
+        METRICS
+            .upstream_failures
+            .get_or_create(&RouteLabels { route: self.route })
+            .inc();
+    }
 }
 
 /// Why a UDP datagram was dropped.

@@ -323,7 +323,12 @@ mod tests {
 
     #[test]
     fn every_family_has_help_and_type_and_counters_end_in_total() {
-        crate::events::count_request("connect", "pass", 1);
+        crate::events::RequestDecided {
+            command: traffic_log::Command::Connect,
+            decision: crate::events::Decision::Pass,
+            rule: 1,
+        }
+        .emit();
         let text = encode();
         assert!(text.contains("# TYPE ferrosocks_requests counter"));
         assert!(text.contains("# HELP ferrosocks_requests "));

@@ -316,8 +316,11 @@ impl Entry {
     /// The request read: its command and target as requested.
     pub(crate) fn requested(&self, command: SocksCommand, target: String) {
         let mut i = self.info();
-        crate::events::session_active(i.command, -1);
-        crate::events::session_active(Some(command), 1);
+        crate::events::SessionRequested {
+            before: i.command,
+            command,
+        }
+        .emit();
         i.command = Some(command);
         i.target = Some(target);
     }
@@ -550,7 +553,7 @@ impl Registry {
             verdict: Mutex::new(None),
         });
         lock(&self.sessions).insert(id, Arc::clone(&entry));
-        crate::events::session_active(None, 1);
+        crate::events::SessionAccepted.emit();
         Registration {
             registry: Arc::clone(self),
             entry,
@@ -667,7 +670,11 @@ impl Drop for Registration {
         let (traffic, blocked, reason) = {
             let i = e.info();
             let life = Duration::from_millis(now_ms().saturating_sub(e.started_ms));
-            crate::events::session_ended(i.command, life);
+            crate::events::SessionEnded {
+                command: i.command,
+                life,
+            }
+            .emit();
             (Entry::traffic(&i), i.blocked, i.reason.clone())
         };
         {

@@ -30,10 +30,11 @@ pub async fn resolve(host: &str) -> Result<Vec<IpAddr>, ResolveError> {
                 text: "resolver task failed".into(),
             })
         });
-    crate::events::resolved(
-        started.elapsed(),
-        result.as_ref().map(|_| ()).map_err(|e| e.code),
-    );
+    crate::events::Resolved {
+        took: started.elapsed(),
+        failure: result.as_ref().err().map(|e| e.code),
+    }
+    .emit();
     result
 }
 

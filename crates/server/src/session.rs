@@ -168,7 +168,7 @@ impl Session<'_> {
         ));
         let negotiating = Instant::now();
         let outcome = self.limited(limit, "negotiate timeout", handshake).await;
-        crate::events::negotiated(negotiating.elapsed());
+        crate::events::Negotiated(negotiating.elapsed()).emit();
         let neg = match outcome {
             Ok(Ok(n)) => n,
             Ok(Err(refusal)) | Err(refusal) => {
@@ -440,7 +440,10 @@ impl Session<'_> {
             Err(r) => Err((r.desc, ReplyCode::GeneralFailure, None)),
         };
         if outcome.is_err() {
-            crate::events::upstream_failed(route.number);
+            crate::events::UpstreamFailed {
+                route: route.number,
+            }
+            .emit();
         }
         let mut ch = match outcome {
             Ok(ch) => ch,

@@ -15,6 +15,8 @@
 use std::net::SocketAddr;
 
 use logsys::{Level, Logger, Subsystem};
+
+use crate::events::{ClientBlocked, ClientPassed, Decision, RequestDecided, Summarized};
 use sockd_conf::{Action, LogFlags, Rule};
 use socks_proto::{Host, Target};
 use traffic_log::{
@@ -120,8 +122,13 @@ impl RuleLog {
     /// `[:` when `connect` is on.
     pub(crate) fn start(&self, log: &Logger, ends: Ends) {
         match self.command {
-            Command::Accept => crate::events::count_accepted(self.number),
-            c => crate::events::count_request(crate::events::command_name(c), "pass", self.number),
+            Command::Accept => ClientPassed { rule: self.number }.emit(),
+            command => RequestDecided {
+                command,
+                decision: Decision::Pass,
+                rule: self.number,
+            }
+            .emit(),
         }
         if self.flags.connect {
             self.emit_op(log, self.verdict, Event::Start { ends, desc: None });
@@ -133,9 +140,14 @@ impl RuleLog {
     /// blocked request.
     pub(crate) fn blocked(&self, log: &Logger, ends: Ends, desc: Option<String>) {
         match self.command {
-            Command::Accept if desc.is_none() => crate::events::count_blocked(self.number),
+            Command::Accept if desc.is_none() => ClientBlocked { rule: self.number }.emit(),
             Command::Accept => {}
-            c => crate::events::count_request(crate::events::command_name(c), "block", self.number),
+            command => RequestDecided {
+                command,
+                decision: Decision::Block,
+                rule: self.number,
+            }
+            .emit(),
         }
         if self.logs_blocks() {
             self.emit_op(log, Verdict::Block, Event::Stop { ends, desc });
@@ -183,11 +195,12 @@ impl RuleLog {
     /// counted again).
     pub(crate) fn failed(&self, log: &Logger, ends: Ends, desc: String) {
         if self.command != Command::Accept {
-            crate::events::count_request(
-                crate::events::command_name(self.command),
-                "error",
-                self.number,
-            );
+            RequestDecided {
+                command: self.command,
+                decision: Decision::Error,
+                rule: self.number,
+            }
+            .emit();
         }
         if self.logs_errors() || self.logs_blocks() {
             self.emit_op(
@@ -329,7 +342,11 @@ impl RuleLog {
     ) {
         // The socks rule's summary counts the bytes; the client rule's repeats them.
         if self.command != Command::Accept {
-            crate::events::count_summary(proto_of(self.command), &summary);
+            Summarized {
+                proto: proto_of(self.command),
+                summary: &summary,
+            }
+            .emit();
         }
         let is_error = matches!(
             cause,

@@ -563,3 +563,165 @@ fn a_thousand_idle_http_connections_do_not_stop_the_socks_side() {
     drop(idle);
     assert!(get(at, "/metrics").contains("ferrosocks_requests_total"));
 }
+
+/// `all_commands` (one socks rule passing every command) with the metrics endpoint.
+fn all_commands_conf() -> String {
+    crate::commands::all_commands("connect disconnect error").replace(
+        "socksmethod: none",
+        "socksmethod: none\nmetrics: 127.0.0.1 port = 0",
+    )
+}
+
+#[test]
+fn udp_and_bind_count_as_their_records_say_and_drops_by_reason() {
+    use crate::commands::{bind_request, header, UdpEcho};
+    let echo = UdpEcho::start("127.0.0.1:0");
+    let p = Proxy::start(&all_commands_conf());
+    let at = metrics_addr(&p);
+    let me = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    me.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (ctl, reply) = associate(p.addr, me.local_addr().unwrap());
+    let relay = relay_of(&reply);
+    let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    other
+        .send_to(&[header(echo.addr, 0), b"x".to_vec()].concat(), relay)
+        .unwrap();
+    me.send_to(&[0, 0, 0, 1, 127], relay).unwrap();
+    me.send_to(&[header(echo.addr, 1), b"frag".to_vec()].concat(), relay)
+        .unwrap();
+    me.send_to(&[header(echo.addr, 0), b"good".to_vec()].concat(), relay)
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let (n, _) = me.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[n - 4..n], b"good");
+    drop(ctl);
+    // A BIND whose peer never comes: its start record, then the client leaves.
+    let (bind, _) = bind_request(p.addr, "127.0.0.1:0".parse().unwrap());
+    drop(bind);
+    wait_scrape(at, "both sessions' end", |s| {
+        value(s, "ferrosocks_session_duration_seconds_count") == 2
+    });
+    let s = scrape(at);
+    let drop_of = |r: &str| {
+        value(
+            &s,
+            &format!("ferrosocks_udp_datagrams_dropped_total{{reason=\"{r}\"}}"),
+        )
+    };
+    assert_eq!(
+        (
+            drop_of("foreign"),
+            drop_of("malformed"),
+            drop_of("fragment")
+        ),
+        (1, 1, 1)
+    );
+    let records = {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = p.records();
+            if r.iter()
+                .filter(|m| m.starts_with("pass(2): tcp/accept ]:"))
+                .count()
+                == 2
+                || Instant::now() > deadline
+            {
+                break r;
+            }
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let count = |head: &str| records.iter().filter(|m| m.starts_with(head)).count() as u64;
+    for command in ["udpassociate", "bind"] {
+        let proto = if command == "bind" { "tcp" } else { "udp" };
+        assert_eq!(
+            value(
+                &s,
+                &format!(
+                    "ferrosocks_requests_total{{command=\"{command}\",verdict=\"pass\",rule=\"1\"}}"
+                )
+            ),
+            count(&format!("pass(1): {proto}/{command} [:")),
+            "{command}: {records:#?}"
+        );
+    }
+    assert_eq!(count("pass(1): udp/udpassociate [:"), 1);
+    let mut to_target = 0;
+    for m in records
+        .iter()
+        .filter(|m| m.starts_with("pass(1): udp/udpassociate ]:"))
+    {
+        let r = traffic_log::Record::parse(m).unwrap();
+        if let traffic_log::Event::Summary { summary, .. } = r.event {
+            to_target += summary.target.unwrap().written.bytes;
+        }
+    }
+    assert_eq!(to_target, 4);
+    assert_eq!(
+        value(
+            &s,
+            "ferrosocks_relayed_bytes_total{direction=\"client_to_target\",protocol=\"udp\"}"
+        ),
+        to_target
+    );
+}
+
+#[test]
+fn failed_logins_and_lookups_are_counted_by_method_and_class() {
+    require("htpasswd");
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    let (code, _, err) = run(Command::new("htpasswd")
+        .args(["-B", "-b", "-c"])
+        .arg(&users)
+        .args(["alice", "s3cret-pw"]));
+    assert_eq!(code, 0, "htpasswd: {err}");
+    let c = metrics_conf("").replace(
+        "socksmethod: none",
+        &format!("socksmethod: username\npasswordfile: {}", users.display()),
+    );
+    let p = Proxy::start(&c);
+    let at = metrics_addr(&p);
+    let web = Helper::http();
+    for pw in ["wrong", "also-wrong"] {
+        let (code, _, _) = curl(&[
+            "--max-time",
+            "10",
+            "-x",
+            &format!("socks5://alice:{pw}@{}", p.addr),
+            &format!("http://{}/", web.addr),
+        ]);
+        assert_ne!(code, 0);
+    }
+    // A name that does not resolve (no resolver in the test's namespace, or .invalid).
+    let (code, _, _) = curl(&[
+        "--max-time",
+        "20",
+        "-x",
+        &format!("socks5h://alice:s3cret-pw@{}", p.addr),
+        "http://no-such-host.invalid/",
+    ]);
+    assert_ne!(code, 0);
+    wait_scrape(at, "the three sessions' end", |s| {
+        value(s, "ferrosocks_session_duration_seconds_count") == 3
+    });
+    let s = scrape(at);
+    assert_eq!(
+        value(&s, "ferrosocks_auth_failures_total{method=\"username\"}"),
+        2
+    );
+    let logged = p
+        .wait_for("the AUTH lines", |m| m.contains("authentication failed"))
+        .iter()
+        .filter(|m| m.contains("username/password authentication failed"))
+        .count();
+    assert_eq!(logged, 2);
+    let dns: u64 = s
+        .iter()
+        .filter(|(k, _)| k.starts_with("ferrosocks_dns_failures_total{class=\"EAI_"))
+        .map(|(_, v)| *v as u64)
+        .sum();
+    assert_eq!(dns, 1, "{s:?}");
+    assert!(value(&s, "ferrosocks_resolve_duration_seconds_count") >= 1);
+}

@@ -725,3 +725,28 @@ fn failed_logins_and_lookups_are_counted_by_method_and_class() {
     assert_eq!(dns, 1, "{s:?}");
     assert!(value(&s, "ferrosocks_resolve_duration_seconds_count") >= 1);
 }
+
+#[test]
+fn a_metrics_port_in_use_stops_the_start_naming_the_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("sockd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "internal: 127.0.0.1 port = 0\nexternal: 127.0.0.1\nsocksmethod: none\nmetrics: 127.0.0.1 port = {port}\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run_within(
+        Command::new(BIN).arg("-f").arg(&conf),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, 71, "stdout {out:?}, stderr {err:?}");
+    assert!(
+        err.contains("sockd.conf:4:10: metrics: cannot listen on 127.0.0.1:"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "no ready line: {out:?}");
+}

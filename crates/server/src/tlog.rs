@@ -11,18 +11,22 @@
 //! commands to REQUEST, at INFO; I/O lines and summaries to TRAFFIC at TRACE; every UDP
 //! record to UDP at TRACE. Handshake refusals go to CLIENT (AUTH for failed logins) and
 //! are subject to `mute`.
+//!
+//! Each record method is also the `emit` of its counted event (`crate::events`): it
+//! counts whatever the rule's `log:` says, then writes the record if the rule asks, so
+//! the metrics and the log cannot disagree.
 
 use std::net::SocketAddr;
 
 use logsys::{Level, Logger, Subsystem};
-
-use crate::events::{ClientBlocked, ClientPassed, Decision, RequestDecided, Summarized};
 use sockd_conf::{Action, LogFlags, Rule};
 use socks_proto::{Host, Target};
 use traffic_log::{
     Auth, Command, Count, EndCause, Endpoint, EndpointHost, Ends, Event, Leg, Proto, Record, Side,
     Summary, Verdict,
 };
+
+use crate::events::{ClientBlocked, ClientPassed, Decision, RequestDecided, Summarized};
 
 /// The logging context of one rule for one session.
 #[derive(Debug, Clone, Copy)]

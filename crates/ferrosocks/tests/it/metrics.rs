@@ -750,3 +750,34 @@ fn a_metrics_port_in_use_stops_the_start_naming_the_line() {
     );
     assert!(out.is_empty(), "no ready line: {out:?}");
 }
+
+#[test]
+fn a_failed_chaining_is_counted_by_route() {
+    let echo = Helper::echo();
+    let closed = closed_port();
+    let c = format!(
+        "{}route {{\n    from: 0/0 to: 0/0 via: 127.0.0.1 port = {closed}\n    proxyprotocol: socks_v5\n    method: none\n}}\n",
+        metrics_conf("")
+    );
+    let p = Proxy::start(&c);
+    let at = metrics_addr(&p);
+    for _ in 0..2 {
+        assert!(!session_from([127, 0, 0, 1], p.addr, echo.addr));
+    }
+    wait_scrape(at, "both failures", |s| {
+        value(s, "ferrosocks_upstream_failures_total{route=\"1\"}") == 2
+    });
+    let s = scrape(at);
+    let logged = p
+        .wait_for("the failure records", |m| m.contains("serverchain failed"))
+        .iter()
+        .filter(|m| m.starts_with("block(2): tcp/connect ]:") && m.contains("serverchain failed"))
+        .count() as u64;
+    assert_eq!(
+        value(
+            &s,
+            "ferrosocks_requests_total{command=\"connect\",verdict=\"error\",rule=\"2\"}"
+        ),
+        logged
+    );
+}

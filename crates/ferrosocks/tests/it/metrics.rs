@@ -395,6 +395,25 @@ fn openmetrics_when_asked_and_refusals_for_the_rest() {
     // An over-long request line and a header flood are refused, not buffered.
     let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(64 * 1024));
     assert!(refused(at, long.as_bytes()), "a 64 KiB request line");
+    // Many of them leave the memory where it was: nothing past 16 KiB is buffered.
+    let rss = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", p.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = rss();
+    for _ in 0..200 {
+        assert!(refused(at, long.as_bytes()));
+    }
+    let grown = rss().saturating_sub(before);
+    assert!(
+        grown < 4096,
+        "200 long request lines grew the RSS by {grown} KiB"
+    );
     let mut flood = String::from("GET /metrics HTTP/1.1\r\nHost: x\r\n");
     for i in 0..200 {
         flood.push_str(&format!("X-H{i}: y\r\n"));

@@ -2,7 +2,8 @@
 # The one test command: formatting, lints, and every test (unit, golden, integration).
 # Installs the real programs the integration tests drive (curl, ncat, socat, htpasswd,
 # proxychains4, PySocks for Debian's python3, Dante for chaining, oidentd for ident, rsyslog for syslog,
-# systemd-socket-activate, gzip and zstd for compressed logs, script for a terminal) with
+# systemd-socket-activate, gzip and zstd for compressed logs, script for a terminal,
+# promtool and headless chromium for the metrics endpoint and its dashboard) with
 # apt-get when they are missing, and openvpn-monitor 2.0.4 (PyPI) into a virtualenv under target/
 # when it is missing there. CI (.ci/run) calls exactly this. Every test binary
 # runs even when one fails (--no-fail-fast), and the README's own commands are run as
@@ -27,6 +28,8 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 command -v gzip >/dev/null 2>&1 || missing+=(gzip)
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}" >&2
     sudo=""

@@ -130,6 +130,43 @@ fn bind_management(config: &sockd_conf::Config) -> Result<Option<Management>, (u
     Ok(Some((bound, password)))
 }
 
+/// The bound metrics listener and, with `metrics.control: on`, the management password
+/// the dashboard's kill asks for.
+type Metrics = (std::net::TcpListener, Option<String>);
+
+/// Binds the metrics endpoint (before privileges are dropped); nothing listens without
+/// `metrics:`. An error names the configuration line.
+fn bind_metrics(config: &sockd_conf::Config) -> Result<Option<Metrics>, (u8, String)> {
+    let Some(m) = &config.metrics else {
+        return Ok(None);
+    };
+    let o = &config.origins;
+    let listener = mgmt::metrics_http::bind(m.listen).map_err(|e| {
+        let msg = format!("metrics: cannot listen on {}: {e}", m.listen);
+        (
+            EX_START,
+            o.diagnostic(o.metrics.unwrap_or_default(), msg).to_string(),
+        )
+    })?;
+    let password = match (
+        m.control,
+        config.management.as_ref().and_then(|m| m.password.as_ref()),
+    ) {
+        (true, Some(p)) => Some(server::management_password(p).map_err(|e| {
+            (
+                EX_CONFIG,
+                o.diagnostic(
+                    o.management_password.unwrap_or_default(),
+                    format!("management.password: {e}"),
+                )
+                .to_string(),
+            )
+        })?),
+        _ => None,
+    };
+    Ok(Some((listener, password)))
+}
+
 /// Every session uses two descriptors (four more while splicing bulk data): take all the
 /// descriptors allowed — as root up to 262144, else the hard limit.
 fn raise_fd_limit() {
@@ -186,6 +223,7 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
     let ready = listen::ready_line(&listeners);
     let first_listener = listeners.first().and_then(|l| l.local_addr().ok());
     let management = bind_management(&run.config)?;
+    let metrics = bind_metrics(&run.config)?;
     let mgmt_socket: Vec<PathBuf> = management
         .as_ref()
         .and_then(|(b, _)| b.path().map(Path::to_path_buf))
@@ -304,6 +342,14 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
             watchers.push(ctx.clone());
             tokio::spawn(mgmt::serve::serve(bound, ctx, operators_stop.clone()))
         });
+        let metrics = metrics.map(|(listener, password)| {
+            let ctx = mgmt::metrics_http::Context::new(srv.clone(), controls.0.clone(), password);
+            tokio::spawn(mgmt::metrics_http::serve(
+                listener,
+                ctx,
+                operators_stop.clone(),
+            ))
+        });
         let notify = tokio::spawn(systemd.clone().run(
             srv.clone(),
             controls.0.clone(),
@@ -314,6 +360,9 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
         operators_stop.cancel();
         let _ = status.await;
         if let Some(m) = management {
+            let _ = m.await;
+        }
+        if let Some(m) = metrics {
             let _ = m.await;
         }
         result

@@ -23,6 +23,7 @@ mod format;
 mod level;
 mod routing;
 mod sink;
+pub mod stats;
 mod writer;
 
 use std::fs::File;

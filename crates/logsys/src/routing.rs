@@ -283,6 +283,7 @@ impl Core {
             };
             self.report(&routing, None, Level::Notice, &note);
         }
+        crate::stats::record(sub, level);
         let targets = routing.targets(sub, level);
         let to_operators = routing.operators[sub.index()];
         if targets.is_empty() && !to_operators {

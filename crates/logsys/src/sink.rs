@@ -46,6 +46,8 @@ pub(crate) struct Sink {
     failure: Mutex<Option<Failure>>,
     /// The writer thread runs (false if it could not start, or ended).
     alive: AtomicBool,
+    /// Lines dropped and stalls, for the metrics (`stats`).
+    counts: Arc<crate::stats::SinkCounts>,
 }
 
 #[derive(Default)]
@@ -100,7 +102,9 @@ impl Sink {
         inherited: Option<Failure>,
     ) -> SinkHandle {
         let writer = Writer::new(spec.target.clone(), Arc::clone(opener), inherited.clone());
+        let counts = crate::stats::sink(describe(&spec.target));
         let sink = Arc::new(Self {
+            counts,
             spec,
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
@@ -171,6 +175,7 @@ impl Sink {
             st.dropped += 1;
             let first = !std::mem::replace(&mut st.stalled, true);
             drop(st);
+            self.counts.dropped(first);
             return first.then(|| {
                 format!("{} is stalled ({SINK_QUEUE} lines waiting): lines for it are dropped and counted until it catches up", self.name())
             });

@@ -17,7 +17,7 @@ use crate::notify::{self, State, StateName};
 use crate::proto::{reply, Conn, HistoryArg, Hold, KillTarget, Signal, Step, Stream};
 
 /// Compares `got` with `tests/golden/NAME.golden`, byte for byte.
-fn golden(name: &str, got: &str) {
+pub(crate) fn golden(name: &str, got: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(format!("{name}.golden"));

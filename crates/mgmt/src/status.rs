@@ -363,7 +363,7 @@ impl Globals {
 
 /// An address as OpenVPN 2.6's tools expect a Real Address: `1.2.3.4:PORT`,
 /// `[2001:db8::1]:PORT`, IPv4-mapped IPv6 as IPv4 (no scope id).
-fn real_address(a: SocketAddr) -> String {
+pub(crate) fn real_address(a: SocketAddr) -> String {
     match a.ip().to_canonical() {
         IpAddr::V4(v4) => format!("{v4}:{}", a.port()),
         IpAddr::V6(v6) => format!("[{v6}]:{}", a.port()),
@@ -371,7 +371,7 @@ fn real_address(a: SocketAddr) -> String {
 }
 
 /// The Data Channel Cipher column: the command as `command:` names it.
-fn command_name(c: SocksCommand) -> &'static str {
+pub(crate) fn command_name(c: SocksCommand) -> &'static str {
     match c {
         SocksCommand::Connect => "connect",
         SocksCommand::Bind => "bind",

@@ -75,9 +75,13 @@ pub(crate) async fn connect(
         local: None,
         addr: None,
     };
+    let started = std::time::Instant::now();
     for addr in addrs {
         match connect_one(*addr, source(addr), limit).await {
-            Ok(s) => return Ok((s, *addr)),
+            Ok(s) => {
+                crate::events::Connected(started.elapsed()).emit();
+                return Ok((s, *addr));
+            }
             Err(e) => {
                 last = ConnectError {
                     addr: Some(*addr),
@@ -86,6 +90,7 @@ pub(crate) async fn connect(
             }
         }
     }
+    crate::events::Connected(started.elapsed()).emit();
     Err(last)
 }
 

@@ -199,6 +199,7 @@ async fn negotiate4(
                     .stream
                     .write_all(&encode_reply4(Reply4::IdentMismatch, zero4()))
                     .await;
+                crate::events::AuthFailed { method: "rfc931" }.emit();
                 return Err(Refusal::auth(format!(
                     "SOCKS4 USERID \"{}\" differs from the user identd reports, \"{}\"",
                     traffic_log::vis::encode(&req.user_id),
@@ -210,6 +211,7 @@ async fn negotiate4(
                     .stream
                     .write_all(&encode_reply4(Reply4::NoIdentd, zero4()))
                     .await;
+                crate::events::AuthFailed { method: "rfc931" }.emit();
                 return Err(Refusal::auth(format!("rfc931 authentication failed: {e}")));
             }
         }
@@ -220,6 +222,10 @@ async fn negotiate4(
             .stream
             .write_all(&encode_reply4(Reply4::Rejected, zero4()))
             .await;
+        crate::events::AuthFailed {
+            method: "none_acceptable",
+        }
+        .emit();
         return Err(Refusal::auth(
             "SOCKS4 cannot use any of the configured socksmethods".to_string(),
         ));
@@ -287,6 +293,10 @@ async fn negotiate5(
             Some(Err(e)) => format!("; rfc931: {e}"),
             _ => String::new(),
         };
+        crate::events::AuthFailed {
+            method: "none_acceptable",
+        }
+        .emit();
         return Err(Refusal::auth(format!(
             "no acceptable authentication method (client offered {}; server accepts {}){why_ident}",
             offered.join(", "),
@@ -325,6 +335,7 @@ async fn negotiate5(
             .unwrap_or(Verdict::Unavailable);
         if let Some(why) = verdict.failure_reason() {
             let _ = rd.stream.write_all(&encode_userpass_status(false)).await;
+            crate::events::AuthFailed { method: "username" }.emit();
             return Err(Refusal::auth(format!(
                 "username/password authentication failed for user \"{}\": {why}",
                 traffic_log::vis::encode(name.as_bytes())

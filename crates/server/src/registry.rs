@@ -316,6 +316,11 @@ impl Entry {
     /// The request read: its command and target as requested.
     pub(crate) fn requested(&self, command: SocksCommand, target: String) {
         let mut i = self.info();
+        crate::events::SessionRequested {
+            before: i.command,
+            command,
+        }
+        .emit();
         i.command = Some(command);
         i.target = Some(target);
     }
@@ -548,6 +553,7 @@ impl Registry {
             verdict: Mutex::new(None),
         });
         lock(&self.sessions).insert(id, Arc::clone(&entry));
+        crate::events::SessionAccepted.emit();
         Registration {
             registry: Arc::clone(self),
             entry,
@@ -663,6 +669,12 @@ impl Drop for Registration {
         lock(&self.registry.sessions).remove(&e.id);
         let (traffic, blocked, reason) = {
             let i = e.info();
+            let life = Duration::from_millis(now_ms().saturating_sub(e.started_ms));
+            crate::events::SessionEnded {
+                command: i.command,
+                life,
+            }
+            .emit();
             (Entry::traffic(&i), i.blocked, i.reason.clone())
         };
         {

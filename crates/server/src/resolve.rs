@@ -21,14 +21,21 @@ pub struct ResolveError {
 /// Resolves `host` to its addresses (TCP), in the order the system gives them.
 pub async fn resolve(host: &str) -> Result<Vec<IpAddr>, ResolveError> {
     let host = host.to_owned();
-    tokio::task::spawn_blocking(move || resolve_blocking(&host))
+    let started = std::time::Instant::now();
+    let result = tokio::task::spawn_blocking(move || resolve_blocking(&host))
         .await
         .unwrap_or_else(|_| {
             Err(ResolveError {
                 code: libc::EAI_SYSTEM,
                 text: "resolver task failed".into(),
             })
-        })
+        });
+    crate::events::Resolved {
+        took: started.elapsed(),
+        failure: result.as_ref().err().map(|e| e.code),
+    }
+    .emit();
+    result
 }
 
 /// Blocking form of [`resolve`].

@@ -166,7 +166,10 @@ impl Session<'_> {
             &self.run.users,
             &mut ident,
         ));
-        let neg = match self.limited(limit, "negotiate timeout", handshake).await {
+        let negotiating = Instant::now();
+        let outcome = self.limited(limit, "negotiate timeout", handshake).await;
+        crate::events::Negotiated(negotiating.elapsed()).emit();
+        let neg = match outcome {
             Ok(Ok(n)) => n,
             Ok(Err(refusal)) | Err(refusal) => {
                 let sub = if refusal.auth {
@@ -436,6 +439,12 @@ impl Session<'_> {
             Ok(Err(e)) => Err((e.desc, e.reply, e.local)),
             Err(r) => Err((r.desc, ReplyCode::GeneralFailure, None)),
         };
+        if outcome.is_err() {
+            crate::events::UpstreamFailed {
+                route: route.number,
+            }
+            .emit();
+        }
         let mut ch = match outcome {
             Ok(ch) => ch,
             Err((desc, code, local)) => {

@@ -11,6 +11,10 @@
 //! commands to REQUEST, at INFO; I/O lines and summaries to TRAFFIC at TRACE; every UDP
 //! record to UDP at TRACE. Handshake refusals go to CLIENT (AUTH for failed logins) and
 //! are subject to `mute`.
+//!
+//! Each record method is also the `emit` of its counted event (`crate::events`): it
+//! counts whatever the rule's `log:` says, then writes the record if the rule asks, so
+//! the metrics and the log cannot disagree.
 
 use std::net::SocketAddr;
 
@@ -21,6 +25,8 @@ use traffic_log::{
     Auth, Command, Count, EndCause, Endpoint, EndpointHost, Ends, Event, Leg, Proto, Record, Side,
     Summary, Verdict,
 };
+
+use crate::events::{ClientBlocked, ClientPassed, Decision, RequestDecided, Summarized};
 
 /// The logging context of one rule for one session.
 #[derive(Debug, Clone, Copy)]
@@ -119,13 +125,34 @@ impl RuleLog {
 
     /// `[:` when `connect` is on.
     pub(crate) fn start(&self, log: &Logger, ends: Ends) {
+        match self.command {
+            Command::Accept => ClientPassed { rule: self.number }.emit(),
+            command => RequestDecided {
+                command,
+                decision: Decision::Pass,
+                rule: self.number,
+            }
+            .emit(),
+        }
         if self.flags.connect {
             self.emit_op(log, self.verdict, Event::Start { ends, desc: None });
         }
     }
 
     /// `block(N): … ]: ENDS[: DESC]` when blocks are logged.
+    /// Counted as the client rule's block (`desc` is `None`: this rule decided) or as a
+    /// blocked request.
     pub(crate) fn blocked(&self, log: &Logger, ends: Ends, desc: Option<String>) {
+        match self.command {
+            Command::Accept if desc.is_none() => ClientBlocked { rule: self.number }.emit(),
+            Command::Accept => {}
+            command => RequestDecided {
+                command,
+                decision: Decision::Block,
+                rule: self.number,
+            }
+            .emit(),
+        }
         if self.logs_blocks() {
             self.emit_op(log, Verdict::Block, Event::Stop { ends, desc });
         }
@@ -168,7 +195,17 @@ impl RuleLog {
     }
 
     /// `block(N): … ]: ENDS: DESC` for a request that failed before it started.
+    /// Counted as a request `error` (the client rule's line for the same session is not
+    /// counted again).
     pub(crate) fn failed(&self, log: &Logger, ends: Ends, desc: String) {
+        if self.command != Command::Accept {
+            RequestDecided {
+                command: self.command,
+                decision: Decision::Error,
+                rule: self.number,
+            }
+            .emit();
+        }
         if self.logs_errors() || self.logs_blocks() {
             self.emit_op(
                 log,
@@ -307,6 +344,14 @@ impl RuleLog {
         secs: u64,
         tcpinfo: Option<&str>,
     ) {
+        // The socks rule's summary counts the bytes; the client rule's repeats them.
+        if self.command != Command::Accept {
+            Summarized {
+                proto: proto_of(self.command),
+                summary: &summary,
+            }
+            .emit();
+        }
         let is_error = matches!(
             cause,
             EndCause::ClientError(_) | EndCause::PeerError(_) | EndCause::Timeout(_)

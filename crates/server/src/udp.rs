@@ -28,6 +28,7 @@
 //! included), the target side payload only; both count packets. One summary is written
 //! per external socket used.
 
+use crate::events::UdpDrop;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -77,6 +78,14 @@ struct Assoc {
     resolved: HashMap<String, Vec<IpAddr>>,
     /// Datagrams dropped: from others, malformed, fragments, refused.
     dropped: u64,
+}
+
+impl Assoc {
+    /// One datagram dropped, counted by its reason.
+    fn drop_one(&mut self, why: UdpDrop) {
+        self.dropped += 1;
+        why.emit();
+    }
 }
 
 impl Session<'_> {
@@ -209,8 +218,8 @@ impl Session<'_> {
         let pint = a.pint;
         let pint_side = |src: SocketAddr| Side(vec![ep(src), ep(pint)]);
         // A datagram from the client that goes no further: counted and logged.
-        let refuse = |a: &mut Assoc, why: &str| {
-            a.dropped += 1;
+        let refuse = |a: &mut Assoc, reason: UdpDrop, why: &str| {
+            a.drop_one(reason);
             g.slog.transient(
                 self.log,
                 Verdict::Block,
@@ -220,27 +229,32 @@ impl Session<'_> {
         };
         let known_port = a.allowed_port.or(a.client_udp.map(|c| c.port()));
         if from.ip() != a.allowed_ip || known_port.is_some_and(|p| p != from.port()) {
-            refuse(a, "not from the client of this association");
+            refuse(
+                a,
+                UdpDrop::Foreign,
+                "not from the client of this association",
+            );
             return;
         }
         a.client_udp.get_or_insert(from);
         let d = match decode_udp(dgram) {
             Ok(d) => d,
             Err(e) => {
-                refuse(a, &e.to_string());
+                refuse(a, UdpDrop::Malformed, &e.to_string());
                 return;
             }
         };
         if d.frag != 0 {
             refuse(
                 a,
+                UdpDrop::Fragment,
                 &format!("fragment {} (fragmentation is not supported)", d.frag),
             );
             return;
         }
         let target = d.target.clone();
         let Some(dest) = self.udp_destination(g, a, &target, from).await else {
-            a.dropped += 1;
+            a.drop_one(UdpDrop::Unresolved);
             return;
         };
         let verdict = match a.out_rules.get(&target) {
@@ -256,7 +270,7 @@ impl Session<'_> {
         let ext = match self.external(g, a, from, dest).await {
             Ok(e) => e,
             Err(NoExternal::Address(desc)) => {
-                a.dropped += 1;
+                a.drop_one(UdpDrop::NoExternal);
                 let ends = Ends {
                     src: pint_side(from),
                     dst: Some(Side(vec![Endpoint::unknown(), reached_ep(&target, dest)])),
@@ -271,6 +285,7 @@ impl Session<'_> {
             Err(NoExternal::Socket(e)) => {
                 refuse(
                     a,
+                    UdpDrop::NoExternal,
                     &format!("no external UDP socket: {}", crate::errno_text(&e)),
                 );
                 return;
@@ -284,7 +299,7 @@ impl Session<'_> {
             dst: Some(Side(vec![ep(pext), reached.clone()])),
         };
         if !verdict.passes {
-            a.dropped += 1;
+            a.drop_one(UdpDrop::Blocked);
             verdict.log.datagram(self.log, Verdict::Block, ends, d.data);
             return;
         }
@@ -320,6 +335,7 @@ impl Session<'_> {
                         },
                     );
                 }
+                UdpDrop::SendFailed.emit();
                 let desc = format!("send to host failed: {}", crate::errno_text(&e));
                 verdict.log.transient(self.log, Verdict::Block, ends, desc);
             }
@@ -337,11 +353,11 @@ impl Session<'_> {
     ) {
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         let Some(client_udp) = a.client_udp else {
-            a.dropped += 1;
+            a.drop_one(UdpDrop::NoClient);
             return;
         };
         if self.run.config.udp_connectdst && !a.contacted.contains(&from) {
-            a.dropped += 1;
+            a.drop_one(UdpDrop::ConnectDst);
             self.debug_msg(|| {
                 format!(
                     "UDP reply from {from} dropped: the client has not sent to it (udp.connectdst)"
@@ -372,7 +388,7 @@ impl Session<'_> {
             dst: Some(Side(vec![ep(pint), ep(client_udp)])),
         };
         if !verdict.passes {
-            a.dropped += 1;
+            a.drop_one(UdpDrop::Blocked);
             verdict.log.datagram(self.log, Verdict::Block, ends, data);
             return;
         }
@@ -385,12 +401,15 @@ impl Session<'_> {
                 ext.counters.client_written.add(out.len() as u64);
                 verdict.log.datagram(self.log, Verdict::Pass, ends, data);
             }
-            Err(e) => verdict.log.transient(
-                self.log,
-                Verdict::Block,
-                ends,
-                format!("send to client failed: {}", crate::errno_text(&e)),
-            ),
+            Err(e) => {
+                UdpDrop::SendFailed.emit();
+                verdict.log.transient(
+                    self.log,
+                    Verdict::Block,
+                    ends,
+                    format!("send to client failed: {}", crate::errno_text(&e)),
+                );
+            }
         }
     }
 

@@ -67,6 +67,9 @@ pub struct Config {
     /// The management interface (`management:` with `management.password:` and
     /// `management.client-auth:`); `None` without `management:`.
     pub management: Option<ManagementConfig>,
+    /// The metrics endpoint and dashboard (`metrics:` with `metrics.control:`); `None`
+    /// without `metrics:` (nothing listens).
+    pub metrics: Option<MetricsConfig>,
     /// Where the settings that start-up checks were written.
     pub origins: Origins,
 }
@@ -104,6 +107,8 @@ pub struct Origins {
     pub management: Option<crate::Pos>,
     /// The path of `management.password:`.
     pub management_password: Option<crate::Pos>,
+    /// The address of `metrics:`.
+    pub metrics: Option<crate::Pos>,
 }
 
 impl Origins {
@@ -195,6 +200,7 @@ impl Default for Config {
             status: None,
             status_version: StatusConfig::DEFAULT_VERSION,
             management: None,
+            metrics: None,
             origins: Origins::default(),
         }
     }
@@ -230,6 +236,16 @@ pub struct ManagementConfig {
     /// `management.client-auth:` (default off): new sessions wait for a management
     /// client's verdict.
     pub client_auth: bool,
+}
+
+/// The metrics endpoint: `GET /metrics` (Prometheus), `GET /status.json`, the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `metrics: ADDRESS port = N`: where it listens (port 0: the kernel chooses).
+    pub listen: SocketAddr,
+    /// `metrics.control:` (default off): the dashboard may cut sessions, given the
+    /// management password.
+    pub control: bool,
 }
 
 /// Where the management interface listens.

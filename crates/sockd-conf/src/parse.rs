@@ -70,6 +70,8 @@ struct Operator {
     management: Option<MgmtListen>,
     password: Option<(PathBuf, Pos)>,
     client_auth: Option<(bool, Pos)>,
+    metrics: Option<SocketAddr>,
+    metrics_control: Option<(bool, Pos)>,
 }
 
 /// The longest path a Unix socket address holds (`sun_path` less its final NUL).
@@ -407,7 +409,9 @@ impl Parser<'_> {
             | "status.version"
             | "management"
             | "management.password"
-            | "management.client-auth" => self.operator_setting(key, pos)?,
+            | "management.client-auth"
+            | "metrics"
+            | "metrics.control" => self.operator_setting(key, pos)?,
             "udp.connectdst" => {
                 let (w, wpos) = self.word("yes or no", key)?;
                 self.cfg.udp_connectdst = match w.as_str() {
@@ -489,6 +493,26 @@ impl Parser<'_> {
             "management.client-auth" => {
                 let on = self.on_off(key)?;
                 self.operator.client_auth = Some((on, pos));
+            }
+            "metrics" => {
+                let (host, hpos) = self.host_addr(key)?;
+                let ip = match host {
+                    HostAddr::Ip(ip) => ip,
+                    HostAddr::Name(name) => return Err(self.diag(
+                        hpos,
+                        format!("\"{name}\" is not an IP address (expected an address such as 127.0.0.1 port = 9105)"),
+                    )),
+                };
+                if !self.at_port_word() {
+                    return Err(self.expected("\"port = N\"", key));
+                }
+                let port = self.port_value(key)?;
+                self.operator.metrics = Some(SocketAddr::new(ip, port));
+                self.cfg.origins.metrics = Some(hpos);
+            }
+            "metrics.control" => {
+                let on = self.on_off(key)?;
+                self.operator.metrics_control = Some((on, pos));
             }
             _ => return Err(self.not_here(key, pos, None)),
         }
@@ -572,6 +596,24 @@ impl Parser<'_> {
             None => {
                 if let Some((_, pos)) = op.status_interval {
                     self.without(pos, "status.interval", "status.file");
+                }
+            }
+        }
+        match op.metrics {
+            Some(listen) => {
+                let control = op.metrics_control.is_some_and(|(on, _)| on);
+                if let (Some((true, pos)), None) = (op.metrics_control, &op.password) {
+                    let d = self.diag(
+                        pos,
+                        "\"metrics.control: on\" has no effect without \"management.password\": the dashboard cuts sessions only with that password".to_string(),
+                    );
+                    self.warnings.push(d);
+                }
+                self.cfg.metrics = Some(MetricsConfig { listen, control });
+            }
+            None => {
+                if let Some((_, pos)) = op.metrics_control {
+                    self.without(pos, "metrics.control", "metrics");
                 }
             }
         }

@@ -350,9 +350,9 @@ fn more_errors() {
         ["test.conf:2:1: the socks rule opened on line 1 is not closed: \"}\" expected before end of file"]
     );
     assert_eq!(
-        errors("metrics: 127.0.0.1 port = 9105\nlogdir: /var/log/x\n"),
+        errors("timeout.tcp_fin_wait: 5\nlogdir: /var/log/x\n"),
         [
-            "test.conf:1:1: \"metrics\" is not supported yet",
+            "test.conf:1:1: \"timeout.tcp_fin_wait\" is not supported yet",
             "test.conf:2:1: \"logdir\" is not supported yet"
         ]
     );
@@ -671,4 +671,42 @@ fn log_interim_global_and_per_socks_rule() {
     assert!(e.iter().any(|m| m.contains("log.interim")), "{e:?}");
     let e = errors("log.interim: soon\ninternal: 127.0.0.1 port = 1080\nexternal: 127.0.0.1\n");
     assert!(e.iter().any(|m| m.contains("1:")), "{e:?}");
+}
+
+#[test]
+fn metrics_settings() {
+    let c = ok("metrics: 127.0.0.1 port = 9105\n");
+    assert_eq!(
+        c.metrics,
+        Some(MetricsConfig {
+            listen: "127.0.0.1:9105".parse().unwrap(),
+            control: false,
+        })
+    );
+    assert_eq!(c.origins.metrics, Some(Pos { line: 1, col: 10 }));
+    assert_eq!(ok("logoutput: stderr\n").metrics, None, "nothing listens");
+    let c = ok(
+        "management: /m.sock\nmanagement.password: /p\nmetrics.control: on\nmetrics: :: port = 0\n",
+    );
+    assert_eq!(
+        c.metrics,
+        Some(MetricsConfig {
+            listen: "[::]:0".parse().unwrap(),
+            control: true,
+        })
+    );
+    let w = warnings("metrics.control: on\n");
+    assert!(
+        w[0].contains("test.conf:1:1") && w[0].contains("without \"metrics\""),
+        "{w:?}"
+    );
+    let w = warnings("metrics: 127.0.0.1 port = 1\nmetrics.control: on\n");
+    assert!(w[0].contains("management.password"), "{w:?}");
+    let e = errors("metrics: localhost port = 9105\n");
+    assert!(
+        e[0].contains("test.conf:1:10") && e[0].contains("not an IP address"),
+        "{e:?}"
+    );
+    let e = errors("metrics: 127.0.0.1\n");
+    assert!(e[0].contains("port = N"), "{e:?}");
 }

@@ -17,6 +17,7 @@ mod load;
 mod log_accounting;
 mod logging;
 mod management;
+mod metrics;
 mod migrate;
 mod openvpn_monitor;
 mod privileges;

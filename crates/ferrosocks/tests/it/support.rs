@@ -345,6 +345,18 @@ pub fn management_addr(p: &Proxy) -> SocketAddr {
         .unwrap()
 }
 
+/// The address of the metrics endpoint (`metrics: … port = 0`), from its log line.
+pub fn metrics_addr(p: &Proxy) -> SocketAddr {
+    const HEAD: &str = "metrics: listening on http://";
+    let m = p.wait_for("the metrics listener", |l| l.starts_with(HEAD));
+    m.iter()
+        .find_map(|l| l.strip_prefix(HEAD))
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
+}
+
 /// Runs curl (`-sS` and `args`): exit status, stdout, stderr.
 pub fn curl(args: &[&str]) -> (i32, String, String) {
     require("curl");

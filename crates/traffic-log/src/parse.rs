@@ -120,13 +120,10 @@ fn parse_io(body: &str) -> Result<Event, ParseError> {
             });
         }
     }
-    match desc {
-        Some(desc) => Ok(Event::Transient {
-            ends: parse_ends(head)?,
-            desc,
-        }),
-        None => Err(ParseError::Phase(body.into())),
-    }
+    Ok(Event::Transient {
+        ends: parse_ends(head)?,
+        desc,
+    })
 }
 
 fn starts_with_count(s: &str) -> bool {

@@ -107,8 +107,9 @@ pub enum Event {
         bytes: u64,
         data: Option<String>,
     },
-    /// `-: …: DESC` — a temporary block or error.
-    Transient { ends: Ends, desc: String },
+    /// `-: …[: DESC]` — a temporary block or error (Dante 1.4.2 writes a blocked
+    /// datagram without a description).
+    Transient { ends: Ends, desc: Option<String> },
     /// `]: ENDS[: DESC]` — the operation was blocked or failed before it started.
     Stop { ends: Ends, desc: Option<String> },
     /// `]: W -> … -> R[, …]: DESC` — end of a session with its byte counts.

@@ -276,12 +276,12 @@ impl Session<'_> {
                 .rule
                 .is_none()
                 .then_some("no rules matched; using default block rule");
-            // A UDP request names the client's UDP address, not a target (seed §4.9).
+            // A UDP request names the client's UDP address, not a target; Dante 1.4.2
+            // writes no destination side (seed §4.9 has the 1.2.3 form).
             let ends = if command == SocksCommand::UdpAssociate {
-                let unknown = || Endpoint::unknown();
                 Ends {
-                    src: Side(vec![target_ep(&req.target), unknown()]),
-                    dst: Some(Side(vec![unknown(), unknown()])),
+                    src: Side(vec![target_ep(&req.target), Endpoint::unknown()]),
+                    dst: None,
                 }
             } else {
                 Ends {

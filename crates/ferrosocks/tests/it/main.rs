@@ -11,6 +11,7 @@ mod cli;
 mod clients;
 mod commands;
 mod control;
+mod differential;
 mod examples;
 mod ident;
 mod load;

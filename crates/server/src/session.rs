@@ -166,7 +166,8 @@ impl Session<'_> {
             &self.run.users,
             &mut ident,
         ));
-        let neg = match self.limited(limit, "negotiate timeout", handshake).await {
+        let timeout = crate::negotiate::negotiate_timeout(limit);
+        let neg = match self.limited(limit, &timeout, handshake).await {
             Ok(Ok(n)) => n,
             Ok(Err(refusal)) | Err(refusal) => {
                 let sub = if refusal.auth {
@@ -207,7 +208,13 @@ impl Session<'_> {
                     UNSPECIFIED,
                 )
                 .await;
-                let what = format!("unknown command {:#04x}", command_byte(other));
+                // Dante 1.4.2's words (a SOCKS5 one is refused while negotiating).
+                let what = match neg.version {
+                    ProxyProtocol::SocksV4 => {
+                        format!("unrecognized v4 command: {}", command_byte(other))
+                    }
+                    _ => format!("unknown socks_v5 command: {}", command_byte(other)),
+                };
                 self.entry.ended(what.clone());
                 clog.refused(
                     self.log,

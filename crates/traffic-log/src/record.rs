@@ -50,6 +50,9 @@ pub enum Command {
     UdpReply,
     /// `hostid`: a hostid rule.
     HostId,
+    /// `unknown`: a request whose command is not known (Dante 1.4.2 writes
+    /// `udp/unknown` for a SOCKS4 request with command 3).
+    Unknown,
 }
 
 impl Command {
@@ -63,6 +66,7 @@ impl Command {
             Self::UdpAssociate => "udpassociate",
             Self::UdpReply => "udpreply",
             Self::HostId => "hostid",
+            Self::Unknown => "unknown",
         }
     }
 
@@ -75,6 +79,7 @@ impl Command {
             "udpassociate" => Self::UdpAssociate,
             "udpreply" => Self::UdpReply,
             "hostid" => Self::HostId,
+            "unknown" => Self::Unknown,
             _ => return None,
         })
     }

@@ -175,7 +175,7 @@ fn verb_and_mute_change_on_reload() {
     let m = p.wait_for("a start line at verb 4", |m| m.contains("tcp/connect [:"));
     assert_eq!(
         m.iter()
-            .filter(|l| l.contains("unknown command 0x09"))
+            .filter(|l| l.contains("unrecognized v4 command: 9"))
             .count(),
         2,
         "{m:?}"

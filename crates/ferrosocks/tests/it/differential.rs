@@ -189,6 +189,14 @@ fn differential(name: &str, scenario: fn(Impl) -> String) {
         )
     });
     let (ours, dante) = (canonical(&ours), canonical(&dante));
+    // FERROSOCKS_DIFF_SHOW=1 prints what was compared.
+    if std::env::var_os("FERROSOCKS_DIFF_SHOW").is_some() {
+        eprintln!(
+            "{name}, Dante 1.4.2:\n{}\n\n{name}, ferrosocks:\n{}",
+            dante.join("\n"),
+            ours.join("\n")
+        );
+    }
     let (dante_ok, ours_ok) = listed();
     let (only_ours, only_dante) = diff(&ours, &dante);
     let unlisted: Vec<String> = only_dante
@@ -303,4 +311,9 @@ fn negotiation_failures() {
         "negotiation-failures",
         crate::bad_input::negotiation_failures,
     );
+}
+
+#[test]
+fn tcpinfo() {
+    differential("tcpinfo", crate::logging::tcpinfo_session);
 }

@@ -31,8 +31,8 @@ fn wait_file(p: &Path, what: &str, pred: impl Fn(&str) -> bool) -> String {
     }
 }
 
-fn echo_session(p: &Proxy, echo: &Helper, payload: &[u8]) {
-    let (mut c, reply) = Raw::connect_v4(p.addr, echo.addr);
+fn echo_session(p: &dyn Server, echo: &Helper, payload: &[u8]) {
+    let (mut c, reply) = Raw::connect_v4(p.addr(), echo.addr);
     assert_eq!(reply[1], 0);
     c.send(payload);
     assert_eq!(c.read_exact(payload.len()), payload);
@@ -228,6 +228,37 @@ fn error_class_warnings_like_dante() {
         "{}",
         read(&q.log)
     );
+}
+
+/// tcpinfo.golden's session (`log: disconnect tcpinfo`, an echo): its records, each
+/// TCP_INFO block as its shape (values `N`).
+pub fn tcpinfo_session(imp: Impl) -> String {
+    let echo = Helper::echo();
+    let p = imp.start(&conf("disconnect tcpinfo"));
+    echo_session(&*p, &echo, b"tcpinfo");
+    let m = p.wait_for("the summary", |m| m.contains("tcp/accept ]:"));
+    let mut lines = Vec::new();
+    for msg in m
+        .iter()
+        .filter(|l| l.starts_with("pass(") || l.starts_with("block("))
+    {
+        let mut parts = msg.splitn(2, "\nTCP_INFO:\n");
+        let record = parts.next().unwrap_or_default();
+        lines.push(record.to_owned());
+        if let Some(block) = parts.next() {
+            lines.push("TCP_INFO:".into());
+            for l in block.lines() {
+                lines.push(match l.split_once(" : ") {
+                    Some((name, _)) => format!("{name} : N <-> N"),
+                    None => l.to_owned(),
+                });
+            }
+        }
+    }
+    normalize(
+        &lines,
+        &[(p.addr().port(), "PROXY"), (echo.addr.port(), "ECHO")],
+    )
 }
 
 #[test]

@@ -20,6 +20,13 @@ use crate::Users;
 /// Dante 1.4.2's words for a greeting without a method the server accepts.
 const NO_METHOD: &str = "client offered no acceptable authentication method";
 
+/// Dante 1.4.2's words for a user name the system does not know.
+fn unknown_system_user(shown: &str) -> String {
+    format!(
+        "could not access user \"{shown}\"'s records in the system password file: no system error"
+    )
+}
+
 /// No SOCKS5 handshake message is longer than this (a full RFC 1929 request is 513).
 const MAX_HANDSHAKE: usize = 1024;
 
@@ -338,11 +345,30 @@ async fn negotiate5(
     let mut user = ident_user.filter(|_| method == AuthMethod::Rfc931);
     let mut password = Secret::default();
     if method == AuthMethod::Username {
+        let system = matches!(users, Users::System(_));
         let up = match rd.next(decode_userpass).await? {
             Ok(up) => up,
             Err(e) => {
                 let _ = rd.stream.write_all(&encode_userpass_status(false)).await;
-                return Err(Refusal::new(format!("bad username/password request: {e}")));
+                // In Dante 1.4.2's words, counted as it counts (to the VER byte; an
+                // empty name is looked up and not found).
+                let used = rd.used();
+                return Err(match e {
+                    ProtoError::BadAuthVersion(v) => rd.error(
+                        used + 1,
+                        format!(
+                            "recv_unamever(): unknown socks_v5 version on username packet from client: {v}"
+                        ),
+                    ),
+                    ProtoError::EmptyUsername if system => {
+                        let plen = rd.buf.get(2).map_or(0, |&p| usize::from(p));
+                        rd.error(used + 3 + plen, unknown_system_user(""))
+                    }
+                    other => rd.error(
+                        rd.total,
+                        format!("bad username/password request: {other}"),
+                    ),
+                });
             }
         };
         let name = String::from_utf8_lossy(&up.username).into_owned();
@@ -353,10 +379,18 @@ async fn negotiate5(
             .unwrap_or(Verdict::Unavailable);
         if let Some(why) = verdict.failure_reason() {
             let _ = rd.stream.write_all(&encode_userpass_status(false)).await;
-            return Err(Refusal::auth(format!(
-                "username/password authentication failed for user \"{}\": {why}",
-                traffic_log::vis::encode(name.as_bytes())
-            )));
+            let shown = traffic_log::vis::encode(name.as_bytes());
+            // System users fail in Dante 1.4.2's words; a passwordfile: in ours.
+            let desc = match verdict {
+                Verdict::UnknownUser if system => unknown_system_user(&shown),
+                Verdict::WrongPassword | Verdict::Locked if system => {
+                    format!("system password authentication failed for user \"{shown}\"")
+                }
+                _ => format!("username/password authentication failed for user \"{shown}\": {why}"),
+            };
+            let mut r = rd.error(rd.used(), desc);
+            r.auth = true;
+            return Err(r);
         }
         write(rd.stream, &encode_userpass_status(true)).await?;
         user = Some(name);

@@ -420,3 +420,59 @@ fn negotiation_failures_are_logged_as_dante_logs_them() {
         &negotiation_failures(Impl::Ferrosocks),
     );
 }
+
+/// RFC 1929 failures against the system's users (`socksmethod: username`, as Dante
+/// checks them): the reply bytes each got and the records: auth-failures.golden.
+pub fn auth_failures(imp: Impl) -> String {
+    let p = imp.start(
+        "logoutput: @LOG@\ninternal: 127.0.0.1 port = 0\nexternal: 127.0.0.1\n\
+         socksmethod: username\ntimeout.negotiate: 5\n\
+         client pass {\n    from: 127.0.0.0/8 to: 0/0\n    log: connect disconnect error\n}\n\
+         socks pass {\n    from: 127.0.0.0/8 to: 127.0.0.0/8\n    log: connect disconnect error\n}\n",
+    );
+    let p = &*p;
+    let ended = |m: &[String]| m.iter().filter(|l| l.contains("tcp/accept ]:")).count();
+    let mut out = String::new();
+    let conversations: [(&str, &[u8]); 4] = [
+        ("no such user", b"\x05\x01\x02\x01\x0bno-such-usr\x02pw"),
+        (
+            "root, wrong password",
+            b"\x05\x01\x02\x01\x04root\x0cnot-the-pass",
+        ),
+        (
+            "sub-negotiation version 2",
+            b"\x05\x01\x02\x02\x04root\x02pw",
+        ),
+        ("empty user name", b"\x05\x01\x02\x01\x00\x02pw"),
+    ];
+    for (what, bytes) in conversations {
+        let before = ended(&p.messages());
+        let mut c = Raw::connect(p.addr());
+        c.send(bytes);
+        c.0.shutdown(Shutdown::Write).unwrap();
+        let reply = c.read_to_close();
+        let hex: Vec<String> = reply.iter().map(|b| format!("{b:02x}")).collect();
+        out.push_str(&format!("{what}: reply [{}]\n", hex.join(" ")));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ended(&p.messages()) == before && Instant::now() < deadline {
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let port = c.0.local_addr().unwrap().port();
+        let lines: Vec<String> = p
+            .records()
+            .into_iter()
+            .filter(|l| l.contains(&format!("127.0.0.1.{port} ")))
+            .collect();
+        out.push_str(&normalize(
+            &lines,
+            &[(p.addr().port(), "PROXY"), (port, "CLIENT")],
+        ));
+    }
+    out
+}
+
+#[test]
+fn auth_failures_are_logged_as_dante_logs_them() {
+    assert_golden("auth-failures.golden", &auth_failures(Impl::Ferrosocks));
+}

@@ -317,3 +317,8 @@ fn negotiation_failures() {
 fn tcpinfo() {
     differential("tcpinfo", crate::logging::tcpinfo_session);
 }
+
+#[test]
+fn auth_failures() {
+    differential("auth-failures", crate::bad_input::auth_failures);
+}

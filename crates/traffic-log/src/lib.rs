@@ -14,6 +14,8 @@
 //! Dante applies to names and logged data.
 #![forbid(unsafe_code)]
 
+#[doc(hidden)]
+pub mod fuzz;
 pub mod json;
 pub mod parse;
 pub mod prefix;

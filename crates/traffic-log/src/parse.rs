@@ -77,7 +77,10 @@ impl Record {
 }
 
 fn parse_event(s: &str) -> Result<Event, ParseError> {
-    let (marker, body) = s.split_at(s.len().min(3));
+    // `get`, not `split_at`: the line may have a multi-byte character there.
+    let (Some(marker), Some(body)) = (s.get(..3), s.get(3..)) else {
+        return Err(ParseError::Phase(s.into()));
+    };
     match marker {
         "[: " => {
             let (ends, desc) = split_desc(body);

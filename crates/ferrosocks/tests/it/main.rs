@@ -25,3 +25,4 @@ mod status;
 mod system_users;
 mod systemd;
 mod traffic_log;
+mod wire_fuzz;

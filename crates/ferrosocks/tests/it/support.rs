@@ -93,6 +93,14 @@ impl Proxy {
         self.child.id() as i32
     }
 
+    /// Whether the process still runs (not exited, not a zombie).
+    pub fn child_running(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .ok()
+            .and_then(|s| Some(s.rsplit_once(") ")?.1.chars().next()? != 'Z'))
+            .unwrap_or(false)
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's PID.
         assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);

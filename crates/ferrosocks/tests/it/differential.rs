@@ -322,3 +322,8 @@ fn tcpinfo() {
 fn auth_failures() {
     differential("auth-failures", crate::bad_input::auth_failures);
 }
+
+#[test]
+fn dump() {
+    differential("dump", crate::logging::dump_scenario);
+}

@@ -169,6 +169,14 @@ pub trait Server {
     fn stderr(&self) -> String;
     /// Its private directory (`@DIR@` of the configuration).
     fn dir(&self) -> &Path;
+    /// Its (main) process.
+    fn pid(&self) -> u32;
+
+    /// Sends it a signal.
+    fn signal_dyn(&self, sig: i32) {
+        // SAFETY: kill(2) on the process the test started.
+        assert_eq!(unsafe { libc::kill(self.pid() as i32, sig) }, 0);
+    }
 
     /// Waits until a message satisfies `pred`; returns all messages then. (Called as
     /// `wait_for`, on a [`Proxy`] or a `dyn Server`.)
@@ -203,6 +211,11 @@ pub trait Server {
 }
 
 impl dyn Server + '_ {
+    /// Sends it a signal.
+    pub fn signal(&self, sig: i32) {
+        self.signal_dyn(sig);
+    }
+
     /// Waits until a message satisfies `pred`; returns all messages then.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> Vec<String> {
         self.wait_for_dyn(what, &pred)
@@ -221,6 +234,9 @@ impl Server for Proxy {
     }
     fn dir(&self) -> &Path {
         self.dir.path()
+    }
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
@@ -751,6 +767,9 @@ impl Server for Dante {
     }
     fn dir(&self) -> &Path {
         self.dir.path()
+    }
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

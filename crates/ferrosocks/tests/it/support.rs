@@ -671,20 +671,27 @@ pub struct Dante {
 
 impl Dante {
     pub fn start(template: &str) -> Self {
-        use std::os::unix::process::CommandExt;
         assert!(
             Path::new(DANTED).is_file(),
             "{DANTED} is not installed: run ./test.sh, which installs dante-server with apt-get"
         );
+        // The port is free when chosen but another test may take it before danted binds
+        // it: then danted exits, and another port is tried.
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start(template, free_low_port()) {
+                Ok(d) => return d,
+                Err(why) => last = why,
+            }
+        }
+        panic!("danted did not start: {last}");
+    }
+
+    fn try_start(template: &str, port: u16) -> Result<Self, String> {
+        use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("danted.log");
         let path = dir.path().join("danted.conf");
-        // A port the kernel chose; free again once the probe socket is closed.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut text = String::from("user.privileged: root\nuser.unprivileged: nobody\n");
         for line in fill(template, dir.path(), &log).lines() {
             if line.starts_with("internal:") {
@@ -726,15 +733,31 @@ impl Dante {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !d.messages().iter().any(|m| m.ends_with(" v1.4.2 running")) {
             let exited = d.child.try_wait().unwrap();
-            assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "danted did not start (exit: {exited:?}); stderr:\n{}\nlog:\n{}",
-                d.stderr(),
-                std::fs::read_to_string(&d.log).unwrap_or_default()
-            );
+            if exited.is_some() || Instant::now() >= deadline {
+                // Dropping `d` ends whatever is left of its process group.
+                return Err(format!(
+                    "port {port}, exit {exited:?}; stderr:\n{}\nlog:\n{}",
+                    d.stderr(),
+                    std::fs::read_to_string(&d.log).unwrap_or_default()
+                ));
+            }
             thread::sleep(Duration::from_millis(20));
         }
-        d
+        Ok(d)
+    }
+}
+
+/// A loopback TCP port below the ephemeral range (which outgoing connections use, so a
+/// port chosen there can be taken at any moment) that is free now.
+fn free_low_port() -> u16 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = std::process::id() as usize * 7919;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20000 + ((base + n * 104_729) % 12000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
 

@@ -327,3 +327,8 @@ fn auth_failures() {
 fn dump() {
     differential("dump", crate::logging::dump_scenario);
 }
+
+#[test]
+fn close_order() {
+    differential("close-order", traffic_log::close_order);
+}

@@ -187,3 +187,46 @@ fn a_name_that_does_not_resolve_is_logged_under_the_client_rule() {
         );
     }
 }
+
+/// The two closing orders of a CONNECT: the target first (it sends a banner and
+/// closes; the client reads to the end, then closes), and the client first (it sends,
+/// half-closes, reads the answer to the end): close-order.golden.
+pub fn close_order(imp: Impl) -> String {
+    let banner = Helper::start(|mut c, _| {
+        use std::io::Write;
+        let _ = c.write_all(b"banner\n");
+    });
+    let after_eof = Helper::after_eof();
+    let p = imp.start(&conf("connect disconnect ioop"));
+    let (mut c, reply) = Raw::connect_v4(p.addr(), banner.addr);
+    assert_eq!(reply[1], 0);
+    assert_eq!(c.read_to_close(), b"banner\n");
+    drop(c);
+    p.wait_for("the first session's end", |m| m.contains("tcp/accept ]:"));
+    let (mut c, reply) = Raw::connect_v4(p.addr(), after_eof.addr);
+    assert_eq!(reply[1], 0);
+    c.send(b"12345");
+    c.0.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(c.read_to_close(), b"got 5 bytes");
+    drop(c);
+    p.wait_for("the second session's end", |_| {
+        p.records()
+            .iter()
+            .filter(|l| l.contains("tcp/accept ]:"))
+            .count()
+            == 2
+    });
+    normalize(
+        &p.records(),
+        &[
+            (p.addr().port(), "PROXY"),
+            (banner.addr.port(), "BANNER"),
+            (after_eof.addr.port(), "AFTER-EOF"),
+        ],
+    )
+}
+
+#[test]
+fn the_first_side_to_close_is_named() {
+    assert_golden("close-order.golden", &close_order(Impl::Ferrosocks));
+}

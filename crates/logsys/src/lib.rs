@@ -19,7 +19,8 @@
 //! recovery are reported on the other sinks: no line is lost silently. See
 //! docs/logging.md.
 
-mod format;
+mod backend;
+pub mod format;
 mod level;
 mod routing;
 mod sink;
@@ -32,9 +33,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+pub use backend::open_append;
 pub use level::{Level, Subsystem};
 pub use routing::{OperatorRecord, OperatorSink};
-pub use writer::open_append;
 
 /// Opens the files that sinks write to: at start-up, on every reopen (SIGHUP after
 /// logrotate moved them) and for sinks a reload adds. A process that has dropped its

@@ -309,9 +309,9 @@ impl Core {
                         let payload = message.payload();
                         json_line(self.pid, time, level, sub, Some(&payload), &text()) + "\n"
                     });
-                    sink.append(j.as_bytes(), 0, level)
+                    sink.append(j.as_bytes(), 0, level, sub, time)
                 } else {
-                    sink.append(line, prefix_len, level)
+                    sink.append(line, prefix_len, level, sub, time)
                 };
                 if let Some(r) = report {
                     self.report(&routing, Some(i), Level::Error, &r);
@@ -441,9 +441,9 @@ impl Core {
         for i in targets {
             let sink = &routing.sinks[i];
             let _ = if is_json(&sink.spec) {
-                sink.append(json.as_bytes(), 0, level)
+                sink.append(json.as_bytes(), 0, level, Subsystem::SYSTEM, time)
             } else {
-                sink.append(&line, prefix_len, level)
+                sink.append(&line, prefix_len, level, Subsystem::SYSTEM, time)
             };
         }
     }

@@ -15,8 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::writer::{describe, Failure, LineMeta, Writer};
-use crate::{Level, Opener, SinkSpec};
+use std::time::SystemTime;
+
+use crate::backend::{describe, LineMeta};
+use crate::writer::{Failure, Writer};
+use crate::{Level, Opener, SinkSpec, Subsystem};
 
 /// Lines a sink may have waiting before further lines for it are dropped (and counted).
 pub(crate) const SINK_QUEUE: usize = 16 * 1024;
@@ -99,7 +102,7 @@ impl Sink {
         opener: &Opener,
         inherited: Option<Failure>,
     ) -> SinkHandle {
-        let writer = Writer::new(spec.target.clone(), Arc::clone(opener), inherited.clone());
+        let writer = Writer::new(&spec.target, opener, inherited.clone());
         let sink = Arc::new(Self {
             spec,
             state: Mutex::new(State::default()),
@@ -163,9 +166,16 @@ impl Sink {
         self.lock().meta.len()
     }
 
-    /// Queues one line (ending in a newline); returns a report when the sink stalls or
-    /// takes lines again.
-    pub(crate) fn append(&self, line: &[u8], prefix_len: usize, level: Level) -> Option<String> {
+    /// Queues one line (ending in a newline) logged at `time`; returns a report when the
+    /// sink stalls or takes lines again.
+    pub(crate) fn append(
+        &self,
+        line: &[u8],
+        prefix_len: usize,
+        level: Level,
+        subsystem: Subsystem,
+        time: SystemTime,
+    ) -> Option<String> {
         let mut st = self.lock();
         if st.meta.len() >= SINK_QUEUE {
             st.dropped += 1;
@@ -181,6 +191,8 @@ impl Sink {
             end,
             prefix_len,
             level,
+            subsystem,
+            time,
         });
         st.appended += 1;
         let wake = std::mem::take(&mut st.idle)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: formatting, lints, and every test (unit, golden, integration).
 # Installs the real programs the integration tests drive (curl, ncat, htpasswd,
-# proxychains4, PySocks for Debian's python3, Dante for chaining, oidentd for ident, rsyslog for syslog) with
+# proxychains4, PySocks for Debian's python3, Dante for chaining, oidentd for ident, rsyslog for syslog, daemontools, ucspi-tcp and socklog
+# for log directories, shipping and the collector) with
 # apt-get when they are missing, and openvpn-monitor 2.0.4 (PyPI) into a virtualenv under target/
 # when it is missing there. CI (.ci/run) calls exactly this. Every test binary
 # runs even when one fails (--no-fail-fast), and the README's own commands are run as
@@ -18,6 +19,9 @@ command -v proxychains4 >/dev/null 2>&1 || missing+=(proxychains4)
 [ -x /usr/sbin/danted ] || missing+=(dante-server)
 [ -x /usr/sbin/oidentd ] || missing+=(oidentd)
 [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+command -v multilog >/dev/null 2>&1 || missing+=(daemontools)
+command -v tcpserver >/dev/null 2>&1 || missing+=(ucspi-tcp)
+command -v socklog >/dev/null 2>&1 || [ -x /usr/sbin/socklog ] || missing+=(socklog)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)

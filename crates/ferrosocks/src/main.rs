@@ -318,5 +318,7 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
         logger.error(e);
     }
     logger.flush();
+    // Log directories are left cleanly finished (current 0744).
+    logger.close();
     result.map_err(|e| (EX_START, format!("signal handling failed: {e}")))
 }

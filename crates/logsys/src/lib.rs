@@ -22,6 +22,7 @@
 mod backend;
 pub mod format;
 mod level;
+pub mod logdir;
 mod routing;
 mod sink;
 mod writer;
@@ -69,6 +70,17 @@ pub enum Target {
     Stderr,
     /// A file, opened for append.
     File(PathBuf),
+    /// A multilog-style log directory.
+    LogDir(LogDirTarget),
+}
+
+/// A log directory sink: where, and how it rotates.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogDirTarget {
+    /// The directory.
+    pub path: PathBuf,
+    /// Rotation and stamping.
+    pub options: logdir::Options,
 }
 
 /// How a sink writes records.
@@ -390,6 +402,12 @@ impl Logger {
     /// at most 3 s: a stalled one is not waited for longer).
     pub fn flush(&self) {
         self.inner.core.flush();
+    }
+
+    /// Writes what every sink holds and closes them all (at exit): a log directory's
+    /// `current` is left complete (mode 0744). Records logged later go nowhere.
+    pub fn close(&self) {
+        self.inner.core.close();
     }
 
     /// Whether every sink in force has its writer thread running (the systemd watchdog

@@ -88,8 +88,7 @@ impl Deref for SinkHandle {
 
 impl Drop for SinkHandle {
     fn drop(&mut self) {
-        self.0.lock().closing = true;
-        self.0.wake.notify_one();
+        self.0.close();
     }
 }
 
@@ -132,6 +131,21 @@ impl Sink {
             eprintln!("ferrosocks: cannot start a log sink thread: {e}");
         }
         SinkHandle(sink)
+    }
+
+    /// Asks the writer to write what is left, close the target and end.
+    pub(crate) fn close(&self) {
+        self.lock().closing = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits until the writer has ended, for at most `limit`.
+    pub(crate) fn wait_closed(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.writer_alive() && Instant::now() < deadline {
+            #[allow(clippy::disallowed_methods)] // at exit, off the async workers
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -47,8 +47,13 @@ pub fn log_config(cfg: &Config) -> Result<LogConfig, Vec<String>> {
             })
             .collect()
     };
+    let mut logoutput = map(&cfg.logoutput);
+    logoutput.extend(cfg.logdir.as_ref().map(|d| SinkSpec {
+        target: Target::LogDir(log_dir_target(d)),
+        format: global,
+    }));
     let mut out = LogConfig {
-        logoutput: map(&cfg.logoutput),
+        logoutput,
         errorlog: map(&cfg.errorlog),
         debug: cfg.debug,
         default_facility: cfg.log_default_facility.map_or(3, |f| f.code()),
@@ -88,6 +93,18 @@ pub fn log_config(cfg: &Config) -> Result<LogConfig, Vec<String>> {
         Ok(out)
     } else {
         Err(errors)
+    }
+}
+
+/// The log directory sink `logdir*` asks for.
+fn log_dir_target(d: &sockd_conf::LogDirConfig) -> logsys::LogDirTarget {
+    logsys::LogDirTarget {
+        path: d.path.clone(),
+        options: logsys::logdir::Options {
+            size: d.size,
+            count: d.count,
+            stamp: d.stamp,
+        },
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Config {
     /// The management interface (`management:` with `management.password:` and
     /// `management.client-auth:`); `None` without `management:`.
     pub management: Option<ManagementConfig>,
+    /// The multilog-style log directory (`logdir*`); `None` without `logdir:`.
+    pub logdir: Option<LogDirConfig>,
     /// Where the settings that start-up checks were written.
     pub origins: Origins,
 }
@@ -102,6 +104,8 @@ pub struct Origins {
     pub management: Option<crate::Pos>,
     /// The path of `management.password:`.
     pub management_password: Option<crate::Pos>,
+    /// The path of `logdir:`.
+    pub logdir: Option<crate::Pos>,
 }
 
 impl Origins {
@@ -192,6 +196,7 @@ impl Default for Config {
             status: None,
             status_version: StatusConfig::DEFAULT_VERSION,
             management: None,
+            logdir: None,
             origins: Origins::default(),
         }
     }
@@ -716,4 +721,39 @@ mod tests {
         assert!(!PortMatch::Op(PortOp::Lt, 80).matches(80));
         assert!(PortMatch::Op(PortOp::Ne, 80).matches(81));
     }
+}
+
+/// The log directory: `logdir:` and its `logdir.*` settings (multilog's `s`, `n`, `t`,
+/// and socklog's shipping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDirConfig {
+    /// `logdir:`
+    pub path: PathBuf,
+    /// `logdir.size:` (default 99999).
+    pub size: u64,
+    /// `logdir.count:` (default 10, `current` included).
+    pub count: u32,
+    /// `logdir.stamp:` (default off).
+    pub stamp: bool,
+    /// `logdir.ship:`: where each rotated file is sent.
+    pub ship: Option<ShipTarget>,
+    /// `logdir.ship.timeout:` in seconds (default 30).
+    pub ship_timeout: u64,
+}
+
+impl LogDirConfig {
+    /// multilog's default size.
+    pub const DEFAULT_SIZE: u64 = 99_999;
+    /// multilog's default count.
+    pub const DEFAULT_COUNT: u32 = 10;
+    /// The default `logdir.ship.timeout`.
+    pub const DEFAULT_SHIP_TIMEOUT: u64 = 30;
+}
+
+/// A collector: `HOST port = N`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ShipTarget {
+    /// An IP address or a host name (resolved at each shipment).
+    pub host: String,
+    pub port: u16,
 }

@@ -39,9 +39,11 @@ pub fn parse(file: &str, text: &str) -> Result<Parsed, Errors> {
         },
         first_rule: None,
         operator: Operator::default(),
+        logdir: Default::default(),
     };
     p.run();
     p.settle_operator();
+    p.settle_logdir();
     p.finish()
 }
 
@@ -59,7 +61,11 @@ struct Parser<'a> {
     /// `status.*` and `management.*` as read so far: they may come in any order, and
     /// are combined into `Config.status` and `Config.management` at the end.
     operator: Operator,
+    /// `logdir*` as read so far.
+    logdir: logdir::LogDirSettings,
 }
+
+mod logdir;
 
 /// The operator-interface settings read so far; those that may need a warning keep
 /// the position of their keyword.
@@ -407,6 +413,7 @@ impl Parser<'_> {
             | "management"
             | "management.password"
             | "management.client-auth" => self.operator_setting(key, pos)?,
+            k if logdir::is_logdir_key(k) => self.logdir_setting(key, pos)?,
             "udp.connectdst" => {
                 let (w, wpos) = self.word("yes or no", key)?;
                 self.cfg.udp_connectdst = match w.as_str() {

@@ -350,10 +350,10 @@ fn more_errors() {
         ["test.conf:2:1: the socks rule opened on line 1 is not closed: \"}\" expected before end of file"]
     );
     assert_eq!(
-        errors("metrics: 127.0.0.1 port = 9105\nlogdir: /var/log/x\n"),
+        errors("metrics: 127.0.0.1 port = 9105\nsyslog.remote: 10.0.0.6 port = 514\n"),
         [
             "test.conf:1:1: \"metrics\" is not supported yet",
-            "test.conf:2:1: \"logdir\" is not supported yet"
+            "test.conf:2:1: \"syslog.remote\" is not supported yet"
         ]
     );
     assert_eq!(
@@ -659,4 +659,42 @@ fn management_settings() {
 
 fn libc_econnrefused() -> i32 {
     111
+}
+
+#[test]
+fn logdir_settings_defaults_ranges_and_warnings() {
+    let c = ok("logdir: /var/log/ferrosocks/main\n");
+    assert_eq!(
+        c.logdir,
+        Some(LogDirConfig {
+            path: "/var/log/ferrosocks/main".into(),
+            size: 99_999,
+            count: 10,
+            stamp: false,
+            ship: None,
+            ship_timeout: 30,
+        })
+    );
+    let c = ok("logdir.ship.timeout: 5\nlogdir.stamp: on\nlogdir.count: 3\nlogdir.size: 4096\nlogdir.ship: collector.example port = 10116\nlogdir: ./log\n");
+    let d = c.logdir.unwrap();
+    assert_eq!(
+        (d.size, d.count, d.stamp, d.ship_timeout),
+        (4096, 3, true, 5)
+    );
+    assert_eq!(
+        d.ship,
+        Some(ShipTarget {
+            host: "collector.example".into(),
+            port: 10116
+        })
+    );
+    assert_eq!(
+        errors("logdir: /l\nlogdir.size: 100\nlogdir.count: 1\nlogdir.ship: 10.0.0.1\nlogdir.stamp: maybe\n"),
+        [
+            "test.conf:2:14: logdir.size 100 out of range (expected 4096 to 16777215 bytes, as multilog's s)",
+            "test.conf:3:15: logdir.count 1 out of range (expected 2 to 100000 files, current included, as multilog's n)",
+            "test.conf:4:22: expected \"port = N\" after \"logdir.ship\", found end of line",
+            "test.conf:5:15: expected on or off after \"logdir.stamp\", found \"maybe\"",
+        ]
+    );
 }

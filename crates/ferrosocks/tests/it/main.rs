@@ -14,6 +14,7 @@ mod control;
 mod examples;
 mod ident;
 mod load;
+mod logdir;
 mod logging;
 mod management;
 mod migrate;

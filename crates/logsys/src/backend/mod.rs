@@ -8,6 +8,7 @@
 //! that turns a [`Target`] into its backend.
 
 mod file;
+mod logdir;
 
 pub use file::open_append;
 mod stdio;
@@ -98,6 +99,7 @@ pub(crate) fn open(target: &Target, opener: &Opener) -> Box<dyn Backend> {
         Target::Stderr => Box::new(stdio::Stdio::Err),
         Target::File(p) => Box::new(file::FileBackend::open(p.clone(), opener.clone())),
         Target::Syslog { facility } => Box::new(syslog::LocalSyslog::open(*facility)),
+        Target::LogDir(d) => Box::new(logdir::LogDirBackend::open(d.clone())),
     }
 }
 
@@ -108,5 +110,6 @@ pub(crate) fn describe(target: &Target) -> String {
         Target::Stderr => "stderr".into(),
         Target::File(p) => format!("log file {}", p.display()),
         Target::Syslog { facility } => syslog::describe(*facility),
+        Target::LogDir(d) => format!("log directory {}", d.path.display()),
     }
 }

@@ -1,0 +1,73 @@
+//! A log directory as a sink (`logdir: DIR`): each batch in as few writes as
+//! multilog's rotation rule allows; a directory that cannot be opened is retried with
+//! each batch (its lines counted as lost meanwhile, and reported).
+
+use std::sync::PoisonError;
+
+use super::{Backend, Lines, Tally};
+use crate::logdir::{self, Shared};
+use crate::LogDirTarget;
+
+pub(crate) struct LogDirBackend {
+    target: LogDirTarget,
+    dir: Option<Shared>,
+    /// Why the directory could not be opened, until it can.
+    open_error: Option<String>,
+}
+
+impl LogDirBackend {
+    pub(crate) fn open(target: LogDirTarget) -> Self {
+        let mut me = Self {
+            target,
+            dir: None,
+            open_error: None,
+        };
+        me.try_open();
+        me
+    }
+
+    fn try_open(&mut self) {
+        match logdir::shared(&self.target.path, &self.target.options) {
+            Ok(d) => {
+                self.dir = Some(d);
+                self.open_error = None;
+            }
+            Err(e) => self.open_error = Some(e.to_string()),
+        }
+    }
+}
+
+impl Backend for LogDirBackend {
+    fn describe(&self) -> String {
+        format!("log directory {}", self.target.path.display())
+    }
+
+    fn write(&mut self, lines: Lines<'_>, tally: &mut dyn Tally) {
+        if self.dir.is_none() {
+            self.try_open();
+        }
+        let Some(dir) = self.dir.as_ref() else {
+            let e = self.open_error.clone().unwrap_or_default();
+            tally.wrote(lines.len() as u64, Err(std::io::Error::other(e)));
+            return;
+        };
+        let mut d = dir.lock().unwrap_or_else(PoisonError::into_inner);
+        let r = if d.stamps() {
+            // Each line is stamped with the time it was logged.
+            let mut r = Ok(());
+            for (line, m) in lines.iter() {
+                r = d.write(line, m.time);
+                if r.is_err() {
+                    break;
+                }
+            }
+            r
+        } else {
+            d.write(lines.bytes(), std::time::SystemTime::now())
+        };
+        tally.wrote(
+            lines.len() as u64,
+            r.map_err(|e| std::io::Error::other(e.to_string())),
+        );
+    }
+}

@@ -104,6 +104,11 @@ fn log_dir_target(d: &sockd_conf::LogDirConfig) -> logsys::LogDirTarget {
             size: d.size,
             count: d.count,
             stamp: d.stamp,
+            ship: d.ship.as_ref().map(|s| logsys::logdir::Ship {
+                host: s.host.clone(),
+                port: s.port,
+                timeout: std::time::Duration::from_secs(d.ship_timeout),
+            }),
         },
     }
 }

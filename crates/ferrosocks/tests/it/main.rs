@@ -16,6 +16,7 @@ mod ident;
 mod load;
 mod logdir;
 mod logging;
+mod logship;
 mod management;
 mod migrate;
 mod openvpn_monitor;

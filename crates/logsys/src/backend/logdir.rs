@@ -69,5 +69,8 @@ impl Backend for LogDirBackend {
             lines.len() as u64,
             r.map_err(|e| std::io::Error::other(e.to_string())),
         );
+        for note in d.take_notes() {
+            tally.note(note);
+        }
     }
 }

@@ -21,13 +21,13 @@ use crate::{Level, Opener, Subsystem, Target};
 /// Where one line of a batch ends, and what backends other than files need to know
 /// about it.
 #[derive(Debug, Clone, Copy)]
-#[allow(dead_code)] // subsystem and time: for the log directory and remote backends
 pub(crate) struct LineMeta {
     /// Offset just past the line's newline in the batch.
     pub(crate) end: usize,
     /// Length of the Dante prefix at the start of the line (syslog drops part of it).
     pub(crate) prefix_len: usize,
     pub(crate) level: Level,
+    #[allow(dead_code)] // for syslog.remote's MSGID
     pub(crate) subsystem: Subsystem,
     /// When it was logged.
     pub(crate) time: SystemTime,
@@ -77,7 +77,6 @@ pub(crate) trait Tally {
     fn wrote(&mut self, lines: u64, result: std::io::Result<()>);
     /// A problem that lost nothing (a rotation or shipment failed, and will be
     /// retried): reported once on the other sinks.
-    #[allow(dead_code)] // the log directory's first user
     fn note(&mut self, text: String);
 }
 

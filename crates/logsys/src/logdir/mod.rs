@@ -23,6 +23,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
+mod ship;
+
+pub use ship::Ship;
+use ship::Shipper;
+
 use crate::format::multilog::{self, Plan, Step};
 use crate::format::tai64n;
 
@@ -35,6 +40,8 @@ pub struct Options {
     pub count: u32,
     /// `logdir.stamp`: `@<TAI64N> ` before each line, as `multilog t`.
     pub stamp: bool,
+    /// `logdir.ship` and `logdir.ship.timeout`.
+    pub ship: Option<Ship>,
 }
 
 impl Default for Options {
@@ -43,6 +50,7 @@ impl Default for Options {
             size: multilog::DEFAULT_SIZE,
             count: multilog::DEFAULT_COUNT,
             stamp: false,
+            ship: None,
         }
     }
 }
@@ -73,11 +81,6 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
     }
 }
 
-/// Called with the name of each file rotated.
-pub type RotateHook = Box<dyn FnMut(&str) + Send>;
-/// Says which rotated files must stay whatever their age.
-pub type KeepRule = Box<dyn Fn(&str) -> bool + Send>;
-
 /// An open log directory.
 pub struct LogDir {
     dir: PathBuf,
@@ -95,10 +98,8 @@ pub struct LogDir {
     scratch: Vec<u8>,
     /// Owner to give files created as root in a directory owned by someone else.
     chown_to: Option<(u32, u32)>,
-    /// Called with each rotated file's name (shipping).
-    on_rotate: Option<RotateHook>,
-    /// Decides which rotated files must be kept whatever their age.
-    keep: Option<KeepRule>,
+    /// Ships rotated files (`logdir.ship`).
+    shipper: Option<Shipper>,
     /// The last rotated file's label, so that two rotations in one microsecond differ.
     last_label: [u8; tai64n::LEN],
 }
@@ -161,11 +162,11 @@ impl LogDir {
             at_line_start: true,
             scratch: Vec::new(),
             chown_to,
-            on_rotate: None,
-            keep: None,
+            shipper: None,
             last_label: [0; tai64n::LEN],
         };
         me.recover()?;
+        me.set_options(options);
         Ok(me)
     }
 
@@ -183,17 +184,18 @@ impl LogDir {
     pub fn set_options(&mut self, options: &Options) {
         self.plan = Plan::new(options.size, options.count);
         self.stamp = options.stamp;
+        match (&options.ship, &self.shipper) {
+            (None, _) => self.shipper = None,
+            (Some(ship), Some(s)) => s.set(ship.clone()),
+            (Some(ship), None) => self.shipper = Some(Shipper::start(&self.dir, ship.clone())),
+        }
     }
 
-    /// Calls `f` with the name of every file rotated from now on (after it is safely
-    /// on disk under that name).
-    pub fn on_rotate(&mut self, f: RotateHook) {
-        self.on_rotate = Some(f);
-    }
-
-    /// Rotated files for which `keep` is true are never removed by `count`.
-    pub fn keep(&mut self, keep: KeepRule) {
-        self.keep = Some(keep);
+    /// Reports of the shipping thread for the error log (failures, recoveries).
+    pub fn take_notes(&mut self) -> Vec<String> {
+        self.shipper
+            .as_ref()
+            .map_or_else(Vec::new, Shipper::take_notes)
     }
 
     /// multilog's start: a cleanly finished `current` (mode 0744) is continued, an
@@ -310,9 +312,10 @@ impl LogDir {
         self.create_current()?;
         self.sync_dir()?;
         self.expire();
-        if let Some(f) = self.on_rotate.as_mut() {
-            f(&name);
+        if let Some(s) = &self.shipper {
+            s.kick();
         }
+        let _ = name;
         Ok(())
     }
 
@@ -325,7 +328,8 @@ impl LogDir {
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let keep = |n: &str| self.keep.as_ref().is_some_and(|k| k(n));
+        let shared = self.shipper.as_ref().map(Shipper::shared);
+        let keep = |n: &str| shared.as_ref().is_some_and(|s| Shipper::keeps(s, n));
         for n in self.plan.expired(&refs, keep) {
             let _ = std::fs::remove_file(self.dir.join(n));
         }

@@ -8,8 +8,8 @@
 //! [`multilog::Plan`]: at a line boundary once `current` holds `size − 2000` bytes, never
 //! past `size`; at most `count − 1` rotated files are kept (the oldest go first; with
 //! shipping on, files not yet shipped are never removed). Each rotation fsyncs
-//! `current` and the directory, renames `current` to its `@` name, creates a new
-//! `current` and fsyncs the directory again.
+//! `current` and the directory, renames `current` to its `@` name (then marks it 0744),
+//! creates a new `current` and fsyncs the directory again.
 //!
 //! One [`LogDir`] per directory per process ([`shared`]): a reload that keeps the
 //! directory keeps its lock and its open `current`.
@@ -294,8 +294,8 @@ impl LogDir {
         Ok(name)
     }
 
-    /// Rotates `current` now (if it holds anything): fsync, 0744, fsync the directory,
-    /// rename, a new `current`, fsync the directory, old files removed.
+    /// Rotates `current` now (if it holds anything): fsync, fsync the directory,
+    /// rename, 0744, a new `current`, fsync the directory, old files removed.
     pub fn rotate(&mut self) -> Result<(), Error> {
         if self.bytes == 0 {
             return Ok(());
@@ -304,18 +304,18 @@ impl LogDir {
         self.current
             .sync_all()
             .map_err(io("cannot fsync", &current))?;
-        self.current
-            .set_permissions(std::fs::Permissions::from_mode(0o744))
-            .map_err(io("cannot chmod", &current))?;
         self.sync_dir()?;
         let name = self.finish(&current, "s")?;
+        // Marked complete once renamed: `current` is never seen 0744 while written.
+        self.current
+            .set_permissions(std::fs::Permissions::from_mode(0o744))
+            .map_err(io("cannot chmod", &self.dir.join(&name)))?;
         self.create_current()?;
         self.sync_dir()?;
         self.expire();
         if let Some(s) = &self.shipper {
             s.kick();
         }
-        let _ = name;
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 use clap::Parser;
 
 mod cli;
+mod collect;
 mod migrate;
 mod systemd;
 use cli::Cli;
@@ -54,6 +55,9 @@ fn main() -> ExitCode {
     // === subcommands (packaging: ferrosocks migrate) ===
     if let Some(cli::Command::Migrate(args)) = &cli.command {
         return migrate::run(args);
+    }
+    if let Some(cli::Command::Collect(args)) = &cli.command {
+        return collect::run(args);
     }
     // === end of subcommands ===
     if cli.version {

@@ -20,6 +20,7 @@
 //! docs/logging.md.
 
 mod backend;
+pub mod collect;
 pub mod format;
 mod level;
 pub mod logdir;

@@ -9,6 +9,7 @@ mod bad_input;
 mod chaining;
 mod cli;
 mod clients;
+mod collect;
 mod commands;
 mod control;
 mod examples;

@@ -24,6 +24,7 @@ pub mod collect;
 pub mod format;
 mod level;
 pub mod logdir;
+pub mod remote;
 mod routing;
 mod sink;
 mod writer;
@@ -73,6 +74,8 @@ pub enum Target {
     File(PathBuf),
     /// A multilog-style log directory.
     LogDir(LogDirTarget),
+    /// A remote syslog receiver (RFC 5424).
+    SyslogRemote(remote::RemoteTarget),
 }
 
 /// A log directory sink: where, and how it rotates.

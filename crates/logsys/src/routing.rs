@@ -511,9 +511,10 @@ impl Core {
     }
 }
 
-/// JSON sinks get JSON lines; syslog always gets text.
+/// JSON sinks get JSON lines; syslog, local or remote, always gets text.
 fn is_json(spec: &SinkSpec) -> bool {
-    spec.format == Format::Json && !matches!(spec.target, Target::Syslog { .. })
+    spec.format == Format::Json
+        && !matches!(spec.target, Target::Syslog { .. } | Target::SyslogRemote(_))
 }
 
 /// What a writer calls with a report: back to the core, if it still exists.

@@ -89,6 +89,11 @@ pub fn log_config(cfg: &Config) -> Result<LogConfig, Vec<String>> {
             SubsystemValue::Operators(on) => sc.operators = Some(*on),
         }
     }
+    if let Some(r) = &cfg.syslog_remote {
+        let target = remote_target(r, cfg.logdir.as_ref(), &out);
+        out.logoutput
+            .push(SinkSpec::text(Target::SyslogRemote(target)));
+    }
     if errors.is_empty() {
         Ok(out)
     } else {
@@ -110,6 +115,35 @@ fn log_dir_target(d: &sockd_conf::LogDirConfig) -> logsys::LogDirTarget {
                 timeout: std::time::Duration::from_secs(d.ship_timeout),
             }),
         },
+    }
+}
+
+/// The receiver `syslog.remote*` asks for: each subsystem's records with its own
+/// facility (or `log.default.facility`), the queue spilling under the log directory.
+fn remote_target(
+    r: &sockd_conf::SyslogRemoteConfig,
+    logdir: Option<&sockd_conf::LogDirConfig>,
+    log: &LogConfig,
+) -> logsys::remote::RemoteTarget {
+    use logsys::remote::Protocol;
+    logsys::remote::RemoteTarget {
+        host: r.host.clone(),
+        port: r.port,
+        protocol: match r.protocol {
+            sockd_conf::RemoteProtocol::Tcp => Protocol::Tcp,
+            sockd_conf::RemoteProtocol::Tls => Protocol::Tls,
+            sockd_conf::RemoteProtocol::Udp => Protocol::Udp,
+        },
+        ca: r.ca.clone(),
+        queue_dir: logdir.map(|d| d.path.join("syslog-queue")),
+        facilities: log
+            .subsystems
+            .iter()
+            .map(|s| match s.facility {
+                LogFacility::Code(c) => c,
+                LogFacility::None | LogFacility::Default => log.default_facility,
+            })
+            .collect(),
     }
 }
 

@@ -337,8 +337,15 @@ pub const KEYWORDS: &[Keyword] = &[
     kw("logdir.ship.timeout", Global, "SECONDS",
        "Each shipment attempt, connect included, gives up after this many seconds (default 30).",
        "logdir: /var/log/ferrosocks/main\nlogdir.ship: 10.0.0.5 port = 10116\nlogdir.ship.timeout: 10").ferrosocks(),
-    not_yet("syslog.remote", Global, "ADDRESS port = N", "Remote RFC 5424 syslog.", "",
-       "syslog.remote: 10.0.0.6 port = 6514").ferrosocks(),
+    kw("syslog.remote", Global, "ADDRESS port = N",
+       "Send every record `logoutput` gets to a remote syslog receiver (rsyslog, syslog-ng) as RFC 5424: PRI from the subsystem's `log.SUBSYSTEM.facility` (else `log.default.facility`), RFC 3339 time with microseconds, this host's name, APP-NAME `ferrosocks`, the pid, the subsystem as MSGID, the text of the local line as MSG. Off the logging path: while the receiver is away records wait in a bounded memory queue that spills to `syslog-queue/` under `logdir` (if set) and are delivered in order once it is back; what a full queue drops, oldest first, is counted and reported. See docs/syslog.md.",
+       "syslog.remote: 10.0.0.6 port = 514").ferrosocks(),
+    kw("syslog.remote.protocol", Global, "tcp | tls | udp",
+       "`tcp` (default): RFC 6587 octet counting; `tls`: RFC 5425 (rustls; the receiver's certificate checked against `syslog.remote.ca`, its name against the `syslog.remote` host); `udp`: RFC 5426, one message per datagram (lost when nobody listens).",
+       "syslog.remote: 10.0.0.6 port = 6514\nsyslog.remote.protocol: tls\nsyslog.remote.ca: /etc/ferrosocks/syslog-ca.pem").ferrosocks(),
+    kw("syslog.remote.ca", Global, "PATH",
+       "PEM file of the certificate authorities a `tls` receiver's certificate must chain to.",
+       "syslog.remote: 10.0.0.6 port = 6514\nsyslog.remote.protocol: tls\nsyslog.remote.ca: /etc/ferrosocks/syslog-ca.pem").ferrosocks(),
 ];
 
 /// A value of a keyword that ferrosocks ignores or does not support yet (`value` is

@@ -67,6 +67,8 @@ pub struct Config {
     pub management: Option<ManagementConfig>,
     /// The multilog-style log directory (`logdir*`); `None` without `logdir:`.
     pub logdir: Option<LogDirConfig>,
+    /// RFC 5424 to a remote receiver (`syslog.remote*`); `None` without `syslog.remote:`.
+    pub syslog_remote: Option<SyslogRemoteConfig>,
     /// Where the settings that start-up checks were written.
     pub origins: Origins,
 }
@@ -106,6 +108,8 @@ pub struct Origins {
     pub management_password: Option<crate::Pos>,
     /// The path of `logdir:`.
     pub logdir: Option<crate::Pos>,
+    /// The path of `syslog.remote.ca:`.
+    pub syslog_remote_ca: Option<crate::Pos>,
 }
 
 impl Origins {
@@ -197,6 +201,7 @@ impl Default for Config {
             status_version: StatusConfig::DEFAULT_VERSION,
             management: None,
             logdir: None,
+            syslog_remote: None,
             origins: Origins::default(),
         }
     }
@@ -756,4 +761,27 @@ pub struct ShipTarget {
     /// An IP address or a host name (resolved at each shipment).
     pub host: String,
     pub port: u16,
+}
+
+/// `syslog.remote:` with `syslog.remote.protocol:` and `syslog.remote.ca:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogRemoteConfig {
+    /// An IP address or a host name.
+    pub host: String,
+    pub port: u16,
+    /// Default tcp.
+    pub protocol: RemoteProtocol,
+    /// PEM certificates the TLS receiver's certificate must chain to.
+    pub ca: Option<PathBuf>,
+}
+
+/// How records travel to a remote receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RemoteProtocol {
+    /// RFC 6587 octet counting over TCP.
+    Tcp,
+    /// RFC 5425: octet counting over TLS.
+    Tls,
+    /// RFC 5426: one message per datagram.
+    Udp,
 }

@@ -40,10 +40,12 @@ pub fn parse(file: &str, text: &str) -> Result<Parsed, Errors> {
         first_rule: None,
         operator: Operator::default(),
         logdir: Default::default(),
+        remote: Default::default(),
     };
     p.run();
     p.settle_operator();
     p.settle_logdir();
+    p.settle_remote();
     p.finish()
 }
 
@@ -63,9 +65,12 @@ struct Parser<'a> {
     operator: Operator,
     /// `logdir*` as read so far.
     logdir: logdir::LogDirSettings,
+    /// `syslog.remote*` as read so far.
+    remote: syslog_remote::RemoteSettings,
 }
 
 mod logdir;
+mod syslog_remote;
 
 /// The operator-interface settings read so far; those that may need a warning keep
 /// the position of their keyword.
@@ -414,6 +419,7 @@ impl Parser<'_> {
             | "management.password"
             | "management.client-auth" => self.operator_setting(key, pos)?,
             k if logdir::is_logdir_key(k) => self.logdir_setting(key, pos)?,
+            k if syslog_remote::is_remote_key(k) => self.remote_setting(key, pos)?,
             "udp.connectdst" => {
                 let (w, wpos) = self.word("yes or no", key)?;
                 self.cfg.udp_connectdst = match w.as_str() {

@@ -350,11 +350,8 @@ fn more_errors() {
         ["test.conf:2:1: the socks rule opened on line 1 is not closed: \"}\" expected before end of file"]
     );
     assert_eq!(
-        errors("metrics: 127.0.0.1 port = 9105\nsyslog.remote: 10.0.0.6 port = 514\n"),
-        [
-            "test.conf:1:1: \"metrics\" is not supported yet",
-            "test.conf:2:1: \"syslog.remote\" is not supported yet"
-        ]
+        errors("metrics: 127.0.0.1 port = 9105\n"),
+        ["test.conf:1:1: \"metrics\" is not supported yet"]
     );
     assert_eq!(
         errors("client pass { from: 0/0 to: 0/0\nuser: alice\nsocksmethod: none\n}\n"),
@@ -696,5 +693,29 @@ fn logdir_settings_defaults_ranges_and_warnings() {
             "test.conf:4:22: expected \"port = N\" after \"logdir.ship\", found end of line",
             "test.conf:5:15: expected on or off after \"logdir.stamp\", found \"maybe\"",
         ]
+    );
+}
+
+#[test]
+fn syslog_remote_settings() {
+    let c = ok("syslog.remote: 10.0.0.6 port = 514\n");
+    assert_eq!(
+        c.syslog_remote,
+        Some(SyslogRemoteConfig {
+            host: "10.0.0.6".into(),
+            port: 514,
+            protocol: RemoteProtocol::Tcp,
+            ca: None
+        })
+    );
+    let c = ok("syslog.remote.ca: /ca.pem\nsyslog.remote.protocol: tls\nsyslog.remote: logs.example port = 6514\n");
+    let r = c.syslog_remote.unwrap();
+    assert_eq!(
+        (r.protocol, r.ca),
+        (RemoteProtocol::Tls, Some("/ca.pem".into()))
+    );
+    assert_eq!(
+        errors("syslog.remote: 10.0.0.6 port = 514\nsyslog.remote.protocol: relp\n"),
+        ["test.conf:2:25: expected tcp, tls or udp after \"syslog.remote.protocol\", found \"relp\""]
     );
 }

@@ -24,6 +24,7 @@ mod openvpn_monitor;
 mod privileges;
 mod seed;
 mod status;
+mod syslog_remote;
 mod system_users;
 mod systemd;
 mod traffic_log;

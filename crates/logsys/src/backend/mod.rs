@@ -9,6 +9,7 @@
 
 mod file;
 mod logdir;
+mod remote;
 
 pub use file::open_append;
 mod stdio;
@@ -27,7 +28,6 @@ pub(crate) struct LineMeta {
     /// Length of the Dante prefix at the start of the line (syslog drops part of it).
     pub(crate) prefix_len: usize,
     pub(crate) level: Level,
-    #[allow(dead_code)] // for syslog.remote's MSGID
     pub(crate) subsystem: Subsystem,
     /// When it was logged.
     pub(crate) time: SystemTime,
@@ -99,6 +99,7 @@ pub(crate) fn open(target: &Target, opener: &Opener) -> Box<dyn Backend> {
         Target::File(p) => Box::new(file::FileBackend::open(p.clone(), opener.clone())),
         Target::Syslog { facility } => Box::new(syslog::LocalSyslog::open(*facility)),
         Target::LogDir(d) => Box::new(logdir::LogDirBackend::open(d.clone())),
+        Target::SyslogRemote(r) => Box::new(remote::RemoteBackend::open(r.clone())),
     }
 }
 
@@ -110,5 +111,6 @@ pub(crate) fn describe(target: &Target) -> String {
         Target::File(p) => format!("log file {}", p.display()),
         Target::Syslog { facility } => syslog::describe(*facility),
         Target::LogDir(d) => format!("log directory {}", d.path.display()),
+        Target::SyslogRemote(r) => format!("syslog.remote {} port {}", r.host, r.port),
     }
 }

@@ -1,0 +1,378 @@
+//! `syslog.remote` to a private rsyslogd (imtcp, octet counting; imudp): every record
+//! once, as RFC 5424 (version 1, PRI per subsystem, microseconds, MSGID, structured
+//! data), in order; across a receiver restart and while the receiver is down at start.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
+
+/// A private rsyslogd writing what it receives, one line per message, to `out.log`.
+struct Rsyslog {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+const TEMPLATE: &str = "%protocol-version% %pri% %syslogfacility-text%.%syslogseverity-text% %timereported:::date-rfc3339% %hostname% %app-name% %procid% %msgid% %structured-data% %msg%\\n";
+
+impl Rsyslog {
+    /// `input` is `imtcp` or `imudp`; `port` 0 lets it choose (written to a file).
+    fn start(dir: &Path, input: &str, port: u16) -> Self {
+        assert!(
+            Path::new(RSYSLOGD).exists(),
+            "rsyslog is not installed: run ./test.sh"
+        );
+        let d = dir.display();
+        let port_file = dir.join("port");
+        let _ = std::fs::remove_file(&port_file);
+        let conf = format!(
+            "global(workDirectory=\"{d}\" maxMessageSize=\"64k\")\n\
+             module(load=\"{input}\")\n\
+             input(type=\"{input}\" address=\"127.0.0.1\" port=\"{port}\" listenPortFileName=\"{d}/port\")\n\
+             template(name=\"t\" type=\"string\" string=\"{TEMPLATE}\")\n\
+             *.* action(type=\"omfile\" file=\"{d}/out.log\" template=\"t\" flushOnTXEnd=\"on\" asyncWriting=\"off\")\n"
+        );
+        std::fs::write(dir.join("rs.conf"), conf).unwrap();
+        let child = Command::new(RSYSLOGD)
+            .args(["-n", "-f"])
+            .arg(dir.join("rs.conf"))
+            .arg("-i")
+            .arg(dir.join("rs.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let ready = |port: u16| match input {
+            // imudp: the pid file is written once the inputs run.
+            "imudp" => dir.join("rs.pid").exists(),
+            _ => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        };
+        let port = loop {
+            let p = if port == 0 {
+                std::fs::read_to_string(&port_file)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+            } else {
+                Some(port)
+            };
+            if let Some(p) = p.filter(|&p| ready(p)) {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "rsyslogd does not listen");
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if input == "imudp" {
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        Self {
+            child,
+            dir: dir.to_path_buf(),
+            port,
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("out.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn stop(&mut self) {
+        // SAFETY: kill(2) on our own child's PID.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_until(what: &str, limit: Duration, mut pred: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !pred() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sessions(p: &Proxy, echo: &Helper, range: std::ops::Range<usize>) {
+    for i in range {
+        let (mut c, reply) = Raw::connect_v4(p.addr, echo.addr);
+        assert_eq!(reply[1], 0);
+        let payload = format!("session {i}");
+        c.send(payload.as_bytes());
+        assert_eq!(c.read_exact(payload.len()), payload.as_bytes());
+    }
+}
+
+/// The local log's messages (after Dante's prefix), in order.
+fn local_messages(p: &Proxy) -> Vec<String> {
+    p.messages()
+}
+
+/// The MSG part of each rsyslog line (after the structured data).
+fn msgs(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            let fields: Vec<&str> = l.splitn(9, ' ').collect();
+            let rest = fields[8];
+            // Structured data is `-` or `[…]` (no `] ` inside ours).
+            match rest.strip_prefix("- ") {
+                Some(m) => m.to_owned(),
+                None => rest
+                    .split_once("] ")
+                    .map_or(String::new(), |(_, m)| m.to_owned()),
+            }
+        })
+        .collect()
+}
+
+/// Every message once (as a multiset: two sinks may take the lines of concurrent
+/// sessions in different orders), and each session's records in its order.
+fn once_each(got: &[String], want: &[String], what: &str) {
+    let (mut a, mut b) = (got.to_vec(), want.to_vec());
+    a.sort();
+    b.sort();
+    same(&a, &b, what);
+    let session = |m: &str| -> Option<String> {
+        let i = m.find("127.0.0.1.")?;
+        Some(m[i..].split(' ').next()?.to_owned())
+    };
+    let per_session = |v: &[String]| {
+        let mut map: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for m in v.iter().filter(|m| m.starts_with("pass(")) {
+            if let Some(s) = session(m) {
+                map.entry(s).or_default().push(m.clone());
+            }
+        }
+        map
+    };
+    assert!(
+        per_session(got) == per_session(want),
+        "{what}: a session's records out of order"
+    );
+}
+
+/// Fails with the first difference only (the lists are long).
+fn same(got: &[String], want: &[String], what: &str) {
+    if got == want {
+        return;
+    }
+    let i = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    let around = |v: &[String]| v[i.saturating_sub(1)..(i + 2).min(v.len())].to_vec();
+    panic!(
+        "{what}: {} received, {} logged; first difference at {i}:\nreceived {:#?}\nlogged {:#?}",
+        got.len(),
+        want.len(),
+        around(got),
+        around(want)
+    );
+}
+
+fn conf_with(remote: &str) -> String {
+    format!(
+        "{remote}\nlog.traffic.facility: local3\n{}",
+        conf("connect disconnect")
+    )
+}
+
+#[test]
+fn rsyslog_gets_every_record_once_as_rfc5424_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let rs = Rsyslog::start(dir.path(), "imtcp", 0);
+    let echo = Helper::echo();
+    let p = Proxy::start(&conf_with(&format!(
+        "syslog.remote: 127.0.0.1 port = {}",
+        rs.port
+    )));
+    sessions(&p, &echo, 0..20);
+    wait_until("the sessions at rsyslog", Duration::from_secs(15), || {
+        rs.lines()
+            .iter()
+            .filter(|l| l.contains("tcp/accept ]:"))
+            .count()
+            == 20
+    });
+    let lines = rs.lines();
+    let local = local_messages(&p);
+    once_each(
+        &msgs(&lines),
+        &local,
+        "every record once, its text as the local line",
+    );
+    let pid = p.child.id();
+    for l in &lines {
+        let f: Vec<&str> = l.splitn(9, ' ').collect();
+        assert_eq!(f[0], "1", "parsed as RFC 5424: {l}");
+        assert_eq!(
+            (f[5], f[6]),
+            ("ferrosocks", pid.to_string().as_str()),
+            "{l}"
+        );
+        // 2026-12-01T14:03:07.123456Z: microseconds, UTC.
+        assert_eq!(f[3].len(), 27, "{l}");
+        assert_eq!((&f[3][19..20], &f[3][26..]), (".", "Z"), "{l}");
+        if l.contains("pass(1): tcp/accept ]:") {
+            assert_eq!(f[2], "local3.info", "{l}");
+            assert_eq!(f[7], "TRAFFIC", "{l}");
+            assert_eq!(
+                f[8].split("] ").next().unwrap(),
+                "[ferrosocks@32473 verdict=\"pass\" rule=\"1\" proto=\"tcp\" cmd=\"accept\"",
+                "{l}"
+            );
+        }
+    }
+    assert!(lines
+        .iter()
+        .any(|l| l.contains(" daemon.info ") && l.contains(" SYSTEM ")));
+}
+
+#[test]
+fn a_receiver_restart_mid_stream_loses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rs = Rsyslog::start(dir.path(), "imtcp", 0);
+    let port = rs.port;
+    let echo = Helper::echo();
+    let p = Proxy::start(&conf_with(&format!(
+        "syslog.remote: 127.0.0.1 port = {port}"
+    )));
+    sessions(&p, &echo, 0..30);
+    wait_until("the first sessions", Duration::from_secs(15), || {
+        rs.lines()
+            .iter()
+            .filter(|l| l.contains("tcp/accept ]:"))
+            .count()
+            == 30
+    });
+    // Stopped and started again while sessions go on.
+    let rs2_dir = dir.path().join("second");
+    std::fs::create_dir(&rs2_dir).unwrap();
+    let rs2 = std::thread::scope(|scope| {
+        let stream = scope.spawn(|| {
+            for i in 30..90 {
+                sessions(&p, &echo, i..i + 1);
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(150));
+        rs.stop();
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(300));
+        let rs2 = Rsyslog::start(&rs2_dir, "imtcp", port);
+        stream.join().unwrap();
+        rs2
+    });
+    let accepts = |r: &Rsyslog| {
+        r.lines()
+            .iter()
+            .filter(|l| l.contains("tcp/accept ]:"))
+            .count()
+    };
+    wait_until("every session", Duration::from_secs(40), || {
+        accepts(&rs) + accepts(&rs2) >= 90
+            && rs.lines().len() + rs2.lines().len() >= local_messages(&p).len()
+    });
+    let mut got = msgs(&rs.lines());
+    got.extend(msgs(&rs2.lines()));
+    let local = local_messages(&p);
+    // The reconnect reports come after the records they talk about; compare as sets
+    // of lines, each once, and the records in order.
+    let records = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .filter(|m| m.starts_with("pass("))
+            .cloned()
+            .collect()
+    };
+    once_each(&records(&got), &records(&local), "records, once each");
+    once_each(&got, &local, "every message once");
+    assert!(
+        local.iter().any(|m| m.contains("is reachable again")),
+        "{local:?}"
+    );
+}
+
+#[test]
+fn records_wait_on_disk_while_the_receiver_is_down_and_arrive_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let logdir = dir.path().join("log");
+    let echo = Helper::echo();
+    let p = Proxy::start(&conf_with(&format!(
+        "logdir: {}\nsyslog.remote: 127.0.0.1 port = {port}",
+        logdir.display()
+    )));
+    sessions(&p, &echo, 0..20);
+    p.wait_for("the failure report", |m| m.contains("records queue"));
+    let rs = Rsyslog::start(dir.path(), "imtcp", port);
+    wait_until("the queued sessions", Duration::from_secs(40), || {
+        rs.lines()
+            .iter()
+            .filter(|l| l.contains("tcp/accept ]:"))
+            .count()
+            == 20
+    });
+    sessions(&p, &echo, 20..25);
+    wait_until("the later sessions", Duration::from_secs(15), || {
+        rs.lines()
+            .iter()
+            .filter(|l| l.contains("tcp/accept ]:"))
+            .count()
+            == 25
+    });
+    let got = msgs(&rs.lines());
+    let local = local_messages(&p);
+    let records = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .filter(|m| m.starts_with("pass("))
+            .cloned()
+            .collect()
+    };
+    once_each(&records(&got), &records(&local), "records, once each");
+}
+
+#[test]
+fn udp_datagrams_reach_rsyslog_imudp() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let rs = Rsyslog::start(dir.path(), "imudp", port);
+    let echo = Helper::echo();
+    let p = Proxy::start(&conf_with(&format!(
+        "syslog.remote: 127.0.0.1 port = {}\nsyslog.remote.protocol: udp",
+        rs.port
+    )));
+    sessions(&p, &echo, 0..5);
+    wait_until("the sessions over UDP", Duration::from_secs(15), || {
+        rs.lines()
+            .iter()
+            .filter(|l| l.contains("tcp/accept ]:"))
+            .count()
+            == 5
+    });
+    assert!(rs.lines().iter().all(|l| l.starts_with("1 ")));
+}

@@ -2,7 +2,8 @@
 # The one test command: formatting, lints, and every test (unit, golden, integration).
 # Installs the real programs the integration tests drive (curl, ncat, htpasswd,
 # proxychains4, PySocks for Debian's python3, Dante for chaining, oidentd for ident, rsyslog for syslog, daemontools, ucspi-tcp and socklog
-# for log directories, shipping and the collector) with
+# for log directories, shipping and the collector, rsyslog-openssl and openssl
+# for syslog over TLS) with
 # apt-get when they are missing, and openvpn-monitor 2.0.4 (PyPI) into a virtualenv under target/
 # when it is missing there. CI (.ci/run) calls exactly this. Every test binary
 # runs even when one fails (--no-fail-fast), and the README's own commands are run as
@@ -22,6 +23,8 @@ command -v proxychains4 >/dev/null 2>&1 || missing+=(proxychains4)
 command -v multilog >/dev/null 2>&1 || missing+=(daemontools)
 command -v tcpserver >/dev/null 2>&1 || missing+=(ucspi-tcp)
 command -v socklog >/dev/null 2>&1 || [ -x /usr/sbin/socklog ] || missing+=(socklog)
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so ] || missing+=(rsyslog-openssl)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)

@@ -22,6 +22,11 @@ const TEMPLATE: &str = "%protocol-version% %pri% %syslogfacility-text%.%syslogse
 impl Rsyslog {
     /// `input` is `imtcp` or `imudp`; `port` 0 lets it choose (written to a file).
     fn start(dir: &Path, input: &str, port: u16) -> Self {
+        Self::start_with(dir, input, port, "", "")
+    }
+
+    /// With more `global()` and `module()` parameters (TLS).
+    fn start_with(dir: &Path, input: &str, port: u16, global: &str, module: &str) -> Self {
         assert!(
             Path::new(RSYSLOGD).exists(),
             "rsyslog is not installed: run ./test.sh"
@@ -30,8 +35,8 @@ impl Rsyslog {
         let port_file = dir.join("port");
         let _ = std::fs::remove_file(&port_file);
         let conf = format!(
-            "global(workDirectory=\"{d}\" maxMessageSize=\"64k\")\n\
-             module(load=\"{input}\")\n\
+            "global(workDirectory=\"{d}\" maxMessageSize=\"64k\" {global})\n\
+             module(load=\"{input}\" {module})\n\
              input(type=\"{input}\" address=\"127.0.0.1\" port=\"{port}\" listenPortFileName=\"{d}/port\")\n\
              template(name=\"t\" type=\"string\" string=\"{TEMPLATE}\")\n\
              *.* action(type=\"omfile\" file=\"{d}/out.log\" template=\"t\" flushOnTXEnd=\"on\" asyncWriting=\"off\")\n"
@@ -375,4 +380,139 @@ fn udp_datagrams_reach_rsyslog_imudp() {
             == 5
     });
     assert!(rs.lines().iter().all(|l| l.starts_with("1 ")));
+}
+
+/// A test CA and a certificate for 127.0.0.1 signed by it, made with openssl.
+fn make_ca(dir: &Path, name: &str) -> PathBuf {
+    require("openssl");
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    let ext = d.join("ext.cnf");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let p = |f: &str| d.join(f).display().to_string();
+    for args in [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ferrosocks test CA",
+        ],
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &p("key.pem"),
+            "-out",
+            &p("req.csr"),
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &p("req.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-out",
+            &p("cert.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            &p("ext.cnf"),
+        ],
+    ] {
+        let (code, _, err) = run(Command::new("openssl").args(&args));
+        assert_eq!(code, 0, "openssl {args:?}: {err}");
+    }
+    d
+}
+
+/// rsyslogd's imtcp with the OpenSSL stream driver, presenting `ca`'s certificate.
+fn tls_rsyslog(dir: &Path, ca: &Path) -> Rsyslog {
+    assert!(
+        Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so").exists(),
+        "rsyslog-openssl is not installed: run ./test.sh"
+    );
+    let f = |n: &str| ca.join(n).display().to_string();
+    Rsyslog::start_with(
+        dir,
+        "imtcp",
+        0,
+        &format!(
+            "defaultNetstreamDriver=\"ossl\" defaultNetstreamDriverCAFile=\"{}\" defaultNetstreamDriverCertFile=\"{}\" defaultNetstreamDriverKeyFile=\"{}\"",
+            f("ca.pem"),
+            f("cert.pem"),
+            f("key.pem")
+        ),
+        "streamDriver.name=\"ossl\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\"",
+    )
+}
+
+#[test]
+fn rsyslog_gets_every_record_over_tls_checked_against_the_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = make_ca(dir.path(), "ca");
+    let rs = tls_rsyslog(dir.path(), &ca);
+    let echo = Helper::echo();
+    let p = Proxy::start(&conf_with(&format!(
+        "syslog.remote: 127.0.0.1 port = {}\nsyslog.remote.protocol: tls\nsyslog.remote.ca: {}",
+        rs.port,
+        ca.join("ca.pem").display()
+    )));
+    sessions(&p, &echo, 0..10);
+    wait_until("the sessions over TLS", Duration::from_secs(15), || {
+        rs.lines()
+            .iter()
+            .filter(|l| l.contains("tcp/accept ]:"))
+            .count()
+            == 10
+    });
+    let lines = rs.lines();
+    assert!(lines.iter().all(|l| l.starts_with("1 ")), "{lines:?}");
+    once_each(
+        &msgs(&lines),
+        &local_messages(&p),
+        "every record once over TLS",
+    );
+}
+
+#[test]
+fn a_tls_receiver_with_the_wrong_certificate_is_an_error_on_the_log_never_a_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = make_ca(dir.path(), "theirs");
+    let ours = make_ca(dir.path(), "ours");
+    let rs = tls_rsyslog(dir.path(), &theirs);
+    let echo = Helper::echo();
+    let p = Proxy::start(&conf_with(&format!(
+        "syslog.remote: 127.0.0.1 port = {}\nsyslog.remote.protocol: tls\nsyslog.remote.ca: {}",
+        rs.port,
+        ours.join("ca.pem").display()
+    )));
+    sessions(&p, &echo, 0..3);
+    let m = p.wait_for("the certificate error", |m| {
+        m.contains("syslog.remote 127.0.0.1")
+            && m.contains("TLS handshake")
+            && m.contains("certificate")
+    });
+    assert!(m.iter().any(|l| l.contains("records queue")), "{m:?}");
+    assert!(rs.lines().is_empty(), "nothing was sent: {:?}", rs.lines());
 }

@@ -71,6 +71,8 @@ struct State {
     /// Reopen the target after the line with this sequence number (`appended` when
     /// asked): earlier lines go to the old file, later ones to the new.
     reopen_after: Option<u64>,
+    /// The backend has reports of its own (its waker was called).
+    poll: bool,
     closing: bool,
 }
 
@@ -101,16 +103,23 @@ impl Sink {
         opener: &Opener,
         inherited: Option<Failure>,
     ) -> SinkHandle {
-        let writer = Writer::new(&spec.target, opener, inherited.clone());
         let sink = Arc::new(Self {
             spec,
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
             written: Condvar::new(),
             writes_ok: AtomicBool::new(inherited.is_none()),
-            failure: Mutex::new(inherited),
+            failure: Mutex::new(inherited.clone()),
             alive: AtomicBool::new(true),
         });
+        let weak = Arc::downgrade(&sink);
+        let waker: crate::backend::Waker = Arc::new(move || {
+            if let Some(s) = weak.upgrade() {
+                s.lock().poll = true;
+                s.wake.notify_one();
+            }
+        });
+        let writer = Writer::new(&sink.spec.target, opener, inherited, waker);
         let mine = Arc::clone(&sink);
         let spawned = std::thread::Builder::new()
             .name(format!("log-sink-{index}"))
@@ -268,12 +277,17 @@ fn write_loop(sink: &Arc<Sink>, mut writer: Writer, report: &Reporter) {
     let mut meta: Vec<LineMeta> = Vec::new();
     loop {
         let mut st = sink.lock();
-        while st.meta.is_empty() && st.reopen_after.is_none() && !st.closing && !st.urgent {
+        while st.meta.is_empty()
+            && st.reopen_after.is_none()
+            && !st.closing
+            && !st.urgent
+            && !st.poll
+        {
             st.idle = true;
             st = sink.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
         }
         st.idle = false;
-        if !st.urgent && !st.closing && st.reopen_after.is_none() {
+        if !st.urgent && !st.closing && !st.poll && st.reopen_after.is_none() {
             // Lines come in bursts: let this one gather, so that its logging threads
             // need not wake this thread again (unless it grows large or a flush waits).
             st.pausing = true;
@@ -289,6 +303,7 @@ fn write_loop(sink: &Arc<Sink>, mut writer: Writer, report: &Reporter) {
         std::mem::swap(&mut st.meta, &mut meta);
         let first = st.written;
         let reopen_after = st.reopen_after.take();
+        let poll = std::mem::take(&mut st.poll);
         let closing = st.closing;
         drop(st);
 
@@ -302,6 +317,9 @@ fn write_loop(sink: &Arc<Sink>, mut writer: Writer, report: &Reporter) {
             writer.reopen();
             let start = old.last().map_or(0, |m| m.end);
             reports.extend(writer.write_batch(&buf, start, new));
+        }
+        if poll {
+            reports.extend(writer.poll());
         }
         let healthy = writer.healthy();
         if healthy != sink.writes_ok.swap(healthy, Ordering::Relaxed) || !healthy {

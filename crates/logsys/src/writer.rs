@@ -5,7 +5,7 @@
 //! again (with the count of lines lost meanwhile), and carries a failure across a reload
 //! so that it stays one failure, reported once.
 
-use crate::backend::{self, Backend, LineMeta, Lines, Tally};
+use crate::backend::{self, Backend, LineMeta, Lines, Tally, Waker};
 use crate::{Opener, Target};
 
 /// A sink's failure in progress: its first error and the lines it could not write.
@@ -27,10 +27,15 @@ impl Writer {
     /// A writer for `target`; `inherited` is the failure (first error, lines lost) of the
     /// sink it replaces after a reload, so that a failure goes on being one failure,
     /// reported once, and its recovery counts every line it cost.
-    pub(crate) fn new(target: &Target, opener: &Opener, inherited: Option<Failure>) -> Self {
+    pub(crate) fn new(
+        target: &Target,
+        opener: &Opener,
+        inherited: Option<Failure>,
+        waker: Waker,
+    ) -> Self {
         let (failing, lost) = inherited.map_or((None, 0), |f| (Some(f.error), f.lost));
         Self {
-            backend: backend::open(target, opener),
+            backend: backend::open(target, opener, waker),
             failing,
             lost,
         }
@@ -50,6 +55,20 @@ impl Writer {
 
     pub(crate) fn reopen(&mut self) {
         self.backend.reopen();
+    }
+
+    /// The backend's own reports (its waker was called).
+    pub(crate) fn poll(&mut self) -> Vec<String> {
+        let mut counter = Counter {
+            name: self.backend.describe(),
+            failing: self.failing.take(),
+            lost: self.lost,
+            reports: Vec::new(),
+        };
+        self.backend.poll(&mut counter);
+        self.failing = counter.failing;
+        self.lost = counter.lost;
+        counter.reports
     }
 
     /// Writes whole lines from `batch`: the first starts at `start`, `meta` says where

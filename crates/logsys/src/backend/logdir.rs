@@ -10,15 +10,17 @@ use crate::LogDirTarget;
 
 pub(crate) struct LogDirBackend {
     target: LogDirTarget,
+    waker: super::Waker,
     dir: Option<Shared>,
     /// Why the directory could not be opened, until it can.
     open_error: Option<String>,
 }
 
 impl LogDirBackend {
-    pub(crate) fn open(target: LogDirTarget) -> Self {
+    pub(crate) fn open(target: LogDirTarget, waker: super::Waker) -> Self {
         let mut me = Self {
             target,
+            waker,
             dir: None,
             open_error: None,
         };
@@ -29,6 +31,9 @@ impl LogDirBackend {
     fn try_open(&mut self) {
         match logdir::shared(&self.target.path, &self.target.options) {
             Ok(d) => {
+                d.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .set_waker(self.waker.clone());
                 self.dir = Some(d);
                 self.open_error = None;
             }
@@ -71,6 +76,18 @@ impl Backend for LogDirBackend {
         );
         for note in d.take_notes() {
             tally.note(note);
+        }
+    }
+
+    fn poll(&mut self, tally: &mut dyn Tally) {
+        if let Some(dir) = &self.dir {
+            let notes = dir
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take_notes();
+            for note in notes {
+                tally.note(note);
+            }
         }
     }
 }

@@ -80,6 +80,11 @@ pub(crate) trait Tally {
     fn note(&mut self, text: String);
 }
 
+/// Wakes a sink's writer to ask its backend for reports ([`Backend::poll`]): a
+/// backend's own thread (shipping, a remote receiver) calls it when it has something to
+/// say and no line may come to carry it.
+pub(crate) type Waker = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 /// A place lines go.
 pub(crate) trait Backend: Send {
     /// How reports name it.
@@ -88,18 +93,20 @@ pub(crate) trait Backend: Send {
     fn write(&mut self, lines: Lines<'_>, tally: &mut dyn Tally);
     /// Closes and reopens what it writes to (SIGHUP after logrotate).
     fn reopen(&mut self) {}
+    /// Reports of its own threads, when its waker was called.
+    fn poll(&mut self, _tally: &mut dyn Tally) {}
 }
 
 /// The backend of a target, opened now (the process may drop its privileges next);
 /// what cannot be opened yet is retried on the first write.
-pub(crate) fn open(target: &Target, opener: &Opener) -> Box<dyn Backend> {
+pub(crate) fn open(target: &Target, opener: &Opener, waker: Waker) -> Box<dyn Backend> {
     match target {
         Target::Stdout => Box::new(stdio::Stdio::Out),
         Target::Stderr => Box::new(stdio::Stdio::Err),
         Target::File(p) => Box::new(file::FileBackend::open(p.clone(), opener.clone())),
         Target::Syslog { facility } => Box::new(syslog::LocalSyslog::open(*facility)),
-        Target::LogDir(d) => Box::new(logdir::LogDirBackend::open(d.clone())),
-        Target::SyslogRemote(r) => Box::new(remote::RemoteBackend::open(r.clone())),
+        Target::LogDir(d) => Box::new(logdir::LogDirBackend::open(d.clone(), waker)),
+        Target::SyslogRemote(r) => Box::new(remote::RemoteBackend::open(r.clone(), waker)),
     }
 }
 

@@ -26,9 +26,11 @@ pub(crate) struct RemoteBackend {
 }
 
 impl RemoteBackend {
-    pub(crate) fn open(target: RemoteTarget) -> Self {
+    pub(crate) fn open(target: RemoteTarget, waker: super::Waker) -> Self {
+        let remote = remote::shared(&target);
+        remote.set_waker(waker);
         Self {
-            remote: remote::shared(&target),
+            remote,
             target,
             hostname: hostname(),
             procid: std::process::id().to_string(),
@@ -117,6 +119,10 @@ impl Backend for RemoteBackend {
         }
         // Queued: delivery problems are the queue's reports, not lost lines.
         tally.wrote(lines.len() as u64, Ok(()));
+        self.poll(tally);
+    }
+
+    fn poll(&mut self, tally: &mut dyn Tally) {
         for n in self.remote.take_notes() {
             tally.note(n);
         }

@@ -100,6 +100,8 @@ pub struct LogDir {
     chown_to: Option<(u32, u32)>,
     /// Ships rotated files (`logdir.ship`).
     shipper: Option<Shipper>,
+    /// Given to a shipper started later.
+    waker: Option<crate::backend::Waker>,
     /// The last rotated file's label, so that two rotations in one microsecond differ.
     last_label: [u8; tai64n::LEN],
 }
@@ -163,6 +165,7 @@ impl LogDir {
             scratch: Vec::new(),
             chown_to,
             shipper: None,
+            waker: None,
             last_label: [0; tai64n::LEN],
         };
         me.recover()?;
@@ -187,7 +190,21 @@ impl LogDir {
         match (&options.ship, &self.shipper) {
             (None, _) => self.shipper = None,
             (Some(ship), Some(s)) => s.set(ship.clone()),
-            (Some(ship), None) => self.shipper = Some(Shipper::start(&self.dir, ship.clone())),
+            (Some(ship), None) => {
+                let s = Shipper::start(&self.dir, ship.clone());
+                if let Some(w) = &self.waker {
+                    s.set_waker(w.clone());
+                }
+                self.shipper = Some(s);
+            }
+        }
+    }
+
+    /// Wakes `w` when the shipping thread has something to report.
+    pub(crate) fn set_waker(&mut self, w: crate::backend::Waker) {
+        self.waker = Some(w.clone());
+        if let Some(s) = &self.shipper {
+            s.set_waker(w);
         }
     }
 

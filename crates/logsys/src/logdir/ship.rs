@@ -55,6 +55,18 @@ pub(crate) struct Shared {
     shipped_through: Mutex<String>,
     /// Reports for the error log, taken by the sink with its next batch.
     notes: Mutex<Vec<String>>,
+    /// Wakes the sink's writer to take them at once.
+    waker: Mutex<Option<crate::backend::Waker>>,
+}
+
+impl Shared {
+    fn note(&self, text: String) {
+        lock(&self.notes).push(text);
+        let w = lock(&self.waker).clone();
+        if let Some(w) = w {
+            w();
+        }
+    }
 }
 
 struct Control {
@@ -86,6 +98,7 @@ impl Shipper {
             wake: Condvar::new(),
             shipped_through: Mutex::new(through),
             notes: Mutex::new(Vec::new()),
+            waker: Mutex::new(None),
         });
         let mine = Arc::clone(&shared);
         let dir = dir.to_path_buf();
@@ -93,7 +106,7 @@ impl Shipper {
             .name("log-ship".into())
             .spawn(move || run(&dir, &mine));
         if let Err(e) = spawned {
-            lock(&shared.notes).push(format!("cannot start the log shipping thread: {e}"));
+            shared.note(format!("cannot start the log shipping thread: {e}"));
         }
         Self { shared }
     }
@@ -121,6 +134,11 @@ impl Shipper {
 
     pub(crate) fn shared(&self) -> Arc<Shared> {
         Arc::clone(&self.shared)
+    }
+
+    /// The writer to wake with reports.
+    pub(crate) fn set_waker(&self, w: crate::backend::Waker) {
+        *lock(&self.shared.waker) = Some(w);
     }
 
     /// Reports waiting for the error log.
@@ -170,7 +188,7 @@ fn run(dir: &Path, shared: &Shared) {
         match round(dir, &ship, shared) {
             Ok(shipped) => {
                 if let (Some(since), true) = (failing_since.take(), shipped > 0) {
-                    lock(&shared.notes).push(format!(
+                    shared.note(format!(
                         "log directory {}: shipping to {} port {} works again (failing since {since}); {shipped} file(s) shipped, oldest first",
                         dir.display(),
                         ship.host,
@@ -182,7 +200,7 @@ fn run(dir: &Path, shared: &Shared) {
             Err(e) => {
                 if failing_since.is_none() {
                     failing_since = Some(rfc3339(SystemTime::now()));
-                    lock(&shared.notes).push(format!(
+                    shared.note(format!(
                         "log directory {}: {e}; the file stays and is retried, in order",
                         dir.display()
                     ));

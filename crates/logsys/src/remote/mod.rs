@@ -56,6 +56,19 @@ pub(crate) struct Shared {
     pub(crate) stop: Mutex<bool>,
     /// Reports for the error log.
     pub(crate) notes: Mutex<Vec<String>>,
+    /// Wakes the sink's writer to take them.
+    pub(crate) waker: Mutex<Option<crate::backend::Waker>>,
+}
+
+impl Shared {
+    /// A report for the error log, taken by the sink at once.
+    pub(crate) fn note(&self, text: String) {
+        lock(&self.notes).push(text);
+        let w = lock(&self.waker).clone();
+        if let Some(w) = w {
+            w();
+        }
+    }
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -69,6 +82,11 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
+    /// The writer to wake with reports.
+    pub(crate) fn set_waker(&self, w: crate::backend::Waker) {
+        *lock(&self.shared.waker) = Some(w);
+    }
+
     /// Queues one message (RFC 5424, unframed).
     pub(crate) fn push(&self, msg: Vec<u8>) {
         lock(&self.shared.queue).push(msg);
@@ -136,6 +154,7 @@ pub(crate) fn shared(target: &RemoteTarget) -> Arc<Remote> {
         wake: Condvar::new(),
         stop: Mutex::new(false),
         notes: Mutex::new(Vec::new()),
+        waker: Mutex::new(None),
     });
     let handle = sender::start(target.clone(), Arc::clone(&shared));
     let r = Arc::new(Remote {

@@ -55,7 +55,7 @@ pub(super) fn start(
     {
         Ok(h) => Some(h),
         Err(e) => {
-            lock(&shared.notes).push(format!("cannot start the syslog.remote thread: {e}"));
+            shared.note(format!("cannot start the syslog.remote thread: {e}"));
             None
         }
     }
@@ -97,7 +97,7 @@ fn run(target: &RemoteTarget, shared: &Shared) {
                     conn = Some(c);
                     if let Some(since) = failing.take() {
                         let waiting = lock(&shared.queue).len();
-                        lock(&shared.notes).push(format!(
+                        shared.note(format!(
                             "{name} is reachable again (unreachable since {since}); {waiting} queued record(s) are being delivered, in order"
                         ));
                     }
@@ -107,7 +107,7 @@ fn run(target: &RemoteTarget, shared: &Shared) {
                     if failing.is_none() {
                         failing = Some(rfc3339(SystemTime::now()));
                         let waiting = lock(&shared.queue).len();
-                        lock(&shared.notes).push(format!(
+                        shared.note(format!(
                             "{name}: {e}; records queue ({waiting} waiting) and are delivered in order once it is back"
                         ));
                     }
@@ -157,7 +157,7 @@ fn run(target: &RemoteTarget, shared: &Shared) {
                 lock(&shared.queue).unget(batch.into_iter());
                 if failing.is_none() {
                     failing = Some(rfc3339(SystemTime::now()));
-                    lock(&shared.notes).push(format!(
+                    shared.note(format!(
                         "{name}: sending failed: {e}; reconnecting, nothing is lost"
                     ));
                 }

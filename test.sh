@@ -36,6 +36,18 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# syslog-ng, a second real receiver for syslog.remote (tests/it/syslog_remote.rs): Debian's
+# syslog-ng-core conflicts with rsyslog as a package, so its .debs are fetched with apt-get
+# download and unpacked under target/ (run from there with LD_LIBRARY_PATH and
+# --module-path), once.
+sng=target/syslog-ng
+if [ ! -x "$sng/usr/sbin/syslog-ng" ]; then
+    echo "test.sh: unpacking syslog-ng-core into $sng" >&2
+    mkdir -p "$sng/debs"
+    (cd "$sng/debs" && apt-get download syslog-ng-core libivykis0 libnet1 libpcre3 2>/dev/null)
+    for deb in "$sng"/debs/*.deb; do dpkg -x "$deb" "$sng"; done
+fi
+
 # openvpn-monitor, the real OpenVPN tool the management interface test drives unchanged
 # (tests/it/openvpn_monitor.rs), with the dependencies it pins, in a virtualenv of its own:
 # installed once, so reruns need no network.

@@ -516,3 +516,154 @@ fn a_tls_receiver_with_the_wrong_certificate_is_an_error_on_the_log_never_a_send
     assert!(m.iter().any(|l| l.contains("records queue")), "{m:?}");
     assert!(rs.lines().is_empty(), "nothing was sent: {:?}", rs.lines());
 }
+
+/// A private syslog-ng (Debian's syslog-ng-core, unpacked under target/ by test.sh):
+/// its `syslog()` source over TCP (octet counting) and TLS, one line per message.
+struct SyslogNg {
+    child: Child,
+    dir: PathBuf,
+    tcp: u16,
+    tls: u16,
+}
+
+impl SyslogNg {
+    fn start(dir: &Path, ca: &Path) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/syslog-ng");
+        let bin = root.join("usr/sbin/syslog-ng");
+        assert!(
+            bin.exists(),
+            "syslog-ng is not unpacked under target/: run ./test.sh"
+        );
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (tcp, tls) = (free(), free());
+        let d = dir.display();
+        let f = |n: &str| ca.join(n).display().to_string();
+        let conf = format!(
+            "@version: 3.38\n\
+             options {{ keep-hostname(yes); frac-digits(6); }};\n\
+             source s_tcp {{ syslog(ip(127.0.0.1) port({tcp}) transport(\"tcp\")); }};\n\
+             source s_tls {{ syslog(ip(127.0.0.1) port({tls}) transport(\"tls\") tls(key-file(\"{}\") cert-file(\"{}\") peer-verify(optional-untrusted))); }};\n\
+             destination d {{ file(\"{d}/out.log\" template(\"${{FACILITY}}.${{LEVEL}} ${{ISODATE}} ${{HOST}} ${{PROGRAM}} ${{PID}} ${{MSGID}} ${{SDATA}} ${{MSG}}\\n\")); }};\n\
+             log {{ source(s_tcp); source(s_tls); destination(d); }};\n",
+            f("key.pem"),
+            f("cert.pem")
+        );
+        std::fs::write(dir.join("ng.conf"), conf).unwrap();
+        let libs = [
+            root.join("usr/lib/x86_64-linux-gnu"),
+            root.join("usr/lib/syslog-ng"),
+            root.join("lib/x86_64-linux-gnu"),
+        ]
+        .map(|p| p.display().to_string())
+        .join(":");
+        let child = Command::new(&bin)
+            .arg("-F")
+            .arg("-f")
+            .arg(dir.join("ng.conf"))
+            .arg("--module-path")
+            .arg(root.join("usr/lib/syslog-ng/3.38"))
+            .arg("--persist-file")
+            .arg(dir.join("persist"))
+            .arg("--pidfile")
+            .arg(dir.join("pid"))
+            .arg("--control")
+            .arg(dir.join("ctl"))
+            .env("LD_LIBRARY_PATH", libs)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until("syslog-ng's ports", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", tcp)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", tls)).is_ok()
+        });
+        Self {
+            child,
+            dir: dir.to_path_buf(),
+            tcp,
+            tls,
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("out.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for SyslogNg {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The MSG of each syslog-ng line (after the SDATA field, empty or `[…]`).
+fn ng_msgs(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(7, ' ').collect();
+            let rest = f[6];
+            match rest.strip_prefix(' ') {
+                Some(m) => m.to_owned(),
+                None => rest
+                    .split_once("] ")
+                    .map_or(String::new(), |(_, m)| m.to_owned()),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn syslog_ng_gets_every_record_once_over_tcp_and_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = make_ca(dir.path(), "ca");
+    let ng = SyslogNg::start(dir.path(), &ca);
+    let echo = Helper::echo();
+    for (protocol, port) in [("tcp", ng.tcp), ("tls", ng.tls)] {
+        let before = ng.lines().len();
+        let p = Proxy::start(&conf_with(&format!(
+            "syslog.remote: 127.0.0.1 port = {port}\nsyslog.remote.protocol: {protocol}\nsyslog.remote.ca: {}",
+            ca.join("ca.pem").display()
+        )));
+        sessions(&p, &echo, 0..10);
+        wait_until("the sessions at syslog-ng", Duration::from_secs(15), || {
+            ng.lines()[before..]
+                .iter()
+                .filter(|l| l.contains("tcp/accept ]:"))
+                .count()
+                == 10
+        });
+        let lines = ng.lines()[before..].to_vec();
+        let pid = p.child.id().to_string();
+        for l in &lines {
+            let f: Vec<&str> = l.splitn(7, ' ').collect();
+            // RFC 5424 parsed: APP-NAME, PROCID and MSGID in their places.
+            assert_eq!(
+                (f[3], f[4]),
+                ("ferrosocks", pid.as_str()),
+                "{protocol}: {l}"
+            );
+            assert!(f[1].len() == 32 && &f[1][19..20] == ".", "{protocol}: {l}");
+            if l.contains("tcp/accept ]:") {
+                assert_eq!((f[0], f[5]), ("local3.info", "TRAFFIC"), "{protocol}: {l}");
+                assert!(
+                    f[6].starts_with("[ferrosocks@32473 verdict=\"pass\" rule=\"1\""),
+                    "{l}"
+                );
+            }
+        }
+        once_each(&ng_msgs(&lines), &local_messages(&p), protocol);
+    }
+}

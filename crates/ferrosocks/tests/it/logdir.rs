@@ -246,3 +246,79 @@ fn a_current_that_is_a_directory_is_an_error_on_the_log_never_a_crash() {
         std::fs::read_to_string(dir.join("current")).is_ok_and(|t| t.contains("tcp/accept ]"))
     });
 }
+
+/// A tmpfs mounted by the test (root only: CI runs as root), unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_under_the_log_dir_is_reported_and_recovered_from() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test mounts a tmpfs and must run as root (CI does)"
+    );
+    let root = tempfile::tempdir().unwrap();
+    let mnt = root.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount tmpfs failed");
+    let _guard = Tmpfs(mnt.clone());
+    let filler = mnt.join("filler");
+    std::fs::write(&filler, vec![0u8; 40 * 1024]).unwrap();
+    let dir = mnt.join("log");
+    let echo = Helper::echo();
+    let p = Proxy::start(&format!(
+        "logdir: {}\nlogdir.size: 4096\nlogdir.count: 100\n{}",
+        dir.display(),
+        conf("connect disconnect ioop")
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&p.log)
+        .unwrap_or_default()
+        .contains("No space left on device")
+    {
+        assert!(Instant::now() < deadline, "the disk never filled");
+        echo_sessions(&p, &echo, 1);
+    }
+    // Still relaying while the disk is full.
+    echo_sessions(&p, &echo, 10);
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        echo_sessions(&p, &echo, 1);
+        let main = std::fs::read_to_string(&p.log).unwrap();
+        if main.contains(&format!(
+            "log directory {} works again after failing",
+            dir.display()
+        )) {
+            assert!(
+                main.contains("line(s) could not be written to it meanwhile"),
+                "{main}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery report:\n{main}");
+    }
+    // The directory is whole again: current and rotated files, each ending at a line.
+    wait_until("lines in the new current", || {
+        std::fs::read_to_string(dir.join("current")).is_ok_and(|t| t.contains("tcp/accept ]"))
+    });
+    for f in rotated(&dir) {
+        let name = f.file_name().unwrap().to_str().unwrap().to_owned();
+        assert!(
+            name.ends_with(".s") && std::fs::metadata(&f).unwrap().len() <= 4096,
+            "{name}"
+        );
+    }
+}

@@ -94,6 +94,9 @@ pub struct LogDir {
     stamp: bool,
     /// The next byte written starts a line.
     at_line_start: bool,
+    /// `current` was renamed but no new one could be created (a full disk): the next
+    /// write creates it first, never appending to the renamed file.
+    missing_current: bool,
     /// Stamped copy of what is being written.
     scratch: Vec<u8>,
     /// Owner to give files created as root in a directory owned by someone else.
@@ -162,6 +165,7 @@ impl LogDir {
             plan: Plan::new(options.size, options.count),
             stamp: options.stamp,
             at_line_start: true,
+            missing_current: false,
             scratch: Vec::new(),
             chown_to,
             shipper: None,
@@ -285,6 +289,7 @@ impl LogDir {
         self.current = f;
         self.bytes = 0;
         self.at_line_start = true;
+        self.missing_current = false;
         Ok(())
     }
 
@@ -314,7 +319,7 @@ impl LogDir {
     /// Rotates `current` now (if it holds anything): fsync, fsync the directory,
     /// rename, 0744, a new `current`, fsync the directory, old files removed.
     pub fn rotate(&mut self) -> Result<(), Error> {
-        if self.bytes == 0 {
+        if self.bytes == 0 || self.missing_current {
             return Ok(());
         }
         let current = self.dir.join("current");
@@ -322,18 +327,18 @@ impl LogDir {
             .sync_all()
             .map_err(io("cannot fsync", &current))?;
         self.sync_dir()?;
-        let name = self.finish(&current, "s")?;
+        self.finish(&current, "s")?;
+        self.missing_current = true;
         // Marked complete once renamed: `current` is never seen 0744 while written.
-        self.current
-            .set_permissions(std::fs::Permissions::from_mode(0o744))
-            .map_err(io("cannot chmod", &self.dir.join(&name)))?;
-        self.create_current()?;
-        self.sync_dir()?;
+        let _ = self
+            .current
+            .set_permissions(std::fs::Permissions::from_mode(0o744));
         self.expire();
         if let Some(s) = &self.shipper {
             s.kick();
         }
-        Ok(())
+        self.create_current()?;
+        self.sync_dir()
     }
 
     /// Removes the oldest rotated files beyond `count − 1`.
@@ -417,6 +422,10 @@ impl LogDir {
         if bytes.is_empty() {
             return Ok(());
         }
+        if self.missing_current {
+            self.create_current()?;
+            self.sync_dir()?;
+        }
         let r = self.current.write_all(bytes);
         if let Err(e) = r {
             // What was written counts; a partial write leaves the size unknown.
@@ -429,6 +438,9 @@ impl LogDir {
 
     /// Ends cleanly: `current` fsynced and marked complete (0744), as multilog at EOF.
     pub fn close(&mut self) -> Result<(), Error> {
+        if self.missing_current {
+            return Ok(());
+        }
         let current = self.dir.join("current");
         if !self.at_line_start {
             // multilog ends a partial last line with a newline.

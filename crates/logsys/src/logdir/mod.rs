@@ -333,11 +333,12 @@ impl LogDir {
         let _ = self
             .current
             .set_permissions(std::fs::Permissions::from_mode(0o744));
+        let created = self.create_current();
         self.expire();
         if let Some(s) = &self.shipper {
             s.kick();
         }
-        self.create_current()?;
+        created?;
         self.sync_dir()
     }
 

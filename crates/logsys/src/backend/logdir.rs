@@ -59,14 +59,7 @@ impl Backend for LogDirBackend {
         let mut d = dir.lock().unwrap_or_else(PoisonError::into_inner);
         let r = if d.stamps() {
             // Each line is stamped with the time it was logged.
-            let mut r = Ok(());
-            for (line, m) in lines.iter() {
-                r = d.write(line, m.time);
-                if r.is_err() {
-                    break;
-                }
-            }
-            r
+            d.write_lines(lines.iter().map(|(line, m)| (line, m.time)))
         } else {
             d.write(lines.bytes(), std::time::SystemTime::now())
         };

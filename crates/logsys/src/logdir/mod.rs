@@ -382,6 +382,28 @@ impl LogDir {
         r
     }
 
+    /// Appends whole lines, each stamped (when stamping is on) with its own time: one
+    /// buffer, written in as few writes as rotation allows.
+    pub fn write_lines<'a>(
+        &mut self,
+        lines: impl Iterator<Item = (&'a [u8], SystemTime)>,
+    ) -> Result<(), Error> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let mut at_start = self.at_line_start;
+        for (line, time) in lines {
+            if self.stamp && at_start {
+                scratch.extend_from_slice(&tai64n::label(time));
+                scratch.push(b' ');
+            }
+            scratch.extend_from_slice(line);
+            at_start = line.ends_with(b"\n");
+        }
+        let r = self.write_raw(&scratch);
+        self.scratch = scratch;
+        r
+    }
+
     /// Appends bytes that are already stamped: whole runs of lines in one write each,
     /// rotating at the line boundaries multilog's rule picks.
     fn write_raw(&mut self, data: &[u8]) -> Result<(), Error> {

@@ -118,7 +118,12 @@ impl Drop for Remote {
     /// to the disk queue.
     fn drop(&mut self) {
         *lock(&self.shared.stop) = true;
-        self.shared.wake.notify_all();
+        {
+            // Under the queue's lock: a sender between its check of `stop` and its
+            // wait cannot miss this.
+            let _q = lock(&self.shared.queue);
+            self.shared.wake.notify_all();
+        }
         if let Some(h) = lock(&self.sender).take() {
             let _ = h.join();
         }

@@ -111,7 +111,11 @@ fn run(target: &RemoteTarget, shared: &Shared) {
                             "{name}: {e}; records queue ({waiting} waiting) and are delivered in order once it is back"
                         ));
                     }
-                    pause(shared, backoff, stop_at.is_some());
+                    if stop_at.is_some() {
+                        pause(shared, backoff, true);
+                    } else {
+                        back_off(shared, backoff);
+                    }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
@@ -177,6 +181,27 @@ fn pause(shared: &Shared, d: Duration, short: bool) {
     };
     let q = lock(&shared.queue);
     let _ = shared.wake.wait_timeout(q, d);
+}
+
+/// Waits out a back-off: new messages do not shorten it (they would turn it into a
+/// reconnect per message), a stop does.
+fn back_off(shared: &Shared, d: Duration) {
+    let end = Instant::now() + d;
+    let mut q = lock(&shared.queue);
+    loop {
+        if *lock(&shared.stop) {
+            return;
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        q = shared
+            .wake
+            .wait_timeout(q, left)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
+    }
 }
 
 fn requeue(shared: &Shared, inflight: &mut Inflight) {

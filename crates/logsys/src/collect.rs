@@ -10,7 +10,9 @@
 //! [`Limits::line`] bytes of an unfinished line; a longer line is cut there and goes on
 //! as a new line with the `IP: ` prefix again (socklog itself passes any length through,
 //! which a bounded collector cannot). Only whole lines are written to a directory, so
-//! lines of concurrent senders never mix.
+//! lines of concurrent senders never mix. At most 256 sender directories stay open; beyond,
+//! those no connection is using are finished and closed, to be opened again with the
+//! sender's next shipment.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -45,6 +47,9 @@ impl Default for Limits {
     }
 }
 
+/// Sender directories kept open at most (beyond, idle ones are closed).
+const MAX_OPEN_DIRS: usize = 256;
+
 /// The directories written, by name (`all` or a sender's IP).
 struct Dirs {
     root: PathBuf,
@@ -57,6 +62,11 @@ impl Dirs {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(d) = open.get(name) {
             return Ok(Arc::clone(d));
+        }
+        if open.len() >= MAX_OPEN_DIRS {
+            // Directories no connection uses are finished and closed (three descriptors
+            // each); the next shipment from that sender opens its directory again.
+            open.retain(|n, d| n == "all" || Arc::strong_count(d) > 1);
         }
         let d = Arc::new(Mutex::new(LogDir::open(
             &self.root.join(name),

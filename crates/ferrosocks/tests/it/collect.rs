@@ -394,3 +394,50 @@ fn a_1mib_line_binary_garbage_and_500_senders_stay_within_bounded_memory() {
     let joined: Vec<u8> = pieces.iter().flat_map(|p| p[11..].to_vec()).collect();
     assert!(joined == line.as_bytes());
 }
+
+#[test]
+fn three_hundred_sender_addresses_keep_the_collectors_descriptors_bounded() {
+    let root = tempfile::tempdir().unwrap();
+    let c = Collect::start(&root.path().join("c"), "127.0.0.1:0", &["--no-stamp"]);
+    let send = |host: u16, text: &str| {
+        let ip = std::net::Ipv4Addr::new(127, 0, (host >> 8) as u8, (host & 0xff) as u8);
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.bind(&SocketAddr::from((ip, 0)).into()).unwrap();
+        s.connect(&c.addr.into()).unwrap();
+        let mut s: TcpStream = s.into();
+        s.write_all(text.as_bytes()).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        ip.to_string()
+    };
+    let ips: Vec<String> = (2..302u16)
+        .map(|h| send(h, &format!("first from {h}\n")))
+        .collect();
+    wait_until("300 lines", Duration::from_secs(30), || {
+        String::from_utf8_lossy(&c.text("all")).lines().count() == 300
+    });
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", c.child.id()))
+        .unwrap()
+        .count();
+    assert!(
+        fds < 900,
+        "{fds} descriptors open for 300 sender directories"
+    );
+    // A sender whose directory was closed goes on in it.
+    send(2, "second from 2\n");
+    wait_until("the second line", Duration::from_secs(10), || {
+        String::from_utf8_lossy(&c.text(&ips[0])).contains("second from 2")
+    });
+    assert_eq!(
+        String::from_utf8(c.text(&ips[0])).unwrap(),
+        "127.0.0.2: first from 2\n127.0.0.2: second from 2\n"
+    );
+    for (i, ip) in ips.iter().enumerate() {
+        let t = String::from_utf8(c.text(ip)).unwrap();
+        assert!(
+            t.starts_with(&format!("{ip}: first from {}\n", i + 2)),
+            "{ip}: {t:?}"
+        );
+    }
+}

@@ -135,6 +135,8 @@ pub struct SubsystemConfig {
     pub level: Option<Level>,
     /// `log.<subsystem>.file`.
     pub file: Option<PathBuf>,
+    /// `log.<subsystem>.file: logdir`: the log directory instead of a file.
+    pub logdir: Option<LogDirTarget>,
     /// `log.<subsystem>.facility`.
     pub facility: Facility,
     /// `log.<subsystem>.operators`.

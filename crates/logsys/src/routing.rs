@@ -165,6 +165,9 @@ fn specs(config: &LogConfig, sub: Subsystem, level: Level) -> Vec<SinkSpec> {
     if let Some(file) = sc.file {
         out.push(SinkSpec::text(Target::File(file)));
     }
+    if let Some(dir) = sc.logdir {
+        out.push(SinkSpec::text(Target::LogDir(dir)));
+    }
     let facility = match sc.facility {
         Facility::None => None,
         Facility::Default => Some(config.default_facility),

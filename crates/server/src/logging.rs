@@ -19,10 +19,22 @@ pub fn log_config(cfg: &Config) -> Result<LogConfig, Vec<String>> {
     } else {
         Format::Text
     };
+    // With `logdir:` set, the word `logdir` in logoutput, errorlog or log.X.file names it.
+    let dir_target = cfg.logdir.as_ref().map(log_dir_target);
+    let names_logdir =
+        |p: &std::path::Path| dir_target.is_some() && p == std::path::Path::new("logdir");
     let map = |targets: &[LogTarget]| -> Vec<SinkSpec> {
         targets
             .iter()
             .map(|t| match t {
+                LogTarget::File(p) if names_logdir(p) => SinkSpec {
+                    target: Target::LogDir(dir_target.clone().expect("checked")),
+                    format: global,
+                },
+                LogTarget::Json(JsonTarget::File(p)) if names_logdir(p) => SinkSpec {
+                    target: Target::LogDir(dir_target.clone().expect("checked")),
+                    format: Format::Json,
+                },
                 LogTarget::Stdout => SinkSpec {
                     target: Target::Stdout,
                     format: global,
@@ -48,10 +60,22 @@ pub fn log_config(cfg: &Config) -> Result<LogConfig, Vec<String>> {
             .collect()
     };
     let mut logoutput = map(&cfg.logoutput);
-    logoutput.extend(cfg.logdir.as_ref().map(|d| SinkSpec {
-        target: Target::LogDir(log_dir_target(d)),
-        format: global,
-    }));
+    let named = cfg
+        .logoutput
+        .iter()
+        .chain(&cfg.errorlog)
+        .any(|t| matches!(t, LogTarget::File(p) | LogTarget::Json(JsonTarget::File(p)) if names_logdir(p)))
+        || cfg
+            .log_settings
+            .iter()
+            .any(|s| matches!(&s.value, SubsystemValue::File(p) if names_logdir(p)));
+    // Named nowhere: it gets what logoutput gets.
+    if !named {
+        logoutput.extend(dir_target.clone().map(|t| SinkSpec {
+            target: Target::LogDir(t),
+            format: global,
+        }));
+    }
     let mut out = LogConfig {
         logoutput,
         errorlog: map(&cfg.errorlog),
@@ -82,6 +106,7 @@ pub fn log_config(cfg: &Config) -> Result<LogConfig, Vec<String>> {
                     s.origin
                 )),
             },
+            SubsystemValue::File(p) if names_logdir(p) => sc.logdir = dir_target.clone(),
             SubsystemValue::File(p) => sc.file = Some(p.clone()),
             SubsystemValue::Facility(FacilityChoice::None) => sc.facility = LogFacility::None,
             SubsystemValue::Facility(FacilityChoice::Default) => sc.facility = LogFacility::Default,

@@ -320,7 +320,7 @@ pub const KEYWORDS: &[Keyword] = &[
     not_yet("metrics", Global, "ADDRESS port = N", "Prometheus endpoint.", "",
        "metrics: 127.0.0.1 port = 9105").ferrosocks(),
     kw("logdir", Global, "PATH",
-       "A multilog-style log directory that gets every record `logoutput` gets (in `logformat`): `current` (0644 while written, 0744 once complete), rotated files `@<TAI64N>.s` (0744), `lock`, `state`, as daemontools' multilog writes them, so `tai64nlocal` and socklog tools read it. Created 0700 if missing; a `current` left unfinished by a crash becomes `@<TAI64N>.u` at start. See docs/logdir.md.",
+       "A multilog-style log directory. It gets every record `logoutput` gets (in `logformat`), unless the word `logdir` names it in `logoutput`, `errorlog` or `log.SUBSYSTEM.file` (`json:logdir` too): then it gets what those get. Its files: `current` (0644 while written, 0744 once complete), rotated files `@<TAI64N>.s` (0744), `lock`, `state`, as daemontools' multilog writes them, so `tai64nlocal` and socklog tools read it. Created 0700 if missing; a `current` left unfinished by a crash becomes `@<TAI64N>.u` at start. See docs/logdir.md.",
        "logdir: /var/log/ferrosocks/main").ferrosocks(),
     kw("logdir.size", Global, "BYTES",
        "Rotate `current` at the first line boundary past `logdir.size − 2000` bytes; it never exceeds `logdir.size` (multilog's `s`; 4096 to 16777215, default 99999).",

@@ -313,6 +313,7 @@ fn a_full_disk_under_the_log_dir_is_reported_and_recovered_from() {
     }
     // The directory is whole again: current and rotated files, each ending at a line.
     wait_until("lines in the new current", || {
+        echo_sessions(&p, &echo, 1);
         std::fs::read_to_string(dir.join("current")).is_ok_and(|t| t.contains("tcp/accept ]"))
     });
     for f in rotated(&dir) {
@@ -321,5 +322,43 @@ fn a_full_disk_under_the_log_dir_is_reported_and_recovered_from() {
             name.ends_with(".s") && std::fs::metadata(&f).unwrap().len() <= 4096,
             "{name}"
         );
+    }
+}
+
+#[test]
+fn a_subsystem_or_errorlog_can_name_the_log_dir_instead_of_logoutput() {
+    let echo = Helper::echo();
+    let shared = tempfile::tempdir().unwrap();
+    let dir = shared.path().join("log");
+    let p = Proxy::start(&format!(
+        "logdir: {}\nlog.traffic.file: logdir\nerrorlog: logdir\n{}",
+        dir.display(),
+        conf("connect disconnect")
+    ));
+    echo_sessions(&p, &echo, 2);
+    // A warning (errorlog) also lands there: a refused method.
+    assert_eq!(
+        Raw::connect(p.addr).send(&[5, 1, 2]).read_to_close(),
+        [5, 0xff]
+    );
+    wait_until("the sessions in the log dir", || {
+        std::fs::read_to_string(dir.join("current"))
+            .is_ok_and(|t| t.matches("tcp/accept ]").count() == 2)
+    });
+    let text = std::fs::read_to_string(dir.join("current")).unwrap();
+    let log = std::fs::read_to_string(&p.log).unwrap();
+    assert!(log.contains("running, configuration"), "{log}");
+    assert!(
+        !text.contains("running, configuration"),
+        "SYSTEM info is not the log dir's: {text}"
+    );
+    for l in text.lines() {
+        let (prefix, msg) = traffic_log::Prefix::parse_line(l).unwrap();
+        let traffic = msg.starts_with("pass(") || msg.starts_with("block(");
+        let severe = matches!(
+            prefix.level,
+            traffic_log::Level::Warning | traffic_log::Level::Error | traffic_log::Level::Critical
+        );
+        assert!(traffic || severe, "{l}");
     }
 }

@@ -667,3 +667,42 @@ fn syslog_ng_gets_every_record_once_over_tcp_and_tls() {
         once_each(&ng_msgs(&lines), &local_messages(&p), protocol);
     }
 }
+
+#[test]
+fn records_queued_at_a_stop_are_delivered_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let logdir = dir.path().join("log");
+    let echo = Helper::echo();
+    let conf_text = conf_with(&format!(
+        "logdir: {}\nsyslog.remote: 127.0.0.1 port = {port}",
+        logdir.display()
+    ));
+    let mut p = Proxy::start(&conf_text);
+    sessions(&p, &echo, 0..10);
+    p.wait_for("the failure report", |m| m.contains("records queue"));
+    p.signal(libc::SIGTERM);
+    assert!(p.wait_exit(Duration::from_secs(10)).success());
+    let first_run: Vec<String> = local_messages(&p)
+        .into_iter()
+        .filter(|m| m.starts_with("pass("))
+        .collect();
+    assert_eq!(first_run.len(), 40, "{first_run:?}");
+    let queued = std::fs::read_dir(logdir.join("syslog-queue"))
+        .unwrap()
+        .count();
+    assert!(queued > 0, "nothing in the disk queue");
+
+    let rs = Rsyslog::start(dir.path(), "imtcp", port);
+    let p2 = Proxy::start(&conf_text);
+    wait_until("the first run's records", Duration::from_secs(20), || {
+        let got = msgs(&rs.lines());
+        first_run.iter().all(|r| got.contains(r))
+    });
+    let got: Vec<String> = msgs(&rs.lines())
+        .into_iter()
+        .filter(|m| m.starts_with("pass("))
+        .collect();
+    once_each(&got, &first_run, "the first run's records, once each");
+    drop(p2);
+}

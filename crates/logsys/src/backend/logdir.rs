@@ -14,6 +14,8 @@ pub(crate) struct LogDirBackend {
     dir: Option<Shared>,
     /// Why the directory could not be opened, until it can.
     open_error: Option<String>,
+    /// A line has been written: the sink is in the routing, its reports are heard.
+    live: bool,
 }
 
 impl LogDirBackend {
@@ -23,6 +25,7 @@ impl LogDirBackend {
             waker,
             dir: None,
             open_error: None,
+            live: false,
         };
         me.try_open();
         me
@@ -48,6 +51,7 @@ impl Backend for LogDirBackend {
     }
 
     fn write(&mut self, lines: Lines<'_>, tally: &mut dyn Tally) {
+        self.live = true;
         if self.dir.is_none() {
             self.try_open();
         }
@@ -73,6 +77,11 @@ impl Backend for LogDirBackend {
     }
 
     fn poll(&mut self, tally: &mut dyn Tally) {
+        // Before the first line the sink may not be in the routing yet: its reports
+        // wait for that line.
+        if !self.live {
+            return;
+        }
         if let Some(dir) = &self.dir {
             let notes = dir
                 .lock()

@@ -23,6 +23,8 @@ pub(crate) struct RemoteBackend {
     remote: Arc<Remote>,
     hostname: String,
     procid: String,
+    /// A line has been written: the sink is in the routing, its reports are heard.
+    live: bool,
 }
 
 impl RemoteBackend {
@@ -34,6 +36,7 @@ impl RemoteBackend {
             target,
             hostname: hostname(),
             procid: std::process::id().to_string(),
+            live: false,
         }
     }
 }
@@ -119,10 +122,16 @@ impl Backend for RemoteBackend {
         }
         // Queued: delivery problems are the queue's reports, not lost lines.
         tally.wrote(lines.len() as u64, Ok(()));
+        self.live = true;
         self.poll(tally);
     }
 
     fn poll(&mut self, tally: &mut dyn Tally) {
+        // Before the first line the sink may not be in the routing yet (start-up, a
+        // reload): its reports would go nowhere, so they wait for that line.
+        if !self.live {
+            return;
+        }
         for n in self.remote.take_notes() {
             tally.note(n);
         }

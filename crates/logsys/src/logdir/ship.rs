@@ -138,7 +138,11 @@ impl Shipper {
 
     /// The writer to wake with reports.
     pub(crate) fn set_waker(&self, w: crate::backend::Waker) {
-        *lock(&self.shared.waker) = Some(w);
+        *lock(&self.shared.waker) = Some(w.clone());
+        // A report made before there was a writer to wake.
+        if !lock(&self.shared.notes).is_empty() {
+            w();
+        }
     }
 
     /// Reports waiting for the error log.

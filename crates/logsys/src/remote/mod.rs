@@ -84,7 +84,11 @@ pub(crate) struct Remote {
 impl Remote {
     /// The writer to wake with reports.
     pub(crate) fn set_waker(&self, w: crate::backend::Waker) {
-        *lock(&self.shared.waker) = Some(w);
+        *lock(&self.shared.waker) = Some(w.clone());
+        // A report made before there was a writer to wake.
+        if !lock(&self.shared.notes).is_empty() {
+            w();
+        }
     }
 
     /// Queues one message (RFC 5424, unframed).

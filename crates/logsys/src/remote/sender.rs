@@ -7,8 +7,9 @@
 //! only in part dies with the old connection, so nothing is duplicated. (What the
 //! receiver's kernel acknowledged but the receiver never read, because it was killed, is
 //! beyond a sender's sight.) A closed connection is noticed by a peek between batches.
-//! Reconnects back off from 0.5 s to 30 s. At stop, the sender delivers for at most
-//! 2 s, then what is left goes to the disk queue, for the next run.
+//! Reconnects back off from 0.5 s to 30 s. At stop, a connected sender delivers for at
+//! most 2 s (one that is not connected tries no more); what is left goes to the disk
+//! queue, for the next run.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -83,7 +84,9 @@ fn run(target: &RemoteTarget, shared: &Shared) {
         }
         if let Some(at) = stop_at {
             let done = lock(&shared.queue).is_empty() && inflight.msgs.is_empty();
-            if done || Instant::now() >= at {
+            // Not connected at stop: no new connection is tried (it could outlast the
+            // process); what waits goes to the disk queue at once.
+            if done || conn.is_none() || Instant::now() >= at {
                 lock(&shared.queue).unget(inflight.msgs.drain(..).map(|(m, _)| m));
                 return;
             }

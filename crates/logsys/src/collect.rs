@@ -1,7 +1,7 @@
 //! The collector (`ferrosocks collect`): receives shipments — from ferrosocks'
 //! `logdir.ship` or from a plain `tcpclient … sh -c 'cat >&7'` — and writes them as
 //! socklog's receiver does (`tcpserver … socklog ucspi TCPREMOTEIP | multilog t …`):
-//! every line converted as `socklog ucspi` converts it ([`ucspi`]: `IP: ` first, a
+//! every line converted as `socklog ucspi` converts it (`format::ucspi`: `IP: ` first, a
 //! leading `<PRI>` as `facility.priority: `), into one multilog directory per sender IP
 //! and into `all/`.
 //!

@@ -12,12 +12,15 @@
 //! threshold (an atomic) and, if it passes, does the routing on the calling thread
 //! (`routing.rs`): applies `mute`, formats the line once into a reused per-thread
 //! buffer and appends it to each sink's buffer. Every sink (`sink.rs`) has its own
-//! writer thread that takes whole batches and writes them with one write(2)
-//! (`writer.rs`), so the data path never waits on I/O and one stalled sink (a full
+//! writer thread that takes whole batches and hands them to its backend (`backend/`:
+//! a file or stdio in one write(2), local syslog, a multilog directory in `logdir/`,
+//! a remote RFC 5424 receiver in `remote/`) with the failure accounting of
+//! `writer.rs`, so the data path never waits on I/O and one stalled sink (a full
 //! disk, a FIFO nobody reads) never holds up the others. When a sink has too many lines
 //! waiting its lines are dropped *and counted*, and the stall, the count and the
-//! recovery are reported on the other sinks: no line is lost silently. See
-//! docs/logging.md.
+//! recovery are reported on the other sinks: no line is lost silently. `format/` holds
+//! the pure formats (golden-tested), `collect` the collector of shipped log files. See
+//! docs/logging.md, docs/logdir.md and docs/syslog.md.
 
 mod backend;
 pub mod collect;

@@ -1,8 +1,8 @@
 //! `syslog.remote`: RFC 5424 records to a remote receiver, off the logging path.
 //!
 //! The sink's writer encodes each line (`backend/remote.rs`) and hands it to a
-//! [`Remote`]: a bounded queue ([`queue`]) and a thread of its own that delivers it
-//! ([`sender`]): octet-counted frames over TCP (RFC 6587) or TLS (RFC 5425), or one
+//! `Remote`: a bounded queue (`queue`) and a thread of its own that delivers it
+//! (`sender`): octet-counted frames over TCP (RFC 6587) or TLS (RFC 5425), or one
 //! datagram per message over UDP (RFC 5426), reconnecting with back-off, in order.
 //! One `Remote` per receiver per process: a reload that keeps the receiver keeps its
 //! queue and connection.

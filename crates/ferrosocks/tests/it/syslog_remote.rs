@@ -528,6 +528,11 @@ struct SyslogNg {
 
 impl SyslogNg {
     fn start(dir: &Path, ca: &Path) -> Self {
+        Self::start_on(dir, ca, None)
+    }
+
+    /// On the given TCP and TLS ports (a restart), else on free ones.
+    fn start_on(dir: &Path, ca: &Path, ports: Option<(u16, u16)>) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/syslog-ng");
         let bin = root.join("usr/sbin/syslog-ng");
         assert!(
@@ -541,7 +546,7 @@ impl SyslogNg {
                 .unwrap()
                 .port()
         };
-        let (tcp, tls) = (free(), free());
+        let (tcp, tls) = ports.unwrap_or_else(|| (free(), free()));
         let d = dir.display();
         let f = |n: &str| ca.join(n).display().to_string();
         let conf = format!(
@@ -705,4 +710,53 @@ fn records_queued_at_a_stop_are_delivered_by_the_next_run() {
         .collect();
     once_each(&got, &first_run, "the first run's records, once each");
     drop(p2);
+}
+
+#[test]
+fn syslog_ng_restarted_mid_stream_gets_every_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = make_ca(dir.path(), "ca");
+    let first = dir.path().join("first");
+    std::fs::create_dir(&first).unwrap();
+    let mut ng = SyslogNg::start(&first, &ca);
+    let ports = (ng.tcp, ng.tls);
+    let echo = Helper::echo();
+    let p = Proxy::start(&conf_with(&format!(
+        "syslog.remote: 127.0.0.1 port = {}",
+        ng.tcp
+    )));
+    sessions(&p, &echo, 0..10);
+    let second = dir.path().join("second");
+    std::fs::create_dir(&second).unwrap();
+    let ng2 = std::thread::scope(|scope| {
+        let stream = scope.spawn(|| {
+            for i in 10..60 {
+                sessions(&p, &echo, i..i + 1);
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(150));
+        // SAFETY: kill(2) on our own child's PID.
+        unsafe { libc::kill(ng.child.id() as i32, libc::SIGTERM) };
+        let _ = ng.child.wait();
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(300));
+        let ng2 = SyslogNg::start_on(&second, &ca, Some(ports));
+        stream.join().unwrap();
+        ng2
+    });
+    let accepts = |lines: &[String]| lines.iter().filter(|l| l.contains("tcp/accept ]:")).count();
+    wait_until("every session", Duration::from_secs(40), || {
+        accepts(&ng.lines()) + accepts(&ng2.lines()) >= 60
+            && ng.lines().len() + ng2.lines().len() >= local_messages(&p).len()
+    });
+    let mut got = ng_msgs(&ng.lines());
+    got.extend(ng_msgs(&ng2.lines()));
+    once_each(
+        &got,
+        &local_messages(&p),
+        "every message once across the restart",
+    );
 }

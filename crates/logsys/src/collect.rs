@@ -89,7 +89,12 @@ impl Dirs {
 pub struct Collector {
     dirs: Arc<Dirs>,
     stop: Arc<AtomicBool>,
+    /// Connections being served.
+    active: Arc<AtomicUsize>,
 }
+
+/// How long a stop waits for the shipments under way to end.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The name of a sender's directory: its IP as socklog prints `TCPREMOTEIP` (an IPv4
 /// address mapped into IPv6 as plain IPv4).
@@ -119,21 +124,30 @@ impl Collector {
         });
         dirs.get("all")?;
         let stop = Arc::new(AtomicBool::new(false));
-        let (d, s) = (Arc::clone(&dirs), Arc::clone(&stop));
+        let active = Arc::new(AtomicUsize::new(0));
+        let (d, s, a) = (Arc::clone(&dirs), Arc::clone(&stop), Arc::clone(&active));
         std::thread::Builder::new()
             .name("collect-accept".into())
-            .spawn(move || accept_loop(&listener, &d, &s, limits, &log))
+            .spawn(move || accept_loop(&listener, &d, &s, &a, limits, &log))
             .map_err(|source| logdir::Error::Io {
                 what: "cannot start the collector in",
                 path: root.to_path_buf(),
                 source,
             })?;
-        Ok(Self { dirs, stop })
+        Ok(Self { dirs, stop, active })
     }
 
-    /// Stops taking lines and finishes every directory cleanly.
+    /// Takes no new connection, lets the shipments under way end (for at most 5 s: a
+    /// sender only counts a shipment done once the collector has written it and
+    /// closed), and finishes every directory cleanly. A connection cut here makes its
+    /// sender ship the file again.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + STOP_GRACE;
+        while self.active.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            #[allow(clippy::disallowed_methods)] // the collector's own thread, no runtime
+            std::thread::sleep(Duration::from_millis(10));
+        }
         self.dirs.close_all();
     }
 }
@@ -142,10 +156,10 @@ fn accept_loop(
     listener: &TcpListener,
     dirs: &Arc<Dirs>,
     stop: &Arc<AtomicBool>,
+    active: &Arc<AtomicUsize>,
     limits: Limits,
     log: &Logger,
 ) {
-    let active = Arc::new(AtomicUsize::new(0));
     let mut refused = 0u64;
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
@@ -181,17 +195,12 @@ fn accept_loop(
             continue;
         }
         active.fetch_add(1, Ordering::SeqCst);
-        let (dirs, active2, stop, log2) = (
-            Arc::clone(dirs),
-            Arc::clone(&active),
-            Arc::clone(stop),
-            log.clone(),
-        );
+        let (dirs, active2, log2) = (Arc::clone(dirs), Arc::clone(active), log.clone());
         let spawned = std::thread::Builder::new()
             .name("collect-conn".into())
             .stack_size(256 * 1024)
             .spawn(move || {
-                serve(stream, peer.ip(), &dirs, &stop, limits, &log2);
+                serve(stream, peer.ip(), &dirs, limits, &log2);
                 active2.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(e) = spawned {
@@ -206,14 +215,7 @@ fn accept_loop(
 }
 
 /// One sender's connection, to its end.
-fn serve(
-    mut stream: TcpStream,
-    ip: IpAddr,
-    dirs: &Dirs,
-    stop: &AtomicBool,
-    limits: Limits,
-    log: &Logger,
-) {
+fn serve(mut stream: TcpStream, ip: IpAddr, dirs: &Dirs, limits: Limits, log: &Logger) {
     let name = sender_name(ip);
     let (own, all) = match (dirs.get(&name), dirs.get("all")) {
         (Ok(o), Ok(a)) => (o, a),
@@ -250,9 +252,6 @@ fn serve(
                 0
             }
         };
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
         bytes += n as u64;
         out.clear();
         if n == 0 {

@@ -375,9 +375,14 @@ fn a_1mib_line_binary_garbage_and_500_senders_stay_within_bounded_memory() {
     for s in senders {
         s.join().unwrap();
     }
-    wait_until("the 500 senders", Duration::from_secs(30), || {
-        let t = String::from_utf8_lossy(&c.text("all")).into_owned();
-        (0..500).all(|i| t.contains(&format!("127.0.0.1: sender {i}\n")))
+    wait_until("the 500 senders", Duration::from_secs(60), || {
+        let t = c.text("all");
+        let seen: std::collections::HashSet<&[u8]> = t
+            .split(|&b| b == b'\n')
+            .filter_map(|l| l.get(26..))
+            .filter(|l| l.starts_with(b"127.0.0.1: sender "))
+            .collect();
+        seen.len() == 500
     });
     let grown = c.rss_kib().saturating_sub(baseline);
     assert!(grown < 16 * 1024, "the collector grew by {grown} KiB");
@@ -440,4 +445,102 @@ fn three_hundred_sender_addresses_keep_the_collectors_descriptors_bounded() {
             "{ip}: {t:?}"
         );
     }
+}
+
+#[test]
+fn a_collector_restart_loses_and_repeats_no_shipped_line() {
+    let root = tempfile::tempdir().unwrap();
+    let logdir = root.path().join("log");
+    let cdir = root.path().join("c");
+    let mut c = Collect::start(&cdir, "127.0.0.1:0", &[]);
+    let port = c.addr.port();
+    let echo = Helper::echo();
+    let p = Proxy::start(&format!(
+        "logdir: {}\nlogdir.size: 4096\nlogdir.count: 1000\nlogdir.ship: 127.0.0.1 port = {port}\nlogdir.ship.timeout: 2\n{}",
+        logdir.display(),
+        conf("connect disconnect ioop")
+    ));
+    let rotated = || -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&logdir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with('@'))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut i = 0;
+    let mut sessions_until = |n: usize| {
+        while rotated().len() < n {
+            let (mut s, reply) = Raw::connect_v4(p.addr, echo.addr);
+            assert_eq!(reply[1], 0);
+            s.send(format!("s{i}").as_bytes());
+            s.read_exact(format!("s{i}").len());
+            i += 1;
+        }
+    };
+    sessions_until(3);
+    // The collector stops (cleanly) while files keep coming, then starts again.
+    // SAFETY: kill(2) on our own child's PID.
+    unsafe { libc::kill(c.child.id() as i32, libc::SIGTERM) };
+    let _ = c.child.wait();
+    sessions_until(6);
+    wait_until(
+        "a failure while it is away",
+        Duration::from_secs(10),
+        || std::fs::read_to_string(logdir.join("state")).is_ok_and(|s| s.contains("failed at")),
+    );
+    let c2 = Collect::start(&cdir, &format!("127.0.0.1:{port}"), &[]);
+    // The next rotation ships what was kept.
+    let now = rotated().len();
+    sessions_until(now + 2);
+    let shipped_all = || {
+        let last = rotated()
+            .last()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        std::fs::read_to_string(logdir.join("state")).unwrap_or_default()
+            == format!("ferrosocks: shipped through {last}\n")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !shipped_all() {
+        assert!(
+            Instant::now() < deadline,
+            "not every file shipped: state {:?}, files {:?}, log {:?}",
+            std::fs::read_to_string(logdir.join("state")),
+            rotated()
+                .iter()
+                .map(|f| f.file_name().unwrap().to_owned())
+                .collect::<Vec<_>>(),
+            p.messages()
+                .iter()
+                .filter(|m| !m.starts_with("pass("))
+                .collect::<Vec<_>>()
+        );
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got = String::from_utf8(c2.text("127.0.0.1")).unwrap();
+    let got: Vec<&str> = got
+        .lines()
+        .map(|l| &l[26..])
+        .filter(|l| !l.starts_with("127.0.0.1: ferrosocks: shipment of @"))
+        .collect();
+    let sent: Vec<String> = rotated()
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| format!("127.0.0.1: {l}"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(got.len(), sent.len(), "every shipped line once");
+    assert!(got.iter().zip(&sent).all(|(a, b)| a == b), "in order");
+    drop(p);
 }

@@ -7,7 +7,7 @@
 //! receiver to close: a shipment counts once the receiver has read it all. Each attempt,
 //! connect included, ends within `logdir.ship.timeout`. A failure stops the round (order
 //! is kept), is written to `state` and retried on the next rotation or after a back-off
-//! (5 s doubling to 5 min); the failure lines of `state` go first in the next successful
+//! (5 s doubling to 1 min); the failure lines of `state` go first in the next successful
 //! shipment, as tryto sends its state, and are then cleared.
 //!
 //! `state` (replaced atomically: `newstate`, fsync, rename, fsync of the directory):
@@ -35,7 +35,7 @@ use crate::format::multilog::is_rotated;
 pub(crate) const MAX_FAILURES: usize = 100;
 const PROGRESS: &str = "ferrosocks: shipped through ";
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Where and how long.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -308,7 +308,23 @@ fn ferrosocks_ships_to_ferrosocks_collect_and_an_outage_is_told_first() {
         names.sort();
         state == format!("ferrosocks: shipped through {}\n", names.last().unwrap())
     };
-    wait_until("every file shipped", Duration::from_secs(20), shipped_all);
+    // Shipped through the last file, and no further rotation for a moment (the last
+    // sessions' lines may still be on their way).
+    let listing = || {
+        let mut v: Vec<String> = std::fs::read_dir(&logdir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with('@'))
+            .collect();
+        v.sort();
+        v
+    };
+    wait_until("every file shipped", Duration::from_secs(20), || {
+        let before = listing();
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(200));
+        shipped_all() && listing() == before
+    });
     let got = String::from_utf8(c.text("127.0.0.1")).unwrap();
     let got: Vec<&str> = got.lines().map(|l| &l[26..]).collect();
     assert!(
@@ -336,7 +352,15 @@ fn ferrosocks_ships_to_ferrosocks_collect_and_an_outage_is_told_first() {
         .iter()
         .take_while(|l| l.contains("ferrosocks: shipment of @"))
         .count();
-    assert_eq!(&got[failures..], &sent[..], "every line once, in order");
+    assert!(
+        got[failures..] == sent[..],
+        "every line once, in order: {} received after {failures} failure line(s), {} in the files {:?}; received starts {:?}, files start {:?}",
+        got.len() - failures,
+        sent.len(),
+        listing(),
+        &got[failures..(failures + 2).min(got.len())],
+        &sent[..2.min(sent.len())]
+    );
     drop(p);
 }
 

@@ -133,7 +133,14 @@ fn each_rotated_file_reaches_a_tcpserver_cat_receiver_exactly_once_in_order() {
         let state = std::fs::read_to_string(dir.join("state")).unwrap_or_default();
         state == format!("ferrosocks: shipped through {last}\n")
     };
-    wait_until("the shipments", Duration::from_secs(20), shipped_all);
+    // Shipped through the last file, and no further rotation for a moment (the last
+    // sessions' lines may still be on their way).
+    wait_until("the shipments", Duration::from_secs(20), || {
+        let before = rotated(&dir);
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(200));
+        shipped_all() && rotated(&dir) == before
+    });
     let files = rotated(&dir);
     assert!(
         recv.received() == concat(&files),

@@ -260,7 +260,7 @@ fn ferrosocks_ships_to_ferrosocks_collect_and_an_outage_is_told_first() {
     let port = closed_port();
     let echo = Helper::echo();
     let p = Proxy::start(&format!(
-        "logdir: {}\nlogdir.size: 4096\nlogdir.count: 100\nlogdir.ship: 127.0.0.1 port = {port}\nlogdir.ship.timeout: 2\n{}",
+        "logdir: {}\nlogdir.size: 4096\nlogdir.count: 100000\nlogdir.ship: 127.0.0.1 port = {port}\nlogdir.ship.timeout: 2\n{}",
         logdir.display(),
         conf("connect disconnect ioop")
     ));

@@ -105,7 +105,7 @@ fn sessions_until_rotated(p: &Proxy, echo: &Helper, dir: &Path, n: usize) -> Dur
 
 fn ship_conf(dir: &Path, port: u16, timeout: u64) -> String {
     format!(
-        "logdir: {}\nlogdir.size: 4096\nlogdir.count: 100\nlogdir.ship: 127.0.0.1 port = {port}\nlogdir.ship.timeout: {timeout}\n{}",
+        "logdir: {}\nlogdir.size: 4096\nlogdir.count: 100000\nlogdir.ship: 127.0.0.1 port = {port}\nlogdir.ship.timeout: {timeout}\n{}",
         dir.display(),
         conf("connect disconnect ioop")
     )

@@ -68,6 +68,7 @@ for path in \
     ./usr/share/man/man8/ferrosocks.8.gz \
     ./usr/share/man/man8/ferrosocks-migrate.8.gz \
     ./usr/share/man/man8/ferrosocks-log.8.gz \
+    ./usr/share/man/man8/ferrosocks-collect.8.gz \
     ./usr/share/man/man5/ferrosocks.conf.5.gz \
     ./usr/share/bash-completion/completions/ferrosocks \
     ./usr/share/zsh/vendor-completions/_ferrosocks \

@@ -84,6 +84,13 @@ dpkg-deb -e "$deb" "$tmp/control"
 for f in /etc/ferrosocks/ferrosocks.conf /etc/logrotate.d/ferrosocks /etc/default/ferrosocks-collect; do
     grep -qx "$f" "$tmp/control/conffiles" || fail "$f is not a conffile"
 done
+# The collector is installed disabled: the postinst enables it only where the admin had
+# (an upgrade keeps that choice), restarts it only if it runs, and never starts it.
+awk '/was-enabled ferrosocks-collect/ { guarded = 1; next }
+     /deb-systemd-helper enable ferrosocks-collect/ && !guarded { bad = 1 }
+     /deb-systemd-invoke (start|restart) ferrosocks-collect/ { bad = 1 }
+     END { exit bad }' "$tmp/control/postinst" \
+    || { cat "$tmp/control/postinst" >&2; fail "the postinst enables or starts ferrosocks-collect"; }
 for script in postinst postrm prerm; do
     [ -f "$tmp/control/$script" ] || fail "no $script"
     sh -n "$tmp/control/$script" || fail "$script does not parse"

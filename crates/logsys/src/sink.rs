@@ -123,7 +123,13 @@ impl Sink {
                 s.wake.notify_one();
             }
         });
-        let writer = Writer::new(&sink.spec.target, opener, inherited, waker);
+        let writer = Writer::new(
+            &sink.spec.target,
+            opener,
+            inherited,
+            waker,
+            Arc::clone(&sink.counts),
+        );
         let mine = Arc::clone(&sink);
         let spawned = std::thread::Builder::new()
             .name(format!("log-sink-{index}"))

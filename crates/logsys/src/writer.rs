@@ -6,7 +6,9 @@
 //! so that it stays one failure, reported once.
 
 use crate::backend::{self, Backend, LineMeta, Lines, Tally, Waker};
+use crate::stats::SinkCounts;
 use crate::{Opener, Target};
+use std::sync::Arc;
 
 /// A sink's failure in progress: its first error and the lines it could not write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub(crate) struct Writer {
     /// Set while failing: the first error, reported once.
     failing: Option<String>,
     lost: u64,
+    /// The sink's counts for metrics (failures, lines not written).
+    counts: Arc<SinkCounts>,
 }
 
 impl Writer {
@@ -32,12 +36,14 @@ impl Writer {
         opener: &Opener,
         inherited: Option<Failure>,
         waker: Waker,
+        counts: Arc<SinkCounts>,
     ) -> Self {
         let (failing, lost) = inherited.map_or((None, 0), |f| (Some(f.error), f.lost));
         Self {
             backend: backend::open(target, opener, waker),
             failing,
             lost,
+            counts,
         }
     }
 
@@ -64,10 +70,16 @@ impl Writer {
             failing: self.failing.take(),
             lost: self.lost,
             reports: Vec::new(),
+            failures: 0,
+            lines_failed: 0,
         };
         self.backend.poll(&mut counter);
         self.failing = counter.failing;
         self.lost = counter.lost;
+        if counter.lines_failed > 0 {
+            self.counts
+                .failed(counter.failures > 0, counter.lines_failed);
+        }
         counter.reports
     }
 
@@ -87,11 +99,17 @@ impl Writer {
             failing: self.failing.take(),
             lost: self.lost,
             reports: Vec::new(),
+            failures: 0,
+            lines_failed: 0,
         };
         self.backend
             .write(Lines::new(batch, start, meta), &mut counter);
         self.failing = counter.failing;
         self.lost = counter.lost;
+        if counter.lines_failed > 0 {
+            self.counts
+                .failed(counter.failures > 0, counter.lines_failed);
+        }
         counter.reports
     }
 }
@@ -102,6 +120,9 @@ struct Counter {
     failing: Option<String>,
     lost: u64,
     reports: Vec<String>,
+    /// Failures that started in this batch, and lines it could not write (for metrics).
+    failures: u64,
+    lines_failed: u64,
 }
 
 impl Tally for Counter {
@@ -117,7 +138,9 @@ impl Tally for Counter {
             }
             (Err(e), was) => {
                 self.lost += lines;
+                self.lines_failed += lines;
                 if was.is_none() {
+                    self.failures += 1;
                     self.reports.push(format!(
                         "cannot write to {}: {e}; will retry with each line",
                         self.name

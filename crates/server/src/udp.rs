@@ -36,7 +36,7 @@ use std::sync::Arc;
 use sockd_conf::{ErrorSide, Protocol, Rotation, SocksCommand};
 use socks_proto::{decode_udp, encode_udp, Host, ReplyCode, Target};
 use tokio::net::{TcpStream, UdpSocket};
-use traffic_log::{Command, EndCause, Endpoint, Ends, Side, Summary, Verdict};
+use traffic_log::{Command, EndCause, Endpoint, EndpointHost, Ends, Side, Summary, Verdict};
 
 use crate::logging::{warn_failure, Failure};
 use crate::negotiate::reply;
@@ -85,6 +85,68 @@ impl Assoc {
     fn drop_one(&mut self, why: UdpDrop) {
         self.dropped += 1;
         why.emit();
+    }
+
+    /// The `PROXY-EXT TARGET` half of a dropped datagram's line: the external socket of
+    /// the target's family if one is bound (else `0.0.0.0.0`), then the target.
+    fn dropped_dst(&self, target: Endpoint) -> Side {
+        let ext = match &target.host {
+            EndpointHost::Ip(IpAddr::V4(ip)) if !ip.is_unspecified() => self.ext4.as_ref(),
+            EndpointHost::Ip(IpAddr::V6(_)) => self.ext6.as_ref(),
+            _ => None,
+        };
+        let pext = ext
+            .and_then(|e| e.sock.local_addr().ok())
+            .map_or_else(Endpoint::unknown, ep);
+        Side(vec![pext, target])
+    }
+}
+
+/// The target a datagram's header names, as far as it can be read (for the line of a
+/// datagram dropped before it is decoded, or because it cannot be): a name the client
+/// sent vis-escaped, `0.0.0.0.0` for what cannot be read (too short, an unknown
+/// address type).
+fn header_target(dgram: &[u8]) -> Endpoint {
+    let port_at = |at: usize| {
+        dgram
+            .get(at..at + 2)
+            .map_or(0, |p| u16::from_be_bytes([p[0], p[1]]))
+    };
+    match dgram.get(3) {
+        Some(1) => match dgram.get(4..8) {
+            Some(a) => Endpoint::ip(IpAddr::from([a[0], a[1], a[2], a[3]]), port_at(8)),
+            None => Endpoint::unknown(),
+        },
+        Some(4) => match dgram.get(4..20) {
+            Some(a) => {
+                let mut o = [0u8; 16];
+                o.copy_from_slice(a);
+                Endpoint::ip(IpAddr::from(o), port_at(20))
+            }
+            None => Endpoint::unknown(),
+        },
+        Some(3) => {
+            let len = usize::from(dgram.get(4).copied().unwrap_or(0));
+            match dgram.get(5..5 + len) {
+                Some(name) => named_ep(name, port_at(5 + len)),
+                None => Endpoint::unknown(),
+            }
+        }
+        _ => Endpoint::unknown(),
+    }
+}
+
+/// `NAME.PORT` for a name a client sent, vis-escaped (`0.0.0.0.PORT` for an empty one).
+fn named_ep(name: &[u8], port: u16) -> Endpoint {
+    if name.is_empty() {
+        return Endpoint::ip(IpAddr::from([0, 0, 0, 0]), port);
+    }
+    Endpoint {
+        auth: None,
+        host: EndpointHost::Name(traffic_log::vis::encode(name)),
+        port,
+        bracketed: false,
+        target_name: None,
     }
 }
 
@@ -217,13 +279,19 @@ impl Session<'_> {
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         let pint = a.pint;
         let pint_side = |src: SocketAddr| Side(vec![ep(src), ep(pint)]);
-        // A datagram from the client that goes no further: counted and logged.
+        // A datagram from the client that goes no further: counted and logged in Dante's
+        // two-sided form, `CLIENT-UDP PROXY-INTUDP -> PROXY-EXT TARGET: REASON`, with
+        // what its header names as the target (`0.0.0.0.0` where unknown).
         let refuse = |a: &mut Assoc, reason: UdpDrop, why: &str| {
             a.drop_one(reason);
+            let ends = Ends {
+                src: pint_side(from),
+                dst: Some(a.dropped_dst(header_target(dgram))),
+            };
             g.slog.transient(
                 self.log,
                 Verdict::Block,
-                only(pint_side(from)),
+                ends,
                 format!("datagram dropped: {why}"),
             );
         };
@@ -481,11 +549,14 @@ impl Session<'_> {
                             a.resolved.insert(name.clone(), addrs);
                         }
                         Err(e) => {
-                            let src = Side(vec![ep(from), ep(a.pint)]);
+                            let ends = Ends {
+                                src: Side(vec![ep(from), ep(a.pint)]),
+                                dst: Some(a.dropped_dst(named_ep(name.as_bytes(), target.port))),
+                            };
                             g.slog.transient(
                                 self.log,
                                 Verdict::Block,
-                                only(src),
+                                ends,
                                 format!("could not resolve hostname \"{name}\": {e}"),
                             );
                             return None;

@@ -13,6 +13,7 @@ mod commands;
 mod control;
 mod differential;
 mod examples;
+mod features;
 mod ident;
 mod load;
 mod log_accounting;

@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod chaining;
+mod churn;
 mod cli;
 mod clients;
 mod commands;

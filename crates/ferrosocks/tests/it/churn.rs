@@ -9,7 +9,7 @@
 //! `FERROSOCKS_CHURN_MAX` for a bound on the sessions).
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,7 +45,7 @@ fn anon_kib(pid: u32) -> u64 {
 
 /// How a session ends.
 #[derive(Clone, Copy, Debug)]
-enum Close {
+enum Ending {
     /// The client reads the echo and closes.
     ClientFirst,
     /// The target echoes and closes; the client reads to the end.
@@ -60,7 +60,7 @@ enum Close {
     StallTimeout,
 }
 
-impl Close {
+impl Ending {
     fn of(n: u64) -> Self {
         match n % 50 {
             49 => Self::StallTimeout,
@@ -168,19 +168,19 @@ impl Tally {
 
 /// One session; an `Err` is an error of the proxy's.
 fn session(proxy: SocketAddr, target: SocketAddr, n: u64, t: &Tally) -> Result<(), String> {
-    let close = Close::of(n);
+    let close = Ending::of(n);
     let mut c = TcpStream::connect(proxy).map_err(|e| format!("connect to the proxy: {e}"))?;
     t.connected.fetch_add(1, Ordering::Relaxed);
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let ctx = |what: &str, e: std::io::Error| format!("{close:?} #{n}: {what}: {e}");
     match close {
-        Close::StallClose => {
+        Ending::StallClose => {
             c.write_all(&[5, 1][..(n % 3) as usize])
                 .map_err(|e| ctx("greeting", e))?;
             thread::sleep(Duration::from_millis(n % 200));
             return Ok(());
         }
-        Close::StallTimeout => {
+        Ending::StallTimeout => {
             c.write_all(&[5]).map_err(|e| ctx("greeting", e))?;
             let mut b = [0u8; 16];
             return match c.read(&mut b) {
@@ -205,8 +205,8 @@ fn session(proxy: SocketAddr, target: SocketAddr, n: u64, t: &Tally) -> Result<(
     t.granted.fetch_add(1, Ordering::Relaxed);
     let data = payload(n);
     let mode = match close {
-        Close::TargetFirst => b't',
-        Close::HalfClose => b'h',
+        Ending::TargetFirst => b't',
+        Ending::HalfClose => b'h',
         _ => b'e',
     };
     let mut msg = vec![mode];
@@ -214,7 +214,7 @@ fn session(proxy: SocketAddr, target: SocketAddr, n: u64, t: &Tally) -> Result<(
     msg.extend_from_slice(&data);
     c.write_all(&msg).map_err(|e| ctx("payload", e))?;
     let mut got = vec![0u8; data.len()];
-    if let Close::HalfClose = close {
+    if let Ending::HalfClose = close {
         c.shutdown(Shutdown::Write)
             .map_err(|e| ctx("half-close", e))?;
     }
@@ -228,7 +228,7 @@ fn session(proxy: SocketAddr, target: SocketAddr, n: u64, t: &Tally) -> Result<(
     }
     t.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
     match close {
-        Close::TargetFirst | Close::HalfClose => {
+        Ending::TargetFirst | Ending::HalfClose => {
             let mut b = [0u8; 16];
             match c.read(&mut b) {
                 Ok(0) => {}
@@ -236,7 +236,7 @@ fn session(proxy: SocketAddr, target: SocketAddr, n: u64, t: &Tally) -> Result<(
                 Err(e) => return Err(ctx("waiting for the target's close", e)),
             }
         }
-        Close::Reset => socket2::SockRef::from(&c)
+        Ending::Reset => socket2::SockRef::from(&c)
             .set_linger(Some(Duration::ZERO))
             .map_err(|e| ctx("linger", e))?,
         _ => {}

@@ -86,20 +86,12 @@ impl Assoc {
         self.dropped += 1;
         why.emit();
     }
+}
 
-    /// The `PROXY-EXT TARGET` half of a dropped datagram's line: the external socket of
-    /// the target's family if one is bound (else `0.0.0.0.0`), then the target.
-    fn dropped_dst(&self, target: Endpoint) -> Side {
-        let ext = match &target.host {
-            EndpointHost::Ip(IpAddr::V4(ip)) if !ip.is_unspecified() => self.ext4.as_ref(),
-            EndpointHost::Ip(IpAddr::V6(_)) => self.ext6.as_ref(),
-            _ => None,
-        };
-        let pext = ext
-            .and_then(|e| e.sock.local_addr().ok())
-            .map_or_else(Endpoint::unknown, ep);
-        Side(vec![pext, target])
-    }
+/// The `PROXY-EXT TARGET` half of a refused datagram's line: `0.0.0.0.0 TARGET`, as
+/// Dante 1.4.2 writes it whether an external socket is bound or not.
+fn dropped_dst(target: Endpoint) -> Side {
+    Side(vec![Endpoint::unknown(), target])
 }
 
 /// The target a datagram's header names, as far as it can be read (for the line of a
@@ -279,36 +271,44 @@ impl Session<'_> {
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         let pint = a.pint;
         let pint_side = |src: SocketAddr| Side(vec![ep(src), ep(pint)]);
-        // A datagram from the client that goes no further: counted and logged in Dante's
-        // two-sided form, `CLIENT-UDP PROXY-INTUDP -> PROXY-EXT TARGET: REASON`, with
-        // what its header names as the target (`0.0.0.0.0` where unknown).
-        let refuse = |a: &mut Assoc, reason: UdpDrop, why: &str| {
+        // A datagram from the client that goes no further: counted and logged in Dante
+        // 1.4.2's two-sided form, `CLIENT-UDP PROXY-INTUDP -> 0.0.0.0.0 TARGET: REASON`
+        // (Dante writes no PROXY-EXT for a refused datagram, bound or not).
+        let refuse = |a: &mut Assoc, reason: UdpDrop, target: Endpoint, why: String| {
             a.drop_one(reason);
             let ends = Ends {
                 src: pint_side(from),
-                dst: Some(a.dropped_dst(header_target(dgram))),
+                dst: Some(dropped_dst(target)),
             };
-            g.slog.transient(
-                self.log,
-                Verdict::Block,
-                ends,
-                format!("datagram dropped: {why}"),
-            );
+            g.slog.transient(self.log, Verdict::Block, ends, why);
         };
         let known_port = a.allowed_port.or(a.client_udp.map(|c| c.port()));
         if from.ip() != a.allowed_ip || known_port.is_some_and(|p| p != from.port()) {
+            // Dante drops these without a line; ferrosocks says so (docs/traffic-log.md).
             refuse(
                 a,
                 UdpDrop::Foreign,
-                "not from the client of this association",
+                header_target(dgram),
+                "datagram not from the client of this association".into(),
             );
             return;
         }
         a.client_udp.get_or_insert(from);
         let d = match decode_udp(dgram) {
             Ok(d) => d,
-            Err(e) => {
-                refuse(a, UdpDrop::Malformed, &e.to_string());
+            // A name with a byte no host name has: ferrosocks does not look it up (Dante
+            // does, and writes the name unescaped).
+            Err(e @ socks_proto::ProtoError::BadDomainByte(_)) => {
+                refuse(a, UdpDrop::Malformed, header_target(dgram), e.to_string());
+                return;
+            }
+            Err(_) => {
+                let why = format!(
+                    "SOCKS protocol error in socks udp packet of length {}.  \
+                     Could not extract valid address from SOCKS UDP header",
+                    dgram.len()
+                );
+                refuse(a, UdpDrop::Malformed, Endpoint::unknown(), why);
                 return;
             }
         };
@@ -316,7 +316,8 @@ impl Session<'_> {
             refuse(
                 a,
                 UdpDrop::Fragment,
-                &format!("fragment {} (fragmentation is not supported)", d.frag),
+                target_ep(&d.target),
+                "fragmented socks udp packets are not supported".into(),
             );
             return;
         }
@@ -354,7 +355,8 @@ impl Session<'_> {
                 refuse(
                     a,
                     UdpDrop::NoExternal,
-                    &format!("no external UDP socket: {}", crate::errno_text(&e)),
+                    reached_ep(&target, dest),
+                    format!("no external UDP socket: {}", crate::errno_text(&e)),
                 );
                 return;
             }
@@ -549,16 +551,19 @@ impl Session<'_> {
                             a.resolved.insert(name.clone(), addrs);
                         }
                         Err(e) => {
+                            let to = named_ep(name.as_bytes(), target.port);
+                            // Dante 1.4.2's words, its trailing space included.
+                            let mut text = Vec::new();
+                            to.write_to(&mut text);
+                            let why = format!(
+                                "could not resolve target address {}: {e} ",
+                                String::from_utf8_lossy(&text)
+                            );
                             let ends = Ends {
                                 src: Side(vec![ep(from), ep(a.pint)]),
-                                dst: Some(a.dropped_dst(named_ep(name.as_bytes(), target.port))),
+                                dst: Some(dropped_dst(to)),
                             };
-                            g.slog.transient(
-                                self.log,
-                                Verdict::Block,
-                                ends,
-                                format!("could not resolve hostname \"{name}\": {e}"),
-                            );
+                            g.slog.transient(self.log, Verdict::Block, ends, why);
                             return None;
                         }
                     }

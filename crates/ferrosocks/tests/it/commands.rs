@@ -410,6 +410,8 @@ fn udp_bad_datagrams_are_dropped_and_logged() {
     me.send_to(&named(b"a b"), relay).unwrap();
     me.send_to(&named(b""), relay).unwrap();
     me.send_to(&named(b"nonexistent.invalid"), relay).unwrap();
+    // An `@` in a name: written as sent, parsed as a host (not METHOD%USER@).
+    me.send_to(&named(b"x@y.invalid"), relay).unwrap();
     let good = [header(echo.addr, 0), b"good".to_vec()].concat();
     me.send_to(&good, relay).unwrap();
     let mut buf = [0u8; 256];
@@ -467,14 +469,16 @@ fn udp_bad_datagrams_are_dropped_and_logged() {
             (pext, "PEXT"),
         ],
     );
-    let dns = "could not resolve target address nonexistent.invalid.53: ";
+    let from_me = "block(1): udp/udpassociate -: 127.0.0.1.CLIENTUDP 127.0.0.1.RELAY ";
+    let dns = |name: &str| {
+        format!("{from_me}-> 0.0.0.0.0 {name}.53: could not resolve target address {name}.53: ")
+    };
     let proto = |n: usize| {
         format!(
             "-> 0.0.0.0.0 0.0.0.0.0: SOCKS protocol error in socks udp packet of length {n}.  \
              Could not extract valid address from SOCKS UDP header"
         )
     };
-    let from_me = "block(1): udp/udpassociate -: 127.0.0.1.CLIENTUDP 127.0.0.1.RELAY ";
     let fragment = "-> 0.0.0.0.0 127.0.0.1.ECHO: fragmented socks udp packets are not supported";
     let want = [
         "block(1): udp/udpassociate -: 127.0.0.1.OTHER 127.0.0.1.RELAY -> 0.0.0.0.0 127.0.0.1.ECHO: datagram not from the client of this association".to_owned(),
@@ -483,7 +487,8 @@ fn udp_bad_datagrams_are_dropped_and_logged() {
         format!("{from_me}{}", proto(10)),
         format!("{from_me}-> 0.0.0.0.0 a\\sb.53: domain name has invalid byte 0x20"),
         format!("{from_me}{}", proto(8)),
-        format!("{from_me}-> 0.0.0.0.0 nonexistent.invalid.53: "),
+        dns("nonexistent.invalid"),
+        dns("x@y.invalid"),
         // Dante writes no PROXY-EXT for a refused datagram, even with one bound.
         format!("{from_me}{fragment}"),
     ];
@@ -491,7 +496,7 @@ fn udp_bad_datagrams_are_dropped_and_logged() {
     assert_eq!(got.len(), want.len(), "{text}");
     for (g, w) in got.iter().zip(want) {
         if w.ends_with(": ") {
-            assert!(g.starts_with(&format!("{w}{dns}")), "{g}");
+            assert!(g.starts_with(&w), "{g}");
         } else {
             assert_eq!(*g, w);
         }

@@ -369,6 +369,8 @@ fn no_route_is_reply_0x03() {
 #[test]
 fn syslog_default_socket_is_dev_log() {
     root();
+    require("mount");
+    require("readlink");
     let dir = tempfile::tempdir().unwrap();
     let sock_path = dir.path().join("log.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();

@@ -31,6 +31,7 @@ command -v socklog >/dev/null 2>&1 || [ -x /usr/sbin/socklog ] || missing+=(sock
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+command -v mount >/dev/null 2>&1 || missing+=(mount)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 command -v gzip >/dev/null 2>&1 || missing+=(gzip)

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use sockd_conf::{ErrorSide, Protocol, Rotation, SocksCommand};
 use socks_proto::{decode_udp, encode_udp, Host, ReplyCode, Target};
 use tokio::net::{TcpStream, UdpSocket};
-use traffic_log::{Command, EndCause, Endpoint, Ends, Side, Summary, Verdict};
+use traffic_log::{Command, EndCause, Endpoint, EndpointHost, Ends, Side, Summary, Verdict};
 
 use crate::logging::{warn_failure, Failure};
 use crate::negotiate::reply;
@@ -85,6 +85,60 @@ impl Assoc {
     fn drop_one(&mut self, why: UdpDrop) {
         self.dropped += 1;
         why.emit();
+    }
+}
+
+/// The `PROXY-EXT TARGET` half of a refused datagram's line: `0.0.0.0.0 TARGET`, as
+/// Dante 1.4.2 writes it whether an external socket is bound or not.
+fn dropped_dst(target: Endpoint) -> Side {
+    Side(vec![Endpoint::unknown(), target])
+}
+
+/// The target a datagram's header names, as far as it can be read (for the line of a
+/// datagram dropped before it is decoded, or because it cannot be): a name the client
+/// sent vis-escaped, `0.0.0.0.0` for what cannot be read (too short, an unknown
+/// address type).
+fn header_target(dgram: &[u8]) -> Endpoint {
+    let port_at = |at: usize| {
+        dgram
+            .get(at..at + 2)
+            .map_or(0, |p| u16::from_be_bytes([p[0], p[1]]))
+    };
+    match dgram.get(3) {
+        Some(1) => match dgram.get(4..8) {
+            Some(a) => Endpoint::ip(IpAddr::from([a[0], a[1], a[2], a[3]]), port_at(8)),
+            None => Endpoint::unknown(),
+        },
+        Some(4) => match dgram.get(4..20) {
+            Some(a) => {
+                let mut o = [0u8; 16];
+                o.copy_from_slice(a);
+                Endpoint::ip(IpAddr::from(o), port_at(20))
+            }
+            None => Endpoint::unknown(),
+        },
+        Some(3) => {
+            let len = usize::from(dgram.get(4).copied().unwrap_or(0));
+            match dgram.get(5..5 + len) {
+                Some(name) => named_ep(name, port_at(5 + len)),
+                None => Endpoint::unknown(),
+            }
+        }
+        _ => Endpoint::unknown(),
+    }
+}
+
+/// `NAME.PORT` for a name a client sent, vis-escaped (`0.0.0.0.PORT` for an empty one).
+fn named_ep(name: &[u8], port: u16) -> Endpoint {
+    if name.is_empty() {
+        return Endpoint::ip(IpAddr::from([0, 0, 0, 0]), port);
+    }
+    Endpoint {
+        auth: None,
+        host: EndpointHost::Name(traffic_log::vis::encode(name)),
+        port,
+        bracketed: false,
+        target_name: None,
     }
 }
 
@@ -217,30 +271,44 @@ impl Session<'_> {
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         let pint = a.pint;
         let pint_side = |src: SocketAddr| Side(vec![ep(src), ep(pint)]);
-        // A datagram from the client that goes no further: counted and logged.
-        let refuse = |a: &mut Assoc, reason: UdpDrop, why: &str| {
+        // A datagram from the client that goes no further: counted and logged in Dante
+        // 1.4.2's two-sided form, `CLIENT-UDP PROXY-INTUDP -> 0.0.0.0.0 TARGET: REASON`
+        // (Dante writes no PROXY-EXT for a refused datagram, bound or not).
+        let refuse = |a: &mut Assoc, reason: UdpDrop, target: Endpoint, why: String| {
             a.drop_one(reason);
-            g.slog.transient(
-                self.log,
-                Verdict::Block,
-                only(pint_side(from)),
-                format!("datagram dropped: {why}"),
-            );
+            let ends = Ends {
+                src: pint_side(from),
+                dst: Some(dropped_dst(target)),
+            };
+            g.slog.transient(self.log, Verdict::Block, ends, why);
         };
         let known_port = a.allowed_port.or(a.client_udp.map(|c| c.port()));
         if from.ip() != a.allowed_ip || known_port.is_some_and(|p| p != from.port()) {
+            // Dante drops these without a line; ferrosocks says so (docs/traffic-log.md).
             refuse(
                 a,
                 UdpDrop::Foreign,
-                "not from the client of this association",
+                header_target(dgram),
+                "datagram not from the client of this association".into(),
             );
             return;
         }
         a.client_udp.get_or_insert(from);
         let d = match decode_udp(dgram) {
             Ok(d) => d,
-            Err(e) => {
-                refuse(a, UdpDrop::Malformed, &e.to_string());
+            // A name with a byte no host name has: ferrosocks does not look it up (Dante
+            // does, and writes the name unescaped).
+            Err(e @ socks_proto::ProtoError::BadDomainByte(_)) => {
+                refuse(a, UdpDrop::Malformed, header_target(dgram), e.to_string());
+                return;
+            }
+            Err(_) => {
+                let why = format!(
+                    "SOCKS protocol error in socks udp packet of length {}.  \
+                     Could not extract valid address from SOCKS UDP header",
+                    dgram.len()
+                );
+                refuse(a, UdpDrop::Malformed, Endpoint::unknown(), why);
                 return;
             }
         };
@@ -248,7 +316,8 @@ impl Session<'_> {
             refuse(
                 a,
                 UdpDrop::Fragment,
-                &format!("fragment {} (fragmentation is not supported)", d.frag),
+                target_ep(&d.target),
+                "fragmented socks udp packets are not supported".into(),
             );
             return;
         }
@@ -286,7 +355,8 @@ impl Session<'_> {
                 refuse(
                     a,
                     UdpDrop::NoExternal,
-                    &format!("no external UDP socket: {}", crate::errno_text(&e)),
+                    reached_ep(&target, dest),
+                    format!("no external UDP socket: {}", crate::errno_text(&e)),
                 );
                 return;
             }
@@ -481,13 +551,19 @@ impl Session<'_> {
                             a.resolved.insert(name.clone(), addrs);
                         }
                         Err(e) => {
-                            let src = Side(vec![ep(from), ep(a.pint)]);
-                            g.slog.transient(
-                                self.log,
-                                Verdict::Block,
-                                only(src),
-                                format!("could not resolve hostname \"{name}\": {e}"),
+                            let to = named_ep(name.as_bytes(), target.port);
+                            // Dante 1.4.2's words, its trailing space included.
+                            let mut text = Vec::new();
+                            to.write_to(&mut text);
+                            let why = format!(
+                                "could not resolve target address {}: {e} ",
+                                String::from_utf8_lossy(&text)
                             );
+                            let ends = Ends {
+                                src: Side(vec![ep(from), ep(a.pint)]),
+                                dst: Some(dropped_dst(to)),
+                            };
+                            g.slog.transient(self.log, Verdict::Block, ends, why);
                             return None;
                         }
                     }

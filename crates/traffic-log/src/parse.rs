@@ -297,8 +297,10 @@ fn parse_endpoint(token: &str) -> Result<Endpoint, ParseError> {
         Some(inner) => (inner, true),
         None => (token, false),
     };
+    // `METHOD%NAME@` only with its `%`: an `@` without one is part of a host name a
+    // client sent (Dante prints such names as they came).
     let (auth, hostport) = match inner.rsplit_once('@') {
-        Some((a, hp)) => {
+        Some((a, hp)) if a.contains('%') => {
             let (method, name) = a.split_once('%').ok_or_else(bad)?;
             let auth = Auth {
                 method: method.into(),
@@ -306,7 +308,7 @@ fn parse_endpoint(token: &str) -> Result<Endpoint, ParseError> {
             };
             (Some(auth), hp)
         }
-        None => (None, inner),
+        _ => (None, inner),
     };
     let (host, port) = hostport.rsplit_once('.').ok_or_else(bad)?;
     if host.is_empty() {
@@ -345,6 +347,21 @@ mod tests {
         let r = Record::parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert_eq!(r.to_string(), line);
         r
+    }
+
+    #[test]
+    fn a_name_with_an_at_sign_is_a_host() {
+        let r = round_trip(
+            "block(1): tcp/connect ]: 127.0.0.1.40848 127.0.0.1.47080 -> 0.0.0.0.0 a@b.80",
+        );
+        let Event::Stop { ends, .. } = &r.event else {
+            panic!("{r:?}")
+        };
+        let target = &ends.dst.as_ref().unwrap().0[1];
+        assert_eq!(
+            (target.auth.is_none(), &target.host),
+            (true, &EndpointHost::Name("a@b".into()))
+        );
     }
 
     #[test]

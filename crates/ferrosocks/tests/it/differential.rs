@@ -271,6 +271,11 @@ fn bind_client_gone() {
 }
 
 #[test]
+fn udp_drops() {
+    differential("udp-drops", commands::udp_drops_scenario);
+}
+
+#[test]
 fn udp_pysocks() {
     differential("udp-pysocks", commands::udp_pysocks);
 }

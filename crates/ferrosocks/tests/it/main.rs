@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod chaining;
+mod churn;
 mod cli;
 mod clients;
 mod collect;
@@ -14,6 +15,7 @@ mod commands;
 mod control;
 mod differential;
 mod examples;
+mod features;
 mod ident;
 mod load;
 mod log_accounting;

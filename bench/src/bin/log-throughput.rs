@@ -4,7 +4,9 @@
 //!
 //! The producer sends in batches and waits (`flush`) after each, so the figure is the
 //! rate the sink keeps up with, with no line dropped (the run checks the file's line
-//! count). Run: `cargo run --release -p ferrosocks-bench --bin log-throughput [LINES]`.
+//! count). Run: `cargo run --release -p ferrosocks-bench --bin log-throughput [LINES]
+//! [text|json]`: text and JSON side by side, or one of them (to count one format's
+//! instructions under callgrind: 2 runs of different LINES, the difference per line).
 
 use std::time::Instant;
 
@@ -17,7 +19,14 @@ fn main() {
         .unwrap_or(1_000_000);
     let line = "pass(2): tcp/connect -: 127.0.0.1.44460 127.0.0.1.21014 -> 127.0.0.1.40779 127.0.0.1.21010 (1460)";
     let record = traffic_log::Record::parse(line).expect("a valid record");
+    let only = std::env::args().nth(2);
     for format in [Format::Text, Format::Json] {
+        if only
+            .as_deref()
+            .is_some_and(|o| !format!("{format:?}").eq_ignore_ascii_case(o))
+        {
+            continue;
+        }
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("traffic.log");
         let config = LogConfig {

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod json;
+pub mod json_write;
 pub mod parse;
 pub mod prefix;
 pub mod record;

@@ -934,8 +934,37 @@ fn command_byte(c: WireCommand) -> u8 {
 /// A target as requested, as the registry keeps it: `HOST:PORT`, `[IPv6]:PORT`.
 pub(crate) fn host_port(t: &Target) -> String {
     match &t.host {
+        // IPv4, the common case, without `core::fmt` (a third of a session's formatting).
+        Host::Ip(IpAddr::V4(v4)) => {
+            let mut out = Vec::with_capacity(21);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                traffic_log::text::push_decimal(&mut out, u64::from(octet));
+            }
+            out.push(b':');
+            traffic_log::text::push_decimal(&mut out, u64::from(t.port));
+            String::from_utf8(out).unwrap_or_default()
+        }
         Host::Ip(ip) => SocketAddr::new(*ip, t.port).to_string(),
         Host::Domain(name) => format!("{name}:{}", t.port),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn host_port_writes_what_socket_addr_displays() {
+    for (ip, port) in [
+        ([127, 0, 0, 1], 80),
+        ([0, 0, 0, 0], 0),
+        ([255, 10, 9, 100], 65535),
+    ] {
+        let t = Target {
+            host: Host::Ip(IpAddr::from(ip)),
+            port,
+        };
+        assert_eq!(host_port(&t), SocketAddr::from((ip, port)).to_string());
     }
 }
 

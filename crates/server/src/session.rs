@@ -143,7 +143,7 @@ impl Session<'_> {
                 .ended(format!("blocked by client-rule #{}", cdec.number()));
             return;
         }
-        clog.start(self.log, only(accept_side.clone()));
+        clog.start_with(self.log, || only(accept_side.clone()));
         // TCP_NODELAY comes from the listening socket: Linux copies it to accepted ones.
         self.debug_msg(|| {
             format!(
@@ -506,13 +506,10 @@ impl Session<'_> {
         let cause = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
             Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
             Ok(()) => {
-                g.slog.start(
-                    self.log,
-                    Ends {
-                        src: Side::clone(&g.src),
-                        dst: Some(Side::clone(&dst)),
-                    },
-                );
+                g.slog.start_with(self.log, || Ends {
+                    src: Side::clone(&g.src),
+                    dst: Some(Side::clone(&dst)),
+                });
                 match self
                     .leftover_to_client(stream, g, leftover, &counters, &dst)
                     .await
@@ -707,11 +704,13 @@ impl Session<'_> {
             target: Some(leg(wt, dst, rt)),
         };
         slog.summary_with(self.log, summary, cause, secs, tcpinfo);
-        let summary = Summary {
-            client: leg(wc, g.accept_side.clone(), wt),
-            target: None,
-        };
-        g.clog.summary(self.log, summary, cause, secs);
+        if g.clog.logs_summary(cause) {
+            let summary = Summary {
+                client: leg(wc, g.accept_side.clone(), wt),
+                target: None,
+            };
+            g.clog.summary(self.log, summary, cause, secs);
+        }
     }
 
     /// With `management.client-auth: on`: waits, for at most `timeout.negotiate` (10 s

@@ -126,9 +126,18 @@ thread_local! {
 /// `to_rfc3339_opts(SecondsFormat::Micros, true)` writes it, converted once per second
 /// per thread (the offset only changes on a second's boundary).
 fn push_ts(out: &mut Vec<u8>, time: SystemTime) {
-    let since = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    let Ok(since) = time.duration_since(SystemTime::UNIX_EPOCH) else {
+        // Before 1970: not worth a cache.
+        let local: DateTime<Local> = time.into();
+        out.push(b'"');
+        out.extend_from_slice(
+            local
+                .to_rfc3339_opts(SecondsFormat::Micros, true)
+                .as_bytes(),
+        );
+        out.push(b'"');
+        return;
+    };
     JSON_SECOND.with(|cell| {
         let mut c = cell.borrow_mut();
         if c.0 != since.as_secs() {
@@ -263,8 +272,10 @@ mod tests {
             "quote \" backslash \\ tab \t nl \n ctl \u{1} é",
             "",
         ];
-        for (secs, micros) in [(1_795_254_235u64, 762_175u32), (1_795_254_236, 5), (0, 0)] {
-            let time = SystemTime::UNIX_EPOCH + Duration::new(secs, micros * 1000);
+        let times = [(1_795_254_235u64, 762_175u32), (1_795_254_236, 5), (0, 0)]
+            .map(|(secs, micros)| SystemTime::UNIX_EPOCH + Duration::new(secs, micros * 1000));
+        let before_1970 = SystemTime::UNIX_EPOCH - Duration::new(1, 500_000_000);
+        for time in times.into_iter().chain([before_1970]) {
             for line in records {
                 let r = traffic_log::Record::parse(line).unwrap();
                 let p = Payload::Traffic(r);

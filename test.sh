@@ -3,7 +3,9 @@
 # Installs the real programs the integration tests drive (curl, ncat, socat, htpasswd,
 # proxychains4, PySocks for Debian's python3, Dante for chaining, oidentd for ident, rsyslog for syslog,
 # systemd-socket-activate, gzip and zstd for compressed logs, script for a terminal,
-# promtool and headless chromium for the metrics endpoint and its dashboard) with
+# promtool and headless chromium for the metrics endpoint and its dashboard, daemontools,
+# ucspi-tcp and socklog for log directories, shipping and the collector, rsyslog-openssl and
+# openssl for syslog over TLS) with
 # apt-get when they are missing, and openvpn-monitor 2.0.4 (PyPI) into a virtualenv under target/
 # when it is missing there. CI (.ci/run) calls exactly this. Every test binary
 # runs even when one fails (--no-fail-fast), and the README's own commands are run as
@@ -22,6 +24,11 @@ command -v proxychains4 >/dev/null 2>&1 || missing+=(proxychains4)
 [ -x /usr/sbin/danted ] || missing+=(dante-server)
 [ -x /usr/sbin/oidentd ] || missing+=(oidentd)
 [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+command -v multilog >/dev/null 2>&1 || missing+=(daemontools)
+command -v tcpserver >/dev/null 2>&1 || missing+=(ucspi-tcp)
+command -v socklog >/dev/null 2>&1 || [ -x /usr/sbin/socklog ] || missing+=(socklog)
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so ] || missing+=(rsyslog-openssl)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
@@ -36,6 +43,18 @@ if ((${#missing[@]})); then
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# syslog-ng, a second real receiver for syslog.remote (tests/it/syslog_remote.rs): Debian's
+# syslog-ng-core conflicts with rsyslog as a package, so its .debs are fetched with apt-get
+# download and unpacked under target/ (run from there with LD_LIBRARY_PATH and
+# --module-path), once.
+sng=target/syslog-ng
+if [ ! -x "$sng/usr/sbin/syslog-ng" ]; then
+    echo "test.sh: unpacking syslog-ng-core into $sng" >&2
+    mkdir -p "$sng/debs"
+    (cd "$sng/debs" && apt-get download syslog-ng-core libivykis0 libnet1 libpcre3 2>/dev/null)
+    for deb in "$sng"/debs/*.deb; do dpkg -x "$deb" "$sng"; done
 fi
 
 # openvpn-monitor, the real OpenVPN tool the management interface test drives unchanged

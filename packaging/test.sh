@@ -62,12 +62,15 @@ dpkg-deb -c "$deb" >"$tmp/contents"
 for path in \
     ./usr/bin/ferrosocks \
     ./usr/lib/systemd/system/ferrosocks.service \
+    ./usr/lib/systemd/system/ferrosocks-collect.service \
+    ./etc/default/ferrosocks-collect \
     ./usr/lib/sysusers.d/ferrosocks.conf \
     ./etc/ferrosocks/ferrosocks.conf \
     ./etc/logrotate.d/ferrosocks \
     ./usr/share/man/man8/ferrosocks.8.gz \
     ./usr/share/man/man8/ferrosocks-migrate.8.gz \
     ./usr/share/man/man8/ferrosocks-log.8.gz \
+    ./usr/share/man/man8/ferrosocks-collect.8.gz \
     ./usr/share/man/man5/ferrosocks.conf.5.gz \
     ./usr/share/bash-completion/completions/ferrosocks \
     ./usr/share/zsh/vendor-completions/_ferrosocks \
@@ -78,9 +81,16 @@ for path in \
     grep -q " $path\$" "$tmp/contents" || { cat "$tmp/contents" >&2; fail "$path not in the package"; }
 done
 dpkg-deb -e "$deb" "$tmp/control"
-for f in /etc/ferrosocks/ferrosocks.conf /etc/logrotate.d/ferrosocks; do
+for f in /etc/ferrosocks/ferrosocks.conf /etc/logrotate.d/ferrosocks /etc/default/ferrosocks-collect; do
     grep -qx "$f" "$tmp/control/conffiles" || fail "$f is not a conffile"
 done
+# The collector is installed disabled: the postinst enables it only where the admin had
+# (an upgrade keeps that choice), restarts it only if it runs, and never starts it.
+awk '/was-enabled ferrosocks-collect/ { guarded = 1; next }
+     /deb-systemd-helper enable ferrosocks-collect/ && !guarded { bad = 1 }
+     /deb-systemd-invoke (start|restart) ferrosocks-collect/ { bad = 1 }
+     END { exit bad }' "$tmp/control/postinst" \
+    || { cat "$tmp/control/postinst" >&2; fail "the postinst enables or starts ferrosocks-collect"; }
 for script in postinst postrm prerm; do
     [ -f "$tmp/control/$script" ] || fail "no $script"
     sh -n "$tmp/control/$script" || fail "$script does not parse"
@@ -137,6 +147,33 @@ for line in Type=notify NotifyAccess=main WatchdogSec=30 NoNewPrivileges=yes Pro
     grep -qxF "$line" "$unit" || fail "the unit lacks $line"
 done
 systemd-analyze security --offline=yes "$tmp/ferrosocks.service" | tail -1 >&2
+#    The collector's unit: verified the same way, shipped disabled, its options from
+#    /etc/default/ferrosocks-collect (loopback only as shipped), no capabilities.
+cunit="$root/usr/lib/systemd/system/ferrosocks-collect.service"
+cmp -s "$cunit" packaging/ferrosocks-collect.service || fail "the packaged collector unit differs from packaging/ferrosocks-collect.service"
+sed "s|/usr/bin/ferrosocks|$root/usr/bin/ferrosocks|g" "$cunit" >"$tmp/ferrosocks-collect.service"
+MANPATH="$root/usr/share/man" systemd-analyze verify "$tmp/ferrosocks-collect.service" \
+    || fail "systemd-analyze verify (collector)"
+for line in 'ExecStart=/usr/bin/ferrosocks collect $FERROSOCKS_COLLECT_OPTS' \
+    EnvironmentFile=-/etc/default/ferrosocks-collect User=ferrosocks NoNewPrivileges=yes \
+    ProtectSystem=strict LogsDirectory=ferrosocks-collect CapabilityBoundingSet= \
+    SystemCallFilter=@system-service; do
+    grep -qxF "$line" "$cunit" || fail "the collector unit lacks $line"
+done
+grep -q '^FERROSOCKS_COLLECT_OPTS="--listen 127.0.0.1:' "$root/etc/default/ferrosocks-collect" \
+    || fail "the collector does not listen on loopback as shipped"
+# The options as shipped are ones the collector takes: it starts with them (on a port the
+# kernel picks and a scratch directory) and ends cleanly on SIGTERM.
+opts=$(sed -n 's/^FERROSOCKS_COLLECT_OPTS="\(.*\)"$/\1/p' "$root/etc/default/ferrosocks-collect")
+opts=${opts/127.0.0.1:10116/127.0.0.1:0}
+opts=${opts/\/var\/log\/ferrosocks-collect/$tmp\/collect}
+# shellcheck disable=SC2086
+"$root/usr/bin/ferrosocks" collect $opts >"$tmp/collect.out" 2>&1 &
+collector=$!
+sleep 1
+kill -TERM "$collector"
+wait "$collector" || { cat "$tmp/collect.out" >&2; fail "ferrosocks collect with the shipped options"; }
+[ -d "$tmp/collect/all" ] || { cat "$tmp/collect.out" >&2; fail "the collector made no all/ directory"; }
 
 # 8. logrotate: the snippet parses, signals SIGHUP and never truncates.
 logrotate --debug --state "$tmp/logrotate.state" "$root/etc/logrotate.d/ferrosocks" \

@@ -16,6 +16,9 @@ _ferrosocks() {
             ",$1")
                 cmd="ferrosocks"
                 ;;
+            ferrosocks,collect)
+                cmd="ferrosocks__subcmd__collect"
+                ;;
             ferrosocks,help)
                 cmd="ferrosocks__subcmd__help"
                 ;;
@@ -24,6 +27,9 @@ _ferrosocks() {
                 ;;
             ferrosocks,migrate)
                 cmd="ferrosocks__subcmd__migrate"
+                ;;
+            ferrosocks__subcmd__help,collect)
+                cmd="ferrosocks__subcmd__help__subcmd__collect"
                 ;;
             ferrosocks__subcmd__help,help)
                 cmd="ferrosocks__subcmd__help__subcmd__help"
@@ -74,7 +80,7 @@ _ferrosocks() {
 
     case "${cmd}" in
         ferrosocks)
-            opts="-f -d -V -p -D -N -n -v -L -h --version --license --grace-period --help migrate log help"
+            opts="-f -d -V -p -D -N -n -v -L -h --version --license --grace-period --help migrate log collect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -107,9 +113,65 @@ _ferrosocks() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        ferrosocks__subcmd__help)
-            opts="migrate log help"
+        ferrosocks__subcmd__collect)
+            opts="-h --listen --dir --size --count --no-stamp --max-connections --max-line --log --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --count)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-line)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferrosocks__subcmd__help)
+            opts="migrate log collect help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferrosocks__subcmd__help__subcmd__collect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -37,6 +37,7 @@ complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s L -l license -d '
 complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -f -a "migrate" -d 'Print a Dante configuration rewritten as one ferrosocks runs'
 complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -f -a "log" -d 'Read Dante and ferrosocks logs: traffic accounting, conversion, filtering'
+complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -f -a "collect" -d 'Receive shipped log files and write one multilog directory per sender'
 complete -c ferrosocks -n "__fish_ferrosocks_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand migrate" -l from-dante -d 'The Dante configuration to read (e.g. /etc/danted.conf)' -r -F
 complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand migrate" -s o -l output -d 'Write the result to FILE (only when there is no error) instead of stdout' -r -F
@@ -89,9 +90,19 @@ complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_se
 complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "convert" -d 'Rewrite text log lines as ferrosocks\' JSON lines (or CSV rows)'
 complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "grep" -d 'Print the traffic records whose fields match, as they are in the input'
 complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and not __fish_seen_subcommand_from migrate log help" -f -a "migrate" -d 'Print a Dante configuration rewritten as one ferrosocks runs'
-complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and not __fish_seen_subcommand_from migrate log help" -f -a "log" -d 'Read Dante and ferrosocks logs: traffic accounting, conversion, filtering'
-complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and not __fish_seen_subcommand_from migrate log help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand collect" -l listen -d 'Address and port to listen on (e.g. 0.0.0.0:10116; port 0: the kernel picks)' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand collect" -l dir -d 'Directory holding all/ and one directory per sender IP' -r -F
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand collect" -l size -d 'Rotate each directory\'s current past this many bytes (multilog\'s s)' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand collect" -l count -d 'Files kept per directory, current included (multilog\'s n)' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand collect" -l max-connections -d 'Senders served at once; more are refused and reported' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand collect" -l max-line -d 'Longest line kept whole; a longer one is cut and goes on as a new line' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand collect" -l log -d 'Where the collector\'s own messages go: stderr (default), stdout, syslog[/FACILITY] or a file; repeatable' -r
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand collect" -l no-stamp -d 'Do not put @TAI64N before each line (multilog\'s t, on by default)'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand collect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and not __fish_seen_subcommand_from migrate log collect help" -f -a "migrate" -d 'Print a Dante configuration rewritten as one ferrosocks runs'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and not __fish_seen_subcommand_from migrate log collect help" -f -a "log" -d 'Read Dante and ferrosocks logs: traffic accounting, conversion, filtering'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and not __fish_seen_subcommand_from migrate log collect help" -f -a "collect" -d 'Receive shipped log files and write one multilog directory per sender'
+complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and not __fish_seen_subcommand_from migrate log collect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "stats" -d 'Per-group traffic: sessions, blocked requests, bytes each way, durations'
 complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "convert" -d 'Rewrite text log lines as ferrosocks\' JSON lines (or CSV rows)'
 complete -c ferrosocks -n "__fish_ferrosocks_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "grep" -d 'Print the traffic records whose fields match, as they are in the input'

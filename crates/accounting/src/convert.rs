@@ -94,13 +94,9 @@ pub fn csv_row(line: &Line<'_>, r: &Record) -> String {
         Event::Start { ends, desc } | Event::Stop { ends, desc } => {
             (Some(&ends.src), ends.dst.as_ref(), None, None, desc.clone())
         }
-        Event::Transient { ends, desc } => (
-            Some(&ends.src),
-            ends.dst.as_ref(),
-            None,
-            None,
-            Some(desc.clone()),
-        ),
+        Event::Transient { ends, desc } => {
+            (Some(&ends.src), ends.dst.as_ref(), None, None, desc.clone())
+        }
         Event::Io { ends, bytes, .. } => {
             (Some(&ends.src), ends.dst.as_ref(), None, Some(*bytes), None)
         }

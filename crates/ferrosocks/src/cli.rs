@@ -1,5 +1,5 @@
 //! The command line: options as Dante's sockd takes them, plus ferrosocks' own, and the
-//! `migrate` subcommand. The man page and shell completions are generated from this
+//! `migrate` and `collect` subcommands. The man page and shell completions are generated from this
 //! definition (`packaging`, a test module that fails when the committed copies are stale).
 
 use std::path::PathBuf;
@@ -78,6 +78,47 @@ pub(crate) enum Command {
     /// lines, gzip- and zstd-compressed files and - for standard input. Malformed lines
     /// are counted and the first few reported with file:line on standard error.
     Log(LogArgs),
+
+    /// Receive shipped log files and write one multilog directory per sender
+    ///
+    /// Listens for shipments from ferrosocks' `logdir.ship` (or any `tcpclient HOST PORT
+    /// sh -c 'cat >&7'`) and writes each line as socklog's `socklog ucspi TCPREMOTEIP`
+    /// would, with `IP: ` first and a leading `<PRI>` as `facility.priority: `, into
+    /// DIR/IP/ and DIR/all/, multilog directories (docs/logdir.md). Runs until SIGTERM
+    /// or SIGINT, then leaves every directory cleanly finished.
+    Collect(CollectArgs),
+}
+
+/// `ferrosocks collect`.
+#[derive(Debug, Args)]
+pub(crate) struct CollectArgs {
+    /// Address and port to listen on (e.g. 0.0.0.0:10116; port 0: the kernel picks)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Directory holding all/ and one directory per sender IP
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+    /// Rotate each directory's current past this many bytes (multilog's s)
+    #[arg(long, value_name = "BYTES", default_value_t = 99_999,
+          value_parser = clap::value_parser!(u64).range(4096..=16_777_215))]
+    pub(crate) size: u64,
+    /// Files kept per directory, current included (multilog's n)
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    pub(crate) count: u32,
+    /// Do not put @TAI64N before each line (multilog's t, on by default)
+    #[arg(long)]
+    pub(crate) no_stamp: bool,
+    /// Senders served at once; more are refused and reported
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub(crate) max_connections: usize,
+    /// Longest line kept whole; a longer one is cut and goes on as a new line
+    #[arg(long, value_name = "BYTES", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u64).range(1024..=16_777_215))]
+    pub(crate) max_line: u64,
+    /// Where the collector's own messages go: stderr (default), stdout, syslog[/FACILITY] or a file; repeatable
+    #[arg(long = "log", value_name = "TARGET")]
+    pub(crate) log: Vec<String>,
 }
 
 /// `ferrosocks migrate`.

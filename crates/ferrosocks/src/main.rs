@@ -16,6 +16,7 @@ use std::time::Duration;
 use clap::Parser;
 
 mod cli;
+mod collect;
 mod logcmd;
 mod migrate;
 mod systemd;
@@ -58,6 +59,9 @@ fn main() -> ExitCode {
     }
     if let Some(cli::Command::Log(args)) = &cli.command {
         return logcmd::run(args);
+    }
+    if let Some(cli::Command::Collect(args)) = &cli.command {
+        return collect::run(args);
     }
     // === end of subcommands ===
     if cli.version {
@@ -371,5 +375,7 @@ fn start(cli: Cli) -> Result<(), (u8, String)> {
         logger.error(e);
     }
     logger.flush();
+    // Log directories are left cleanly finished (current 0744).
+    logger.close();
     result.map_err(|e| (EX_START, format!("signal handling failed: {e}")))
 }

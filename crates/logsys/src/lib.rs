@@ -12,15 +12,22 @@
 //! threshold (an atomic) and, if it passes, does the routing on the calling thread
 //! (`routing.rs`): applies `mute`, formats the line once into a reused per-thread
 //! buffer and appends it to each sink's buffer. Every sink (`sink.rs`) has its own
-//! writer thread that takes whole batches and writes them with one write(2)
-//! (`writer.rs`), so the data path never waits on I/O and one stalled sink (a full
+//! writer thread that takes whole batches and hands them to its backend (`backend/`:
+//! a file or stdio in one write(2), local syslog, a multilog directory in `logdir/`,
+//! a remote RFC 5424 receiver in `remote/`) with the failure accounting of
+//! `writer.rs`, so the data path never waits on I/O and one stalled sink (a full
 //! disk, a FIFO nobody reads) never holds up the others. When a sink has too many lines
 //! waiting its lines are dropped *and counted*, and the stall, the count and the
-//! recovery are reported on the other sinks: no line is lost silently. See
-//! docs/logging.md.
+//! recovery are reported on the other sinks: no line is lost silently. `format/` holds
+//! the pure formats (golden-tested), `collect` the collector of shipped log files. See
+//! docs/logging.md, docs/logdir.md and docs/syslog.md.
 
-mod format;
+mod backend;
+pub mod collect;
+pub mod format;
 mod level;
+pub mod logdir;
+pub mod remote;
 mod routing;
 mod sink;
 pub mod stats;
@@ -33,9 +40,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+pub use backend::open_append;
 pub use level::{Level, Subsystem};
 pub use routing::{OperatorRecord, OperatorSink};
-pub use writer::open_append;
 
 /// Opens the files that sinks write to: at start-up, on every reopen (SIGHUP after
 /// logrotate moved them) and for sinks a reload adds. A process that has dropped its
@@ -69,6 +76,19 @@ pub enum Target {
     Stderr,
     /// A file, opened for append.
     File(PathBuf),
+    /// A multilog-style log directory.
+    LogDir(LogDirTarget),
+    /// A remote syslog receiver (RFC 5424).
+    SyslogRemote(remote::RemoteTarget),
+}
+
+/// A log directory sink: where, and how it rotates.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogDirTarget {
+    /// The directory.
+    pub path: PathBuf,
+    /// Rotation and stamping.
+    pub options: logdir::Options,
 }
 
 /// How a sink writes records.
@@ -119,6 +139,8 @@ pub struct SubsystemConfig {
     pub level: Option<Level>,
     /// `log.<subsystem>.file`.
     pub file: Option<PathBuf>,
+    /// `log.<subsystem>.file: logdir`: the log directory instead of a file.
+    pub logdir: Option<LogDirTarget>,
     /// `log.<subsystem>.facility`.
     pub facility: Facility,
     /// `log.<subsystem>.operators`.
@@ -390,6 +412,12 @@ impl Logger {
     /// at most 3 s: a stalled one is not waited for longer).
     pub fn flush(&self) {
         self.inner.core.flush();
+    }
+
+    /// Writes what every sink holds and closes them all (at exit): a log directory's
+    /// `current` is left complete (mode 0744). Records logged later go nowhere.
+    pub fn close(&self) {
+        self.inner.core.close();
     }
 
     /// Whether every sink in force has its writer thread running (the systemd watchdog

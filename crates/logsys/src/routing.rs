@@ -165,6 +165,9 @@ fn specs(config: &LogConfig, sub: Subsystem, level: Level) -> Vec<SinkSpec> {
     if let Some(file) = sc.file {
         out.push(SinkSpec::text(Target::File(file)));
     }
+    if let Some(dir) = sc.logdir {
+        out.push(SinkSpec::text(Target::LogDir(dir)));
+    }
     let facility = match sc.facility {
         Facility::None => None,
         Facility::Default => Some(config.default_facility),
@@ -318,9 +321,9 @@ impl Core {
                         let payload = message.payload();
                         json_line(self.pid, time, level, sub, Some(&payload), &text())
                     });
-                    sink.append(j, 0, level)
+                    sink.append(j, 0, level, sub, time)
                 } else {
-                    sink.append(line, prefix_len, level)
+                    sink.append(line, prefix_len, level, sub, time)
                 };
                 if let Some(r) = report {
                     self.report(&routing, Some(i), Level::Error, &r);
@@ -450,9 +453,9 @@ impl Core {
         for i in targets {
             let sink = &routing.sinks[i];
             let _ = if is_json(&sink.spec) {
-                sink.append(&json, 0, level)
+                sink.append(&json, 0, level, Subsystem::SYSTEM, time)
             } else {
-                sink.append(&line, prefix_len, level)
+                sink.append(&line, prefix_len, level, Subsystem::SYSTEM, time)
             };
         }
     }
@@ -472,6 +475,28 @@ impl Core {
     pub(crate) fn flush(&self) {
         for s in self.routing.load().sinks.iter() {
             s.flush(Duration::from_secs(3));
+        }
+    }
+
+    /// Closes every sink once what it holds is written (each at most 3 s) and waits
+    /// for their writers to end: log directories are left cleanly finished.
+    pub(crate) fn close(self: &Arc<Self>) {
+        let _one_at_a_time = lock(&self.reload);
+        let me = Arc::downgrade(self);
+        let mut empty = self.routing.load().config.clone();
+        empty.logoutput.clear();
+        empty.errorlog.clear();
+        for s in &mut empty.subsystems {
+            s.file = None;
+            s.facility = Facility::None;
+        }
+        let new = Routing::build(empty, &reporter(&me), &self.opener, None);
+        let old = self.routing.swap(Arc::new(new));
+        for s in old.sinks.iter() {
+            s.close();
+        }
+        for s in old.sinks.iter() {
+            s.wait_closed(Duration::from_secs(3));
         }
     }
 
@@ -498,9 +523,10 @@ impl Core {
     }
 }
 
-/// JSON sinks get JSON lines; syslog always gets text.
+/// JSON sinks get JSON lines; syslog, local or remote, always gets text.
 fn is_json(spec: &SinkSpec) -> bool {
-    spec.format == Format::Json && !matches!(spec.target, Target::Syslog { .. })
+    spec.format == Format::Json
+        && !matches!(spec.target, Target::Syslog { .. } | Target::SyslogRemote(_))
 }
 
 /// What a writer calls with a report: back to the core, if it still exists.

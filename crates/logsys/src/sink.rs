@@ -15,8 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::writer::{describe, Failure, LineMeta, Writer};
-use crate::{Level, Opener, SinkSpec};
+use std::time::SystemTime;
+
+use crate::backend::{describe, LineMeta};
+use crate::writer::{Failure, Writer};
+use crate::{Level, Opener, SinkSpec, Subsystem};
 
 /// Lines a sink may have waiting before further lines for it are dropped (and counted).
 pub(crate) const SINK_QUEUE: usize = 16 * 1024;
@@ -70,6 +73,8 @@ struct State {
     /// Reopen the target after the line with this sequence number (`appended` when
     /// asked): earlier lines go to the old file, later ones to the new.
     reopen_after: Option<u64>,
+    /// The backend has reports of its own (its waker was called).
+    poll: bool,
     closing: bool,
 }
 
@@ -87,8 +92,7 @@ impl Deref for SinkHandle {
 
 impl Drop for SinkHandle {
     fn drop(&mut self) {
-        self.0.lock().closing = true;
-        self.0.wake.notify_one();
+        self.0.close();
     }
 }
 
@@ -101,7 +105,6 @@ impl Sink {
         opener: &Opener,
         inherited: Option<Failure>,
     ) -> SinkHandle {
-        let writer = Writer::new(spec.target.clone(), Arc::clone(opener), inherited.clone());
         let counts = crate::stats::sink(describe(&spec.target));
         let sink = Arc::new(Self {
             counts,
@@ -110,9 +113,23 @@ impl Sink {
             wake: Condvar::new(),
             written: Condvar::new(),
             writes_ok: AtomicBool::new(inherited.is_none()),
-            failure: Mutex::new(inherited),
+            failure: Mutex::new(inherited.clone()),
             alive: AtomicBool::new(true),
         });
+        let weak = Arc::downgrade(&sink);
+        let waker: crate::backend::Waker = Arc::new(move || {
+            if let Some(s) = weak.upgrade() {
+                s.lock().poll = true;
+                s.wake.notify_one();
+            }
+        });
+        let writer = Writer::new(
+            &sink.spec.target,
+            opener,
+            inherited,
+            waker,
+            Arc::clone(&sink.counts),
+        );
         let mine = Arc::clone(&sink);
         let spawned = std::thread::Builder::new()
             .name(format!("log-sink-{index}"))
@@ -133,6 +150,21 @@ impl Sink {
             eprintln!("ferrosocks: cannot start a log sink thread: {e}");
         }
         SinkHandle(sink)
+    }
+
+    /// Asks the writer to write what is left, close the target and end.
+    pub(crate) fn close(&self) {
+        self.lock().closing = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits until the writer has ended, for at most `limit`.
+    pub(crate) fn wait_closed(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.writer_alive() && Instant::now() < deadline {
+            #[allow(clippy::disallowed_methods)] // at exit, off the async workers
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -167,9 +199,16 @@ impl Sink {
         self.lock().meta.len()
     }
 
-    /// Queues one line (ending in a newline); returns a report when the sink stalls or
-    /// takes lines again.
-    pub(crate) fn append(&self, line: &[u8], prefix_len: usize, level: Level) -> Option<String> {
+    /// Queues one line (ending in a newline) logged at `time`; returns a report when the
+    /// sink stalls or takes lines again.
+    pub(crate) fn append(
+        &self,
+        line: &[u8],
+        prefix_len: usize,
+        level: Level,
+        subsystem: Subsystem,
+        time: SystemTime,
+    ) -> Option<String> {
         let mut st = self.lock();
         if st.meta.len() >= SINK_QUEUE {
             st.dropped += 1;
@@ -186,6 +225,8 @@ impl Sink {
             end,
             prefix_len,
             level,
+            subsystem,
+            time,
         });
         st.appended += 1;
         let wake = std::mem::take(&mut st.idle)
@@ -247,12 +288,17 @@ fn write_loop(sink: &Arc<Sink>, mut writer: Writer, report: &Reporter) {
     let mut meta: Vec<LineMeta> = Vec::new();
     loop {
         let mut st = sink.lock();
-        while st.meta.is_empty() && st.reopen_after.is_none() && !st.closing && !st.urgent {
+        while st.meta.is_empty()
+            && st.reopen_after.is_none()
+            && !st.closing
+            && !st.urgent
+            && !st.poll
+        {
             st.idle = true;
             st = sink.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
         }
         st.idle = false;
-        if !st.urgent && !st.closing && st.reopen_after.is_none() {
+        if !st.urgent && !st.closing && !st.poll && st.reopen_after.is_none() {
             // Lines come in bursts: let this one gather, so that its logging threads
             // need not wake this thread again (unless it grows large or a flush waits).
             st.pausing = true;
@@ -268,6 +314,7 @@ fn write_loop(sink: &Arc<Sink>, mut writer: Writer, report: &Reporter) {
         std::mem::swap(&mut st.meta, &mut meta);
         let first = st.written;
         let reopen_after = st.reopen_after.take();
+        let poll = std::mem::take(&mut st.poll);
         let closing = st.closing;
         drop(st);
 
@@ -281,6 +328,9 @@ fn write_loop(sink: &Arc<Sink>, mut writer: Writer, report: &Reporter) {
             writer.reopen();
             let start = old.last().map_or(0, |m| m.end);
             reports.extend(writer.write_batch(&buf, start, new));
+        }
+        if poll {
+            reports.extend(writer.poll());
         }
         let healthy = writer.healthy();
         if healthy != sink.writes_ok.swap(healthy, Ordering::Relaxed) || !healthy {

@@ -20,6 +20,8 @@ static RECORDS: [[AtomicU64; LEVELS]; SUBSYSTEMS] =
 pub(crate) struct SinkCounts {
     dropped: AtomicU64,
     stalls: AtomicU64,
+    failures: AtomicU64,
+    lost: AtomicU64,
 }
 
 impl SinkCounts {
@@ -29,6 +31,14 @@ impl SinkCounts {
         if first {
             self.stalls.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Writes failed: `started` when they start failing (a failure), `lines` not written.
+    pub(crate) fn failed(&self, started: bool, lines: u64) {
+        if started {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        self.lost.fetch_add(lines, Ordering::Relaxed);
     }
 }
 
@@ -70,6 +80,10 @@ pub struct SinkStats {
     pub dropped: u64,
     /// Times it stalled.
     pub stalls: u64,
+    /// Times its writes started failing (a disk full, a socket gone, …).
+    pub failures: u64,
+    /// Lines that could not be written to it.
+    pub lost: u64,
 }
 
 /// Every sink's counts since the start.
@@ -81,6 +95,8 @@ pub fn sinks() -> Vec<SinkStats> {
             name: name.clone(),
             dropped: c.dropped.load(Ordering::Relaxed),
             stalls: c.stalls.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
+            lost: c.lost.load(Ordering::Relaxed),
         })
         .collect()
 }

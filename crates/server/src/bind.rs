@@ -117,12 +117,21 @@ impl Session<'_> {
         let decision = match_socks(&cfg.socks_rules, facts, &mut TargetAddrs::default()).await;
         let rule = decision.as_ref().ok().and_then(|d| d.rule);
         let rlog = RuleLog::new(rule, Command::BindReply, self.debug);
+        let number = decision.as_ref().map_or(0, |d| d.number());
         if !decision.is_ok_and(|d| d.passes()) {
             drop(remote);
             let _ = reply(stream, g.version(), ReplyCode::NotAllowed, UNSPECIFIED).await;
             rlog.blocked(self.log, reply_ends, None);
-            g.slog.stopped(self.log, bind_ends, None);
-            g.clog.stopped(self.log, only(g.accept_side.clone()), None);
+            // Dante 1.4.2's words; the BIND and the client's session end blocked.
+            let why = format!(
+                "bind-reply from {} blocked by socks-rule #{number}",
+                ep(remote_addr)
+            );
+            self.entry.blocked();
+            self.entry.ended(why.clone());
+            g.slog.blocked(self.log, bind_ends, Some(why.clone()));
+            g.clog
+                .blocked(self.log, only(g.accept_side.clone()), Some(why));
             return;
         }
         if let Err(e) = reply(stream, g.version(), ReplyCode::Succeeded, remote_addr).await {
@@ -149,6 +158,14 @@ impl Session<'_> {
                 &mut tcpinfo,
             )
             .await;
+        // Dante 1.4.2 relays a bindreply with the remote host as its "local client".
+        let cause = match cause {
+            EndCause::ClientClosed => EndCause::PeerClosed,
+            EndCause::PeerClosed => EndCause::ClientClosed,
+            EndCause::ClientError(e) => EndCause::PeerError(e),
+            EndCause::PeerError(e) => EndCause::ClientError(e),
+            other => other,
+        };
         let (wc, rc) = (
             counters.client_written.bytes(),
             counters.client_read.bytes(),
@@ -239,7 +256,8 @@ impl Session<'_> {
                     error: false,
                     desc: "eof from client".into(),
                 },
-                Ok(_) => failed("unexpected data on the control connection".into()),
+                // Dante 1.4.2's words for bytes where it expects none.
+                Ok(_) => failed("no system error".into()),
                 Err(e) => failed(crate::errno_text(&e)),
             }
         };

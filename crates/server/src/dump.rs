@@ -2,7 +2,7 @@
 //! in SYSTEM:
 //!
 //! ```text
-//! ferrosocks v0.1.0 up 0 days, 0:05, a: 12, h: 11, c: 2
+//! ferrosocks v0.1.0 up 0 days, 0:05, a: 12, h: 11 c: 2  (no comma before c:, as in Dante 1.4.2)
 //! max limits: files: 1024 (1003 free)
 //! read-only latency statistics based on last 4 packets: min/max/median/average/last/stddev: 15/412/26/119/21/169 (us)
 //! i/o latency statistics based on last 4 packets: min/max/median/average/last/stddev: 27/536/36/159/27/218 (us)
@@ -34,7 +34,7 @@ impl Server {
         let totals = r.totals();
         let days = up / 86_400;
         line(format!(
-            "{VERSION_LINE} up {days} day{}, {}:{:02}, a: {}, h: {}, c: {}",
+            "{VERSION_LINE} up {days} day{}, {}:{:02}, a: {}, h: {} c: {}",
             if days == 1 { "" } else { "s" },
             up % 86_400 / 3600,
             up % 3600 / 60,

@@ -75,6 +75,7 @@ pub(crate) fn command_name(c: Command) -> &'static str {
         Command::UdpAssociate => "udpassociate",
         Command::UdpReply => "udpreply",
         Command::HostId => "hostid",
+        Command::Unknown => "unknown",
     }
 }
 

@@ -19,10 +19,22 @@ pub fn log_config(cfg: &Config) -> Result<LogConfig, Vec<String>> {
     } else {
         Format::Text
     };
+    // With `logdir:` set, the word `logdir` in logoutput, errorlog or log.X.file names it.
+    let dir_target = cfg.logdir.as_ref().map(log_dir_target);
+    let names_logdir =
+        |p: &std::path::Path| dir_target.is_some() && p == std::path::Path::new("logdir");
     let map = |targets: &[LogTarget]| -> Vec<SinkSpec> {
         targets
             .iter()
             .map(|t| match t {
+                LogTarget::File(p) if names_logdir(p) => SinkSpec {
+                    target: Target::LogDir(dir_target.clone().expect("checked")),
+                    format: global,
+                },
+                LogTarget::Json(JsonTarget::File(p)) if names_logdir(p) => SinkSpec {
+                    target: Target::LogDir(dir_target.clone().expect("checked")),
+                    format: Format::Json,
+                },
                 LogTarget::Stdout => SinkSpec {
                     target: Target::Stdout,
                     format: global,
@@ -47,8 +59,25 @@ pub fn log_config(cfg: &Config) -> Result<LogConfig, Vec<String>> {
             })
             .collect()
     };
+    let mut logoutput = map(&cfg.logoutput);
+    let named = cfg
+        .logoutput
+        .iter()
+        .chain(&cfg.errorlog)
+        .any(|t| matches!(t, LogTarget::File(p) | LogTarget::Json(JsonTarget::File(p)) if names_logdir(p)))
+        || cfg
+            .log_settings
+            .iter()
+            .any(|s| matches!(&s.value, SubsystemValue::File(p) if names_logdir(p)));
+    // Named nowhere: it gets what logoutput gets.
+    if !named {
+        logoutput.extend(dir_target.clone().map(|t| SinkSpec {
+            target: Target::LogDir(t),
+            format: global,
+        }));
+    }
     let mut out = LogConfig {
-        logoutput: map(&cfg.logoutput),
+        logoutput,
         errorlog: map(&cfg.errorlog),
         debug: cfg.debug,
         default_facility: cfg.log_default_facility.map_or(3, |f| f.code()),
@@ -77,6 +106,7 @@ pub fn log_config(cfg: &Config) -> Result<LogConfig, Vec<String>> {
                     s.origin
                 )),
             },
+            SubsystemValue::File(p) if names_logdir(p) => sc.logdir = dir_target.clone(),
             SubsystemValue::File(p) => sc.file = Some(p.clone()),
             SubsystemValue::Facility(FacilityChoice::None) => sc.facility = LogFacility::None,
             SubsystemValue::Facility(FacilityChoice::Default) => sc.facility = LogFacility::Default,
@@ -84,10 +114,61 @@ pub fn log_config(cfg: &Config) -> Result<LogConfig, Vec<String>> {
             SubsystemValue::Operators(on) => sc.operators = Some(*on),
         }
     }
+    if let Some(r) = &cfg.syslog_remote {
+        let target = remote_target(r, cfg.logdir.as_ref(), &out);
+        out.logoutput
+            .push(SinkSpec::text(Target::SyslogRemote(target)));
+    }
     if errors.is_empty() {
         Ok(out)
     } else {
         Err(errors)
+    }
+}
+
+/// The log directory sink `logdir*` asks for.
+fn log_dir_target(d: &sockd_conf::LogDirConfig) -> logsys::LogDirTarget {
+    logsys::LogDirTarget {
+        path: d.path.clone(),
+        options: logsys::logdir::Options {
+            size: d.size,
+            count: d.count,
+            stamp: d.stamp,
+            ship: d.ship.as_ref().map(|s| logsys::logdir::Ship {
+                host: s.host.clone(),
+                port: s.port,
+                timeout: std::time::Duration::from_secs(d.ship_timeout),
+            }),
+        },
+    }
+}
+
+/// The receiver `syslog.remote*` asks for: each subsystem's records with its own
+/// facility (or `log.default.facility`), the queue spilling under the log directory.
+fn remote_target(
+    r: &sockd_conf::SyslogRemoteConfig,
+    logdir: Option<&sockd_conf::LogDirConfig>,
+    log: &LogConfig,
+) -> logsys::remote::RemoteTarget {
+    use logsys::remote::Protocol;
+    logsys::remote::RemoteTarget {
+        host: r.host.clone(),
+        port: r.port,
+        protocol: match r.protocol {
+            sockd_conf::RemoteProtocol::Tcp => Protocol::Tcp,
+            sockd_conf::RemoteProtocol::Tls => Protocol::Tls,
+            sockd_conf::RemoteProtocol::Udp => Protocol::Udp,
+        },
+        ca: r.ca.clone(),
+        queue_dir: logdir.map(|d| d.path.join("syslog-queue")),
+        facilities: log
+            .subsystems
+            .iter()
+            .map(|s| match s.facility {
+                LogFacility::Code(c) => c,
+                LogFacility::None | LogFacility::Default => log.default_facility,
+            })
+            .collect(),
     }
 }
 

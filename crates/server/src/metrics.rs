@@ -291,6 +291,16 @@ impl Collector for LogCollector {
                 "Times a log sink stalled (its queue full)",
                 |s: &logsys::stats::SinkStats| s.stalls,
             ),
+            (
+                "ferrosocks_log_sink_failures",
+                "Times a log sink's writes started failing (disk full, socket gone, ...)",
+                |s: &logsys::stats::SinkStats| s.failures,
+            ),
+            (
+                "ferrosocks_log_sink_lost_records",
+                "Log lines that could not be written to a sink",
+                |s: &logsys::stats::SinkStats| s.lost,
+            ),
         ] {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             for s in &sinks {

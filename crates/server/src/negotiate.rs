@@ -17,6 +17,16 @@ use tokio::net::TcpStream;
 use crate::passwd::Verdict;
 use crate::Users;
 
+/// Dante 1.4.2's words for a greeting without a method the server accepts.
+const NO_METHOD: &str = "client offered no acceptable authentication method";
+
+/// Dante 1.4.2's words for a user name the system does not know.
+fn unknown_system_user(shown: &str) -> String {
+    format!(
+        "could not access user \"{shown}\"'s records in the system password file: no system error"
+    )
+}
+
 /// No SOCKS5 handshake message is longer than this (a full RFC 1929 request is 513).
 const MAX_HANDSHAKE: usize = 1024;
 
@@ -92,9 +102,41 @@ struct Reader<'a> {
     stream: &'a mut TcpStream,
     buf: Vec<u8>,
     total: usize,
+    started: std::time::Instant,
+}
+
+/// `s` after a count other than one.
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Dante 1.4.2's words for a negotiation timed out after `limit` seconds.
+pub(crate) fn negotiate_timeout(limit: u64) -> String {
+    format!("negotiate timeout after {limit} second{}", plural(limit))
 }
 
 impl Reader<'_> {
+    /// Bytes of the messages decoded so far.
+    fn used(&self) -> usize {
+        self.total - self.buf.len()
+    }
+
+    /// A failed negotiation in Dante 1.4.2's words (`sockd_negotiate.c`): `error after
+    /// reading N bytes in S seconds: WHY`, N counting up to the byte that failed, as
+    /// Dante, which reads a message field by field, counts.
+    fn error(&self, read: usize, why: impl std::fmt::Display) -> Refusal {
+        let secs = self.started.elapsed().as_secs();
+        Refusal::new(format!(
+            "error after reading {read} byte{} in {secs} second{}: {why}",
+            plural(read as u64),
+            plural(secs)
+        ))
+    }
+
     /// Reads until `decode` yields a message, then drops the bytes it used.
     async fn next<T>(
         &mut self,
@@ -108,25 +150,23 @@ impl Reader<'_> {
                 }
                 Err(e) => return Ok(Err(e)),
                 Ok(Decoded::NeedMore { at_least }) if at_least > MAX_HANDSHAKE => {
-                    return Err(Refusal::new(format!(
-                        "handshake message of {at_least} bytes is too long"
-                    )));
+                    return Err(self.error(
+                        self.total,
+                        format!("handshake message of {at_least} bytes is too long"),
+                    ));
                 }
                 Ok(Decoded::NeedMore { .. }) => {}
             }
             let mut chunk = [0u8; 512];
-            let n = self.stream.read(&mut chunk).await.map_err(|e| {
-                Refusal::new(format!(
-                    "local client error after reading {} bytes: {}",
-                    self.total,
-                    crate::errno_text(&e)
-                ))
-            })?;
+            let n = match self.stream.read(&mut chunk).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let why = format!("local client error ({})", crate::errno_text(&e));
+                    return Err(self.error(self.total, why));
+                }
+            };
             if n == 0 {
-                return Err(Refusal::new(format!(
-                    "local client closed during negotiation after sending {} bytes",
-                    self.total
-                )));
+                return Err(self.error(self.total, "eof from local client"));
             }
             self.total += n;
             self.buf.extend_from_slice(&chunk[..n]);
@@ -146,6 +186,7 @@ pub(crate) async fn negotiate(
         stream,
         buf: Vec::with_capacity(64),
         total: 0,
+        started: std::time::Instant::now(),
     };
     let first = rd
         .next(|b: &[u8]| {
@@ -159,9 +200,10 @@ pub(crate) async fn negotiate(
     match first {
         SOCKS4 => negotiate4(rd, methods, ident).await,
         SOCKS5 => negotiate5(rd, methods, users, ident).await,
-        other => Err(Refusal::new(format!(
-            "bad greeting: unsupported SOCKS version {other:#04x}"
-        ))),
+        other => Err(rd.error(
+            1,
+            format!("unknown SOCKS version {other} in client request"),
+        )),
     }
 }
 
@@ -253,9 +295,16 @@ async fn negotiate5(
     users: &Users,
     ident: &mut Ident,
 ) -> Result<Negotiated, Refusal> {
-    let greeting = match rd.next(decode_greeting).await? {
-        Ok(g) => g,
-        Err(e) => return Err(Refusal::new(format!("bad greeting: {e}"))),
+    // An error is only "no method at all" (the version byte is already checked):
+    // answered as a greeting none of whose methods is acceptable, as Dante 1.4.2 does.
+    let Ok(greeting) = rd.next(decode_greeting).await? else {
+        let _ = rd
+            .stream
+            .write_all(&encode_method_choice(Method::NO_ACCEPTABLE))
+            .await;
+        let mut r = rd.error(rd.used() + 2, NO_METHOD);
+        r.auth = true;
+        return Err(r);
     };
     // The first of the server's methods the client offers; rfc931 rides on "no
     // authentication" and needs an answer from the client's identd.
@@ -284,32 +333,18 @@ async fn negotiate5(
             .stream
             .write_all(&encode_method_choice(Method::NO_ACCEPTABLE))
             .await;
-        let offered: Vec<String> = greeting
-            .methods
-            .iter()
-            .map(|m| format!("{:#04x}", m.0))
-            .collect();
+        // Dante 1.4.2's words; an identd that did not answer is said after them.
         let why_ident = match &ident.answer {
-            Some(Err(e)) => format!("; rfc931: {e}"),
+            Some(Err(e)) => format!(" (rfc931: {e})"),
             _ => String::new(),
         };
         crate::events::AuthFailed {
             method: "none_acceptable",
         }
         .emit();
-        return Err(Refusal::auth(format!(
-            "no acceptable authentication method (client offered {}; server accepts {}){why_ident}",
-            offered.join(", "),
-            if methods.is_empty() {
-                "none: no socksmethod configured".to_string()
-            } else {
-                methods
-                    .iter()
-                    .map(|m| m.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        )));
+        let mut r = rd.error(rd.used(), format!("{NO_METHOD}{why_ident}"));
+        r.auth = true;
+        return Err(r);
     };
     let wire = if method == AuthMethod::Username {
         Method::USERNAME
@@ -320,11 +355,30 @@ async fn negotiate5(
     let mut user = ident_user.filter(|_| method == AuthMethod::Rfc931);
     let mut password = Secret::default();
     if method == AuthMethod::Username {
+        let system = matches!(users, Users::System(_));
         let up = match rd.next(decode_userpass).await? {
             Ok(up) => up,
             Err(e) => {
                 let _ = rd.stream.write_all(&encode_userpass_status(false)).await;
-                return Err(Refusal::new(format!("bad username/password request: {e}")));
+                // In Dante 1.4.2's words, counted as it counts (to the VER byte; an
+                // empty name is looked up and not found).
+                let used = rd.used();
+                return Err(match e {
+                    ProtoError::BadAuthVersion(v) => rd.error(
+                        used + 1,
+                        format!(
+                            "recv_unamever(): unknown socks_v5 version on username packet from client: {v}"
+                        ),
+                    ),
+                    ProtoError::EmptyUsername if system => {
+                        let plen = rd.buf.get(2).map_or(0, |&p| usize::from(p));
+                        rd.error(used + 3 + plen, unknown_system_user(""))
+                    }
+                    other => rd.error(
+                        rd.total,
+                        format!("bad username/password request: {other}"),
+                    ),
+                });
             }
         };
         let name = String::from_utf8_lossy(&up.username).into_owned();
@@ -336,23 +390,48 @@ async fn negotiate5(
         if let Some(why) = verdict.failure_reason() {
             let _ = rd.stream.write_all(&encode_userpass_status(false)).await;
             crate::events::AuthFailed { method: "username" }.emit();
-            return Err(Refusal::auth(format!(
-                "username/password authentication failed for user \"{}\": {why}",
-                traffic_log::vis::encode(name.as_bytes())
-            )));
+            let shown = traffic_log::vis::encode(name.as_bytes());
+            // System users fail in Dante 1.4.2's words; a passwordfile: in ours.
+            let desc = match verdict {
+                Verdict::UnknownUser if system => unknown_system_user(&shown),
+                Verdict::WrongPassword | Verdict::Locked if system => {
+                    format!("system password authentication failed for user \"{shown}\"")
+                }
+                _ => format!("username/password authentication failed for user \"{shown}\": {why}"),
+            };
+            let mut r = rd.error(rd.used(), desc);
+            r.auth = true;
+            return Err(r);
         }
         write(rd.stream, &encode_userpass_status(true)).await?;
         user = Some(name);
     }
+    let before = rd.used();
     let request = match rd.next(decode_request).await? {
         Ok(r) => r,
         Err(e) => {
             let mut out = Vec::with_capacity(10);
             encode_reply(&Reply::failure(e.reply_code()), &mut out);
             let _ = rd.stream.write_all(&out).await;
-            return Err(Refusal::new(format!("bad request: {e}")));
+            // Counted to the field that failed where it is one byte, as Dante does.
+            return Err(match e {
+                ProtoError::BadVersion { got, .. } => rd.error(
+                    before + 1,
+                    format!("unknown SOCKS version {got} in client request"),
+                ),
+                ProtoError::BadAddressType(t) => {
+                    rd.error(before + 4, format!("unknown socks_v5 address type: {t}"))
+                }
+                other => rd.error(rd.total, format!("bad request: {other}")),
+            });
         }
     };
+    if let Command::Other(b) = request.command {
+        let mut out = Vec::with_capacity(10);
+        encode_reply(&Reply::failure(ReplyCode::CommandNotSupported), &mut out);
+        let _ = rd.stream.write_all(&out).await;
+        return Err(rd.error(before + 2, format!("unknown socks_v5 command: {b}")));
+    }
     Ok(Negotiated {
         version: ProxyProtocol::SocksV5,
         method,

@@ -77,6 +77,7 @@ pub fn check(config: &Config) -> Vec<Diagnostic> {
         }
     }
     operator_files(&mut out, config);
+    log_directory(&mut out, config);
     out.sort_by_key(|d| d.pos);
     out
 }
@@ -118,6 +119,42 @@ fn operator_files(out: &mut Vec<Diagnostic>, config: &Config) {
         if let Err(why) = crate::management_password(pw) {
             out.push(o.diagnostic(pos, format!("management.password: {why}")));
         }
+    }
+}
+
+/// `logdir`: its parent must exist (it is created, as multilog creates it, but not its
+/// parents); an existing one must be a directory the user the server runs as can write
+/// (it rotates after the privilege drop).
+fn log_directory(out: &mut Vec<Diagnostic>, config: &Config) {
+    let Some(d) = &config.logdir else { return };
+    let o = &config.origins;
+    let pos = o.logdir.unwrap_or_default();
+    match std::fs::metadata(&d.path) {
+        Ok(m) if !m.is_dir() => out.push(o.diagnostic(
+            pos,
+            format!(
+                "logdir: \"{}\" exists and is not a directory",
+                d.path.display()
+            ),
+        )),
+        Ok(_) => {
+            let runs_as = config
+                .user_unprivileged
+                .as_deref()
+                .filter(|_| nix::unistd::Uid::effective().is_root());
+            if let Some(user) = runs_as {
+                if !writable_by(&d.path, user) {
+                    out.push(o.diagnostic(
+                        pos,
+                        format!(
+                            "logdir: user.unprivileged user \"{user}\" cannot write \"{}\", where it creates the rotated files (make the directory that user's, as multilog's under setuidgid)",
+                            d.path.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        Err(_) => log_dir(out, o, "logdir", &d.path, pos),
     }
 }
 
@@ -311,6 +348,30 @@ mod tests {
                 format!("{}: user.unprivileged: no such user \"ferrosocks-no-such-user\"", col(8, "user.notprivileged: ")),
                 format!("{}: passwordfile: cannot read \"{d}/no-users\": No such file or directory", col(9, "passwordfile: ")),
             ]
+        );
+    }
+
+    #[test]
+    fn a_log_directory_needs_its_parent_and_must_be_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        std::fs::write(dir.path().join("plain"), "").unwrap();
+        let found = |text: &str| -> Vec<String> {
+            check(&parse(text))
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(found(&format!("logdir: {d}/new\n")), Vec::<String>::new());
+        assert_eq!(
+            found(&format!("logdir: {d}/missing/log\n")),
+            [format!("sockd.conf:1:9: logdir: directory \"{d}/missing\" of \"{d}/missing/log\" does not exist")]
+        );
+        assert_eq!(
+            found(&format!("logdir: {d}/plain\n")),
+            [format!(
+                "sockd.conf:1:9: logdir: \"{d}/plain\" exists and is not a directory"
+            )]
         );
     }
 

@@ -232,10 +232,14 @@ impl Direction<'_> {
                 },
             };
             if n == 0 {
-                (p.on_io)(self.dir, IoOp { len: 0, data: None });
+                let last = one_eof.swap(true, Ordering::Relaxed);
+                // Dante 1.4.2 logs the first end of file as a `(0)` line; the second ends
+                // the session, which its summary reports.
+                if !last {
+                    (p.on_io)(self.dir, IoOp { len: 0, data: None });
+                }
                 // Both sockets' receive queues are empty once both ends of file are read,
                 // so close(2) sends FIN, not RST.
-                let last = one_eof.swap(true, Ordering::Relaxed);
                 if !(last && p.closed_after) {
                     let _ = socket2::SockRef::from(self.to).shutdown(std::net::Shutdown::Write);
                 }

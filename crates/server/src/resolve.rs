@@ -14,7 +14,8 @@ use std::net::{IpAddr, SocketAddr};
 pub struct ResolveError {
     /// getaddrinfo's return value (`EAI_NONAME`, …).
     pub code: i32,
-    /// `gai_strerror(code)`, or the errno text for `EAI_SYSTEM`.
+    /// `gai_strerror(code)` (with Debian's ` for IPv4 address` after `EAI_NONAME`'s), or
+    /// the errno text for `EAI_SYSTEM`.
     pub text: String,
 }
 
@@ -59,6 +60,13 @@ pub fn resolve_blocking(host: &str) -> Result<Vec<IpAddr>, ResolveError> {
             unsafe { CStr::from_ptr(libc::gai_strerror(rc)) }
                 .to_string_lossy()
                 .into_owned()
+        };
+        // Debian's Dante 1.4.2 (the one ferrosocks replaces) ends this one failure with
+        // " for IPv4 address" (observed; upstream's log_resolvefailed() does not).
+        let text = if rc == libc::EAI_NONAME {
+            text + " for IPv4 address"
+        } else {
+            text
         };
         return Err(ResolveError { code: rc, text });
     }
@@ -146,6 +154,10 @@ mod tests {
             "{e:?}"
         );
         assert!(!e.text.is_empty());
+        // Debian's Dante 1.4.2's words.
+        if e.code == libc::EAI_NONAME {
+            assert_eq!(e.to_string(), "Name or service not known for IPv4 address");
+        }
         assert!(interface_addrs("lo")
             .unwrap()
             .iter()

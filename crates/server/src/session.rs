@@ -166,8 +166,9 @@ impl Session<'_> {
             &self.run.users,
             &mut ident,
         ));
+        let timeout = crate::negotiate::negotiate_timeout(limit);
         let negotiating = Instant::now();
-        let outcome = self.limited(limit, "negotiate timeout", handshake).await;
+        let outcome = self.limited(limit, &timeout, handshake).await;
         crate::events::Negotiated(negotiating.elapsed()).emit();
         let neg = match outcome {
             Ok(Ok(n)) => n,
@@ -210,7 +211,13 @@ impl Session<'_> {
                     UNSPECIFIED,
                 )
                 .await;
-                let what = format!("unknown command {:#04x}", command_byte(other));
+                // Dante 1.4.2's words (a SOCKS5 one is refused while negotiating).
+                let what = match neg.version {
+                    ProxyProtocol::SocksV4 => {
+                        format!("unrecognized v4 command: {}", command_byte(other))
+                    }
+                    _ => format!("unknown socks_v5 command: {}", command_byte(other)),
+                };
                 self.entry.ended(what.clone());
                 clog.refused(
                     self.log,
@@ -279,12 +286,12 @@ impl Session<'_> {
                 .rule
                 .is_none()
                 .then_some("no rules matched; using default block rule");
-            // A UDP request names the client's UDP address, not a target (seed §4.9).
+            // A UDP request names the client's UDP address, not a target; Dante 1.4.2
+            // writes no destination side (seed §4.9 has the 1.2.3 form).
             let ends = if command == SocksCommand::UdpAssociate {
-                let unknown = || Endpoint::unknown();
                 Ends {
-                    src: Side(vec![target_ep(&req.target), unknown()]),
-                    dst: Some(Side(vec![unknown(), unknown()])),
+                    src: Side(vec![target_ep(&req.target), Endpoint::unknown()]),
+                    dst: None,
                 }
             } else {
                 Ends {

@@ -178,15 +178,26 @@ impl RuleLog {
         let (sub, level) = self.op_sub();
         if (self.logs_errors() || self.logs_blocks()) && log.enabled(sub, level) {
             let line = self
-                .record(verdict, Event::Transient { ends, desc })
+                .record(
+                    verdict,
+                    Event::Transient {
+                        ends,
+                        desc: Some(desc),
+                    },
+                )
                 .to_string();
             log.categorized(sub, level, 2, line);
         }
     }
 
-    /// `VERDICT(N): … -: ENDS (N)` for a datagram, when ioop is on (packets: one op each).
+    /// `pass(N): … -: ENDS (N)` for a datagram relayed, when ioop is on (packets: one op
+    /// each); `block(N): … -: ENDS` for one a rule blocks, as Dante 1.4.2 writes it.
     pub(crate) fn datagram(&self, log: &Logger, verdict: Verdict, ends: Ends, bytes: &[u8]) {
-        if verdict == Verdict::Block && !self.logs_blocks() {
+        if verdict == Verdict::Block {
+            if self.logs_blocks() {
+                let event = Event::Transient { ends, desc: None };
+                log.traffic(Subsystem::UDP, Level::Trace, self.record(verdict, event));
+            }
             return;
         }
         if verdict == Verdict::Pass && !self.logs_io() {

@@ -387,13 +387,14 @@ impl Session<'_> {
             src: Side(vec![ep(from), ep(pext)]),
             dst: Some(Side(vec![ep(pint), ep(client_udp)])),
         };
+        // Read from the target, whether passed on or not (as Dante 1.4.2 counts it).
+        ext.counters.target_read.add(data.len() as u64);
+        ext.counters.touch();
         if !verdict.passes {
             a.drop_one(UdpDrop::Blocked);
             verdict.log.datagram(self.log, Verdict::Block, ends, data);
             return;
         }
-        ext.counters.target_read.add(data.len() as u64);
-        ext.counters.touch();
         let mut out = Vec::with_capacity(data.len() + 22);
         encode_udp(from, data, &mut out);
         match client_sock.send_to(&out, client_udp).await {

@@ -11,6 +11,8 @@
 
 pub mod error;
 pub mod errors;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod keywords;
 pub mod lexer;
 pub mod migrate;

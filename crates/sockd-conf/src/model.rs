@@ -70,6 +70,10 @@ pub struct Config {
     /// The metrics endpoint and dashboard (`metrics:` with `metrics.control:`); `None`
     /// without `metrics:` (nothing listens).
     pub metrics: Option<MetricsConfig>,
+    /// The multilog-style log directory (`logdir*`); `None` without `logdir:`.
+    pub logdir: Option<LogDirConfig>,
+    /// RFC 5424 to a remote receiver (`syslog.remote*`); `None` without `syslog.remote:`.
+    pub syslog_remote: Option<SyslogRemoteConfig>,
     /// Where the settings that start-up checks were written.
     pub origins: Origins,
 }
@@ -109,6 +113,10 @@ pub struct Origins {
     pub management_password: Option<crate::Pos>,
     /// The address of `metrics:`.
     pub metrics: Option<crate::Pos>,
+    /// The path of `logdir:`.
+    pub logdir: Option<crate::Pos>,
+    /// The path of `syslog.remote.ca:`.
+    pub syslog_remote_ca: Option<crate::Pos>,
 }
 
 impl Origins {
@@ -201,6 +209,8 @@ impl Default for Config {
             status_version: StatusConfig::DEFAULT_VERSION,
             management: None,
             metrics: None,
+            logdir: None,
+            syslog_remote: None,
             origins: Origins::default(),
         }
     }
@@ -737,4 +747,62 @@ mod tests {
         assert!(!PortMatch::Op(PortOp::Lt, 80).matches(80));
         assert!(PortMatch::Op(PortOp::Ne, 80).matches(81));
     }
+}
+
+/// The log directory: `logdir:` and its `logdir.*` settings (multilog's `s`, `n`, `t`,
+/// and socklog's shipping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDirConfig {
+    /// `logdir:`
+    pub path: PathBuf,
+    /// `logdir.size:` (default 99999).
+    pub size: u64,
+    /// `logdir.count:` (default 10, `current` included).
+    pub count: u32,
+    /// `logdir.stamp:` (default off).
+    pub stamp: bool,
+    /// `logdir.ship:`: where each rotated file is sent.
+    pub ship: Option<ShipTarget>,
+    /// `logdir.ship.timeout:` in seconds (default 30).
+    pub ship_timeout: u64,
+}
+
+impl LogDirConfig {
+    /// multilog's default size.
+    pub const DEFAULT_SIZE: u64 = 99_999;
+    /// multilog's default count.
+    pub const DEFAULT_COUNT: u32 = 10;
+    /// The default `logdir.ship.timeout`.
+    pub const DEFAULT_SHIP_TIMEOUT: u64 = 30;
+}
+
+/// A collector: `HOST port = N`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ShipTarget {
+    /// An IP address or a host name (resolved at each shipment).
+    pub host: String,
+    pub port: u16,
+}
+
+/// `syslog.remote:` with `syslog.remote.protocol:` and `syslog.remote.ca:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogRemoteConfig {
+    /// An IP address or a host name.
+    pub host: String,
+    pub port: u16,
+    /// Default tcp.
+    pub protocol: RemoteProtocol,
+    /// PEM certificates the TLS receiver's certificate must chain to.
+    pub ca: Option<PathBuf>,
+}
+
+/// How records travel to a remote receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RemoteProtocol {
+    /// RFC 6587 octet counting over TCP.
+    Tcp,
+    /// RFC 5425: octet counting over TLS.
+    Tls,
+    /// RFC 5426: one message per datagram.
+    Udp,
 }

@@ -39,9 +39,13 @@ pub fn parse(file: &str, text: &str) -> Result<Parsed, Errors> {
         },
         first_rule: None,
         operator: Operator::default(),
+        logdir: Default::default(),
+        remote: Default::default(),
     };
     p.run();
     p.settle_operator();
+    p.settle_logdir();
+    p.settle_remote();
     p.finish()
 }
 
@@ -59,7 +63,14 @@ struct Parser<'a> {
     /// `status.*` and `management.*` as read so far: they may come in any order, and
     /// are combined into `Config.status` and `Config.management` at the end.
     operator: Operator,
+    /// `logdir*` as read so far.
+    logdir: logdir::LogDirSettings,
+    /// `syslog.remote*` as read so far.
+    remote: syslog_remote::RemoteSettings,
 }
+
+mod logdir;
+mod syslog_remote;
 
 /// The operator-interface settings read so far; those that may need a warning keep
 /// the position of their keyword.
@@ -412,6 +423,8 @@ impl Parser<'_> {
             | "management.client-auth"
             | "metrics"
             | "metrics.control" => self.operator_setting(key, pos)?,
+            k if logdir::is_logdir_key(k) => self.logdir_setting(key, pos)?,
+            k if syslog_remote::is_remote_key(k) => self.remote_setting(key, pos)?,
             "udp.connectdst" => {
                 let (w, wpos) = self.word("yes or no", key)?;
                 self.cfg.udp_connectdst = match w.as_str() {

@@ -350,11 +350,8 @@ fn more_errors() {
         ["test.conf:2:1: the socks rule opened on line 1 is not closed: \"}\" expected before end of file"]
     );
     assert_eq!(
-        errors("timeout.tcp_fin_wait: 5\nlogdir: /var/log/x\n"),
-        [
-            "test.conf:1:1: \"timeout.tcp_fin_wait\" is not supported yet",
-            "test.conf:2:1: \"logdir\" is not supported yet"
-        ]
+        errors("timeout.tcp_fin_wait: 5\n"),
+        ["test.conf:1:1: \"timeout.tcp_fin_wait\" is not supported yet"]
     );
     assert_eq!(
         errors("client pass { from: 0/0 to: 0/0\nuser: alice\nsocksmethod: none\n}\n"),
@@ -709,4 +706,66 @@ fn metrics_settings() {
     );
     let e = errors("metrics: 127.0.0.1\n");
     assert!(e[0].contains("port = N"), "{e:?}");
+}
+
+#[test]
+fn logdir_settings_defaults_ranges_and_warnings() {
+    let c = ok("logdir: /var/log/ferrosocks/main\n");
+    assert_eq!(
+        c.logdir,
+        Some(LogDirConfig {
+            path: "/var/log/ferrosocks/main".into(),
+            size: 99_999,
+            count: 10,
+            stamp: false,
+            ship: None,
+            ship_timeout: 30,
+        })
+    );
+    let c = ok("logdir.ship.timeout: 5\nlogdir.stamp: on\nlogdir.count: 3\nlogdir.size: 4096\nlogdir.ship: collector.example port = 10116\nlogdir: ./log\n");
+    let d = c.logdir.unwrap();
+    assert_eq!(
+        (d.size, d.count, d.stamp, d.ship_timeout),
+        (4096, 3, true, 5)
+    );
+    assert_eq!(
+        d.ship,
+        Some(ShipTarget {
+            host: "collector.example".into(),
+            port: 10116
+        })
+    );
+    assert_eq!(
+        errors("logdir: /l\nlogdir.size: 100\nlogdir.count: 1\nlogdir.ship: 10.0.0.1\nlogdir.stamp: maybe\n"),
+        [
+            "test.conf:2:14: logdir.size 100 out of range (expected 4096 to 16777215 bytes, as multilog's s)",
+            "test.conf:3:15: logdir.count 1 out of range (expected 2 to 100000 files, current included, as multilog's n)",
+            "test.conf:4:22: expected \"port = N\" after \"logdir.ship\", found end of line",
+            "test.conf:5:15: expected on or off after \"logdir.stamp\", found \"maybe\"",
+        ]
+    );
+}
+
+#[test]
+fn syslog_remote_settings() {
+    let c = ok("syslog.remote: 10.0.0.6 port = 514\n");
+    assert_eq!(
+        c.syslog_remote,
+        Some(SyslogRemoteConfig {
+            host: "10.0.0.6".into(),
+            port: 514,
+            protocol: RemoteProtocol::Tcp,
+            ca: None
+        })
+    );
+    let c = ok("syslog.remote.ca: /ca.pem\nsyslog.remote.protocol: tls\nsyslog.remote: logs.example port = 6514\n");
+    let r = c.syslog_remote.unwrap();
+    assert_eq!(
+        (r.protocol, r.ca),
+        (RemoteProtocol::Tls, Some("/ca.pem".into()))
+    );
+    assert_eq!(
+        errors("syslog.remote: 10.0.0.6 port = 514\nsyslog.remote.protocol: relp\n"),
+        ["test.conf:2:25: expected tcp, tls or udp after \"syslog.remote.protocol\", found \"relp\""]
+    );
 }

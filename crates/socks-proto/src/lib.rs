@@ -16,6 +16,8 @@
 mod auth;
 mod client;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod request;
 mod socks4;
 mod udp;

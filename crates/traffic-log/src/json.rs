@@ -66,7 +66,7 @@ impl Record {
             }
             Event::Transient { ends: e, desc } => {
                 ends(&mut o, e);
-                ("transient", Some(desc.as_str()))
+                ("transient", desc.as_deref())
             }
             Event::Stop { ends: e, desc } => {
                 ends(&mut o, e);
@@ -140,7 +140,7 @@ impl Record {
             },
             "transient" => Event::Transient {
                 ends: ends()?,
-                desc: desc.ok_or_else(|| bad("desc"))?,
+                desc,
             },
             "stop" => Event::Stop {
                 ends: ends()?,

@@ -109,7 +109,7 @@ impl Record {
             ),
             Event::Transient { ends, desc } => (
                 "transient",
-                Some(desc.as_str()),
+                desc.as_deref(),
                 Some(ends),
                 None,
                 None,

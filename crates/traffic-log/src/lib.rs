@@ -15,6 +15,8 @@
 //! escaping Dante applies to names and logged data.
 #![forbid(unsafe_code)]
 
+#[doc(hidden)]
+pub mod fuzz;
 pub mod json;
 pub mod json_write;
 pub mod parse;

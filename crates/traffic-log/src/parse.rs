@@ -123,7 +123,10 @@ impl Record {
 }
 
 fn parse_event(s: &str) -> Result<Event, ParseError> {
-    let (marker, body) = s.split_at(s.len().min(3));
+    // `get`, not `split_at`: the line may have a multi-byte character there.
+    let (Some(marker), Some(body)) = (s.get(..3), s.get(3..)) else {
+        return Err(ParseError::Phase(s.into()));
+    };
     match marker {
         "[: " => {
             let (ends, desc) = split_desc(body);
@@ -173,13 +176,10 @@ fn parse_io(body: &str) -> Result<Event, ParseError> {
             });
         }
     }
-    match desc {
-        Some(desc) => Ok(Event::Transient {
-            ends: parse_ends(head)?,
-            desc,
-        }),
-        None => Err(ParseError::Phase(body.into())),
-    }
+    Ok(Event::Transient {
+        ends: parse_ends(head)?,
+        desc,
+    })
 }
 
 /// `ENDS` and `W -> client -> R[, W -> target -> R].  Session duration: Ns` of an

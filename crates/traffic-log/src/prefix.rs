@@ -161,6 +161,11 @@ impl Prefix {
             pid: pid.parse().map_err(|_| bad())?,
             level: Level::from_word(level).ok_or_else(bad)?,
         };
+        // Only the form the formatter writes (no leading zeros, six-digit microseconds,
+        // a space-padded day): what parses formats back to the same bytes.
+        if prefix.to_string() != line[..line.len() - msg.len()] {
+            return Err(bad());
+        }
         Ok((prefix, msg))
     }
 }

@@ -59,6 +59,9 @@ pub enum Command {
     UdpReply,
     /// `hostid`: a hostid rule.
     HostId,
+    /// `unknown`: a request whose command is not known (Dante 1.4.2 writes
+    /// `udp/unknown` for a SOCKS4 request with command 3).
+    Unknown,
 }
 
 impl Command {
@@ -72,6 +75,7 @@ impl Command {
             Self::UdpAssociate => "udpassociate",
             Self::UdpReply => "udpreply",
             Self::HostId => "hostid",
+            Self::Unknown => "unknown",
         }
     }
 
@@ -84,6 +88,7 @@ impl Command {
             "udpassociate" => Self::UdpAssociate,
             "udpreply" => Self::UdpReply,
             "hostid" => Self::HostId,
+            "unknown" => Self::Unknown,
             _ => return None,
         })
     }
@@ -116,8 +121,9 @@ pub enum Event {
         bytes: u64,
         data: Option<String>,
     },
-    /// `-: …: DESC` — a temporary block or error.
-    Transient { ends: Ends, desc: String },
+    /// `-: …[: DESC]` — a temporary block or error (Dante 1.4.2 writes a blocked
+    /// datagram without a description).
+    Transient { ends: Ends, desc: Option<String> },
     /// `]: ENDS[: DESC]` — the operation was blocked or failed before it started.
     Stop { ends: Ends, desc: Option<String> },
     /// `]: W -> … -> R[, …]: DESC` — end of a session with its byte counts.

@@ -119,7 +119,7 @@ impl Record {
             Event::Transient { ends, desc } => {
                 out.extend_from_slice(b" -: ");
                 ends.write_to(out);
-                push_desc(out, Some(desc));
+                push_desc(out, desc.as_deref());
             }
             Event::Stop { ends, desc } => {
                 out.extend_from_slice(b" ]: ");

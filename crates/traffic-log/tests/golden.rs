@@ -77,6 +77,10 @@ fn check_log_file(name: &str) -> usize {
 fn dante_1_4_2_sample_logs_round_trip() {
     assert_eq!(check_log_file("dante-1.4.2-connect-ioop.log"), 20);
     assert_eq!(check_log_file("dante-1.4.2-connect-variants.log"), 39);
+    // What Dante 1.4.2 wrote running the golden scenarios of the differential test
+    // (ferrosocks/tests/it/differential.rs, FERROSOCKS_DANTE_LOGS), among them a blocked
+    // udpreply datagram's `-: ENDS` without count or reason.
+    assert_eq!(check_log_file("dante-1.4.2-scenarios.log"), 93);
 }
 
 #[test]

@@ -125,6 +125,7 @@ pub(crate) fn ferrosocks_8() -> String {
     let cmd = Cli::command().disable_help_subcommand(true).override_usage(
         "ferrosocks [-V] [-f FILE] [-d N] [-p FILE] [-D] [-N N] [-n] [--grace-period SECONDS]\n\
              ferrosocks migrate --from-dante FILE [-o FILE]\n\
+             ferrosocks collect --listen ADDR:PORT --dir DIR [OPTIONS]\n\
              ferrosocks -v | -L | -h",
     );
     let page = man(cmd, "FERROSOCKS", "8");
@@ -177,7 +178,7 @@ pub(crate) fn ferrosocks_8() -> String {
     section(
         &mut r,
         "SEE ALSO",
-        &["ferrosocks.conf(5), ferrosocks-migrate(8), ferrosocks-log(8), danted(8), systemd.service(5), logrotate(8)"],
+        &["ferrosocks.conf(5), ferrosocks-migrate(8), ferrosocks-log(8), ferrosocks-collect(8), danted(8), systemd.service(5), logrotate(8)"],
     );
     let ours = r.render();
 
@@ -191,6 +192,51 @@ pub(crate) fn ferrosocks_8() -> String {
         part(|w| page.render_options_section(w)),
         part(|w| page.render_subcommands_section(w)),
         ours,
+    ])
+}
+
+/// ferrosocks-collect(8), clap_mangen's rendering of the subcommand.
+pub(crate) fn ferrosocks_collect_8() -> String {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let sub = cmd
+        .find_subcommand("collect")
+        .expect("the collect subcommand")
+        .clone();
+    let page = man(
+        sub.override_usage("ferrosocks collect --listen ADDR:PORT --dir DIR [OPTIONS]"),
+        "FERROSOCKS-COLLECT",
+        "8",
+    );
+    let mut r = Roff::default();
+    r.control("SH", ["EXAMPLES"]);
+    literal(
+        &mut r,
+        "ferrosocks collect --listen 0.0.0.0:10116 --dir /var/log/ferrosocks/remote\n# on each sender, in ferrosocks.conf:\nlogdir: /var/log/ferrosocks/main\nlogdir.ship: 10.0.0.5 port = 10116",
+    );
+    section(
+        &mut r,
+        "FILES",
+        &["DIR/all/ and DIR/IP/ for each sender: multilog directories (current, @TAI64N.s, lock, state)."],
+    );
+    section(
+        &mut r,
+        "EXIT STATUS",
+        &["0 after SIGTERM or SIGINT; 64 on a bad command line; 69 when the address cannot be bound or DIR/all cannot be opened."],
+    );
+    section(
+        &mut r,
+        "SEE ALSO",
+        &["ferrosocks(8), ferrosocks.conf(5), multilog(8), socklog(8)"],
+    );
+    join(&[
+        part(|w| page.render_title(w)),
+        NO_HYPHENATION.to_owned(),
+        part(|w| page.render_name_section(w)),
+        part(|w| page.render_synopsis_section(w)),
+        part(|w| page.render_description_section(w)),
+        part(|w| page.render_options_section(w)),
+        r.render(),
     ])
 }
 
@@ -434,6 +480,7 @@ fn man_pages_are_up_to_date() {
     check_committed("man/ferrosocks.8", &ferrosocks_8());
     check_committed("man/ferrosocks-migrate.8", &ferrosocks_migrate_8());
     check_committed("man/ferrosocks-log.8", &ferrosocks_log_8());
+    check_committed("man/ferrosocks-collect.8", &ferrosocks_collect_8());
     check_committed("man/ferrosocks.conf.5", &ferrosocks_conf_5());
 }
 
@@ -491,6 +538,15 @@ fn the_man_page_says_every_option_signal_file_and_exit_status() {
         "\\-\\-client",
     ] {
         assert!(log.contains(needed), "ferrosocks-log(8) lacks {needed:?}");
+    }
+    let collect = ferrosocks_collect_8();
+    for o in [
+        "\\-\\-listen",
+        "\\-\\-dir",
+        "\\-\\-no\\-stamp",
+        "\\-\\-max\\-line",
+    ] {
+        assert!(collect.contains(o), "{o}");
     }
 }
 

@@ -62,8 +62,11 @@ fn malformed_handshakes() {
             .read_to_close()[..2],
         [0, 0x5b]
     );
-    // A greeting that offers no method.
-    assert_eq!(Raw::connect(p.addr).send(&[5, 0]).read_to_close(), b"");
+    // A greeting that offers no method: none acceptable, as Dante answers it.
+    assert_eq!(
+        Raw::connect(p.addr).send(&[5, 0]).read_to_close(),
+        [5, 0xff]
+    );
     // Truncated greeting, then the client goes away.
     {
         let mut c = Raw::connect(p.addr);
@@ -97,21 +100,21 @@ fn malformed_handshakes() {
     );
     still_serves(&p, &echo);
     let m = p.wait_for("the last refusal", |m| {
-        m.contains("bad request: unsupported SOCKS version 0x04 (expected 0x05)")
+        m.contains(": unknown SOCKS version 4 in client request")
     });
     let all = m.join("\n");
     for expected in [
-        "bad greeting: unsupported SOCKS version 0x47",
-        "bad greeting: unsupported SOCKS version 0x06",
-        "request was not performed due to error: unknown command 0x03",
+        "error after reading 1 byte in 0 seconds: unknown SOCKS version 71 in client request",
+        "error after reading 1 byte in 0 seconds: unknown SOCKS version 6 in client request",
+        "request was not performed due to error: unrecognized v4 command: 3",
         "bad SOCKS4 request: empty domain name",
-        "bad greeting: greeting offers no authentication method",
-        "local client closed during negotiation after sending 1 bytes",
-        "no acceptable authentication method (client offered 0x02; server accepts none)",
-        "request was not performed due to error: unknown command 0x09",
-        "bad request: unsupported address type 0x07",
-        "bad request: empty domain name",
-        "bad request: domain name has invalid byte 0x00",
+        "error after reading 2 bytes in 0 seconds: client offered no acceptable authentication method",
+        "error after reading 1 byte in 0 seconds: eof from local client",
+        "error after reading 3 bytes in 0 seconds: client offered no acceptable authentication method",
+        "error after reading 5 bytes in 0 seconds: unknown socks_v5 command: 9",
+        "error after reading 7 bytes in 0 seconds: unknown socks_v5 address type: 7",
+        "error after reading 10 bytes in 0 seconds: bad request: empty domain name",
+        "error after reading 13 bytes in 0 seconds: bad request: domain name has invalid byte 0x00",
     ] {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
     }
@@ -169,11 +172,13 @@ fn a_bad_username_request_is_answered_only_when_complete() {
     let mut c = greeted();
     c.send(&[1, 0, 0x73]);
     assert_eq!(c.read_to_close(), b"");
-    let m = p.wait_for("the timeout", |m| m.ends_with(": negotiate timeout"));
+    let m = p.wait_for("the timeout", |m| {
+        m.ends_with(": negotiate timeout after 1 second")
+    });
     let all = m.join("\n");
     for expected in [
         "bad username/password request: ",
-        "local client closed during negotiation after sending 6 bytes",
+        "error after reading 6 bytes in 0 seconds: eof from local client",
     ] {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
     }
@@ -190,7 +195,9 @@ fn a_stalled_handshake_times_out_and_others_are_served_meanwhile() {
     still_serves(&p, &echo);
     assert_eq!(stalled.read_to_close(), b"");
     assert!(start.elapsed() >= Duration::from_millis(900));
-    p.wait_for("the timeout", |m| m.ends_with(": negotiate timeout"));
+    p.wait_for("the timeout", |m| {
+        m.ends_with(": negotiate timeout after 1 second")
+    });
 }
 
 #[test]
@@ -328,4 +335,144 @@ fn a_failed_bind_to_the_external_address_is_a_local_error() {
         eprintln!("server's stderr:\n{}", String::from_utf8_lossy(&out.stderr));
         std::panic::resume_unwind(e);
     }
+}
+
+/// Handshakes that fail, one client at a time, as Dante 1.4.2 would see them: the reply
+/// bytes each got and the records: negotiation-failures.golden.
+pub fn negotiation_failures(imp: Impl) -> String {
+    let p = imp.start(
+        "logoutput: @LOG@\ninternal: 127.0.0.1 port = 0\nexternal: 127.0.0.1\n\
+         socksmethod: none\ntimeout.negotiate: 1\n\
+         client pass {\n    from: 127.0.0.0/8 to: 0/0\n    log: connect disconnect error\n}\n\
+         socks pass {\n    from: 127.0.0.0/8 to: 127.0.0.0/8\n    log: connect disconnect error\n}\n",
+    );
+    let p = &*p;
+    let ended = |m: &[String]| m.iter().filter(|l| l.contains("tcp/accept ]:")).count();
+    let mut out = String::new();
+    let conversations: [(&str, &[u8], bool); 13] = [
+        ("HTTP instead of SOCKS", b"GET / HTTP/1.0\r\n\r\n", false),
+        ("version 6", &[6, 1, 0, 80, 127, 0, 0, 1, 0], false),
+        ("version 0", &[0], false),
+        ("no method offered", &[5, 0], false),
+        ("truncated greeting, then EOF", &[5], true),
+        ("no acceptable method", &[5, 1, 2], false),
+        ("SOCKS4 command 3", &[4, 3, 0, 80, 127, 0, 0, 1, 0], false),
+        (
+            "SOCKS4a, empty name",
+            &[4, 1, 0, 80, 0, 0, 0, 1, b'u', 0, 0],
+            false,
+        ),
+        (
+            "command 9",
+            &[5, 1, 0, 5, 9, 0, 1, 127, 0, 0, 1, 0, 80],
+            false,
+        ),
+        (
+            "address type 7",
+            &[5, 1, 0, 5, 1, 0, 7, 1, 2, 3, 4, 0, 80],
+            false,
+        ),
+        (
+            "request version 4",
+            &[5, 1, 0, 4, 1, 0, 1, 127, 0, 0, 1, 0, 80],
+            false,
+        ),
+        (
+            "half a request, then EOF",
+            &[5, 1, 0, 5, 1, 0, 1, 127],
+            true,
+        ),
+        ("stalled greeting", &[5, 200, 0], false),
+    ];
+    for (what, bytes, eof) in conversations {
+        let before = ended(&p.messages());
+        let mut c = Raw::connect(p.addr());
+        c.send(bytes);
+        if eof {
+            c.0.shutdown(Shutdown::Write).unwrap();
+        }
+        let reply = c.read_to_close();
+        let hex: Vec<String> = reply.iter().map(|b| format!("{b:02x}")).collect();
+        out.push_str(&format!("{what}: reply [{}]\n", hex.join(" ")));
+        // Every failure ends with the client rule's line; wait for it (at most 5 s).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ended(&p.messages()) == before && Instant::now() < deadline {
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let records = p.records();
+        let mut k = vec![(p.addr().port(), "PROXY")];
+        let port = c.0.local_addr().unwrap().port();
+        k.push((port, "CLIENT"));
+        let lines: Vec<String> = records
+            .into_iter()
+            .filter(|l| l.contains(&format!("127.0.0.1.{port} ")))
+            .collect();
+        out.push_str(&normalize(&lines, &k));
+    }
+    out
+}
+
+#[test]
+fn negotiation_failures_are_logged_as_dante_logs_them() {
+    assert_golden(
+        "negotiation-failures.golden",
+        &negotiation_failures(Impl::Ferrosocks),
+    );
+}
+
+/// RFC 1929 failures against the system's users (`socksmethod: username`, as Dante
+/// checks them): the reply bytes each got and the records: auth-failures.golden.
+pub fn auth_failures(imp: Impl) -> String {
+    let p = imp.start(
+        "logoutput: @LOG@\ninternal: 127.0.0.1 port = 0\nexternal: 127.0.0.1\n\
+         socksmethod: username\ntimeout.negotiate: 5\n\
+         client pass {\n    from: 127.0.0.0/8 to: 0/0\n    log: connect disconnect error\n}\n\
+         socks pass {\n    from: 127.0.0.0/8 to: 127.0.0.0/8\n    log: connect disconnect error\n}\n",
+    );
+    let p = &*p;
+    let ended = |m: &[String]| m.iter().filter(|l| l.contains("tcp/accept ]:")).count();
+    let mut out = String::new();
+    let conversations: [(&str, &[u8]); 4] = [
+        ("no such user", b"\x05\x01\x02\x01\x0bno-such-usr\x02pw"),
+        (
+            "root, wrong password",
+            b"\x05\x01\x02\x01\x04root\x0cnot-the-pass",
+        ),
+        (
+            "sub-negotiation version 2",
+            b"\x05\x01\x02\x02\x04root\x02pw",
+        ),
+        ("empty user name", b"\x05\x01\x02\x01\x00\x02pw"),
+    ];
+    for (what, bytes) in conversations {
+        let before = ended(&p.messages());
+        let mut c = Raw::connect(p.addr());
+        c.send(bytes);
+        c.0.shutdown(Shutdown::Write).unwrap();
+        let reply = c.read_to_close();
+        let hex: Vec<String> = reply.iter().map(|b| format!("{b:02x}")).collect();
+        out.push_str(&format!("{what}: reply [{}]\n", hex.join(" ")));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ended(&p.messages()) == before && Instant::now() < deadline {
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let port = c.0.local_addr().unwrap().port();
+        let lines: Vec<String> = p
+            .records()
+            .into_iter()
+            .filter(|l| l.contains(&format!("127.0.0.1.{port} ")))
+            .collect();
+        out.push_str(&normalize(
+            &lines,
+            &[(p.addr().port(), "PROXY"), (port, "CLIENT")],
+        ));
+    }
+    out
+}
+
+#[test]
+fn auth_failures_are_logged_as_dante_logs_them() {
+    assert_golden("auth-failures.golden", &auth_failures(Impl::Ferrosocks));
 }

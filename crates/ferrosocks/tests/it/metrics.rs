@@ -800,3 +800,71 @@ fn a_failed_chaining_is_counted_by_route() {
         logged
     );
 }
+
+/// A tmpfs mounted by the test (root only: CI runs as root), unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_sink_whose_writes_fail_is_counted_with_the_lines_it_lost() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test mounts a tmpfs and must run as root (CI does)"
+    );
+    let root = tempfile::tempdir().unwrap();
+    let mnt = root.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount tmpfs failed");
+    let _guard = SmallDisk(mnt.clone());
+    let full = mnt.join("full.log");
+    let conf = metrics_conf("").replace(
+        "logoutput: @LOG@\n",
+        &format!("logoutput: @LOG@ {}\n", full.display()),
+    );
+    let p = Proxy::start(&conf);
+    let at = metrics_addr(&p);
+    let web = Helper::http();
+    // Every session writes its lines to both files until the small one is full.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !p
+        .messages()
+        .iter()
+        .any(|m| m.contains("No space left on device"))
+    {
+        assert!(Instant::now() < deadline, "the small disk never filled");
+        curl_through(&p, &format!("http://{}/", web.addr));
+    }
+    for _ in 0..5 {
+        curl_through(&p, &format!("http://{}/", web.addr));
+    }
+    let sink = |s: &HashMap<String, f64>, name: &str| {
+        s.iter()
+            .find(|(k, _)| k.starts_with(name) && k.contains("full.log"))
+            .map_or(0, |(_, v)| *v as u64)
+    };
+    wait_scrape(at, "a failure and its lost lines", |s| {
+        sink(s, "ferrosocks_log_sink_failures_total{") == 1
+            && sink(s, "ferrosocks_log_sink_lost_records_total{") > 0
+    });
+    // The other sink writes on: its counts show no failure.
+    let s = scrape(at);
+    assert!(s
+        .iter()
+        .filter(
+            |(k, _)| k.starts_with("ferrosocks_log_sink_failures_total{")
+                && !k.contains("full.log")
+        )
+        .all(|(_, v)| *v == 0.0));
+}

@@ -93,6 +93,14 @@ impl Proxy {
         self.child.id() as i32
     }
 
+    /// Whether the process still runs (not exited, not a zombie).
+    pub fn child_running(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .ok()
+            .and_then(|s| Some(s.rsplit_once(") ")?.1.chars().next()? != 'Z'))
+            .unwrap_or(false)
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's PID.
         assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
@@ -130,20 +138,7 @@ impl Proxy {
 
     /// Waits until a message satisfies `pred`; returns all messages then.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let m = self.messages();
-            if m.iter().any(|l| pred(l)) {
-                return m;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; log:\n{}\nstderr:\n{}",
-                m.join("\n"),
-                self.stderr()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        self.wait_for_dyn(what, &pred)
     }
 
     /// Waits for the process to exit by itself.
@@ -161,9 +156,49 @@ impl Proxy {
             thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// What a scenario needs of the SOCKS server it drives: ferrosocks ([`Proxy`]) or Dante
+/// 1.4.2 ([`Dante`]), so one client conversation runs against both (tests/it/differential.rs).
+pub trait Server {
+    /// Where it listens for SOCKS clients.
+    fn addr(&self) -> SocketAddr;
+    /// Its log's messages, prefix removed (a TCP_INFO block joined to its record).
+    fn messages(&self) -> Vec<String>;
+    /// What it wrote to stderr so far.
+    fn stderr(&self) -> String;
+    /// Its private directory (`@DIR@` of the configuration).
+    fn dir(&self) -> &Path;
+    /// Its (main) process.
+    fn pid(&self) -> u32;
+
+    /// Sends it a signal.
+    fn signal_dyn(&self, sig: i32) {
+        // SAFETY: kill(2) on the process the test started.
+        assert_eq!(unsafe { libc::kill(self.pid() as i32, sig) }, 0);
+    }
+
+    /// Waits until a message satisfies `pred`; returns all messages then. (Called as
+    /// `wait_for`, on a [`Proxy`] or a `dyn Server`.)
+    fn wait_for_dyn(&self, what: &str, pred: &dyn Fn(&str) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let m = self.messages();
+            if m.iter().any(|l| pred(l)) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}\nstderr:\n{}",
+                m.join("\n"),
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
 
     /// The traffic records of the log, parsed, with their round-trip checked.
-    pub fn records(&self) -> Vec<String> {
+    fn records(&self) -> Vec<String> {
         self.messages()
             .into_iter()
             .filter(|m| m.starts_with("pass(") || m.starts_with("block("))
@@ -172,6 +207,36 @@ impl Proxy {
                 assert_eq!(&r.to_string(), m);
             })
             .collect()
+    }
+}
+
+impl dyn Server + '_ {
+    /// Sends it a signal.
+    pub fn signal(&self, sig: i32) {
+        self.signal_dyn(sig);
+    }
+
+    /// Waits until a message satisfies `pred`; returns all messages then.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> Vec<String> {
+        self.wait_for_dyn(what, &pred)
+    }
+}
+
+impl Server for Proxy {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn messages(&self) -> Vec<String> {
+        Self::messages(self)
+    }
+    fn stderr(&self) -> String {
+        Self::stderr(self)
+    }
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
@@ -599,4 +664,192 @@ pub fn relay_of(reply: &[u8]) -> SocketAddr {
         [reply[4], reply[5], reply[6], reply[7]],
         u16::from_be_bytes([reply[8], reply[9]]),
     ))
+}
+
+/// Debian's Dante 1.4.2 server, which test.sh installs (package dante-server).
+pub const DANTED: &str = "/usr/sbin/danted";
+
+/// A private Dante 1.4.2 (`danted`) on a ferrosocks configuration template: the same
+/// file, with `internal: … port = 0` given a port the kernel chose (Dante cannot listen on
+/// port 0) and `user.privileged: root` / `user.unprivileged: nobody` added. Its whole
+/// process group is ended on drop.
+pub struct Dante {
+    child: Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    pub log: PathBuf,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Dante {
+    pub fn start(template: &str) -> Self {
+        assert!(
+            Path::new(DANTED).is_file(),
+            "{DANTED} is not installed: run ./test.sh, which installs dante-server with apt-get"
+        );
+        // The port is free when chosen but another test may take it before danted binds
+        // it: then danted exits, and another port is tried.
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start(template, free_low_port()) {
+                Ok(d) => return d,
+                Err(why) => last = why,
+            }
+        }
+        panic!("danted did not start: {last}");
+    }
+
+    fn try_start(template: &str, port: u16) -> Result<Self, String> {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("danted.log");
+        let path = dir.path().join("danted.conf");
+        let mut text = String::from("user.privileged: root\nuser.unprivileged: nobody\n");
+        for line in fill(template, dir.path(), &log).lines() {
+            if line.starts_with("internal:") {
+                text.push_str(&line.replace("port = 0", &format!("port = {port}")));
+            } else {
+                text.push_str(line);
+            }
+            text.push('\n');
+        }
+        std::fs::write(&path, text).unwrap();
+        let mut child = Command::new(DANTED)
+            .arg("-f")
+            .arg(&path)
+            .arg("-p")
+            .arg(dir.path().join("danted.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let err_pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let mut d = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+            log,
+            stderr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !d.messages().iter().any(|m| m.ends_with(" v1.4.2 running")) {
+            let exited = d.child.try_wait().unwrap();
+            if exited.is_some() || Instant::now() >= deadline {
+                // Dropping `d` ends whatever is left of its process group.
+                return Err(format!(
+                    "port {port}, exit {exited:?}; stderr:\n{}\nlog:\n{}",
+                    d.stderr(),
+                    std::fs::read_to_string(&d.log).unwrap_or_default()
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(d)
+    }
+}
+
+/// A loopback TCP port below the ephemeral range (which outgoing connections use, so a
+/// port chosen there can be taken at any moment) that is free now.
+fn free_low_port() -> u16 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = std::process::id() as usize * 7919;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20000 + ((base + n * 104_729) % 12000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl Server for Dante {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn messages(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out: Vec<String> = Vec::new();
+        for l in text.lines() {
+            match traffic_log::Prefix::parse_line(l) {
+                Ok((prefix, msg)) => {
+                    assert_eq!(prefix.program, "danted", "{l}");
+                    out.push(msg.to_owned());
+                }
+                Err(_) => match out.last_mut() {
+                    Some(last) => {
+                        last.push('\n');
+                        last.push_str(l);
+                    }
+                    None => panic!("line without Dante's prefix: {l:?}"),
+                },
+            }
+        }
+        out
+    }
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Dante {
+    fn drop(&mut self) {
+        // FERROSOCKS_DANTE_LOGS=DIR keeps every danted's log there (to study or quote).
+        if let Some(keep) = std::env::var_os("FERROSOCKS_DANTE_LOGS") {
+            let name = format!("danted-{}.log", self.child.id());
+            let _ = std::fs::copy(&self.log, Path::new(&keep).join(name));
+        }
+        if thread::panicking() {
+            eprintln!(
+                "danted's log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+        let group = self.child.id() as i32;
+        // SAFETY: kill(2) on the process group of the danted we started (its children).
+        unsafe { libc::kill(-group, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        // SAFETY: as above; whatever of the group is still there.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// Which server a scenario drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Impl {
+    Ferrosocks,
+    Dante,
+}
+
+impl Impl {
+    /// Starts this server on a configuration template (see [`Proxy::start`]).
+    pub fn start(self, conf: &str) -> Box<dyn Server> {
+        match self {
+            Self::Ferrosocks => Box::new(Proxy::start(conf)),
+            Self::Dante => Box::new(Dante::start(conf)),
+        }
+    }
 }

@@ -56,8 +56,14 @@ fn logins_of_system_users(extra: &str) {
         assert_eq!((code, out.as_str()), (97, ""), "{user}: {err}");
     }
 
+    // Dante 1.4.2's words for system users.
     let failed = |user: &str, why: &str| {
-        format!("username/password authentication failed for user \"{user}\": {why}")
+        match why {
+        "unknown user" => format!(
+            "could not access user \"{user}\"'s records in the system password file: no system error"
+        ),
+        _ => format!("system password authentication failed for user \"{user}\""),
+    }
     };
     proxy.wait_for("the three refusals", |_| {
         proxy

@@ -5,11 +5,11 @@ use std::process::Command;
 
 use crate::support::*;
 
-fn curl_hostname(proxy: &Proxy, target: std::net::SocketAddr) -> String {
+fn curl_hostname(proxy: &dyn Server, target: std::net::SocketAddr) -> String {
     let (code, out, err) = run(Command::new("curl")
         .arg("-sS")
         .arg("--socks5-hostname")
-        .arg(proxy.addr.to_string())
+        .arg(proxy.addr().to_string())
         .arg(format!("http://localhost:{}/", target.port())));
     assert_eq!(code, 0, "curl failed: {err}");
     out
@@ -27,27 +27,41 @@ fn name_counts(text: &str, req: usize, resp: usize) -> String {
 
 #[test]
 fn connect_session_logs_every_phase_like_dante() {
+    assert_golden(
+        "curl-hostname-ioop.golden",
+        &curl_hostname_ioop(Impl::Ferrosocks),
+    );
+}
+
+/// curl --socks5-hostname to an HTTP server, every phase logged: curl-hostname-ioop.golden.
+pub fn curl_hostname_ioop(imp: Impl) -> String {
     require("curl");
     let http = Helper::http();
-    let proxy = Proxy::start(&conf("connect disconnect ioop"));
-    assert_eq!(curl_hostname(&proxy, http.addr), HTTP_BODY);
+    let proxy = imp.start(&conf("connect disconnect ioop"));
+    let proxy = &*proxy;
+    assert_eq!(curl_hostname(proxy, http.addr), HTTP_BODY);
     proxy.wait_for("the accept summary", |m| m.contains("tcp/accept ]:"));
     let req = http.received.lock().unwrap().len();
     let resp = http_response().len();
     let records = proxy.records();
-    let text = name_counts(
+    name_counts(
         &normalize(
             &records,
-            &[(proxy.addr.port(), "PROXY"), (http.addr.port(), "HTTP")],
+            &[(proxy.addr().port(), "PROXY"), (http.addr.port(), "HTTP")],
         ),
         req,
         resp,
-    );
-    assert_golden("curl-hostname-ioop.golden", &text);
+    )
 }
 
 #[test]
 fn blocks_refusals_and_lookups_like_dante() {
+    assert_golden("variants.golden", &variants(Impl::Ferrosocks));
+}
+
+/// A pass, a block, a refusal, no rule matching and a name that does not resolve:
+/// variants.golden.
+pub fn variants(imp: Impl) -> String {
     require("curl");
     let http = Helper::http();
     let blocked = closed_port();
@@ -62,14 +76,15 @@ fn blocks_refusals_and_lookups_like_dante() {
          socks block {{\n    from: 127.0.0.0/8 to: 127.0.0.1/32 port = {blocked}\n    log: connect error\n}}\n\
          socks pass {{\n    from: 127.0.0.0/8 to: 127.0.0.0/8\n    command: connect bind udpassociate bindreply udpreply\n    log: connect disconnect error iooperation\n}}\n"
     );
-    let proxy = Proxy::start(&conf);
+    let proxy = imp.start(&conf);
+    let proxy = &*proxy;
     let curl = |url: String, hostname: bool| {
         let flag = if hostname {
             "--socks5-hostname"
         } else {
             "--socks5"
         };
-        run(Command::new("curl").args(["-sS", flag, &proxy.addr.to_string(), &url]))
+        run(Command::new("curl").args(["-sS", flag, &proxy.addr().to_string(), &url]))
     };
     let (code, out, _) = curl(format!("http://127.0.0.1:{}/", http.addr.port()), false);
     assert_eq!((code, out.as_str()), (0, HTTP_BODY));
@@ -91,7 +106,7 @@ fn blocks_refusals_and_lookups_like_dante() {
     let text = normalize(
         &proxy.records(),
         &[
-            (proxy.addr.port(), "PROXY"),
+            (proxy.addr().port(), "PROXY"),
             (http.addr.port(), "HTTP"),
             (blocked, "BLOCKED"),
             (refused, "REFUSED"),
@@ -100,13 +115,14 @@ fn blocks_refusals_and_lookups_like_dante() {
     let mut text = name_counts(&text, req, resp);
     // The resolver's text depends on the machine's DNS set-up.
     for gai in [
+        "Name or service not known for IPv4 address",
         "Name or service not known",
         "Temporary failure in name resolution",
         "No address associated with hostname",
     ] {
         text = text.replace(gai, "GAI_ERROR");
     }
-    assert_golden("variants.golden", &text);
+    text
 }
 
 #[test]
@@ -170,4 +186,47 @@ fn a_name_that_does_not_resolve_is_logged_under_the_client_rule() {
             "{to}: {m:?}"
         );
     }
+}
+
+/// The two closing orders of a CONNECT: the target first (it sends a banner and
+/// closes; the client reads to the end, then closes), and the client first (it sends,
+/// half-closes, reads the answer to the end): close-order.golden.
+pub fn close_order(imp: Impl) -> String {
+    let banner = Helper::start(|mut c, _| {
+        use std::io::Write;
+        let _ = c.write_all(b"banner\n");
+    });
+    let after_eof = Helper::after_eof();
+    let p = imp.start(&conf("connect disconnect ioop"));
+    let (mut c, reply) = Raw::connect_v4(p.addr(), banner.addr);
+    assert_eq!(reply[1], 0);
+    assert_eq!(c.read_to_close(), b"banner\n");
+    drop(c);
+    p.wait_for("the first session's end", |m| m.contains("tcp/accept ]:"));
+    let (mut c, reply) = Raw::connect_v4(p.addr(), after_eof.addr);
+    assert_eq!(reply[1], 0);
+    c.send(b"12345");
+    c.0.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(c.read_to_close(), b"got 5 bytes");
+    drop(c);
+    p.wait_for("the second session's end", |_| {
+        p.records()
+            .iter()
+            .filter(|l| l.contains("tcp/accept ]:"))
+            .count()
+            == 2
+    });
+    normalize(
+        &p.records(),
+        &[
+            (p.addr().port(), "PROXY"),
+            (banner.addr.port(), "BANNER"),
+            (after_eof.addr.port(), "AFTER-EOF"),
+        ],
+    )
+}
+
+#[test]
+fn the_first_side_to_close_is_named() {
+    assert_golden("close-order.golden", &close_order(Impl::Ferrosocks));
 }

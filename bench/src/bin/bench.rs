@@ -1,8 +1,12 @@
-//! The benchmark runner: ferrosocks side by side with the direct path, Dante and
-//! microsocks, in one run, interleaved (A B C A B C …), medians of the repetitions.
+//! The benchmark runner: ferrosocks side by side with the direct path and its peers
+//! (Dante, microsocks, shadowsocks-rust's `sslocal` in SOCKS mode, merino), in one run,
+//! interleaved (A B C A B C …), medians of the repetitions; each row names its best peer.
 //!
-//! Run `bench/run.sh` (it builds the release binaries and installs Dante and microsocks
-//! when missing). Everything is on loopback; every load is bounded in bytes, connections
+//! Run `bench/run.sh` (it builds the release binaries, installs Dante and microsocks
+//! with apt and the two Rust peers with `cargo install` under `bench/peers/` when
+//! missing; `--netns` runs it all in a private network namespace). The Rust peers are
+//! found through `FERROSOCKS_BENCH_SSLOCAL` and `FERROSOCKS_BENCH_MERINO` (run.sh sets
+//! them); a peer whose binary is missing is left out with a message on standard error. Everything is on loopback; every load is bounded in bytes, connections
 //! and seconds. Options: `--reps N` (default 3), `--gib N` bulk size (default 1),
 //! `--quick` (fewer bytes and seconds, for a smoke run), `--soak SECONDS` (default 120).
 
@@ -17,6 +21,9 @@ use ferrosocks_bench::procs::{
     cpu_seconds, first_number, free_port, loadgen, median, open_fds, pss_kib, settle, sleep,
     start_ferrosocks, start_target, wait_port, RateResult,
 };
+
+/// The peers a row's best is chosen from.
+const PEERS: [&str; 4] = ["dante", "microsocks", "sslocal", "merino"];
 
 struct Subject {
     name: &'static str,
@@ -267,7 +274,39 @@ fn start_subjects(bin: &Path, work: &Path) -> Vec<Subject> {
         proxy: Some(SocketAddr::from(([127, 0, 0, 1], mport))),
         child: Some(ms),
     });
-    // Stable: direct, ferrosocks, ferrosocks+log, microsocks, dante.
+    for (name, env, args) in [
+        (
+            "sslocal",
+            "FERROSOCKS_BENCH_SSLOCAL",
+            &["-b", "127.0.0.1:{port}", "--protocol", "socks"][..],
+        ),
+        (
+            "merino",
+            "FERROSOCKS_BENCH_MERINO",
+            &["--no-auth", "-i", "127.0.0.1", "-p", "{port}"][..],
+        ),
+    ] {
+        match std::env::var_os(env) {
+            Some(path) if Path::new(&path).is_file() => {
+                let port = free_port();
+                let child = Command::new(&path)
+                    .args(args.iter().map(|a| a.replace("{port}", &port.to_string())))
+                    .env("RUST_LOG", "error")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("{}: {e}", Path::new(&path).display()));
+                wait_port(port);
+                out.push(Subject {
+                    name,
+                    proxy: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+                    child: Some(child),
+                });
+            }
+            _ => eprintln!("{name} LEFT OUT: set {env} to its binary (bench/run.sh installs it)"),
+        }
+    }
+    // Stable: direct, ferrosocks, ferrosocks+log, microsocks, sslocal, merino, dante.
     out.sort_by_key(|s| s.name == "dante");
     out
 }
@@ -310,13 +349,15 @@ fn print_table(results: &mut BTreeMap<(String, &'static str), Vec<f64>>, reps: u
         "ferrosocks+log",
         "dante",
         "microsocks",
+        "sslocal",
+        "merino",
     ];
     println!("\nMedian of {reps} interleaved repetitions ({gib} GiB per bulk run); [min–max].\n");
     println!(
-        "| measure | {} | ferrosocks / best peer | ferrosocks / direct |",
+        "| measure | {} | best peer | ferrosocks / best peer | ferrosocks / direct |",
         subjects.join(" | ")
     );
-    println!("|---|{}---|---|", "---|".repeat(subjects.len()));
+    println!("|---|{}---|---|---|", "---|".repeat(subjects.len()));
     for m in measures {
         let mut row = format!("| {m} |");
         let mut med = BTreeMap::new();
@@ -335,19 +376,22 @@ fn print_table(results: &mut BTreeMap<(String, &'static str), Vec<f64>>, reps: u
             }
         }
         let lower_better = m.contains("ms") || m.contains("CPU") || m.contains("PSS");
-        let best_peer = ["dante", "microsocks"]
+        let best = PEERS
             .iter()
-            .filter_map(|p| med.get(p).copied())
-            .fold(None, |acc: Option<f64>, v| {
-                Some(acc.map_or(v, |a| if lower_better { a.min(v) } else { a.max(v) }))
+            .filter_map(|p| med.get(p).map(|v| (*p, *v)))
+            .fold(None, |acc: Option<(&str, f64)>, (p, v)| match acc {
+                Some((_, a)) if (lower_better && a <= v) || (!lower_better && a >= v) => acc,
+                _ => Some((p, v)),
             });
+        let best_peer = best.map(|(_, v)| v);
         let ours = med.get("ferrosocks").copied();
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
             _ => "–".into(),
         };
         row.push_str(&format!(
-            " {} | {} |",
+            " {} | {} | {} |",
+            best.map_or("–", |(p, _)| p),
             ratio(ours, best_peer),
             ratio(ours, med.get("direct").copied())
         ));

@@ -9,7 +9,9 @@
 //!
 //! The producer sends in batches and waits (`flush`) after each, so the figure is the
 //! rate the sink keeps up with, with no line dropped (each run counts what arrived).
-//! Run: `cargo run --release -p ferrosocks-bench --bin log-throughput [LINES]`.
+//! Run: `cargo run --release -p ferrosocks-bench --bin log-throughput [LINES] [text|json]`:
+//! with `text` or `json`, only that file sink (to count one format's instructions under
+//! callgrind: two runs of different LINES, the difference per line).
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -110,12 +112,19 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    let only = std::env::args().nth(2);
     for (name, format) in [("file text", Format::Text), ("file json", Format::Json)] {
+        if only.as_deref().is_some_and(|o| !name.ends_with(o)) {
+            continue;
+        }
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("traffic.log");
         run(name, Target::File(path.clone()), format, total, &|| {
             lines_in(&path)
         });
+    }
+    if only.is_some() {
+        return;
     }
     let (port, _shipped_bytes) = sink_receiver();
     for (name, size, stamp, ship) in [

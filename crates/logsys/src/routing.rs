@@ -313,15 +313,15 @@ impl Core {
                     std::borrow::Cow::Borrowed,
                 )
             };
-            let mut json: Option<String> = None;
+            let mut json: Option<Vec<u8>> = None;
             for &i in targets {
                 let sink = &routing.sinks[i];
                 let report = if is_json(&sink.spec) {
                     let j = json.get_or_insert_with(|| {
                         let payload = message.payload();
-                        json_line(self.pid, time, level, sub, Some(&payload), &text()) + "\n"
+                        json_line(self.pid, time, level, sub, Some(&payload), &text())
                     });
-                    sink.append(j.as_bytes(), 0, level, sub, time)
+                    sink.append(j, 0, level, sub, time)
                 } else {
                     sink.append(line, prefix_len, level, sub, time)
                 };
@@ -449,11 +449,11 @@ impl Core {
             eprint!("{}", String::from_utf8_lossy(&line));
             return;
         }
-        let json = json_line(self.pid, time, level, Subsystem::SYSTEM, None, text) + "\n";
+        let json = json_line(self.pid, time, level, Subsystem::SYSTEM, None, text);
         for i in targets {
             let sink = &routing.sinks[i];
             let _ = if is_json(&sink.spec) {
-                sink.append(json.as_bytes(), 0, level, Subsystem::SYSTEM, time)
+                sink.append(&json, 0, level, Subsystem::SYSTEM, time)
             } else {
                 sink.append(&line, prefix_len, level, Subsystem::SYSTEM, time)
             };

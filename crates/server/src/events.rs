@@ -13,7 +13,14 @@
 //! Nothing here takes a client address, user or target: labels are rule and route
 //! numbers, commands, verdicts, methods and fixed class names.
 
+use std::cell::RefCell;
+use std::hash::Hash;
+use std::thread::LocalKey;
 use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 
 use sockd_conf::SocksCommand;
 use traffic_log::{Command, Proto, Summary};
@@ -22,6 +29,41 @@ use crate::metrics::{
     BytesLabels, ClassLabels, CommandLabels, MethodLabels, ReasonLabels, RequestLabels,
     RouteLabels, RuleLabels, METRICS,
 };
+
+/// A thread's handles of one family's metrics by label set.
+type Handles<L, M> = RefCell<Vec<(L, M)>>;
+
+thread_local! {
+    static ACCEPTED: Handles<RuleLabels, Counter> = const { RefCell::new(Vec::new()) };
+    static REQUESTS: Handles<RequestLabels, Counter> = const { RefCell::new(Vec::new()) };
+    static BYTES: Handles<BytesLabels, Counter> = const { RefCell::new(Vec::new()) };
+    static ACTIVE: Handles<CommandLabels, Gauge> = const { RefCell::new(Vec::new()) };
+}
+
+/// `family`'s metric for `labels` through this thread's cache (each cache serves one
+/// family: `ACCEPTED` for `METRICS.accepted` and so on): a `Counter` or `Gauge`
+/// clone shares its family's atomic, so the cached handle updates the same value, and a
+/// session's updates (eight per CONNECT) are a short linear search instead of a SipHash
+/// and a read lock of the family's map each. Families are never cleared; a cache holds at
+/// most 64 label sets (labels are bounded by the configuration), past that the family
+/// is asked directly.
+fn cached<L: Clone + Eq + Hash, M: Clone>(
+    cache: &'static LocalKey<Handles<L, M>>,
+    family: &Family<L, M>,
+    labels: L,
+) -> M {
+    cache.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some((_, m)) = c.iter().find(|(l, _)| *l == labels) {
+            return m.clone();
+        }
+        let m = family.get_or_create(&labels).clone();
+        if c.len() < 64 {
+            c.push((labels, m.clone()));
+        }
+        m
+    })
+}
 
 /// The traffic log's name of a command (`connect`, `bindreply`, …): the `command` label.
 pub(crate) fn command_name(c: Command) -> &'static str {
@@ -56,10 +98,7 @@ pub(crate) struct ClientPassed {
 
 impl ClientPassed {
     pub(crate) fn emit(self) {
-        METRICS
-            .accepted
-            .get_or_create(&RuleLabels { rule: self.rule })
-            .inc();
+        cached(&ACCEPTED, &METRICS.accepted, RuleLabels { rule: self.rule }).inc();
     }
 }
 
@@ -102,14 +141,12 @@ impl RequestDecided {
             Decision::Block => "block",
             Decision::Error => "error",
         };
-        METRICS
-            .requests
-            .get_or_create(&RequestLabels {
-                command: command_name(self.command),
-                verdict,
-                rule: self.rule,
-            })
-            .inc();
+        let labels = RequestLabels {
+            command: command_name(self.command),
+            verdict,
+            rule: self.rule,
+        };
+        cached(&REQUESTS, &METRICS.requests, labels).inc();
     }
 }
 
@@ -130,13 +167,11 @@ impl Summarized<'_> {
         let to_target = self.summary.target.as_ref().map_or(0, |t| t.written.bytes);
         let add = |direction, n| {
             if n > 0 {
-                METRICS
-                    .bytes
-                    .get_or_create(&BytesLabels {
-                        direction,
-                        protocol,
-                    })
-                    .inc_by(n);
+                let labels = BytesLabels {
+                    direction,
+                    protocol,
+                };
+                cached(&BYTES, &METRICS.bytes, labels).inc_by(n);
             }
         };
         add("client_to_target", to_target);
@@ -145,12 +180,10 @@ impl Summarized<'_> {
 }
 
 fn active(command: Option<SocksCommand>, delta: i64) {
-    METRICS
-        .active
-        .get_or_create(&CommandLabels {
-            command: session_command(command),
-        })
-        .inc_by(delta);
+    let labels = CommandLabels {
+        command: session_command(command),
+    };
+    cached(&ACTIVE, &METRICS.active, labels).inc_by(delta);
 }
 
 /// A session was accepted (it negotiates).
@@ -322,5 +355,20 @@ pub(crate) fn eai_name(code: i32) -> &'static str {
         libc::EAI_SYSTEM => "EAI_SYSTEM",
         libc::EAI_NODATA => "EAI_NODATA",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    /// A cached handle updates the family's own value, from the first use on.
+    #[test]
+    fn cached_handles_count_into_the_family() {
+        let labels = RuleLabels { rule: 4_000_000 };
+        for _ in 0..3 {
+            cached(&ACCEPTED, &METRICS.accepted, labels.clone()).inc();
+        }
+        assert_eq!(METRICS.accepted.get_or_create(&labels).get(), 3);
     }
 }

@@ -143,7 +143,7 @@ impl Session<'_> {
                 .ended(format!("blocked by client-rule #{}", cdec.number()));
             return;
         }
-        clog.start(self.log, only(accept_side.clone()));
+        clog.start_with(self.log, || only(accept_side.clone()));
         // TCP_NODELAY comes from the listening socket: Linux copies it to accepted ones.
         self.debug_msg(|| {
             format!(
@@ -513,13 +513,10 @@ impl Session<'_> {
         let cause = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
             Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
             Ok(()) => {
-                g.slog.start(
-                    self.log,
-                    Ends {
-                        src: Side::clone(&g.src),
-                        dst: Some(Side::clone(&dst)),
-                    },
-                );
+                g.slog.start_with(self.log, || Ends {
+                    src: Side::clone(&g.src),
+                    dst: Some(Side::clone(&dst)),
+                });
                 match self
                     .leftover_to_client(stream, g, leftover, &counters, &dst)
                     .await
@@ -714,11 +711,13 @@ impl Session<'_> {
             target: Some(leg(wt, dst, rt)),
         };
         slog.summary_with(self.log, summary, cause, secs, tcpinfo);
-        let summary = Summary {
-            client: leg(wc, g.accept_side.clone(), wt),
-            target: None,
-        };
-        g.clog.summary(self.log, summary, cause, secs);
+        if g.clog.logs_summary(cause) {
+            let summary = Summary {
+                client: leg(wc, g.accept_side.clone(), wt),
+                target: None,
+            };
+            g.clog.summary(self.log, summary, cause, secs);
+        }
     }
 
     /// With `management.client-auth: on`: waits, for at most `timeout.negotiate` (10 s
@@ -941,8 +940,37 @@ fn command_byte(c: WireCommand) -> u8 {
 /// A target as requested, as the registry keeps it: `HOST:PORT`, `[IPv6]:PORT`.
 pub(crate) fn host_port(t: &Target) -> String {
     match &t.host {
+        // IPv4, the common case, without `core::fmt` (a third of a session's formatting).
+        Host::Ip(IpAddr::V4(v4)) => {
+            let mut out = Vec::with_capacity(21);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                traffic_log::text::push_decimal(&mut out, u64::from(octet));
+            }
+            out.push(b':');
+            traffic_log::text::push_decimal(&mut out, u64::from(t.port));
+            String::from_utf8(out).unwrap_or_default()
+        }
         Host::Ip(ip) => SocketAddr::new(*ip, t.port).to_string(),
         Host::Domain(name) => format!("{name}:{}", t.port),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn host_port_writes_what_socket_addr_displays() {
+    for (ip, port) in [
+        ([127, 0, 0, 1], 80),
+        ([0, 0, 0, 0], 0),
+        ([255, 10, 9, 100], 65535),
+    ] {
+        let t = Target {
+            host: Host::Ip(IpAddr::from(ip)),
+            port,
+        };
+        assert_eq!(host_port(&t), SocketAddr::from((ip, port)).to_string());
     }
 }
 

@@ -125,6 +125,12 @@ impl RuleLog {
 
     /// `[:` when `connect` is on.
     pub(crate) fn start(&self, log: &Logger, ends: Ends) {
+        self.start_with(log, || ends);
+    }
+
+    /// [`RuleLog::start`] with the endpoints built only when the record is written
+    /// (a session's lists are cloned for nothing when the rule does not log `connect`).
+    pub(crate) fn start_with(&self, log: &Logger, ends: impl FnOnce() -> Ends) {
         match self.command {
             Command::Accept => ClientPassed { rule: self.number }.emit(),
             command => RequestDecided {
@@ -135,6 +141,7 @@ impl RuleLog {
             .emit(),
         }
         if self.flags.connect {
+            let ends = ends();
             self.emit_op(log, self.verdict, Event::Start { ends, desc: None });
         }
     }
@@ -347,6 +354,16 @@ impl RuleLog {
         }
     }
 
+    /// Whether a summary ending with `cause` is written (`disconnect`, or `error` for an
+    /// error): a client rule's summary, which counts nothing, is built only then.
+    pub(crate) fn logs_summary(&self, cause: &EndCause) -> bool {
+        let is_error = matches!(
+            cause,
+            EndCause::ClientError(_) | EndCause::PeerError(_) | EndCause::Timeout(_)
+        );
+        self.flags.disconnect || (self.flags.error && is_error)
+    }
+
     pub(crate) fn summary_with(
         &self,
         log: &Logger,
@@ -363,11 +380,7 @@ impl RuleLog {
             }
             .emit();
         }
-        let is_error = matches!(
-            cause,
-            EndCause::ClientError(_) | EndCause::PeerError(_) | EndCause::Timeout(_)
-        );
-        if self.flags.disconnect || (self.flags.error && is_error) {
+        if self.logs_summary(cause) {
             let mut desc = cause.describe(secs);
             if let Some(block) = tcpinfo {
                 desc.push_str(block);

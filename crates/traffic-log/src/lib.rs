@@ -18,6 +18,7 @@
 #[doc(hidden)]
 pub mod fuzz;
 pub mod json;
+pub mod json_write;
 pub mod parse;
 pub mod prefix;
 pub mod record;

@@ -21,6 +21,32 @@ fn assert_round_trip(origin: &str, lineno: usize, record: &str) -> Record {
     // The JSON form rebuilds the same line.
     let json = parsed.to_json();
     let text = serde_json::to_string(&json).unwrap();
+    // The direct writer gives the same bytes, alone and with extra fields merged in.
+    let mut direct = Vec::new();
+    parsed.write_json(&mut direct, &[]);
+    assert_eq!(
+        String::from_utf8(direct).unwrap(),
+        text,
+        "{origin}:{lineno}: the direct JSON writer differs"
+    );
+    let extra: [(&str, &[u8]); 5] = [
+        ("level", b"\"info\""),
+        ("msg", b"\"m\""),
+        ("pid", b"7"),
+        ("subsystem", b"\"traffic\""),
+        ("ts", b"\"t\""),
+    ];
+    let mut merged = json.clone();
+    for (k, v) in extra {
+        merged[k] = serde_json::from_slice(v).unwrap();
+    }
+    let mut direct = Vec::new();
+    parsed.write_json(&mut direct, &extra);
+    assert_eq!(
+        String::from_utf8(direct).unwrap(),
+        serde_json::to_string(&merged).unwrap(),
+        "{origin}:{lineno}: the direct JSON writer differs with extra fields"
+    );
     let back = Record::from_json(&serde_json::from_str(&text).unwrap())
         .unwrap_or_else(|e| panic!("{origin}:{lineno}: JSON does not rebuild: {e}\n  {text}"));
     assert_eq!(

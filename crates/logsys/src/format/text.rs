@@ -8,7 +8,6 @@ use std::cell::Cell;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Datelike, Local, SecondsFormat, Timelike};
-use serde_json::{json, Value};
 
 use crate::{Level, Payload, Subsystem};
 
@@ -116,8 +115,68 @@ pub(crate) fn push_message(out: &mut Vec<u8>, p: &Payload) {
     }
 }
 
-/// One JSON object (without newline): `ts`, `level`, `subsystem`, `pid`, `msg`, and for
-/// traffic records every field of [`traffic_log::Record::to_json`] at the top level.
+thread_local! {
+    /// The last second this thread wrote a JSON time stamp for: the seconds since the
+    /// epoch, the RFC 3339 text up to the seconds and the offset after the micros.
+    static JSON_SECOND: std::cell::RefCell<(u64, String, String)> =
+        const { std::cell::RefCell::new((u64::MAX, String::new(), String::new())) };
+}
+
+/// Appends `"ts"`'s value (quoted): local time in RFC 3339 with micros, as chrono's
+/// `to_rfc3339_opts(SecondsFormat::Micros, true)` writes it, converted once per second
+/// per thread (the offset only changes on a second's boundary).
+fn push_ts(out: &mut Vec<u8>, time: SystemTime) {
+    let Ok(since) = time.duration_since(SystemTime::UNIX_EPOCH) else {
+        // Before 1970: not worth a cache.
+        let local: DateTime<Local> = time.into();
+        out.push(b'"');
+        out.extend_from_slice(
+            local
+                .to_rfc3339_opts(SecondsFormat::Micros, true)
+                .as_bytes(),
+        );
+        out.push(b'"');
+        return;
+    };
+    JSON_SECOND.with(|cell| {
+        let mut c = cell.borrow_mut();
+        if c.0 != since.as_secs() {
+            let local: DateTime<Local> = time.into();
+            let full = local.to_rfc3339_opts(SecondsFormat::Micros, true);
+            // `YYYY-MM-DDTHH:MM:SS.uuuuuu` then the offset; other shapes (years past
+            // 9999) are kept whole and written as they are.
+            if full.len() > 26 && full.as_bytes()[19] == b'.' {
+                *c = (
+                    since.as_secs(),
+                    full[..19].to_owned(),
+                    full[26..].to_owned(),
+                );
+            } else {
+                out.push(b'"');
+                out.extend_from_slice(full.as_bytes());
+                out.push(b'"');
+                return;
+            }
+        }
+        out.push(b'"');
+        out.extend_from_slice(c.1.as_bytes());
+        out.push(b'.');
+        let mut digits = [b'0'; 6];
+        let mut m = since.subsec_micros();
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (m % 10) as u8;
+            m /= 10;
+        }
+        out.extend_from_slice(&digits);
+        out.extend_from_slice(c.2.as_bytes());
+        out.push(b'"');
+    });
+}
+
+/// One JSON object and a newline: `level`, `msg`, `pid`, `subsystem`, `ts`, and for
+/// traffic records every field of [`traffic_log::Record::to_json`] at the top level,
+/// keys in sorted order — the bytes serde_json gave for the same object, written
+/// directly ([`traffic_log::Record::write_json`]) without a `serde_json::Value`.
 pub(crate) fn json_line(
     pid: u32,
     time: SystemTime,
@@ -125,26 +184,117 @@ pub(crate) fn json_line(
     subsystem: Subsystem,
     payload: Option<&Payload>,
     msg: &str,
-) -> String {
-    let local: DateTime<Local> = time.into();
-    let mut o = json!({
-        "ts": local.to_rfc3339_opts(SecondsFormat::Micros, true),
-        "level": level.name(),
-        "subsystem": subsystem.name(),
-        "pid": pid,
-        "msg": msg,
-    });
-    if let (Some(Payload::Traffic(r)), Value::Object(map)) = (payload, &mut o) {
-        if let Value::Object(fields) = r.to_json() {
-            map.extend(fields);
+) -> Vec<u8> {
+    let mut fields = Vec::with_capacity(64 + 2 * msg.len());
+    let mut at = [0usize; 5];
+    // The five fields' values one after another, then the pairs point into them.
+    push_str(&mut fields, level.name());
+    at[0] = fields.len();
+    push_str(&mut fields, msg);
+    at[1] = fields.len();
+    push_decimal(&mut fields, u64::from(pid));
+    at[2] = fields.len();
+    push_str(&mut fields, subsystem.name());
+    at[3] = fields.len();
+    push_ts(&mut fields, time);
+    at[4] = fields.len();
+    let extra: [(&str, &[u8]); 5] = [
+        ("level", &fields[..at[0]]),
+        ("msg", &fields[at[0]..at[1]]),
+        ("pid", &fields[at[1]..at[2]]),
+        ("subsystem", &fields[at[2]..at[3]]),
+        ("ts", &fields[at[3]..at[4]]),
+    ];
+    let mut out = Vec::with_capacity(fields.len() + 512);
+    match payload {
+        Some(Payload::Traffic(r)) => r.write_json(&mut out, &extra),
+        _ => {
+            out.push(b'{');
+            for (i, (k, v)) in extra.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_str(&mut out, k);
+                out.push(b':');
+                out.extend_from_slice(v);
+            }
+            out.push(b'}');
         }
     }
-    o.to_string()
+    out.push(b'\n');
+    out
 }
+
+use traffic_log::json_write::push_str;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+
+    /// What `json_line` gave when it built a `serde_json::Value` per line.
+    fn json_line_by_value(
+        pid: u32,
+        time: SystemTime,
+        level: Level,
+        subsystem: Subsystem,
+        payload: Option<&Payload>,
+        msg: &str,
+    ) -> String {
+        let local: DateTime<Local> = time.into();
+        let mut o = json!({
+            "ts": local.to_rfc3339_opts(SecondsFormat::Micros, true),
+            "level": level.name(),
+            "subsystem": subsystem.name(),
+            "pid": pid,
+            "msg": msg,
+        });
+        if let (Some(Payload::Traffic(r)), Value::Object(map)) = (payload, &mut o) {
+            if let Value::Object(fields) = r.to_json() {
+                map.extend(fields);
+            }
+        }
+        o.to_string() + "\n"
+    }
+
+    /// The direct writer gives the bytes the `Value` did, for traffic records of every
+    /// phase and for plain messages with characters JSON escapes, across seconds.
+    #[test]
+    fn json_line_is_byte_identical_to_the_value_form() {
+        let records = [
+            "pass(2): tcp/connect -: 127.0.0.1.44460 127.0.0.1.21014 -> 127.0.0.1.40779 127.0.0.1.21010 (1460)",
+            "pass(1): tcp/connect [: username%alice@127.0.0.1.40822 127.0.0.1.1080 -> 127.0.0.1.41377 127.0.0.1.31839",
+            "pass(1): tcp/connect ]: 197 -> 127.0.0.1.40822 127.0.0.1.1080 -> 79, 79 -> 127.0.0.1.41377 127.0.0.1.31839 -> 197: remote peer closed.  Session duration: 0s",
+            "block(3): tcp/connect ]: 127.0.0.1.40822 127.0.0.1.1080 -> example.com.443: blocked by \"rule\" \\ here",
+        ];
+        let texts: [&str; 3] = [
+            "plain",
+            "quote \" backslash \\ tab \t nl \n ctl \u{1} é",
+            "",
+        ];
+        let times = [(1_795_254_235u64, 762_175u32), (1_795_254_236, 5), (0, 0)]
+            .map(|(secs, micros)| SystemTime::UNIX_EPOCH + Duration::new(secs, micros * 1000));
+        let before_1970 = SystemTime::UNIX_EPOCH - Duration::new(1, 500_000_000);
+        for time in times.into_iter().chain([before_1970]) {
+            for line in records {
+                let r = traffic_log::Record::parse(line).unwrap();
+                let p = Payload::Traffic(r);
+                let a = json_line(9, time, Level::Info, Subsystem::TRAFFIC, Some(&p), line);
+                let b =
+                    json_line_by_value(9, time, Level::Info, Subsystem::TRAFFIC, Some(&p), line);
+                assert_eq!(String::from_utf8(a).unwrap(), b);
+            }
+            for t in texts {
+                let p = Payload::Text(t.into());
+                for payload in [None, Some(&p)] {
+                    let a = json_line(1, time, Level::Warning, Subsystem::SYSTEM, payload, t);
+                    let b =
+                        json_line_by_value(1, time, Level::Warning, Subsystem::SYSTEM, payload, t);
+                    assert_eq!(String::from_utf8(a).unwrap(), b);
+                }
+            }
+        }
+    }
     use std::time::Duration;
     use traffic_log::{LocalTime, Prefix};
 

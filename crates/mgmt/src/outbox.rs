@@ -105,6 +105,16 @@ impl Outbox {
         self.notify_with(|buf| buf.push_str(text))
     }
 
+    /// Bytes waiting to be written.
+    pub fn len(&self) -> usize {
+        self.lock().buf.len()
+    }
+
+    /// Whether nothing waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Counts `n` notifications as dropped (missed before they reached the box).
     pub fn count_dropped(&self, n: u64) {
         self.lock().dropped += n;

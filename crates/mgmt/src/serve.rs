@@ -43,9 +43,10 @@ use crate::outbox::{self, Outbox};
 use crate::proto::{reply, Command, Conn, HistoryArg, KillTarget, Lines, Signal, Step, Stream};
 
 /// `>LOG:` lines held back for a client until its `log on` is answered, before more are
-/// dropped (and counted). (`>CLIENT:` blocks waiting for a client to pause are held up
-/// to [`outbox::CAPACITY`] bytes: a burst of sessions right after a command would
-/// otherwise be lost.)
+/// dropped (and counted). (`>CLIENT:` blocks waiting for a client to pause are held as
+/// long as they and the outbox together hold less than [`outbox::CAPACITY`] bytes: a
+/// burst of sessions right after a command is kept, and a client that stops reading
+/// still holds up no more than that.)
 const QUEUE: usize = 256;
 /// The kernel's send buffer for a management client: with [`outbox::CAPACITY`], what a
 /// client that stops reading can hold up (the kernel would otherwise grow it to
@@ -651,7 +652,7 @@ impl Client {
                 {
                     return false;
                 }
-            } else if held.len() < outbox::CAPACITY {
+            } else if held.len() + self.outbox.len() < outbox::CAPACITY {
                 notify::client_into(held, &ev, n_clients, now);
             } else {
                 self.outbox.count_dropped(1);

@@ -248,33 +248,11 @@ fn a_current_that_is_a_directory_is_an_error_on_the_log_never_a_crash() {
     });
 }
 
-/// A tmpfs mounted by the test (root only: CI runs as root), unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_under_the_log_dir_is_reported_and_recovered_from() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test mounts a tmpfs and must run as root (CI does)"
-    );
     let root = tempfile::tempdir().unwrap();
-    let mnt = root.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(st.success(), "mount tmpfs failed");
-    let _guard = Tmpfs(mnt.clone());
+    let disk = Tmpfs::mount(&root.path().join("small"), "64k");
+    let mnt = disk.path().to_path_buf();
     let filler = mnt.join("filler");
     std::fs::write(&filler, vec![0u8; 40 * 1024]).unwrap();
     let dir = mnt.join("log");

@@ -894,3 +894,38 @@ fn golden_durations_compare_within_a_second() {
     ));
     assert!(!same_but_a_second("a", "b"));
 }
+
+/// A small tmpfs the test mounts at `dir` (created), unmounted on drop: a disk that
+/// fills. Root only (CI runs as root); the tests run in a private network namespace,
+/// and the mount is under the test's own temporary directory.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. `"64k"`) at `dir`.
+    pub fn mount(dir: &Path, size: &str) -> Self {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "this test mounts a tmpfs and must run as root (CI does)"
+        );
+        std::fs::create_dir_all(dir).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount tmpfs failed");
+        Self(dir.to_path_buf())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}

@@ -12,6 +12,13 @@
 //! Run: `cargo run --release -p ferrosocks-bench --bin log-throughput [LINES] [text|json]`:
 //! with `text` or `json`, only that file sink (to count one format's instructions under
 //! callgrind: two runs of different LINES, the difference per line).
+//!
+//! The wall a log directory's rotations hit (bench/src/fsync_rate.rs):
+//! `log-throughput fsync-rate [SECONDS]`: how many rotations (write a file of one
+//! default-size file's bytes, fsync it, rename it, fsync the directory) this disk does
+//! per second, and a bare fsync's rate; `log-throughput logdir [LINES]`: the file sink,
+//! the log directory runs, and the real `multilog s99999 n10` and `multilog t s99999 n10`
+//! fed the same lines through a pipe as fast as it takes them.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -20,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferrosocks_bench::fsync_rate;
 use logsys::logdir::{Options, Ship};
 use logsys::remote::{Protocol, RemoteTarget};
 use logsys::{Format, Level, LogConfig, LogDirTarget, Logger, SinkSpec, Subsystem, Target};
@@ -108,13 +116,46 @@ fn run(name: &str, target: Target, format: Format, total: usize, count: &dyn Fn(
 }
 
 fn main() {
-    let total: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let only = std::env::args().nth(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number =
+        |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    match args.first().map(String::as_str) {
+        Some("fsync-rate") => {
+            fsync_rate::report(Duration::from_secs(number(1, 3) as u64));
+            return;
+        }
+        Some("logdir") => {
+            let total = number(1, 1_000_000);
+            let text = file_sinks(total, Some("text"));
+            logdirs(total);
+            multilog_runs(&text);
+            return;
+        }
+        _ => {}
+    }
+    let total = number(0, 1_000_000);
+    let only = args.get(1).map(String::as_str);
+    file_sinks(total, only);
+    if only.is_some() {
+        return;
+    }
+    logdirs(total);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let port = listener.local_addr().expect("its address").port();
+    let frames = frame_receiver(listener);
+    let target = Target::SyslogRemote(remote_target(port, None));
+    run("syslog.remote tcp", target, Format::Text, total, &|| {
+        wait_frames(&frames, total as u64, Duration::from_secs(30))
+    });
+    disk_queue_replay(total);
+    collector(50, total / 50);
+}
+
+/// The file sinks (`only`: the one whose name ends so); the text file's bytes.
+fn file_sinks(total: usize, only: Option<&str>) -> Vec<u8> {
+    let mut text = Vec::new();
     for (name, format) in [("file text", Format::Text), ("file json", Format::Json)] {
-        if only.as_deref().is_some_and(|o| !name.ends_with(o)) {
+        if only.is_some_and(|o| !name.ends_with(o)) {
             continue;
         }
         let dir = tempfile::tempdir().expect("a temporary directory");
@@ -122,10 +163,49 @@ fn main() {
         run(name, Target::File(path.clone()), format, total, &|| {
             lines_in(&path)
         });
+        if format == Format::Text {
+            text = std::fs::read(&path).expect("the text file");
+        }
     }
-    if only.is_some() {
-        return;
+    text
+}
+
+/// The real multilog over `text`, written into its pipe as fast as it reads.
+fn multilog_runs(text: &[u8]) {
+    use std::io::Write;
+    let lines = text.iter().filter(|&&b| b == b'\n').count();
+    for args in [&["s99999", "n10"][..], &["t", "s99999", "n10"]] {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let start = Instant::now();
+        let child = std::process::Command::new("multilog")
+            .args(args)
+            .arg("./log")
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .spawn();
+        let Ok(mut child) = child else {
+            println!("multilog {}: not installed (daemontools)", args.join(" "));
+            return;
+        };
+        let mut stdin = child.stdin.take().expect("its stdin");
+        stdin.write_all(text).expect("multilog reads");
+        drop(stdin);
+        let ok = child.wait().expect("multilog ends").success();
+        let secs = start.elapsed().as_secs_f64();
+        let files = std::fs::read_dir(dir.path().join("log"))
+            .map(|r| r.count())
+            .unwrap_or(0);
+        assert!(ok, "multilog failed");
+        println!(
+            "multilog {}: {lines} lines in {secs:.2} s = {:.0} lines/s ({} bytes per line; {files} names in the directory at the end)",
+            args.join(" "),
+            lines as f64 / secs,
+            text.len() / lines.max(1),
+        );
     }
+}
+
+fn logdirs(total: usize) {
     let (port, _shipped_bytes) = sink_receiver();
     for (name, size, stamp, ship) in [
         ("logdir", 99_999, false, false),
@@ -152,15 +232,6 @@ fn main() {
         });
         run(name, target, Format::Text, total, &|| lines_in(&path));
     }
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a listener");
-    let port = listener.local_addr().expect("its address").port();
-    let frames = frame_receiver(listener);
-    let target = Target::SyslogRemote(remote_target(port, None));
-    run("syslog.remote tcp", target, Format::Text, total, &|| {
-        wait_frames(&frames, total as u64, Duration::from_secs(30))
-    });
-    disk_queue_replay(total);
-    collector(50, total / 50);
 }
 
 fn remote_target(port: u16, queue_dir: Option<std::path::PathBuf>) -> RemoteTarget {

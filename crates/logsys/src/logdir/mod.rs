@@ -316,8 +316,8 @@ impl LogDir {
         Ok(name)
     }
 
-    /// Rotates `current` now (if it holds anything): fsync, fsync the directory,
-    /// rename, 0744, a new `current`, fsync the directory, old files removed.
+    /// Rotates `current` now (if it holds anything): fsync, rename, 0744, a new
+    /// `current`, fsync the directory, old files removed.
     pub fn rotate(&mut self) -> Result<(), Error> {
         if self.bytes == 0 || self.missing_current {
             return Ok(());
@@ -326,7 +326,8 @@ impl LogDir {
         self.current
             .sync_all()
             .map_err(io("cannot fsync", &current))?;
-        self.sync_dir()?;
+        // No directory fsync here: the rename is atomic whatever is on disk, and the
+        // one after it records both names (multilog fsyncs none).
         self.finish(&current, "s")?;
         self.missing_current = true;
         // Marked complete once renamed: `current` is never seen 0744 while written.

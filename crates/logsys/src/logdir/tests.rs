@@ -1,7 +1,7 @@
 //! The log directory on a real file system: start-up recovery of what a crash leaves
 //! (`previous`, an unfinished `current`), and rotation's order with the finisher's
 //! thread (every line once, in order; `previous` never left after a clean close;
-//! `logdir.count` applied).
+//! `logdir.count` applied; a failed finish reported, kept and retried).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -182,4 +182,42 @@ fn a_rotation_renames_current_to_previous_and_the_finisher_names_it() {
         "second file\n"
     );
     assert!(!dir.join("previous").exists());
+}
+
+/// A finish that fails (here: no `previous` to rename) is reported, kept, and tried
+/// again by the next rotation's wait, which returns the error while it still fails
+/// and goes on once it works.
+#[test]
+fn a_failed_finish_is_reported_kept_and_retried_before_the_next_rotation() {
+    use super::finish::{Finisher, Job};
+    use crate::format::multilog::Plan;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let f = Finisher::new(dir, std::fs::File::open(dir).unwrap());
+    let data = dir.join("data");
+    std::fs::write(&data, "a rotated file\n").unwrap();
+    f.hand_over(Job {
+        file: std::fs::File::open(&data).unwrap(),
+        plan: Plan::new(4096, 10),
+        ship: None,
+    });
+    let e = f.ready().unwrap_err().to_string();
+    assert!(e.contains("cannot rename") && e.contains("previous"), "{e}");
+    let notes = f.take_notes();
+    assert!(
+        notes.len() == 1 && notes[0].contains("tried again at the next rotation"),
+        "{notes:?}"
+    );
+    assert!(rotated(dir).is_empty());
+    // Once `previous` is there, the wait finishes it.
+    std::fs::rename(&data, dir.join("previous")).unwrap();
+    f.ready().unwrap();
+    let names = rotated(dir);
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join(&names[0])).unwrap(),
+        "a rotated file\n"
+    );
+    assert_eq!(mode(&dir.join(&names[0])), 0o744);
+    f.ready().unwrap();
 }

@@ -383,9 +383,12 @@ fn a_log_dir_owned_by_someone_else_is_an_error_on_the_log_and_recovers_once_it_i
     echo_sessions(&p, &echo, 1);
     let (owner_uid, _) = owner.ids();
     let messages = p.wait_for("the log dir's failure", |m| {
-        m.contains(&format!("log directory {}", dir.display()))
-            && m.contains(&format!("owned by uid {owner_uid}"))
-            && m.contains(&format!("(uid {uid})"))
+        m.contains(&format!(
+            "log directory {} is owned by uid {owner_uid} ({}), not by the user ferrosocks runs as (uid {uid} ({}))",
+            dir.display(),
+            owner.name,
+            runner.name
+        ))
     });
     // The other sinks go on, and the server runs.
     p.wait_for("the session's end", |m| m.contains("tcp/accept ]"));

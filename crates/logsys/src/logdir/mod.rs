@@ -139,9 +139,10 @@ impl LogDir {
         let euid = unsafe { libc::geteuid() };
         if euid != 0 && meta.uid() != euid {
             return Err(Error::Shape(format!(
-                "log directory {} is owned by uid {}, not by the user ferrosocks runs as (uid {euid})",
+                "log directory {} is owned by {}, not by the user ferrosocks runs as ({}): make it that user's, as multilog's under setuidgid",
                 dir.display(),
-                meta.uid()
+                user(meta.uid()),
+                user(euid)
             )));
         }
         let chown_to = (euid == 0 && meta.uid() != 0).then(|| (meta.uid(), meta.gid()));
@@ -460,6 +461,22 @@ impl LogDir {
             .map_err(io("cannot chmod", &current))?;
         finished
     }
+}
+
+/// `uid 998 (log)`: a uid and, if it has one, its user's name.
+fn user(uid: u32) -> String {
+    // SAFETY: passwd is plain C data, for which all zeroes is a valid value.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into `pw` and `buf`, both ours and as long as told.
+    let r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if r != 0 || found.is_null() || pw.pw_name.is_null() {
+        return format!("uid {uid}");
+    }
+    // SAFETY: getpwuid_r succeeded: pw_name points at a NUL-terminated name in `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    format!("uid {uid} ({})", name.to_string_lossy())
 }
 
 /// The last byte of an open file of length `len`.

@@ -5,13 +5,22 @@
 //! Sinks: a plain file (text, JSON), a log directory (`logdir`, default size 99999, so
 //! rotations with their fsyncs are included; with and without `logdir.stamp`; with
 //! `logdir.ship` to a local receiver, to show shipping does not reach the log call), and
-//! `syslog.remote` over TCP to a local receiver that reads every frame.
+//! `syslog.remote` over TCP and over TLS (RFC 5425; a test CA made with openssl, the
+//! receiver rustls) to a local receiver that decodes every frame.
 //!
 //! The producer sends in batches and waits (`flush`) after each, so the figure is the
 //! rate the sink keeps up with, with no line dropped (each run counts what arrived).
 //! Run: `cargo run --release -p ferrosocks-bench --bin log-throughput [LINES] [text|json]`:
 //! with `text` or `json`, only that file sink (to count one format's instructions under
 //! callgrind: two runs of different LINES, the difference per line).
+//!
+//! The wall a log directory's rotations hit (bench/src/fsync_rate.rs):
+//! `log-throughput fsync-rate [SECONDS]`: how many rotations (write a file of one
+//! default-size file's bytes, fsync it, rename it, fsync the directory) this disk does
+//! per second, and a bare fsync's rate; `log-throughput logdir [LINES]`: the file sink,
+//! the log directory runs, and the real `multilog s99999 n10` and `multilog t s99999 n10`
+//! fed the same lines through a pipe as fast as it takes them.
+//! `log-throughput remote [LINES]`: only `syslog.remote` over TCP and TLS.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -20,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferrosocks_bench::fsync_rate;
 use logsys::logdir::{Options, Ship};
 use logsys::remote::{Protocol, RemoteTarget};
 use logsys::{Format, Level, LogConfig, LogDirTarget, Logger, SinkSpec, Subsystem, Target};
@@ -108,13 +118,44 @@ fn run(name: &str, target: Target, format: Format, total: usize, count: &dyn Fn(
 }
 
 fn main() {
-    let total: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let only = std::env::args().nth(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number =
+        |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    match args.first().map(String::as_str) {
+        Some("fsync-rate") => {
+            fsync_rate::report(Duration::from_secs(number(1, 3) as u64));
+            return;
+        }
+        Some("remote") => {
+            remotes(number(1, 1_000_000));
+            return;
+        }
+        Some("logdir") => {
+            let total = number(1, 1_000_000);
+            let text = file_sinks(total, Some("text"));
+            logdirs(total);
+            multilog_runs(&text);
+            return;
+        }
+        _ => {}
+    }
+    let total = number(0, 1_000_000);
+    let only = args.get(1).map(String::as_str);
+    file_sinks(total, only);
+    if only.is_some() {
+        return;
+    }
+    logdirs(total);
+    remotes(total);
+    disk_queue_replay(total);
+    collector(50, total / 50);
+}
+
+/// The file sinks (`only`: the one whose name ends so); the text file's bytes.
+fn file_sinks(total: usize, only: Option<&str>) -> Vec<u8> {
+    let mut text = Vec::new();
     for (name, format) in [("file text", Format::Text), ("file json", Format::Json)] {
-        if only.as_deref().is_some_and(|o| !name.ends_with(o)) {
+        if only.is_some_and(|o| !name.ends_with(o)) {
             continue;
         }
         let dir = tempfile::tempdir().expect("a temporary directory");
@@ -122,10 +163,49 @@ fn main() {
         run(name, Target::File(path.clone()), format, total, &|| {
             lines_in(&path)
         });
+        if format == Format::Text {
+            text = std::fs::read(&path).expect("the text file");
+        }
     }
-    if only.is_some() {
-        return;
+    text
+}
+
+/// The real multilog over `text`, written into its pipe as fast as it reads.
+fn multilog_runs(text: &[u8]) {
+    use std::io::Write;
+    let lines = text.iter().filter(|&&b| b == b'\n').count();
+    for args in [&["s99999", "n10"][..], &["t", "s99999", "n10"]] {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let start = Instant::now();
+        let child = std::process::Command::new("multilog")
+            .args(args)
+            .arg("./log")
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .spawn();
+        let Ok(mut child) = child else {
+            println!("multilog {}: not installed (daemontools)", args.join(" "));
+            return;
+        };
+        let mut stdin = child.stdin.take().expect("its stdin");
+        stdin.write_all(text).expect("multilog reads");
+        drop(stdin);
+        let ok = child.wait().expect("multilog ends").success();
+        let secs = start.elapsed().as_secs_f64();
+        let files = std::fs::read_dir(dir.path().join("log"))
+            .map(|r| r.count())
+            .unwrap_or(0);
+        assert!(ok, "multilog failed");
+        println!(
+            "multilog {}: {lines} lines in {secs:.2} s = {:.0} lines/s ({} bytes per line; {files} names in the directory at the end)",
+            args.join(" "),
+            lines as f64 / secs,
+            text.len() / lines.max(1),
+        );
     }
+}
+
+fn logdirs(total: usize) {
     let (port, _shipped_bytes) = sink_receiver();
     for (name, size, stamp, ship) in [
         ("logdir", 99_999, false, false),
@@ -152,15 +232,34 @@ fn main() {
         });
         run(name, target, Format::Text, total, &|| lines_in(&path));
     }
+}
+
+/// `syslog.remote` over TCP, then over TLS, each to a local receiver decoding every
+/// frame.
+fn remotes(total: usize) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a listener");
     let port = listener.local_addr().expect("its address").port();
-    let frames = frame_receiver(listener);
+    let frames = frame_receiver(listener, None);
     let target = Target::SyslogRemote(remote_target(port, None));
     run("syslog.remote tcp", target, Format::Text, total, &|| {
         wait_frames(&frames, total as u64, Duration::from_secs(30))
     });
-    disk_queue_replay(total);
-    collector(50, total / 50);
+    let pki = tempfile::tempdir().expect("a temporary directory");
+    let Some(server) = tls::server_config(pki.path()) else {
+        println!("syslog.remote tls: openssl is not installed (it makes the test CA)");
+        return;
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let port = listener.local_addr().expect("its address").port();
+    let frames = frame_receiver(listener, Some(server));
+    let target = Target::SyslogRemote(RemoteTarget {
+        protocol: Protocol::Tls,
+        ca: Some(pki.path().join("ca.pem")),
+        ..remote_target(port, None)
+    });
+    run("syslog.remote tls", target, Format::Text, total, &|| {
+        wait_frames(&frames, total as u64, Duration::from_secs(30))
+    });
 }
 
 fn remote_target(port: u16, queue_dir: Option<std::path::PathBuf>) -> RemoteTarget {
@@ -174,35 +273,113 @@ fn remote_target(port: u16, queue_dir: Option<std::path::PathBuf>) -> RemoteTarg
     }
 }
 
-/// A receiver that counts octet-counted frames, across connections.
-fn frame_receiver(l: TcpListener) -> Arc<AtomicU64> {
+/// A receiver that counts octet-counted frames, across connections; over TLS with
+/// `tls`.
+fn frame_receiver(l: TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> Arc<AtomicU64> {
     let frames = Arc::new(AtomicU64::new(0));
     let f = Arc::clone(&frames);
     std::thread::spawn(move || {
         for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
+            let Ok(c) = c else { continue };
             let f = Arc::clone(&f);
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 1 << 16];
-                let mut pending: Vec<u8> = Vec::new();
-                while let Ok(n) = c.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    pending.extend_from_slice(&buf[..n]);
-                    let mut at = 0;
-                    while let Ok(logsys::format::framing::Decoded::Frame { used, .. }) =
-                        logsys::format::framing::decode(&pending[at..], 1 << 20)
-                    {
-                        at += used;
-                        f.fetch_add(1, Ordering::Relaxed);
-                    }
-                    pending.drain(..at);
+            let tls = tls.clone();
+            std::thread::spawn(move || match tls {
+                None => count_frames(c, &f),
+                Some(config) => {
+                    let Ok(conn) = rustls::ServerConnection::new(config) else {
+                        return;
+                    };
+                    count_frames(rustls::StreamOwned::new(conn, c), &f);
                 }
             });
         }
     });
     frames
+}
+
+/// Decodes every octet-counted frame read from `c`, counting them in `f`.
+fn count_frames(mut c: impl Read, f: &AtomicU64) {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut pending: Vec<u8> = Vec::new();
+    while let Ok(n) = c.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        let mut at = 0;
+        while let Ok(logsys::format::framing::Decoded::Frame { used, .. }) =
+            logsys::format::framing::decode(&pending[at..], 1 << 20)
+        {
+            at += used;
+            f.fetch_add(1, Ordering::Relaxed);
+        }
+        pending.drain(..at);
+    }
+}
+
+/// The TLS receiver's side: a test CA and a certificate for 127.0.0.1, made with
+/// openssl as the TLS integration test makes them.
+mod tls {
+    use std::path::Path;
+    use std::process::Command;
+    use std::sync::Arc;
+
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    /// Writes `ca.pem`, `cert.pem` and `key.pem` into `dir`; the server's
+    /// configuration, or None without openssl.
+    pub(super) fn server_config(dir: &Path) -> Option<Arc<rustls::ServerConfig>> {
+        let p = |f: &str| dir.join(f).display().to_string();
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("ext.cnf");
+        let steps: [Vec<String>; 3] = [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"]
+                .map(String::from)
+                .into_iter()
+                .chain([p("ca.key"), "-out".into(), p("ca.pem")])
+                .chain(["-days", "2", "-subj", "/CN=ferrosocks bench CA"].map(String::from))
+                .collect(),
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout"]
+                .map(String::from)
+                .into_iter()
+                .chain([p("key.pem"), "-out".into(), p("req.csr")])
+                .chain(["-subj", "/CN=127.0.0.1"].map(String::from))
+                .collect(),
+            ["x509", "-req", "-in"]
+                .map(String::from)
+                .into_iter()
+                .chain([p("req.csr"), "-CA".into(), p("ca.pem"), "-CAkey".into()])
+                .chain([p("ca.key"), "-CAcreateserial".into(), "-out".into()])
+                .chain([p("cert.pem"), "-days".into(), "2".into(), "-extfile".into()])
+                .chain([p("ext.cnf")])
+                .collect(),
+        ];
+        for args in steps {
+            let out = Command::new("openssl").args(&args).output().ok()?;
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let certs = CertificateDer::pem_file_iter(dir.join("cert.pem"))
+            .expect("cert.pem")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("a certificate");
+        let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).expect("key.pem");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("the certificate and its key");
+        Some(Arc::new(config))
+    }
 }
 
 fn wait_frames(frames: &AtomicU64, want: u64, limit: Duration) -> usize {
@@ -249,7 +426,7 @@ fn disk_queue_replay(total: usize) {
         .unwrap_or(0);
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("the receiver's port");
     let back = Instant::now();
-    let frames = frame_receiver(listener);
+    let frames = frame_receiver(listener, None);
     // The sender finds the receiver back at its next reconnect (back-off up to 30 s);
     // the replay rate is from the first record received.
     wait_frames(&frames, 1, Duration::from_secs(60));

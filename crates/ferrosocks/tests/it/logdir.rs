@@ -340,3 +340,142 @@ fn a_subsystem_or_errorlog_can_name_the_log_dir_instead_of_logoutput() {
         assert!(traffic || severe, "{l}");
     }
 }
+
+/// ferrosocks run as an unprivileged user, `dir` made mode `mode` and owned by `owner`.
+fn prepare_dir(dir: &Path, owner: (u32, u32), mode_bits: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::os::unix::fs::chown(dir, Some(owner.0), Some(owner.1)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode_bits)).unwrap();
+}
+
+/// A parent every user may pass through.
+fn open_parent() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    t
+}
+
+fn require_root() {
+    // SAFETY: geteuid(2) has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test creates users with useradd and needs root (./test.sh runs as root in CI)"
+    );
+}
+
+#[test]
+fn a_log_dir_owned_by_someone_else_is_an_error_on_the_log_and_recovers_once_it_is_ours() {
+    require_root();
+    let runner = SystemUser::new();
+    let owner = SystemUser::new();
+    let parent = open_parent();
+    let dir = parent.path().join("log");
+    // Another user's multilog directory, as `setuidgid log multilog` leaves it.
+    prepare_dir(&dir, owner.ids(), 0o700);
+    let echo = Helper::echo();
+    let (uid, gid) = runner.ids();
+    let p = Proxy::launch_as(
+        &format!("logdir: {}\n{}", dir.display(), conf("connect disconnect")),
+        uid,
+        gid,
+    );
+    echo_sessions(&p, &echo, 1);
+    let (owner_uid, _) = owner.ids();
+    let messages = p.wait_for("the log dir's failure", |m| {
+        m.contains(&format!(
+            "log directory {} is owned by uid {owner_uid} ({}), not by the user ferrosocks runs as (uid {uid} ({}))",
+            dir.display(),
+            owner.name,
+            runner.name
+        ))
+    });
+    // The other sinks go on, and the server runs.
+    p.wait_for("the session's end", |m| m.contains("tcp/accept ]"));
+    assert!(p.child_running(), "{messages:?}");
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "nothing written into someone else's directory"
+    );
+    // Handed over to the user ferrosocks runs as: it recovers, as from a full disk.
+    std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+    echo_sessions(&p, &echo, 1);
+    p.wait_for("the recovery", |m| {
+        m.contains(&format!("log directory {} works again", dir.display()))
+    });
+    wait_until("lines in current", || {
+        std::fs::read_to_string(dir.join("current")).is_ok_and(|t| t.contains("tcp/accept ]"))
+    });
+    assert_eq!(mode(&dir.join("current")), 0o644);
+}
+
+#[test]
+fn an_unwritable_log_dir_is_an_error_on_the_log_at_start_and_while_rotating_and_recovers() {
+    require_root();
+    let runner = SystemUser::new();
+    let parent = open_parent();
+    let dir = parent.path().join("log");
+    let (uid, gid) = runner.ids();
+    // Its own directory, but read-only.
+    prepare_dir(&dir, (uid, gid), 0o500);
+    let echo = Helper::echo();
+    let mut p = Proxy::launch_as(
+        &format!(
+            "logdir: {}\nlogdir.size: 4096\nlogdir.count: 100\n{}",
+            dir.display(),
+            conf("connect disconnect ioop")
+        ),
+        uid,
+        gid,
+    );
+    echo_sessions(&p, &echo, 1);
+    p.wait_for("the failure to open it", |m| {
+        m.contains(&format!("{}/lock", dir.display())) && m.contains("Permission denied")
+    });
+    assert!(p.child_running());
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    echo_sessions(&p, &echo, 1);
+    p.wait_for("the recovery", |m| {
+        m.contains(&format!("log directory {} works again", dir.display()))
+    });
+    // Unwritable again while written: `current` is still appended to, the next
+    // rotation cannot rename it.
+    wait_until("lines in current", || {
+        std::fs::read_to_string(dir.join("current")).is_ok_and(|t| t.contains("tcp/accept ]"))
+    });
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !p
+        .messages()
+        .iter()
+        .any(|m| m.contains("cannot rename") && m.contains("Permission denied"))
+    {
+        assert!(Instant::now() < deadline, "no rotation failure reported");
+        echo_sessions(&p, &echo, 1);
+    }
+    assert!(p.child_running());
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p
+        .messages()
+        .iter()
+        .filter(|m| m.contains(&format!("log directory {} works again", dir.display())))
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "no second recovery");
+        echo_sessions(&p, &echo, 1);
+    }
+    // Rotated files whole again, no `previous` left by a clean stop.
+    p.signal(libc::SIGTERM);
+    assert!(p.wait_exit(Duration::from_secs(10)).success());
+    assert!(!dir.join("previous").exists(), "{:?}", listing(&dir));
+    for f in rotated(&dir) {
+        let name = f.file_name().unwrap().to_str().unwrap().to_owned();
+        assert!(name.ends_with(".s"), "{name}");
+        assert!(
+            std::fs::read_to_string(&f).unwrap().ends_with('\n'),
+            "{name}"
+        );
+    }
+}

@@ -50,11 +50,30 @@ impl Proxy {
 
     /// Starts the binary with extra arguments and environment variables.
     pub fn launch(conf: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(conf, args, env, None)
+    }
+
+    /// Starts the binary as the user `uid`:`gid` (not root), its private directory
+    /// (configuration, log) that user's.
+    pub fn launch_as(conf: &str, uid: u32, gid: u32) -> Self {
+        Self::spawn(conf, &[], &[], Some((uid, gid)))
+    }
+
+    fn spawn(conf: &str, args: &[&str], env: &[(&str, &str)], user: Option<(u32, u32)>) -> Self {
+        use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("ferrosocks.log");
         let path = dir.path().join("sockd.conf");
         std::fs::write(&path, fill(conf, dir.path(), &log)).unwrap();
-        let mut child = Command::new(BIN)
+        let mut cmd = Command::new(BIN);
+        if let Some((uid, gid)) = user {
+            for p in [dir.path(), path.as_path()] {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+            }
+            // std drops the supplementary groups when it switches the uid.
+            cmd.uid(uid).gid(gid);
+        }
+        let mut child = cmd
             .arg("-f")
             .arg(&path)
             .args(args)
@@ -927,5 +946,96 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+// ---- system users (useradd/userdel), for the tests that need real accounts ----
+
+static NEXT_USER: AtomicUsize = AtomicUsize::new(0);
+
+/// A system user made with useradd, removed with userdel when dropped.
+pub struct SystemUser {
+    pub name: String,
+}
+
+impl SystemUser {
+    pub fn new() -> Self {
+        // SAFETY: geteuid(2) has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(
+            euid, 0,
+            "this test creates system users with useradd and needs root \
+             (./test.sh runs as root in CI)"
+        );
+        let n = NEXT_USER.fetch_add(1, Ordering::Relaxed);
+        // The guard exists before useradd runs: whatever useradd did is undone.
+        let u = Self {
+            name: format!("fsk-test-{}-it{n}", std::process::id()),
+        };
+        u.tool(
+            Command::new("useradd")
+                .args(["-M", "-N", "-s", "/usr/sbin/nologin"])
+                .arg(&u.name),
+            None,
+        );
+        u
+    }
+
+    /// chpasswd with its default method (PAM: yescrypt on Debian 12).
+    pub fn set_password(&self, password: &str) {
+        self.tool(
+            &mut Command::new("chpasswd"),
+            Some(&format!("{}:{password}\n", self.name)),
+        );
+    }
+
+    /// Runs `program ARGS… NAME`.
+    pub fn admin(&self, program: &str, args: &[&str]) {
+        self.tool(Command::new(program).args(args).arg(&self.name), None);
+    }
+
+    /// Its uid and gid.
+    pub fn ids(&self) -> (u32, u32) {
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+        let line = passwd
+            .lines()
+            .find(|l| l.split(':').next() == Some(self.name.as_str()))
+            .unwrap_or_else(|| panic!("{} is not in /etc/passwd", self.name));
+        let f: Vec<&str> = line.split(':').collect();
+        (f[2].parse().unwrap(), f[3].parse().unwrap())
+    }
+
+    fn tool(&self, cmd: &mut Command, input: Option<&str>) {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(text) = input {
+            stdin.write_all(text.as_bytes()).unwrap();
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for SystemUser {
+    fn drop(&mut self) {
+        match Command::new("userdel").arg(&self.name).output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!(
+                "userdel {}: {}",
+                self.name,
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => eprintln!("userdel {}: {e}", self.name),
+        }
     }
 }

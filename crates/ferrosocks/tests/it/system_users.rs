@@ -2,10 +2,6 @@
 //! then crypt), as Dante checks them. The test creates real users with useradd and
 //! chpasswd, so it needs root (./test.sh runs as root in CI) and says so when it is not.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use crate::support::*;
 
 #[test]
@@ -98,83 +94,5 @@ fn logins_of_system_users(extra: &str) {
     let log = proxy.messages().join("\n");
     for secret in ["sys-s3cret-pw", "wrong-pw", "locked-pw", "$y$"] {
         assert!(!log.contains(secret), "a secret reached the log:\n{log}");
-    }
-}
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A system user made with useradd, removed with userdel when dropped.
-struct SystemUser {
-    name: String,
-}
-
-impl SystemUser {
-    fn new() -> Self {
-        // SAFETY: geteuid(2) has no preconditions.
-        let euid = unsafe { libc::geteuid() };
-        assert_eq!(
-            euid, 0,
-            "this test creates system users with useradd and needs root \
-             (./test.sh runs as root in CI)"
-        );
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        // The guard exists before useradd runs: whatever useradd did is undone.
-        let u = Self {
-            name: format!("fsk-test-{}-it{n}", std::process::id()),
-        };
-        u.tool(
-            Command::new("useradd")
-                .args(["-M", "-N", "-s", "/usr/sbin/nologin"])
-                .arg(&u.name),
-            None,
-        );
-        u
-    }
-
-    /// chpasswd with its default method (PAM: yescrypt on Debian 12).
-    fn set_password(&self, password: &str) {
-        self.tool(
-            &mut Command::new("chpasswd"),
-            Some(&format!("{}:{password}\n", self.name)),
-        );
-    }
-
-    /// Runs `program ARGS… NAME`.
-    fn admin(&self, program: &str, args: &[&str]) {
-        self.tool(Command::new(program).args(args).arg(&self.name), None);
-    }
-
-    fn tool(&self, cmd: &mut Command, input: Option<&str>) {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(text) = input {
-            stdin.write_all(text.as_bytes()).unwrap();
-        }
-        drop(stdin);
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for SystemUser {
-    fn drop(&mut self) {
-        match Command::new("userdel").arg(&self.name).output() {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => eprintln!(
-                "userdel {}: {}",
-                self.name,
-                String::from_utf8_lossy(&o.stderr)
-            ),
-            Err(e) => eprintln!("userdel {}: {e}", self.name),
-        }
     }
 }

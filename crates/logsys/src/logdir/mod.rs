@@ -7,9 +7,11 @@
 //! a `current` found unfinished at start, after a crash). Rotation follows
 //! [`multilog::Plan`]: at a line boundary once `current` holds `size − 2000` bytes, never
 //! past `size`; at most `count − 1` rotated files are kept (the oldest go first; with
-//! shipping on, files not yet shipped are never removed). Each rotation fsyncs
-//! `current` and the directory, renames `current` to its `@` name (then marks it 0744),
-//! creates a new `current` and fsyncs the directory again.
+//! shipping on, files not yet shipped are never removed). A rotation renames `current`
+//! to `previous` and creates a new `current` on the writer's thread; a finisher thread
+//! (`finish.rs`) then fsyncs `previous`, marks it 0744, renames it to its `@` name and
+//! fsyncs the directory, as multilog's `fullcurrent` does, while the writer goes on. At
+//! most one file is being finished: a rotation waits for the previous one.
 //!
 //! One [`LogDir`] per directory per process ([`shared`]): a reload that keeps the
 //! directory keeps its lock and its open `current`.
@@ -21,10 +23,14 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+mod finish;
 mod ship;
+#[cfg(test)]
+mod tests;
 
+use finish::Finisher;
 pub use ship::Ship;
 use ship::Shipper;
 
@@ -84,7 +90,8 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 /// An open log directory.
 pub struct LogDir {
     dir: PathBuf,
-    dirfd: File,
+    /// Finishes rotated files; holds the directory's descriptor.
+    finisher: Finisher,
     /// Held for the flock.
     _lock: File,
     current: File,
@@ -105,13 +112,12 @@ pub struct LogDir {
     shipper: Option<Shipper>,
     /// Given to a shipper started later.
     waker: Option<crate::backend::Waker>,
-    /// The last rotated file's label, so that two rotations in one microsecond differ.
-    last_label: [u8; tai64n::LEN],
 }
 
 impl LogDir {
     /// Opens (creating if needed) and locks `dir`, recovering from a crash as multilog
-    /// does: a `current` without its execute bit becomes `@<now>.u`.
+    /// does: a `previous` left mid-rotation, then a `current` without its execute bit,
+    /// become `@<now>.u`.
     pub fn open(dir: &Path, options: &Options) -> Result<Self, Error> {
         match std::fs::symlink_metadata(dir) {
             Ok(m) if !m.is_dir() && !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) => {
@@ -133,9 +139,10 @@ impl LogDir {
         let euid = unsafe { libc::geteuid() };
         if euid != 0 && meta.uid() != euid {
             return Err(Error::Shape(format!(
-                "log directory {} is owned by uid {}, not by the user ferrosocks runs as (uid {euid})",
+                "log directory {} is owned by {}, not by the user ferrosocks runs as ({}): make it that user's, as multilog's under setuidgid",
                 dir.display(),
-                meta.uid()
+                user(meta.uid()),
+                user(euid)
             )));
         }
         let chown_to = (euid == 0 && meta.uid() != 0).then(|| (meta.uid(), meta.gid()));
@@ -159,7 +166,7 @@ impl LogDir {
         let mut me = Self {
             dir: dir.to_path_buf(),
             current: lock.try_clone().map_err(io("cannot open", &lock_path))?,
-            dirfd,
+            finisher: Finisher::new(dir, dirfd),
             _lock: lock,
             bytes: 0,
             plan: Plan::new(options.size, options.count),
@@ -170,7 +177,6 @@ impl LogDir {
             chown_to,
             shipper: None,
             waker: None,
-            last_label: [0; tai64n::LEN],
         };
         me.recover()?;
         me.set_options(options);
@@ -207,25 +213,35 @@ impl LogDir {
     /// Wakes `w` when the shipping thread has something to report.
     pub(crate) fn set_waker(&mut self, w: crate::backend::Waker) {
         self.waker = Some(w.clone());
+        self.finisher.set_waker(w.clone());
         if let Some(s) = &self.shipper {
             s.set_waker(w);
         }
     }
 
-    /// Reports of the shipping thread for the error log (failures, recoveries).
+    /// Reports of the finishing and shipping threads for the error log (failures,
+    /// recoveries).
     pub fn take_notes(&mut self) -> Vec<String> {
-        self.shipper
-            .as_ref()
-            .map_or_else(Vec::new, Shipper::take_notes)
+        let mut notes = self.finisher.take_notes();
+        if let Some(s) = &self.shipper {
+            notes.extend(s.take_notes());
+        }
+        notes
     }
 
-    /// multilog's start: a cleanly finished `current` (mode 0744) is continued, an
-    /// unfinished one (and a `previous` left mid-rotation) is finished as `.u`.
+    /// multilog's start: a `previous` left by a crash mid-rotation (renamed from
+    /// `current`, maybe not yet on disk) is finished as `.u`, first (it is older); then
+    /// a cleanly finished `current` (mode 0744) is continued, an unfinished one is
+    /// finished as `.u`.
     fn recover(&mut self) -> Result<(), Error> {
         let current = self.dir.join("current");
         let previous = self.dir.join("previous");
-        if previous.exists() {
-            self.finish(&previous, "u")?;
+        if std::fs::symlink_metadata(&previous).is_ok_and(|m| m.is_file()) {
+            if let Ok(f) = File::open(&previous) {
+                let _ = f.sync_all();
+            }
+            let _ = std::fs::set_permissions(&previous, std::fs::Permissions::from_mode(0o744));
+            self.finisher.rename_now(&previous, "u")?;
         }
         match std::fs::symlink_metadata(&current) {
             Ok(m) if m.is_dir() => {
@@ -256,7 +272,7 @@ impl LogDir {
                     let _ = f.sync_all();
                 }
                 let _ = std::fs::set_permissions(&current, std::fs::Permissions::from_mode(0o744));
-                self.finish(&current, "u")?;
+                self.finisher.rename_now(&current, "u")?;
                 self.create_current()?;
             }
             Err(_) => self.create_current()?,
@@ -294,68 +310,33 @@ impl LogDir {
     }
 
     fn sync_dir(&self) -> Result<(), Error> {
-        self.dirfd
-            .sync_all()
-            .map_err(io("cannot fsync log directory", &self.dir))
+        self.finisher.sync_dir()
     }
 
-    /// Gives `file` its `@<TAI64N>.code` name (a rename: the name appears only once the
-    /// file is complete).
-    fn finish(&mut self, file: &Path, code: &str) -> Result<String, Error> {
-        let mut label = tai64n::label(SystemTime::now());
-        if label <= self.last_label {
-            label = tai64n::label(
-                tai64n::parse(&self.last_label).unwrap_or(SystemTime::UNIX_EPOCH)
-                    + Duration::from_micros(1),
-            );
-        }
-        self.last_label = label;
-        let name = format!("{}.{code}", String::from_utf8_lossy(&label));
-        let to = self.dir.join(&name);
-        std::fs::rename(file, &to).map_err(io("cannot rename", file))?;
-        Ok(name)
-    }
-
-    /// Rotates `current` now (if it holds anything): fsync, fsync the directory,
-    /// rename, 0744, a new `current`, fsync the directory, old files removed.
+    /// Rotates `current` now (if it holds anything), multilog's `fullcurrent` with its
+    /// slow half on the finisher's thread: once the previous rotated file is finished,
+    /// `current` is renamed `previous` and a new `current` created; the finisher then
+    /// fsyncs `previous`, marks it 0744, renames it `@<TAI64N>.s`, fsyncs the directory,
+    /// removes the oldest files and wakes the shipper.
     pub fn rotate(&mut self) -> Result<(), Error> {
         if self.bytes == 0 || self.missing_current {
             return Ok(());
         }
+        self.finisher.ready()?;
         let current = self.dir.join("current");
-        self.current
-            .sync_all()
-            .map_err(io("cannot fsync", &current))?;
-        self.sync_dir()?;
-        self.finish(&current, "s")?;
-        self.missing_current = true;
-        // Marked complete once renamed: `current` is never seen 0744 while written.
-        let _ = self
+        let file = self
             .current
-            .set_permissions(std::fs::Permissions::from_mode(0o744));
-        let created = self.create_current();
-        self.expire();
-        if let Some(s) = &self.shipper {
-            s.kick();
-        }
-        created?;
-        self.sync_dir()
-    }
-
-    /// Removes the oldest rotated files beyond `count − 1`.
-    fn expire(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        let names: Vec<String> = entries
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let shared = self.shipper.as_ref().map(Shipper::shared);
-        let keep = |n: &str| shared.as_ref().is_some_and(|s| Shipper::keeps(s, n));
-        for n in self.plan.expired(&refs, keep) {
-            let _ = std::fs::remove_file(self.dir.join(n));
-        }
+            .try_clone()
+            .map_err(io("cannot dup", &current))?;
+        std::fs::rename(&current, self.dir.join("previous"))
+            .map_err(io("cannot rename to previous", &current))?;
+        self.missing_current = true;
+        self.finisher.hand_over(finish::Job {
+            file,
+            plan: self.plan,
+            ship: self.shipper.as_ref().map(Shipper::shared),
+        });
+        self.create_current()
     }
 
     /// Appends `data` (lines, the last possibly unfinished: the next write continues
@@ -461,8 +442,10 @@ impl LogDir {
 
     /// Ends cleanly: `current` fsynced and marked complete (0744), as multilog at EOF.
     pub fn close(&mut self) -> Result<(), Error> {
+        // The file being finished is done first (a clean stop leaves no `previous`).
+        let finished = self.finisher.ready();
         if self.missing_current {
-            return Ok(());
+            return finished;
         }
         let current = self.dir.join("current");
         if !self.at_line_start {
@@ -475,8 +458,25 @@ impl LogDir {
             .map_err(io("cannot fsync", &current))?;
         self.current
             .set_permissions(std::fs::Permissions::from_mode(0o744))
-            .map_err(io("cannot chmod", &current))
+            .map_err(io("cannot chmod", &current))?;
+        finished
     }
+}
+
+/// `uid 998 (log)`: a uid and, if it has one, its user's name.
+fn user(uid: u32) -> String {
+    // SAFETY: passwd is plain C data, for which all zeroes is a valid value.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into `pw` and `buf`, both ours and as long as told.
+    let r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if r != 0 || found.is_null() || pw.pw_name.is_null() {
+        return format!("uid {uid}");
+    }
+    // SAFETY: getpwuid_r succeeded: pw_name points at a NUL-terminated name in `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    format!("uid {uid} ({})", name.to_string_lossy())
 }
 
 /// The last byte of an open file of length `len`.

@@ -60,6 +60,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// A file was rotated: try now.
+    pub(crate) fn kick(&self) {
+        lock(&self.state).kicked = true;
+        self.wake.notify_one();
+    }
+
     fn note(&self, text: String) {
         lock(&self.notes).push(text);
         let w = lock(&self.waker).clone();
@@ -119,12 +125,6 @@ impl Shipper {
             c.kicked = true;
             self.shared.wake.notify_one();
         }
-    }
-
-    /// A file was rotated.
-    pub(crate) fn kick(&self) {
-        lock(&self.shared.state).kicked = true;
-        self.shared.wake.notify_one();
     }
 
     /// Whether `name` must stay (not shipped yet).

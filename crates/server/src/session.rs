@@ -663,7 +663,7 @@ impl Session<'_> {
             closed_after: !slog.flags.tcpinfo,
         };
         let interim = crate::interim::Interim {
-            every: g.rule.log_interim.unwrap_or(self.run.config.log_interim),
+            every: self.interim_every(slog),
             slog,
             log: self.log,
             counters,
@@ -730,6 +730,12 @@ impl Session<'_> {
         self.registry
             .await_verdict(self.entry, Duration::from_secs(limit))
             .await
+    }
+
+    /// Seconds between the interim records of `slog`'s rule (its `log.interim`, else the
+    /// global one; 0: none).
+    pub(crate) fn interim_every(&self, slog: &RuleLog) -> u64 {
+        slog.interim.unwrap_or(self.run.config.log_interim)
     }
 
     /// Logs at debug level; the message is built only when debug is on.

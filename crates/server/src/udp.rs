@@ -29,6 +29,7 @@
 //! per external socket used.
 
 use crate::events::UdpDrop;
+use crate::interim::Ticks;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use std::sync::Arc;
 use sockd_conf::{ErrorSide, Protocol, Rotation, SocksCommand};
 use socks_proto::{decode_udp, encode_udp, Host, ReplyCode, Target};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::Instant;
 use traffic_log::{Command, EndCause, Endpoint, EndpointHost, Ends, Side, Summary, Verdict};
 
 use crate::logging::{warn_failure, Failure};
@@ -223,10 +225,15 @@ impl Session<'_> {
         let mut tbuf4 = vec![0u8; MAX_DATAGRAM];
         let mut tbuf6 = vec![0u8; MAX_DATAGRAM];
         let mut control = [0u8; 512];
+        // The idle timeout runs from the last event on any socket; interim ticks are not
+        // events, so they neither extend nor cut it.
+        let mut last_activity = Instant::now();
+        let mut ticks = Ticks::new(self.interim_every(&g.slog), &g.slog);
         loop {
-            let idle_timer = async {
-                match idle {
-                    Some(d) => tokio::time::sleep(d).await,
+            let idle_deadline = idle.map(|d| last_activity + d);
+            let idle_timer = async move {
+                match idle_deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
@@ -255,9 +262,14 @@ impl Session<'_> {
                     Ok(_) => {}
                     Err(e) => return EndCause::ClientError(Some(crate::errno_text(&e))),
                 },
+                () = ticks.tick() => {
+                    self.udp_interim(g, a);
+                    continue;
+                }
                 () = idle_timer => return EndCause::Timeout("i/o timeout"),
                 () = self.cut.cancelled() => return EndCause::AdminTermination,
             }
+            last_activity = Instant::now();
         }
     }
 
@@ -654,44 +666,63 @@ impl Session<'_> {
         }
     }
 
-    fn udp_summaries(&self, g: &Granted<'_>, a: &Assoc, cause: &EndCause) {
-        let secs = self.started.elapsed().as_secs();
+    /// The counts so far of each external socket used (one summary each), or of none:
+    /// `CLIENT-UDP PROXY-INTUDP` and `PROXY-EXT TARGET` with bytes and packets.
+    fn udp_legs(&self, a: &Assoc) -> Vec<Summary> {
         let client_udp = a.client_udp.map_or_else(Endpoint::unknown, ep);
         let client_side = Side(vec![client_udp, ep(a.pint)]);
-        let used: Vec<&External> = a.ext4.iter().chain(a.ext6.iter()).collect();
-        self.entry.ended(cause.to_string());
-        let (mut to_client, mut to_target) = (0, 0);
         let pair = |c: Count| (c.bytes, c.packets);
-        for ext in &used {
-            let f = ext.counters.traffic();
-            let (client_written, client_read) = (pair(f.to_client), pair(f.from_client));
-            let (target_written, target_read) = (pair(f.to_target), pair(f.from_target));
-            let pext = ext
-                .sock
-                .local_addr()
-                .map_or_else(|_| Endpoint::unknown(), ep);
-            let target = ext.last_target.clone().unwrap_or_else(Endpoint::unknown);
-            let summary = Summary {
-                client: udp_leg(client_written, client_side.clone(), client_read),
-                target: Some(udp_leg(
-                    target_written,
-                    Side(vec![pext, target]),
-                    target_read,
-                )),
-            };
-            g.slog.summary(self.log, summary, cause, secs);
-            to_client += client_written.0;
-            to_target += target_written.0;
-        }
-        if used.is_empty() {
-            let summary = Summary {
+        let mut out: Vec<Summary> = a
+            .ext4
+            .iter()
+            .chain(a.ext6.iter())
+            .map(|ext| {
+                let f = ext.counters.traffic();
+                let pext = ext
+                    .sock
+                    .local_addr()
+                    .map_or_else(|_| Endpoint::unknown(), ep);
+                let target = ext.last_target.clone().unwrap_or_else(Endpoint::unknown);
+                Summary {
+                    client: udp_leg(pair(f.to_client), client_side.clone(), pair(f.from_client)),
+                    target: Some(udp_leg(
+                        pair(f.to_target),
+                        Side(vec![pext, target]),
+                        pair(f.from_target),
+                    )),
+                }
+            })
+            .collect();
+        if out.is_empty() {
+            out.push(Summary {
                 client: udp_leg((0, 0), client_side, (0, 0)),
                 target: Some(udp_leg(
                     (0, 0),
                     Side(vec![Endpoint::unknown(), Endpoint::unknown()]),
                     (0, 0),
                 )),
-            };
+            });
+        }
+        out
+    }
+
+    /// An interim record per external socket (`log.interim`), with the sides and legs
+    /// its summary will have.
+    fn udp_interim(&self, g: &Granted<'_>, a: &Assoc) {
+        let secs = self.started.elapsed().as_secs();
+        for summary in self.udp_legs(a) {
+            g.slog.interim(self.log, summary, secs);
+        }
+    }
+
+    fn udp_summaries(&self, g: &Granted<'_>, a: &Assoc, cause: &EndCause) {
+        let secs = self.started.elapsed().as_secs();
+        let legs = self.udp_legs(a);
+        self.entry.ended(cause.to_string());
+        let (mut to_client, mut to_target) = (0, 0);
+        for summary in legs {
+            to_client += summary.client.written.bytes;
+            to_target += summary.target.as_ref().map_or(0, |t| t.written.bytes);
             g.slog.summary(self.log, summary, cause, secs);
         }
         if a.dropped > 0 {

@@ -1,0 +1,266 @@
+//! The request stage: the command the client asked for, checked against the socks
+//! rules (`from:` the client, `to:` the target; first match wins, no match the default
+//! block rule #0), a requested name resolved only when a rule needs its addresses, and,
+//! with `management.client-auth`, an operator's verdict. A refused request is answered
+//! and logged here (the socks rule's line, then the client rule's); a passed one is a
+//! [`Granted`] request for its command.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use logsys::Subsystem;
+use sockd_conf::{ErrorLog, ErrorSide, Protocol, ProxyProtocol, SocksCommand};
+use socks_proto::{Command as WireCommand, ReplyCode, Target};
+use tokio::net::TcpStream;
+use traffic_log::{Command, Endpoint, Ends, Side};
+
+use super::accept::Accepted;
+use super::{host_port, Granted, Session, UNSPECIFIED};
+use crate::logging::{warn_failure, Failure};
+use crate::negotiate::{reply, Negotiated};
+use crate::registry::{Phase, SessionEvent};
+use crate::rules::{match_socks, MatchError, RequestFacts, TargetAddrs};
+use crate::tlog::{client_side, only, target_ep, user_auth, RuleLog};
+
+impl<'s> Session<'s> {
+    /// The request of `neg`, checked: `None` when it was refused (answered and logged),
+    /// else the granted request and the target's addresses as far as the rules resolved
+    /// them.
+    pub(super) async fn request<'a>(
+        &self,
+        stream: &mut TcpStream,
+        neg: &'a Negotiated,
+        acc: &'a Accepted,
+    ) -> Option<(Granted<'a>, TargetAddrs)>
+    where
+        's: 'a,
+    {
+        let run: &'s crate::RunConfig = self.run;
+        let cfg = &run.config;
+        let req = &neg.request;
+        self.debug_msg(|| {
+            format!(
+                "client {}: {:?}, method {}, request {:?} for {}.{}",
+                self.client,
+                neg.version,
+                neg.method.as_str(),
+                req.command,
+                req.target.host,
+                req.target.port
+            )
+        });
+        let command = match (req.command, neg.version) {
+            (WireCommand::Connect, _) => SocksCommand::Connect,
+            (WireCommand::Bind, _) => SocksCommand::Bind,
+            (WireCommand::UdpAssociate, ProxyProtocol::SocksV5) => SocksCommand::UdpAssociate,
+            (other, _) => {
+                let _ = reply(
+                    stream,
+                    neg.version,
+                    ReplyCode::CommandNotSupported,
+                    UNSPECIFIED,
+                )
+                .await;
+                // Dante 1.4.2's words (a SOCKS5 one is refused while negotiating).
+                let what = match neg.version {
+                    ProxyProtocol::SocksV4 => {
+                        format!("unrecognized v4 command: {}", command_byte(other))
+                    }
+                    _ => format!("unknown socks_v5 command: {}", command_byte(other)),
+                };
+                self.entry.ended(what.clone());
+                acc.clog.refused(
+                    self.log,
+                    Subsystem::CLIENT,
+                    only(acc.accept_side.clone()),
+                    format!("request was not performed due to error: {what}"),
+                );
+                return None;
+            }
+        };
+        self.registry.handed();
+        self.entry.requested(command, host_port(&req.target));
+        let what = match command {
+            SocksCommand::Bind => "tcp bind-request",
+            SocksCommand::UdpAssociate => "udp udpassociate-request",
+            _ => "tcp connect-request",
+        };
+        self.entry.set(Phase::Requesting(what));
+        let protocol = if command == SocksCommand::UdpAssociate {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        };
+        let tl_command = command_of(command);
+
+        let src = client_side(
+            &acc.client_ep
+                .clone()
+                .with_auth(user_auth(neg.method, neg.user.as_deref())),
+            self.local,
+        );
+        let facts = RequestFacts {
+            client: self.client,
+            target: &req.target,
+            command,
+            protocol,
+            method: neg.method,
+            user: neg.user.as_deref(),
+            version: neg.version,
+            ident: acc.ident.as_deref(),
+            check_to: command != SocksCommand::UdpAssociate,
+        };
+        let mut target_addrs = TargetAddrs::default();
+        let sdec = match match_socks(&cfg.socks_rules, facts, &mut target_addrs).await {
+            Ok(d) => d,
+            Err(MatchError { rule, error }) => {
+                let r = cfg.socks_rules.iter().find(|r| r.number == rule);
+                let rule_errors = r.map_or(&[][..], |r| &r.error_logs[..]);
+                self.resolve_failed(
+                    stream,
+                    neg.version,
+                    (tl_command, &acc.clog, rule_errors),
+                    src,
+                    acc.accept_side.clone(),
+                    &req.target,
+                    &error,
+                )
+                .await;
+                return None;
+            }
+        };
+        let slog = RuleLog::new(sdec.rule, tl_command, self.debug);
+        let Some(rule) = sdec.rule.filter(|_| sdec.passes()) else {
+            let _ = reply(stream, neg.version, ReplyCode::NotAllowed, UNSPECIFIED).await;
+            let reason = sdec
+                .rule
+                .is_none()
+                .then_some("no rules matched; using default block rule");
+            // A UDP request names the client's UDP address, not a target; Dante 1.4.2
+            // writes no destination side (seed §4.9 has the 1.2.3 form).
+            let ends = if command == SocksCommand::UdpAssociate {
+                Ends {
+                    src: Side(vec![target_ep(&req.target), Endpoint::unknown()]),
+                    dst: None,
+                }
+            } else {
+                Ends {
+                    src,
+                    dst: Some(Side(vec![Endpoint::unknown(), target_ep(&req.target)])),
+                }
+            };
+            slog.blocked(self.log, ends, reason.map(String::from));
+            let why = match reason {
+                Some(r) => format!("blocked by higher-level socks-rule #{}: {r}", sdec.number()),
+                None => format!("blocked by higher-level socks-rule #{}", sdec.number()),
+            };
+            self.entry.blocked();
+            self.entry.ended(why.clone());
+            acc.clog
+                .blocked(self.log, only(acc.accept_side.clone()), Some(why));
+            return None;
+        };
+        self.entry.passed(rule.number);
+        let client_auth = cfg.management.as_ref().is_some_and(|m| m.client_auth);
+        if !client_auth {
+            self.registry
+                .notify(|| SessionEvent::Connect(self.entry.snapshot()));
+        } else if let Err(why) = self.operator_verdict().await {
+            let _ = reply(stream, neg.version, ReplyCode::NotAllowed, UNSPECIFIED).await;
+            let why = format!("denied by the management interface: {why}");
+            let dst = Side(vec![Endpoint::unknown(), target_ep(&req.target)]);
+            slog.blocked(
+                self.log,
+                Ends {
+                    src,
+                    dst: Some(dst),
+                },
+                Some(why.clone()),
+            );
+            self.entry.blocked();
+            self.entry.ended(why.clone());
+            acc.clog
+                .blocked(self.log, only(acc.accept_side.clone()), Some(why));
+            return None;
+        }
+        let granted = Granted {
+            ident: acc.ident.as_deref(),
+            neg,
+            rule,
+            slog,
+            clog: acc.clog,
+            src: Arc::new(src),
+            accept_side: acc.accept_side.clone(),
+            command,
+        };
+        Some((granted, target_addrs))
+    }
+
+    /// With `management.client-auth: on`: waits, for at most `timeout.negotiate` (10 s
+    /// when that is 0), for a management client's `client-auth` or `client-deny`.
+    async fn operator_verdict(&self) -> Result<(), String> {
+        let limit = match self.run.config.timeouts.negotiate {
+            0 => 10,
+            n => n,
+        };
+        self.registry
+            .await_verdict(self.entry, Duration::from_secs(limit))
+            .await
+    }
+
+    /// A requested name that does not resolve. Dante 1.4.2 resolves it before any socks
+    /// rule (`sockd_request.c` reqhostisok()) and logs the failure under the client rule
+    /// (`iolog(&io.crule, …)`): `block(C): tcp/connect ]: SRC: could not resolve
+    /// hostname …`, C the client rule's number, then the client rule's `tcp/accept` line.
+    /// We resolve only when a rule or the connect needs the addresses, and log as Dante.
+    /// `rule_errors` are the `error.log` settings of the socks rule that needed them.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn resolve_failed(
+        &self,
+        stream: &mut TcpStream,
+        version: ProxyProtocol,
+        (command, clog, rule_errors): (Command, &RuleLog, &[ErrorLog]),
+        src: Side,
+        accept_side: Side,
+        target: &Target,
+        error: &crate::resolve::ResolveError,
+    ) {
+        let _ = reply(stream, version, ReplyCode::HostUnreachable, UNSPECIFIED).await;
+        warn_failure(
+            self.log,
+            ErrorSide::External,
+            Failure::Eai(error.code),
+            rule_errors,
+            &self.run.config.error_logs,
+            || format!("could not DNS-resolve \"{}\": {error}", target.host),
+        );
+        let desc = format!("could not resolve hostname \"{}\": {error}", target.host);
+        self.entry.ended(desc.clone());
+        let request = RuleLog { command, ..*clog };
+        request.failed(self.log, only(src), desc.clone());
+        clog.failed(
+            self.log,
+            only(accept_side),
+            format!("request was not performed due to error: {desc}"),
+        );
+    }
+}
+
+fn command_of(c: SocksCommand) -> Command {
+    match c {
+        SocksCommand::Connect => Command::Connect,
+        SocksCommand::Bind => Command::Bind,
+        SocksCommand::BindReply => Command::BindReply,
+        SocksCommand::UdpAssociate => Command::UdpAssociate,
+        SocksCommand::UdpReply => Command::UdpReply,
+    }
+}
+
+fn command_byte(c: WireCommand) -> u8 {
+    match c {
+        WireCommand::Connect => 1,
+        WireCommand::Bind => 2,
+        WireCommand::UdpAssociate => 3,
+        WireCommand::Other(b) => b,
+    }
+}

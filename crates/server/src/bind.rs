@@ -24,7 +24,7 @@ use traffic_log::{Command, EndCause, Ends, Side, Summary};
 use crate::negotiate::reply;
 use crate::relay::Counters;
 use crate::rules::{match_socks, RequestFacts, TargetAddrs};
-use crate::session::{seconds, Granted, Session, UNSPECIFIED};
+use crate::session::{seconds, Granted, RelayEnd, Relayed, Session, UNSPECIFIED};
 use crate::tlog::{ep, leg, only, target_ep, user_auth, RuleLog};
 
 enum Wait {
@@ -145,19 +145,13 @@ impl Session<'_> {
         self.entry.add_counters(&counters);
         self.entry.endpoints(Some(ext_in), Some(remote_addr));
         let to_remote = std::sync::Arc::new(Side(vec![ep(ext_in), ep(remote_addr)]));
-        let mut tcpinfo = None;
-        let cause = self
-            .relay_logged(
-                stream,
-                &mut remote,
-                g,
-                &rlog,
-                &g.src,
-                &to_remote,
-                &counters,
-                &mut tcpinfo,
-            )
-            .await;
+        let relayed = Relayed {
+            slog: &rlog,
+            src: &g.src,
+            dst: &to_remote,
+            counters: &counters,
+        };
+        let RelayEnd { cause, tcpinfo } = self.relay_logged(stream, &mut remote, g, relayed).await;
         // Dante 1.4.2 relays a bindreply with the remote host as its "local client".
         let cause = match cause {
             EndCause::ClientClosed => EndCause::PeerClosed,

@@ -14,6 +14,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use traffic_log::{EndCause, Endpoint, Ends, Side};
 
+use super::request::Unresolved;
+use super::tcp::{Ending, Relayed};
 use super::{reversed, seconds, Granted, Session, UNSPECIFIED};
 use crate::chain;
 use crate::connect::{connect, ConnectError, Stage};
@@ -42,16 +44,17 @@ impl Session<'_> {
                 .map(|ip| SocketAddr::new(*ip, target.port))
                 .collect(),
             Err(error) => {
-                self.resolve_failed(
-                    stream,
-                    g.version(),
-                    (g.slog.command, &g.clog, &g.rule.error_logs[..]),
-                    Side::clone(&g.src),
-                    g.accept_side.clone(),
+                let unresolved = Unresolved {
+                    version: g.version(),
+                    command: g.slog.command,
+                    clog: &g.clog,
+                    rule_errors: &g.rule.error_logs,
+                    src: Side::clone(&g.src),
+                    accept_side: g.accept_side.clone(),
                     target,
-                    &error,
-                )
-                .await;
+                    error: &error,
+                };
+                self.resolve_failed(stream, unresolved).await;
                 return;
             }
         };
@@ -184,9 +187,8 @@ impl Session<'_> {
         self.entry.add_counters(&counters);
         self.entry.endpoints(Some(ext), Some(peer));
         let dst = Arc::new(dst);
-        let mut tcpinfo = None;
-        let cause = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
-            Err(e) => EndCause::ClientError(Some(crate::errno_text(&e))),
+        let (cause, tcpinfo) = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
+            Err(e) => (EndCause::ClientError(Some(crate::errno_text(&e))), None),
             Ok(()) => {
                 g.slog.start_with(self.log, || Ends {
                     src: Side::clone(&g.src),
@@ -196,32 +198,28 @@ impl Session<'_> {
                     .leftover_to_client(stream, g, leftover, &counters, &dst)
                     .await
                 {
-                    Some(cause) => cause,
+                    Some(cause) => (cause, None),
                     None => {
-                        self.relay_logged(
-                            stream,
-                            out,
-                            g,
-                            &g.slog,
-                            &g.src,
-                            &dst,
-                            &counters,
-                            &mut tcpinfo,
-                        )
-                        .await
+                        let relayed = Relayed {
+                            slog: &g.slog,
+                            src: &g.src,
+                            dst: &dst,
+                            counters: &counters,
+                        };
+                        let end = self.relay_logged(stream, out, g, relayed).await;
+                        (end.cause, end.tcpinfo)
                     }
                 }
             }
         };
-        self.summaries(
-            g,
-            &g.slog,
-            &counters,
-            Side::clone(&g.src),
-            Arc::unwrap_or_clone(dst),
-            &cause,
-            tcpinfo.as_deref(),
-        );
+        let ending = Ending {
+            counters: &counters,
+            src: Side::clone(&g.src),
+            dst: Arc::unwrap_or_clone(dst),
+            cause: &cause,
+            tcpinfo: tcpinfo.as_deref(),
+        };
+        self.summaries(g, ending);
     }
 
     /// Bytes an upstream proxy sent right after its answer go to the client first.
@@ -285,15 +283,14 @@ impl Session<'_> {
             .addr
             .map_or_else(|| target_ep(target), |a| reached_ep(target, a));
         let dst = Side(vec![ext, peer]);
-        self.summaries(
-            g,
-            &g.slog,
-            &Counters::default(),
-            Side::clone(&g.src),
+        let ending = Ending {
+            counters: &Counters::default(),
+            src: Side::clone(&g.src),
             dst,
-            &cause,
-            None,
-        );
+            cause: &cause,
+            tcpinfo: None,
+        };
+        self.summaries(g, ending);
     }
 
     /// No socket, or no bind to the external address: the proxy's own failure, before

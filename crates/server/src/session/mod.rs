@@ -15,6 +15,8 @@ mod handshake;
 mod request;
 mod tcp;
 
+pub(crate) use tcp::{RelayEnd, Relayed};
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;

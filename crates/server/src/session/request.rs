@@ -22,6 +22,23 @@ use crate::registry::{Phase, SessionEvent};
 use crate::rules::{match_socks, MatchError, RequestFacts, TargetAddrs};
 use crate::tlog::{client_side, only, target_ep, user_auth, RuleLog};
 
+/// A requested name that did not resolve, and under which rules to log it.
+pub(super) struct Unresolved<'a> {
+    pub(super) version: ProxyProtocol,
+    /// The request's command (its line is the client rule's, with this command).
+    pub(super) command: Command,
+    /// The client rule's logging context.
+    pub(super) clog: &'a RuleLog,
+    /// The `error.log` settings of the socks rule that needed the addresses.
+    pub(super) rule_errors: &'a [ErrorLog],
+    /// `[AUTH]CLIENT PROXY-INT`.
+    pub(super) src: Side,
+    /// `CLIENT PROXY-INT` for the client rule's line.
+    pub(super) accept_side: Side,
+    pub(super) target: &'a Target,
+    pub(super) error: &'a crate::resolve::ResolveError,
+}
+
 impl<'s> Session<'s> {
     /// The request of `neg`, checked: `None` when it was refused (answered and logged),
     /// else the granted request and the target's addresses as far as the rules resolved
@@ -116,16 +133,17 @@ impl<'s> Session<'s> {
             Err(MatchError { rule, error }) => {
                 let r = cfg.socks_rules.iter().find(|r| r.number == rule);
                 let rule_errors = r.map_or(&[][..], |r| &r.error_logs[..]);
-                self.resolve_failed(
-                    stream,
-                    neg.version,
-                    (tl_command, &acc.clog, rule_errors),
+                let unresolved = Unresolved {
+                    version: neg.version,
+                    command: tl_command,
+                    clog: &acc.clog,
+                    rule_errors,
                     src,
-                    acc.accept_side.clone(),
-                    &req.target,
-                    &error,
-                )
-                .await;
+                    accept_side: acc.accept_side.clone(),
+                    target: &req.target,
+                    error: &error,
+                };
+                self.resolve_failed(stream, unresolved).await;
                 return None;
             }
         };
@@ -213,18 +231,17 @@ impl<'s> Session<'s> {
     /// (`iolog(&io.crule, …)`): `block(C): tcp/connect ]: SRC: could not resolve
     /// hostname …`, C the client rule's number, then the client rule's `tcp/accept` line.
     /// We resolve only when a rule or the connect needs the addresses, and log as Dante.
-    /// `rule_errors` are the `error.log` settings of the socks rule that needed them.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn resolve_failed(
-        &self,
-        stream: &mut TcpStream,
-        version: ProxyProtocol,
-        (command, clog, rule_errors): (Command, &RuleLog, &[ErrorLog]),
-        src: Side,
-        accept_side: Side,
-        target: &Target,
-        error: &crate::resolve::ResolveError,
-    ) {
+    pub(super) async fn resolve_failed(&self, stream: &mut TcpStream, u: Unresolved<'_>) {
+        let Unresolved {
+            version,
+            command,
+            clog,
+            rule_errors,
+            src,
+            accept_side,
+            target,
+            error,
+        } = u;
         let _ = reply(stream, version, ReplyCode::HostUnreachable, UNSPECIFIED).await;
         warn_failure(
             self.log,

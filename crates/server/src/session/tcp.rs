@@ -15,21 +15,55 @@ use crate::registry::{Phase, SessionEvent, TcpState};
 use crate::relay::{relay, Counters, Dir, IoOp, RelayParams};
 use crate::tlog::{leg, RuleLog};
 
+/// A relayed TCP session's sides and the rule that logs it: what
+/// [`Session::relay_logged`] needs beside the two sockets.
+pub(crate) struct Relayed<'a> {
+    /// The rule whose I/O lines and interim records these are (CONNECT: the socks rule;
+    /// BIND: the bindreply rule).
+    pub(crate) slog: &'a RuleLog,
+    /// `[AUTH]CLIENT PROXY-INT`.
+    pub(crate) src: &'a Arc<Side>,
+    /// `PROXY-EXT TARGET` (BIND: `PROXY-EXT REMOTE`).
+    pub(crate) dst: &'a Arc<Side>,
+    /// The session's counters, shared with the registry.
+    pub(crate) counters: &'a Arc<Counters>,
+}
+
+/// How a relay ended.
+pub(crate) struct RelayEnd {
+    pub(crate) cause: EndCause,
+    /// The TCP_INFO block for the summary (`log: tcpinfo`).
+    pub(crate) tcpinfo: Option<String>,
+}
+
+/// What a CONNECT's end-of-session lines say.
+pub(super) struct Ending<'a> {
+    pub(super) counters: &'a Counters,
+    /// `[AUTH]CLIENT PROXY-INT`.
+    pub(super) src: Side,
+    /// `PROXY-EXT TARGET`.
+    pub(super) dst: Side,
+    pub(super) cause: &'a EndCause,
+    /// The TCP_INFO block to append (`log: tcpinfo`).
+    pub(super) tcpinfo: Option<&'a str>,
+}
+
 impl Session<'_> {
-    /// Relays between `client` and `other`, logging I/O with `slog` in Dante's directions:
-    /// `SRC -> DST` for bytes from the client, reversed for bytes to it.
-    #[allow(clippy::too_many_arguments)]
+    /// Relays between `client` and `other`, logging I/O with `r.slog` in Dante's
+    /// directions: `SRC -> DST` for bytes from the client, reversed for bytes to it.
     pub(crate) async fn relay_logged(
         &self,
         client: &mut TcpStream,
         other: &mut TcpStream,
         g: &Granted<'_>,
-        slog: &RuleLog,
-        src: &Arc<Side>,
-        dst: &Arc<Side>,
-        counters: &Arc<Counters>,
-        tcpinfo: &mut Option<String>,
-    ) -> EndCause {
+        r: Relayed<'_>,
+    ) -> RelayEnd {
+        let Relayed {
+            slog,
+            src,
+            dst,
+            counters,
+        } = r;
         use std::os::fd::AsRawFd;
         self.entry.set(Phase::Tcp(TcpState {
             src: Arc::clone(src),
@@ -67,7 +101,10 @@ impl Session<'_> {
             .early_data(other, &g.neg.early_data, counters, &on_io)
             .await
         {
-            return cause;
+            return RelayEnd {
+                cause,
+                tcpinfo: None,
+            };
         }
         let idle = g.rule.timeout_io.unwrap_or(self.run.config.timeouts.io);
         let on_error = |side: ErrorSide, e: &std::io::Error| {
@@ -116,28 +153,25 @@ impl Session<'_> {
         let cause = crate::interim::with_interim(interim, relay(client, other, params)).await;
         self.entry.with_tcp(|t| t.fds = None);
         // `log: tcpinfo`: both sockets, while they are still open.
-        if slog.flags.tcpinfo {
+        let tcpinfo = slog.flags.tcpinfo.then(|| {
             let (c, o) = (
                 crate::sockinfo::tcp_info(client),
                 crate::sockinfo::tcp_info(other),
             );
-            *tcpinfo = Some(traffic_log::tcpinfo::format_block(c.as_ref(), o.as_ref()));
-        }
-        cause
+            traffic_log::tcpinfo::format_block(c.as_ref(), o.as_ref())
+        });
+        RelayEnd { cause, tcpinfo }
     }
 
-    /// The end-of-session lines: the socks rule's (`slog`), then the client rule's.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn summaries(
-        &self,
-        g: &Granted<'_>,
-        slog: &RuleLog,
-        counters: &Counters,
-        src: Side,
-        dst: Side,
-        cause: &EndCause,
-        tcpinfo: Option<&str>,
-    ) {
+    /// The end-of-session lines of a CONNECT: the socks rule's, then the client rule's.
+    pub(super) fn summaries(&self, g: &Granted<'_>, e: Ending<'_>) {
+        let Ending {
+            counters,
+            src,
+            dst,
+            cause,
+            tcpinfo,
+        } = e;
         let secs = self.started.elapsed().as_secs();
         self.entry.ended(cause.to_string());
         let (wc, rc) = (
@@ -152,7 +186,7 @@ impl Session<'_> {
             client: leg(wc, src, rc),
             target: Some(leg(wt, dst, rt)),
         };
-        slog.summary_with(self.log, summary, cause, secs, tcpinfo);
+        g.slog.summary_with(self.log, summary, cause, secs, tcpinfo);
         if g.clog.logs_summary(cause) {
             let summary = Summary {
                 client: leg(wc, g.accept_side.clone(), wt),

@@ -44,7 +44,7 @@ use crate::logging::{warn_failure, Failure};
 use crate::negotiate::reply;
 use crate::registry::{Count, Counters, Phase, SessionEvent};
 use crate::rules::{match_socks, RequestFacts, TargetAddrs};
-use crate::session::{seconds, Granted, Session, UNSPECIFIED};
+use crate::session::{seconds, Granted, RequestError, Session, UNSPECIFIED};
 use crate::tlog::{ep, leg, only, reached_ep, target_ep, udp_leg, RuleLog};
 
 const MAX_DATAGRAM: usize = 65_535;
@@ -150,12 +150,10 @@ impl Session<'_> {
         let client_sock = match UdpSocket::bind(SocketAddr::new(self.local.ip(), 0)).await {
             Ok(s) => s,
             Err(e) => {
-                let _ = reply(stream, g.version(), ReplyCode::GeneralFailure, UNSPECIFIED).await;
-                g.slog.failed(
-                    self.log,
-                    only(Side::clone(&g.src)),
-                    format!("could not bind a UDP socket: {}", crate::errno_text(&e)),
-                );
+                let err = RequestError::UdpSocket(e);
+                self.answer(stream, g.version(), &err).await;
+                g.slog
+                    .failed(self.log, only(Side::clone(&g.src)), err.to_string());
                 return;
             }
         };

@@ -14,9 +14,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use traffic_log::{EndCause, Endpoint, Ends, Side};
 
+use super::error::connect_reply;
 use super::request::Unresolved;
 use super::tcp::{Ending, Relayed};
-use super::{reversed, seconds, Granted, Session, UNSPECIFIED};
+use super::{reversed, seconds, Granted, RequestError, Session, UNSPECIFIED};
 use crate::chain;
 use crate::connect::{connect, ConnectError, Stage};
 use crate::logging::{is_no_route, warn_failure, Failure};
@@ -132,9 +133,10 @@ impl Session<'_> {
         }
         let mut ch = match outcome {
             Ok(ch) => ch,
-            Err((desc, code, local)) => {
-                let _ = reply(stream, g.version(), code, UNSPECIFIED).await;
-                let desc = format!("serverchain failed: {desc}");
+            Err((desc, reply, local)) => {
+                let err = RequestError::Chain { desc, reply };
+                self.answer(stream, g.version(), &err).await;
+                let desc = err.to_string();
                 self.entry.ended(desc.clone());
                 let dst = Side(vec![
                     local.map_or_else(Endpoint::unknown, ep),
@@ -146,13 +148,10 @@ impl Session<'_> {
                         src: Side::clone(&g.src),
                         dst: Some(dst),
                     },
-                    desc.clone(),
+                    desc,
                 );
-                g.clog.failed(
-                    self.log,
-                    only(g.accept_side.clone()),
-                    format!("request was not performed due to error: {desc}"),
-                );
+                g.clog
+                    .failed(self.log, only(g.accept_side.clone()), err.not_performed());
                 return;
             }
         };
@@ -248,10 +247,11 @@ impl Session<'_> {
     }
 
     async fn connect_failed(&self, stream: &mut TcpStream, g: &Granted<'_>, ce: ConnectError) {
-        if let Some(desc) = ce.local_desc() {
-            return self.local_failure(stream, g, desc).await;
-        }
-        let _ = reply(stream, g.version(), reply_for(&ce), UNSPECIFIED).await;
+        let ce = match RequestError::local(ce) {
+            Ok(local) => return self.local_failure(stream, g, local).await,
+            Err(ce) => ce,
+        };
+        let _ = reply(stream, g.version(), connect_reply(&ce), UNSPECIFIED).await;
         if let (Some(errno), Some(addr)) = (ce.error.raw_os_error(), ce.addr) {
             warn_failure(
                 self.log,
@@ -298,14 +298,9 @@ impl Session<'_> {
     /// answers "network unreachable" and logs it under the client rule, as an error of
     /// the request with the target as requested and no local address, then the client
     /// rule's `request was not performed due to error` line; no summary.
-    async fn local_failure(&self, stream: &mut TcpStream, g: &Granted<'_>, desc: String) {
-        let _ = reply(
-            stream,
-            g.version(),
-            ReplyCode::NetworkUnreachable,
-            UNSPECIFIED,
-        )
-        .await;
+    async fn local_failure(&self, stream: &mut TcpStream, g: &Granted<'_>, err: RequestError) {
+        self.answer(stream, g.version(), &err).await;
+        let desc = err.to_string();
         self.entry.ended(desc.clone());
         let request = RuleLog {
             command: g.slog.command,
@@ -318,25 +313,9 @@ impl Session<'_> {
                 src: Side::clone(&g.src),
                 dst: Some(dst),
             },
-            desc.clone(),
+            desc,
         );
-        g.clog.failed(
-            self.log,
-            only(g.accept_side.clone()),
-            format!("request was not performed due to error: {desc}"),
-        );
-    }
-}
-
-fn reply_for(ce: &ConnectError) -> ReplyCode {
-    if ce.timed_out {
-        return ReplyCode::TtlExpired;
-    }
-    match ce.error.raw_os_error() {
-        Some(libc::ECONNREFUSED) => ReplyCode::ConnectionRefused,
-        Some(libc::ENETUNREACH | libc::ENETDOWN) => ReplyCode::NetworkUnreachable,
-        Some(libc::EHOSTUNREACH | libc::EHOSTDOWN) => ReplyCode::HostUnreachable,
-        Some(libc::ETIMEDOUT) => ReplyCode::TtlExpired,
-        _ => ReplyCode::GeneralFailure,
+        g.clog
+            .failed(self.log, only(g.accept_side.clone()), err.not_performed());
     }
 }

@@ -11,10 +11,12 @@
 
 mod accept;
 mod connect;
+mod error;
 mod handshake;
 mod request;
 mod tcp;
 
+pub(crate) use error::RequestError;
 pub(crate) use tcp::{RelayEnd, Relayed};
 
 use std::net::{IpAddr, SocketAddr};
@@ -119,6 +121,18 @@ impl Session<'_> {
             SocksCommand::Bind => Box::pin(self.bind(stream, &granted)).await,
             SocksCommand::UdpAssociate => Box::pin(self.udp_associate(stream, &granted)).await,
             _ => self.connect(stream, &granted, target_addrs).await,
+        }
+    }
+
+    /// Answers the client the reply `err` calls for (none when it is gone).
+    pub(crate) async fn answer(
+        &self,
+        stream: &mut TcpStream,
+        version: ProxyProtocol,
+        err: &RequestError,
+    ) {
+        if let Some(code) = err.reply() {
+            let _ = crate::negotiate::reply(stream, version, code, UNSPECIFIED).await;
         }
     }
 

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use logsys::Subsystem;
 use sockd_conf::{ErrorLog, ErrorSide, Protocol, ProxyProtocol, SocksCommand};
-use socks_proto::{Command as WireCommand, ReplyCode, Target};
+use socks_proto::{Command as WireCommand, Target};
 use tokio::net::TcpStream;
 use traffic_log::{Command, Endpoint, Ends, Side};
 
 use super::accept::Accepted;
-use super::{host_port, Granted, Session, UNSPECIFIED};
+use super::{host_port, Granted, RequestError, Session};
 use crate::logging::{warn_failure, Failure};
-use crate::negotiate::{reply, Negotiated};
+use crate::negotiate::Negotiated;
 use crate::registry::{Phase, SessionEvent};
 use crate::rules::{match_socks, MatchError, RequestFacts, TargetAddrs};
 use crate::tlog::{client_side, only, target_ep, user_auth, RuleLog};
@@ -71,26 +71,17 @@ impl<'s> Session<'s> {
             (WireCommand::Bind, _) => SocksCommand::Bind,
             (WireCommand::UdpAssociate, ProxyProtocol::SocksV5) => SocksCommand::UdpAssociate,
             (other, _) => {
-                let _ = reply(
-                    stream,
-                    neg.version,
-                    ReplyCode::CommandNotSupported,
-                    UNSPECIFIED,
-                )
-                .await;
-                // Dante 1.4.2's words (a SOCKS5 one is refused while negotiating).
-                let what = match neg.version {
-                    ProxyProtocol::SocksV4 => {
-                        format!("unrecognized v4 command: {}", command_byte(other))
-                    }
-                    _ => format!("unknown socks_v5 command: {}", command_byte(other)),
+                let err = match neg.version {
+                    ProxyProtocol::SocksV4 => RequestError::UnknownV4Command(command_byte(other)),
+                    _ => RequestError::UnknownV5Command(command_byte(other)),
                 };
-                self.entry.ended(what.clone());
+                self.answer(stream, neg.version, &err).await;
+                self.entry.ended(err.to_string());
                 acc.clog.refused(
                     self.log,
                     Subsystem::CLIENT,
                     only(acc.accept_side.clone()),
-                    format!("request was not performed due to error: {what}"),
+                    err.not_performed(),
                 );
                 return None;
             }
@@ -149,11 +140,12 @@ impl<'s> Session<'s> {
         };
         let slog = RuleLog::new(sdec.rule, tl_command, self.debug);
         let Some(rule) = sdec.rule.filter(|_| sdec.passes()) else {
-            let _ = reply(stream, neg.version, ReplyCode::NotAllowed, UNSPECIFIED).await;
-            let reason = sdec
-                .rule
-                .is_none()
-                .then_some("no rules matched; using default block rule");
+            let err = RequestError::Blocked {
+                rule: sdec.number(),
+                unmatched: sdec.rule.is_none(),
+            };
+            self.answer(stream, neg.version, &err).await;
+            let reason = err.rule_reason();
             // A UDP request names the client's UDP address, not a target; Dante 1.4.2
             // writes no destination side (seed §4.9 has the 1.2.3 form).
             let ends = if command == SocksCommand::UdpAssociate {
@@ -168,10 +160,7 @@ impl<'s> Session<'s> {
                 }
             };
             slog.blocked(self.log, ends, reason.map(String::from));
-            let why = match reason {
-                Some(r) => format!("blocked by higher-level socks-rule #{}: {r}", sdec.number()),
-                None => format!("blocked by higher-level socks-rule #{}", sdec.number()),
-            };
+            let why = err.to_string();
             self.entry.blocked();
             self.entry.ended(why.clone());
             acc.clog
@@ -184,8 +173,9 @@ impl<'s> Session<'s> {
             self.registry
                 .notify(|| SessionEvent::Connect(self.entry.snapshot()));
         } else if let Err(why) = self.operator_verdict().await {
-            let _ = reply(stream, neg.version, ReplyCode::NotAllowed, UNSPECIFIED).await;
-            let why = format!("denied by the management interface: {why}");
+            let err = RequestError::OperatorDenied(why);
+            self.answer(stream, neg.version, &err).await;
+            let why = err.to_string();
             let dst = Side(vec![Endpoint::unknown(), target_ep(&req.target)]);
             slog.blocked(
                 self.log,
@@ -242,7 +232,11 @@ impl<'s> Session<'s> {
             target,
             error,
         } = u;
-        let _ = reply(stream, version, ReplyCode::HostUnreachable, UNSPECIFIED).await;
+        let err = RequestError::Unresolved {
+            host: target.host.to_string(),
+            error: error.clone(),
+        };
+        self.answer(stream, version, &err).await;
         warn_failure(
             self.log,
             ErrorSide::External,
@@ -251,15 +245,11 @@ impl<'s> Session<'s> {
             &self.run.config.error_logs,
             || format!("could not DNS-resolve \"{}\": {error}", target.host),
         );
-        let desc = format!("could not resolve hostname \"{}\": {error}", target.host);
+        let desc = err.to_string();
         self.entry.ended(desc.clone());
         let request = RuleLog { command, ..*clog };
-        request.failed(self.log, only(src), desc.clone());
-        clog.failed(
-            self.log,
-            only(accept_side),
-            format!("request was not performed due to error: {desc}"),
-        );
+        request.failed(self.log, only(src), desc);
+        clog.failed(self.log, only(accept_side), err.not_performed());
     }
 }
 

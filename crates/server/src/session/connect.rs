@@ -122,8 +122,9 @@ impl Session<'_> {
         );
         let outcome = match self.limited(0, "", attempt).await {
             Ok(Ok(ch)) => Ok(ch),
-            Ok(Err(e)) => Err((e.desc, e.reply, e.local)),
-            Err(r) => Err((r.desc, ReplyCode::GeneralFailure, None)),
+            Ok(Err(e)) => Err((e.failure, e.local)),
+            // The only limit here is the server's cut.
+            Err(_) => Err((chain::ChainFailure::Cut, None)),
         };
         if outcome.is_err() {
             crate::events::UpstreamFailed {
@@ -133,8 +134,8 @@ impl Session<'_> {
         }
         let mut ch = match outcome {
             Ok(ch) => ch,
-            Err((desc, reply, local)) => {
-                let err = RequestError::Chain { desc, reply };
+            Err((failure, local)) => {
+                let err = RequestError::Chain(failure);
                 self.answer(stream, g.version(), &err).await;
                 let desc = err.to_string();
                 self.entry.ended(desc.clone());

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use socks_proto::ReplyCode;
 use traffic_log::Endpoint;
 
+use crate::chain::ChainFailure;
 use crate::connect::{ConnectError, Stage};
 use crate::errno_text;
 use crate::resolve::ResolveError;
@@ -43,9 +44,9 @@ pub(crate) enum RequestError {
         errno_text(.error)
     )]
     ExternalBind { stage: Stage, error: io::Error },
-    /// The upstream proxy of a `route` failed (`desc` from `crate::chain`).
-    #[error("serverchain failed: {desc}")]
-    Chain { desc: String, reply: ReplyCode },
+    /// The upstream proxy of a `route` failed.
+    #[error("serverchain failed: {0}")]
+    Chain(ChainFailure),
     /// A BIND's listening socket could not be made.
     #[error("could not bind {ip}: {}", errno_text(.error))]
     BindListen { ip: IpAddr, error: io::Error },
@@ -84,7 +85,7 @@ impl RequestError {
             Self::Unresolved { .. } => ReplyCode::HostUnreachable,
             // Dante answers "network unreachable" for a bind to the external address.
             Self::ExternalBind { .. } => ReplyCode::NetworkUnreachable,
-            Self::Chain { reply, .. } => *reply,
+            Self::Chain(failure) => failure.reply(),
             Self::BindListen { .. } | Self::BindClientError(_) | Self::UdpSocket(_) => {
                 ReplyCode::GeneralFailure
             }

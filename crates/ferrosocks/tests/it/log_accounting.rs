@@ -349,6 +349,9 @@ fn interim_records_count_an_open_session_once() {
     });
     drop(c);
     let whole = wait_file(&p.log, "the summary", |t| t.contains("tcp/accept ]:"));
+    // The JSON sink has a writer thread of its own: it may write a moment later.
+    let json_file = p.dir.path().join("log.json");
+    wait_file(&json_file, "the summary", |t| t.contains("tcp/accept ]:"));
     assert!(interims(&whole) >= 1);
     for file in [p.log.clone(), p.dir.path().join("log.json")] {
         let (code, out, err) = log_cmd(&["stats", "--format", "json"], &[&file]);
@@ -534,6 +537,8 @@ fn a_udp_association_gets_interim_records_and_keeps_its_idle_timeout() {
         t.contains("tcp/accept ]:")
     });
     let json = p.dir.path().join("log.json");
+    // The JSON sink has a writer thread of its own: it may write a moment later.
+    wait_file(&json, "the accept summary", |t| t.contains("tcp/accept ]:"));
     let interim_json = std::fs::read_to_string(&json)
         .unwrap()
         .lines()
@@ -631,6 +636,8 @@ fn a_bind_gets_interim_records_in_its_summarys_shape() {
         "{whole}"
     );
     let json = p.dir.path().join("log.json");
+    // The JSON sink has a writer thread of its own: it may write a moment later.
+    wait_file(&json, "the accept summary", |t| t.contains("tcp/accept ]:"));
     let interim_json = std::fs::read_to_string(&json)
         .unwrap()
         .lines()

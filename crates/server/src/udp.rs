@@ -348,7 +348,8 @@ impl Session<'_> {
         };
         let ext = match self.external(g, a, from, dest).await {
             Ok(e) => e,
-            Err(NoExternal::Address(desc)) => {
+            Err(NoExternal::Address(why)) => {
+                let desc = why.to_string();
                 a.drop_one(UdpDrop::NoExternal);
                 let ends = Ends {
                     src: pint_side(from),
@@ -614,9 +615,8 @@ impl Session<'_> {
         Ok(slot.as_mut().expect("set just above"))
     }
 
-    /// The address an external socket towards `dest` is bound on, or why there is none,
-    /// in the words of Dante 1.4.2's getoutaddr() where it has them.
-    fn udp_source(&self, from: SocketAddr, dest: SocketAddr) -> Result<IpAddr, String> {
+    /// The address an external socket towards `dest` is bound on, or why there is none.
+    fn udp_source(&self, from: SocketAddr, dest: SocketAddr) -> Result<IpAddr, NoAddress> {
         let cfg = &self.run.config;
         let v4 = dest.is_ipv4();
         match cfg.external_rotation {
@@ -625,15 +625,10 @@ impl Session<'_> {
                 if local.is_ipv4() == v4 {
                     return Ok(local);
                 }
-                Err(format!(
-                    "rotation for external addresses is set to same-same, but that can not \
-                     work for this udpassociate request.  The internal address we accepted \
-                     the client on is a {} ({}), but the target address is a {} ({})",
-                    family(local.is_ipv4()),
-                    ep(self.local),
-                    family(v4),
-                    ep(dest)
-                ))
+                Err(NoAddress::SameSame {
+                    local: self.local,
+                    dest,
+                })
             }
             Rotation::None if !self.run.externals.is_empty() => self
                 .run
@@ -641,26 +636,13 @@ impl Session<'_> {
                 .iter()
                 .copied()
                 .find(|ip| ip.is_ipv4() == v4)
-                .ok_or_else(|| {
-                    format!(
-                        "none of the addresses configured on our external interface(s) can be \
-                         used for forwarding from our local client {} to target {}.  \
-                         Configuration error in {}?",
-                        ep(from),
-                        ep(dest),
-                        cfg.origins.file
-                    )
+                .ok_or_else(|| NoAddress::NoneConfigured {
+                    from,
+                    dest,
+                    file: cfg.origins.file.clone(),
                 }),
             // The kernel's choice: the source address of a socket connected to `dest`.
-            _ => route_source(dest).map_err(|e| {
-                format!(
-                    "could not find a local address for forwarding from our local client {} \
-                     to target {}: {}",
-                    ep(from),
-                    ep(dest),
-                    crate::errno_text(&e)
-                )
-            }),
+            _ => route_source(dest).map_err(|error| NoAddress::NoRoute { from, dest, error }),
         }
     }
 
@@ -741,10 +723,52 @@ impl Session<'_> {
 
 /// Why a datagram found no external socket.
 enum NoExternal {
-    /// No address to bind it on: Dante's reason.
-    Address(String),
+    /// No address to bind it on.
+    Address(NoAddress),
     /// The socket could not be made or bound.
     Socket(std::io::Error),
+}
+
+/// Why a destination has no external address to send from, in the words of Dante
+/// 1.4.2's getoutaddr() (`SameSame`, `NoneConfigured`) or ours (`NoRoute`).
+#[derive(Debug, thiserror::Error)]
+enum NoAddress {
+    /// `external.rotation: same-same` and the client reached an address of the other
+    /// family.
+    #[error(
+        "rotation for external addresses is set to same-same, but that can not work for \
+         this udpassociate request.  The internal address we accepted the client on is a {} \
+         ({}), but the target address is a {} ({})",
+        family(.local.ip().to_canonical().is_ipv4()),
+        ep(*.local),
+        family(.dest.is_ipv4()),
+        ep(*.dest)
+    )]
+    SameSame { local: SocketAddr, dest: SocketAddr },
+    /// `external.rotation: none` and no `external:` address of the family.
+    #[error(
+        "none of the addresses configured on our external interface(s) can be used for \
+         forwarding from our local client {} to target {}.  Configuration error in {file}?",
+        ep(*.from),
+        ep(*.dest)
+    )]
+    NoneConfigured {
+        from: SocketAddr,
+        dest: SocketAddr,
+        file: String,
+    },
+    /// `external.rotation: route`: the kernel has no route to the destination.
+    #[error(
+        "could not find a local address for forwarding from our local client {} to target {}: {}",
+        ep(*.from),
+        ep(*.dest),
+        crate::errno_text(.error)
+    )]
+    NoRoute {
+        from: SocketAddr,
+        dest: SocketAddr,
+        error: std::io::Error,
+    },
 }
 
 /// Dante's name for an address family (`atype2string`).

@@ -14,9 +14,13 @@
 //!   summaries (same client side), one session.
 //! - Interim records (`log.interim`) are kept per open session (keyed by rule, command
 //!   and both sides, which its summary repeats), the latest replacing the one before; the
-//!   summary drops it. Sessions whose summary never came (still open when the log ends,
-//!   or the log was cut) are counted at the end with their last interim bytes, as
-//!   `open_sessions`. Memory: one entry per session open at once.
+//!   summary drops it. A UDP association's are keyed by rule and `PROXY-INTUDP` (its
+//!   client's port and last target may change while it is open), one part per external
+//!   socket (`PROXY-EXT`, as its summaries); a record from before it had a socket is
+//!   replaced by the sockets' ones. Sessions whose summary never came (still open when
+//!   the log ends, or the log was cut) are counted at the end with their last interim
+//!   bytes, as `open_sessions`, once per association. Memory: one entry per session
+//!   open at once.
 //! - An input with no summary and no interim record at all but with `[:` lines (the
 //!   rules log `connect` only) counts sessions from the start lines (socks-level ones, or
 //!   `tcp/accept` when there are none) and says the bytes are unknown
@@ -190,13 +194,25 @@ pub struct Counts {
     pub failed_files: u64,
 }
 
-/// One interim record's state of an open session.
+/// The last interim records of an open session: one part for a TCP session, one per
+/// external socket for a UDP association (as its summaries).
 #[derive(Debug)]
 struct Open {
-    key: Vec<String>,
-    summary: Summary,
+    parts: Vec<Part>,
     duration: u64,
     time: Option<i64>,
+    /// A summary of the session was already counted (a UDP association with a second
+    /// socket whose summary has not come): the rest adds bytes, not a session.
+    counted: bool,
+}
+
+/// One interim record of an open session.
+#[derive(Debug)]
+struct Part {
+    /// The UDP association's external socket (`PROXY-EXT`); 0 for TCP.
+    socket: u64,
+    key: Vec<String>,
+    summary: Summary,
 }
 
 /// How many recent socks-level records an accept-level one is paired against.
@@ -208,6 +224,8 @@ pub struct Accounting {
     opts: Options,
     groups: HashMap<Vec<String>, Stats>,
     open: HashMap<u64, Open>,
+    /// The part id of a UDP record without an external socket (`0.0.0.0.0`).
+    unknown_socket: u64,
     recent: VecDeque<u64>,
     scratch: Vec<u8>,
     summaries: u64,
@@ -280,10 +298,11 @@ fn duration_of(desc: &str) -> u64 {
 impl Accounting {
     /// A new run.
     pub fn new(opts: Options) -> Self {
-        Self {
+        let mut a = Self {
             opts,
             groups: HashMap::new(),
             open: HashMap::new(),
+            unknown_socket: 0,
             recent: VecDeque::with_capacity(RECENT),
             scratch: Vec::with_capacity(128),
             summaries: 0,
@@ -291,7 +310,9 @@ impl Accounting {
             counts: Counts::default(),
             malformed: Malformed::default(),
             sources: BTreeMap::new(),
-        }
+        };
+        a.unknown_socket = a.side_hash(5, &Side(vec![traffic_log::Endpoint::unknown()]));
+        a
     }
 
     /// One line of `origin` (without its newline); `complete` is false for a last line
@@ -372,8 +393,7 @@ impl Accounting {
                         self.push_recent(udp_pair);
                     }
                 }
-                let id = self.session_hash(r, summary);
-                self.open.remove(&id);
+                self.close_open(r, summary);
                 self.summaries += 1;
                 let key = self.key(
                     r,
@@ -394,22 +414,36 @@ impl Accounting {
                 summary,
                 duration_secs,
             } => {
-                let id = self.session_hash(r, summary);
+                let (id, socket) = self.open_ids(r, summary);
                 let key = self.key(
                     r,
                     &summary.client.side,
                     summary.target.as_ref().map(|t| &t.side),
                     time,
                 );
-                self.open.insert(
-                    id,
-                    Open {
-                        key,
-                        summary: summary.clone(),
-                        duration: *duration_secs,
-                        time,
-                    },
-                );
+                let unknown = self.unknown_socket;
+                let o = self.open.entry(id).or_insert_with(|| Open {
+                    parts: Vec::new(),
+                    duration: 0,
+                    time,
+                    counted: false,
+                });
+                // A UDP association's record from before it had an external socket is
+                // superseded by those of its sockets.
+                if socket != unknown {
+                    o.parts.retain(|p| p.socket != unknown);
+                }
+                let part = Part {
+                    socket,
+                    key,
+                    summary: summary.clone(),
+                };
+                match o.parts.iter_mut().find(|p| p.socket == socket) {
+                    Some(p) => *p = part,
+                    None => o.parts.push(part),
+                }
+                o.duration = *duration_secs;
+                o.time = time;
             }
             Event::Stop { ends, .. } if r.verdict == Verdict::Block => {
                 let pair = self.side_hash(2, &ends.src);
@@ -466,6 +500,53 @@ impl Accounting {
         let mut h = DefaultHasher::new();
         h.write(&self.scratch);
         h.finish()
+    }
+
+    /// Which open session (and which of its parts) a summary or interim record is: TCP
+    /// sessions by rule, command and both sides; UDP associations by rule and
+    /// `PROXY-INTUDP` (their own socket, while they are open: the client's port and the
+    /// last target may change, or be unknown at first), their parts by `PROXY-EXT`.
+    fn open_ids(&mut self, r: &Record, s: &Summary) -> (u64, u64) {
+        if r.command != Command::UdpAssociate {
+            return (self.session_hash(r, s), 0);
+        }
+        let unknown = traffic_log::Endpoint::unknown();
+        let pint = s.client.side.0.last().unwrap_or(&unknown).clone();
+        let pext = s
+            .target
+            .as_ref()
+            .and_then(|t| t.side.0.first())
+            .unwrap_or(&unknown)
+            .clone();
+        let id = self.session_hash(
+            r,
+            &Summary {
+                client: traffic_log::Leg {
+                    side: Side(vec![pint]),
+                    ..s.client.clone()
+                },
+                target: None,
+            },
+        );
+        (id, self.side_hash(5, &Side(vec![pext])))
+    }
+
+    /// A summary ends its open session's part (a UDP association's socket, and its
+    /// record from before it had one); the rest of a UDP association stays open, its
+    /// session counted.
+    fn close_open(&mut self, r: &Record, s: &Summary) {
+        let (id, socket) = self.open_ids(r, s);
+        let unknown = self.unknown_socket;
+        let Some(o) = self.open.get_mut(&id) else {
+            return;
+        };
+        o.parts
+            .retain(|p| p.socket != socket && p.socket != unknown);
+        if o.parts.is_empty() {
+            self.open.remove(&id);
+        } else {
+            o.counted = true;
+        }
     }
 
     fn session_hash(&mut self, r: &Record, s: &Summary) -> u64 {
@@ -531,10 +612,18 @@ impl Accounting {
     /// Ends the run: open sessions are counted with their last interim bytes.
     pub fn finish(mut self) -> Report {
         for (_, o) in std::mem::take(&mut self.open) {
-            let g = self.groups.entry(o.key).or_default();
-            g.add_summary(&o.summary, o.duration);
-            g.open_sessions += 1;
-            g.seen(o.time);
+            for (i, part) in o.parts.into_iter().enumerate() {
+                let g = self.groups.entry(part.key).or_default();
+                g.add_summary(&part.summary, o.duration);
+                // One session per association, in its first socket's group.
+                if i == 0 && !o.counted {
+                    g.open_sessions += 1;
+                } else {
+                    g.sessions -= 1;
+                    g.duration_secs -= o.duration;
+                }
+                g.seen(o.time);
+            }
         }
         let interims_or_summaries =
             self.summaries > 0 || self.groups.values().any(|g| g.open_sessions > 0);
@@ -555,8 +644,10 @@ impl Accounting {
             }
         }
         // Groups that only saw start lines already counted by their summaries elsewhere
-        // (e.g. by day across midnight), or accept starts beside socks starts.
-        groups.retain(|(_, g)| g.sessions > 0 || g.blocked > 0);
+        // (e.g. by day across midnight), or accept starts beside socks starts. A group
+        // with bytes and no session of its own is kept: the second external socket of a
+        // UDP association counted in its first socket's group.
+        groups.retain(|(_, g)| g.sessions > 0 || g.blocked > 0 || g.bytes_total() > 0);
         groups.sort_by(|a, b| a.0.cmp(&b.0));
         // Without grouping there is one group, even for an empty input.
         if self.opts.by.is_empty() && groups.is_empty() {

@@ -351,3 +351,72 @@ pass(1): tcp/accept ]: 44 -> 10.0.0.5.40000 127.0.0.1.1080 -> 34: local client c
     assert_eq!(r.total.bytes_to_client, 44);
     assert_eq!(r.total.duration_secs, 6, "one session's duration");
 }
+
+/// A UDP association with interim records (`log.interim`): one record before it had an
+/// external socket (`0.0.0.0.0`), then one per socket. They are one open session keyed
+/// by its own `PROXY-INTUDP` (the client's port and the last target change), counted
+/// once with the last interim bytes of each socket; each summary replaces its socket's.
+#[test]
+fn a_udp_association_cut_mid_way_counts_once_with_its_interim_bytes() {
+    let early = "pass(1): udp/udpassociate -: 0.0.0.0.0 127.0.0.1.49013 -> 0.0.0.0.0 0.0.0.0.0: interim: 0/0 -> client -> 0/0, 0/0 -> target -> 0/0.  Session duration: 5s";
+    let v4 = "pass(1): udp/udpassociate -: 10.0.0.5.52499 127.0.0.1.49013 -> 127.0.0.1.50456 192.0.2.53.53: interim: 17/1 -> client -> 17/1, 7/1 -> target -> 7/1.  Session duration: 10s";
+    let v4_later = "pass(1): udp/udpassociate -: 10.0.0.5.52499 127.0.0.1.49013 -> 127.0.0.1.50456 192.0.2.54.53: interim: 34/2 -> client -> 34/2, 14/2 -> target -> 14/2.  Session duration: 15s";
+    let v6 = "pass(1): udp/udpassociate -: 10.0.0.5.52499 127.0.0.1.49013 -> ::1.50457 2001:db8::53.53: interim: 10/1 -> client -> 20/1, 20/1 -> target -> 10/1.  Session duration: 15s";
+    let sum4 = "pass(1): udp/udpassociate ]: 34/2 -> 10.0.0.5.52499 127.0.0.1.49013 -> 34/2, 14/2 -> 127.0.0.1.50456 192.0.2.54.53 -> 14/2: local client closed.  Session duration: 16s";
+    let sum6 = "pass(1): udp/udpassociate ]: 10/1 -> 10.0.0.5.52499 127.0.0.1.49013 -> 20/1, 20/1 -> ::1.50457 2001:db8::53.53 -> 10/1: local client closed.  Session duration: 16s";
+    let accept = "pass(1): tcp/accept ]: 44 -> 10.0.0.5.40000 127.0.0.1.1080 -> 34: local client closed.  Session duration: 16s";
+
+    let only_early = run(opts(&[]), &[("udp", early)]).total;
+    assert_eq!((only_early.sessions, only_early.open_sessions), (1, 1));
+    assert_eq!(only_early.bytes_total(), 0);
+
+    let cut = [early, v4, v4_later, v6].join("\n");
+    let t = run(opts(&[]), &[("udp", &cut)]).total;
+    assert_eq!((t.sessions, t.open_sessions), (1, 1), "{t:?}");
+    assert_eq!((t.bytes_to_client, t.bytes_from_client), (44, 54));
+    assert_eq!((t.bytes_to_target, t.bytes_from_target), (34, 24));
+    assert_eq!(t.duration_secs, 15, "one session's duration");
+
+    // Cut between the two summaries: the session is the summary's, the other socket
+    // adds its interim bytes.
+    let t = run(opts(&[]), &[("udp", &[cut.as_str(), sum4].join("\n"))]).total;
+    assert_eq!((t.sessions, t.open_sessions), (1, 0), "{t:?}");
+    assert_eq!(t.bytes_to_client, 44);
+
+    let whole = [cut.as_str(), sum4, sum6, accept].join("\n");
+    let r = run(opts(&[Dimension::Target]), &[("udp", &whole)]);
+    let t = &r.total;
+    assert_eq!((t.sessions, t.open_sessions), (1, 0), "{:?}", r.groups);
+    assert_eq!((t.bytes_to_client, t.bytes_from_client), (44, 54));
+    assert_eq!(t.duration_secs, 16);
+    // By target, the second socket's bytes are a group of their own with no session.
+    let v6_group = r.groups.iter().find(|(k, _)| k[0] == "2001:db8::53");
+    assert_eq!(
+        v6_group.map(|(_, s)| (s.sessions, s.bytes_to_client)),
+        Some((0, 10))
+    );
+}
+
+/// A BIND cut mid-way: the bindreply rule's interim record is turned round as its
+/// summary is, and counted once, seen from the SOCKS client.
+#[test]
+fn a_bind_cut_mid_way_counts_once_with_its_interim_bytes() {
+    let interim = "pass(1): tcp/bindreply -: 192.0.2.9.4000 127.0.0.1.5000 -> 127.0.0.1.1080 10.0.0.5.3000: interim: 8 -> client -> 4, 4 -> target -> 8.  Session duration: 2s";
+    let summary = "pass(1): tcp/bindreply ]: 8 -> 192.0.2.9.4000 127.0.0.1.5000 -> 4, 4 -> 127.0.0.1.1080 10.0.0.5.3000 -> 8: local client closed.  Session duration: 3s";
+    let accept = "pass(1): tcp/accept ]: 4 -> 10.0.0.5.3000 127.0.0.1.1080 -> 8: local client closed.  Session duration: 3s";
+    let by = [Dimension::Client, Dimension::Target];
+    let r = run(opts(&by), &[("bind", interim)]);
+    assert_eq!(r.groups.len(), 1, "{:?}", r.groups);
+    let (key, s) = &r.groups[0];
+    assert_eq!(key, &["10.0.0.5", "192.0.2.9"]);
+    assert_eq!((s.sessions, s.open_sessions), (1, 1));
+    assert_eq!((s.bytes_to_client, s.bytes_from_client), (4, 8));
+    assert_eq!((s.bytes_to_target, s.bytes_from_target), (8, 4));
+    let r = run(
+        opts(&by),
+        &[("bind", &[interim, summary, accept].join("\n"))],
+    );
+    let s = &r.groups[0].1;
+    assert_eq!((r.groups.len(), s.sessions, s.open_sessions), (1, 1, 0));
+    assert_eq!(s.duration_secs, 3);
+}

@@ -24,18 +24,15 @@ use traffic_log::{Command, EndCause, Ends, Side, Summary};
 use crate::negotiate::reply;
 use crate::relay::Counters;
 use crate::rules::{match_socks, RequestFacts, TargetAddrs};
-use crate::session::{seconds, Granted, Session, UNSPECIFIED};
+use crate::session::{seconds, Granted, RelayEnd, Relayed, RequestError, Session, UNSPECIFIED};
 use crate::tlog::{ep, leg, only, target_ep, user_auth, RuleLog};
 
 enum Wait {
     Remote(TcpStream, SocketAddr),
     Failed(EndCause, ReplyCode),
-    /// The client ended the wait: its end of file (`error` false), or an error or bytes
-    /// on the control connection; `desc` in Dante's words.
-    ClientEnded {
-        error: bool,
-        desc: String,
-    },
+    /// The client ended the wait: its end of file, or an error or bytes on the control
+    /// connection.
+    ClientEnded(RequestError),
 }
 
 impl Session<'_> {
@@ -45,16 +42,13 @@ impl Session<'_> {
         let ip = self.source_for(local_ip.is_ipv4()).unwrap_or(local_ip);
         let listener = match listen(SocketAddr::new(ip, 0)) {
             Ok(l) => l,
-            Err(e) => {
-                let _ = reply(stream, g.version(), ReplyCode::GeneralFailure, UNSPECIFIED).await;
-                let desc = format!("could not bind {ip}: {}", crate::errno_text(&e));
+            Err(error) => {
+                let err = RequestError::BindListen { ip, error };
+                self.answer(stream, g.version(), &err).await;
                 g.slog
-                    .failed(self.log, only(Side::clone(&g.src)), desc.clone());
-                g.clog.failed(
-                    self.log,
-                    only(g.accept_side.clone()),
-                    format!("request was not performed due to error: {desc}"),
-                );
+                    .failed(self.log, only(Side::clone(&g.src)), err.to_string());
+                g.clog
+                    .failed(self.log, only(g.accept_side.clone()), err.not_performed());
                 return;
             }
         };
@@ -78,13 +72,10 @@ impl Session<'_> {
                 let _ = reply(stream, g.version(), code, UNSPECIFIED).await;
                 return self.bind_ended(g, &bind_ends, &Counters::default(), &cause);
             }
-            Wait::ClientEnded { error, desc } => {
+            Wait::ClientEnded(err) => {
                 drop(listener);
-                if error {
-                    let _ =
-                        reply(stream, g.version(), ReplyCode::GeneralFailure, UNSPECIFIED).await;
-                }
-                return self.bind_left(g, bind_ends, error, desc);
+                self.answer(stream, g.version(), &err).await;
+                return self.bind_left(g, bind_ends, &err);
             }
         };
         drop(listener);
@@ -120,13 +111,14 @@ impl Session<'_> {
         let number = decision.as_ref().map_or(0, |d| d.number());
         if !decision.is_ok_and(|d| d.passes()) {
             drop(remote);
-            let _ = reply(stream, g.version(), ReplyCode::NotAllowed, UNSPECIFIED).await;
+            let err = RequestError::BindReplyBlocked {
+                from: ep(remote_addr),
+                rule: number,
+            };
+            self.answer(stream, g.version(), &err).await;
             rlog.blocked(self.log, reply_ends, None);
-            // Dante 1.4.2's words; the BIND and the client's session end blocked.
-            let why = format!(
-                "bind-reply from {} blocked by socks-rule #{number}",
-                ep(remote_addr)
-            );
+            // The BIND and the client's session end blocked.
+            let why = err.to_string();
             self.entry.blocked();
             self.entry.ended(why.clone());
             g.slog.blocked(self.log, bind_ends, Some(why.clone()));
@@ -145,19 +137,13 @@ impl Session<'_> {
         self.entry.add_counters(&counters);
         self.entry.endpoints(Some(ext_in), Some(remote_addr));
         let to_remote = std::sync::Arc::new(Side(vec![ep(ext_in), ep(remote_addr)]));
-        let mut tcpinfo = None;
-        let cause = self
-            .relay_logged(
-                stream,
-                &mut remote,
-                g,
-                &rlog,
-                &g.src,
-                &to_remote,
-                &counters,
-                &mut tcpinfo,
-            )
-            .await;
+        let relayed = Relayed {
+            slog: &rlog,
+            src: &g.src,
+            dst: &to_remote,
+            counters: &counters,
+        };
+        let RelayEnd { cause, tcpinfo } = self.relay_logged(stream, &mut remote, g, relayed).await;
         // Dante 1.4.2 relays a bindreply with the remote host as its "local client".
         let cause = match cause {
             EndCause::ClientClosed => EndCause::PeerClosed,
@@ -190,19 +176,16 @@ impl Session<'_> {
 
     /// A wait the client ended: Dante's `]: …: eof from client` on the bind and accept
     /// lines, or for an error the failure lines.
-    fn bind_left(&self, g: &Granted<'_>, bind_ends: Ends, error: bool, desc: String) {
+    fn bind_left(&self, g: &Granted<'_>, bind_ends: Ends, err: &RequestError) {
+        let desc = err.to_string();
         self.entry.ended(desc.clone());
         let accept = only(g.accept_side.clone());
-        if error {
-            g.slog.failed(self.log, bind_ends, desc.clone());
-            g.clog.failed(
-                self.log,
-                accept,
-                format!("request was not performed due to error: {desc}"),
-            );
-        } else {
+        if matches!(err, RequestError::BindClientEof) {
             g.slog.stopped(self.log, bind_ends, Some(desc.clone()));
             g.clog.stopped(self.log, accept, Some(desc));
+        } else {
+            g.slog.failed(self.log, bind_ends, desc);
+            g.clog.failed(self.log, accept, err.not_performed());
         }
     }
 
@@ -247,15 +230,9 @@ impl Session<'_> {
                     other => break other,
                 }
             };
-            let failed = |why: String| Wait::ClientEnded {
-                error: true,
-                desc: format!("receiving request from client failed ({why})"),
-            };
+            let failed = |why: String| Wait::ClientEnded(RequestError::BindClientError(why));
             match read {
-                Ok(0) => Wait::ClientEnded {
-                    error: false,
-                    desc: "eof from client".into(),
-                },
+                Ok(0) => Wait::ClientEnded(RequestError::BindClientEof),
                 // Dante 1.4.2's words for bytes where it expects none.
                 Ok(_) => failed("no system error".into()),
                 Err(e) => failed(crate::errno_text(&e)),

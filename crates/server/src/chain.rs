@@ -35,14 +35,85 @@ pub(crate) struct Chained {
     pub(crate) leftover: Vec<u8>,
 }
 
-/// Why chaining failed.
+/// Why chaining failed, and where from.
 pub(crate) struct ChainError {
-    /// The text after `serverchain failed: `.
-    pub(crate) desc: String,
-    /// What to answer the client.
-    pub(crate) reply: ReplyCode,
+    pub(crate) failure: ChainFailure,
     /// Our local address towards the upstream, if we had one.
     pub(crate) local: Option<SocketAddr>,
+}
+
+/// What went wrong with the upstream: its `Display` is the text after `serverchain
+/// failed: `, [`ChainFailure::reply`] what the client is answered.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChainFailure {
+    #[error("route has no upstream")]
+    NoUpstream,
+    #[error("could not resolve upstream proxyserver \"{name}\": {error}")]
+    Unresolved {
+        name: String,
+        error: crate::resolve::ResolveError,
+    },
+    /// `to` and `from` as Dante prints addresses (`0.0.0.0.0` for no local address).
+    #[error(
+        "could not connect to upstream proxyserver: connect(2) to {to} from {from} failed: {why}"
+    )]
+    Connect {
+        to: String,
+        from: String,
+        why: String,
+    },
+    #[error("upstream proxyserver {next} did not answer within {secs}s")]
+    Timeout { next: SocketAddr, secs: u64 },
+    #[error("upstream proxyserver: {}", crate::errno_text(.0))]
+    Io(std::io::Error),
+    #[error("upstream proxyserver answered garbage: {0}")]
+    Garbage(ProtoError),
+    #[error("upstream proxyserver closed the connection during negotiation")]
+    Closed,
+    #[error("route method username, but the client did not authenticate with a username")]
+    NoUsername,
+    #[error("upstream proxyserver refused the client's username/password")]
+    PasswordRefused,
+    #[error("upstream proxyserver accepted none of our methods (answered {0:#04x})")]
+    NoMethod(u8),
+    #[error("upstream proxyserver replied {:#04x}", .0.as_u8())]
+    Refused(ReplyCode),
+    #[error("upstream proxyserver rejected the SOCKS4 request")]
+    Socks4Rejected,
+    #[error("upstream HTTP proxy sent an over-long answer")]
+    HttpTooLong,
+    #[error("upstream HTTP proxy closed the connection before answering")]
+    HttpClosed,
+    /// The status line, vis-escaped.
+    #[error("upstream HTTP proxy answered \"{0}\"")]
+    HttpStatus(String),
+    #[error("upstream HTTP proxy answered garbage")]
+    HttpGarbage,
+    /// The server cut the session while it was chaining.
+    #[error("administrative termination")]
+    Cut,
+}
+
+impl ChainFailure {
+    /// What the client is answered.
+    pub(crate) fn reply(&self) -> ReplyCode {
+        match self {
+            Self::Timeout { .. } => ReplyCode::TtlExpired,
+            Self::PasswordRefused => ReplyCode::NotAllowed,
+            // The upstream's own answer, passed on.
+            Self::Refused(code) => *code,
+            _ => ReplyCode::GeneralFailure,
+        }
+    }
+}
+
+impl From<ChainFailure> for ChainError {
+    fn from(failure: ChainFailure) -> Self {
+        Self {
+            failure,
+            local: None,
+        }
+    }
 }
 
 /// The first route for a CONNECT from `client` to `target`.
@@ -79,29 +150,33 @@ pub(crate) async fn via(
     limit: Option<Duration>,
 ) -> Result<Chained, ChainError> {
     let Via::Proxy { host, port } = &route.via else {
-        return Err(ChainError {
-            desc: "route has no upstream".into(),
-            reply: ReplyCode::GeneralFailure,
-            local: None,
-        });
+        return Err(ChainFailure::NoUpstream.into());
     };
     let addrs: Vec<SocketAddr> = match host {
         HostAddr::Ip(ip) => vec![SocketAddr::new(*ip, *port)],
-        HostAddr::Name(name) => crate::resolve::socket_addrs(name, *port)
-            .await
-            .map_err(|e| ChainError {
-                desc: format!("could not resolve upstream proxyserver \"{name}\": {e}"),
-                reply: ReplyCode::GeneralFailure,
-                local: None,
-            })?,
+        HostAddr::Name(name) => {
+            crate::resolve::socket_addrs(name, *port)
+                .await
+                .map_err(|error| ChainFailure::Unresolved {
+                    name: name.clone(),
+                    error,
+                })?
+        }
     };
     let (mut stream, next) = connect(&addrs, source, limit).await.map_err(|ce| {
-        let to = addrs.first().map_or_else(|| "?".into(), |a| crate::tlog::ep(*a).to_string());
-        let from = ce.local.map_or_else(|| "0.0.0.0.0".into(), |a| crate::tlog::ep(a).to_string());
-        let why = if ce.timed_out { "timed out".to_string() } else { crate::errno_text(&ce.error) };
+        let to = addrs
+            .first()
+            .map_or_else(|| "?".into(), |a| crate::tlog::ep(*a).to_string());
+        let from = ce
+            .local
+            .map_or_else(|| "0.0.0.0.0".into(), |a| crate::tlog::ep(a).to_string());
+        let why = if ce.timed_out {
+            "timed out".to_string()
+        } else {
+            crate::errno_text(&ce.error)
+        };
         ChainError {
-            desc: format!("could not connect to upstream proxyserver: connect(2) to {to} from {from} failed: {why}"),
-            reply: ReplyCode::GeneralFailure,
+            failure: ChainFailure::Connect { to, from, why },
             local: ce.local,
         }
     })?;
@@ -115,15 +190,10 @@ pub(crate) async fn via(
     let outcome = match limit {
         Some(d) => tokio::time::timeout(d, handshake)
             .await
-            .unwrap_or_else(|_| {
-                Err((
-                    format!(
-                        "upstream proxyserver {next} did not answer within {}s",
-                        d.as_secs()
-                    ),
-                    ReplyCode::TtlExpired,
-                ))
-            }),
+            .unwrap_or(Err(ChainFailure::Timeout {
+                next,
+                secs: d.as_secs(),
+            })),
         None => handshake.await,
     };
     match outcome {
@@ -133,11 +203,11 @@ pub(crate) async fn via(
             last,
             leftover,
         }),
-        Err((desc, reply)) => Err(ChainError { desc, reply, local }),
+        Err(failure) => Err(ChainError { failure, local }),
     }
 }
 
-type Handshake = Result<(Option<SocketAddr>, Vec<u8>), (String, ReplyCode)>;
+type Handshake = Result<(Option<SocketAddr>, Vec<u8>), ChainFailure>;
 
 async fn handshake(
     s: &mut TcpStream,
@@ -153,11 +223,8 @@ async fn handshake(
     }
 }
 
-fn io_err(e: std::io::Error) -> (String, ReplyCode) {
-    (
-        format!("upstream proxyserver: {}", crate::errno_text(&e)),
-        ReplyCode::GeneralFailure,
-    )
+fn io_err(e: std::io::Error) -> ChainFailure {
+    ChainFailure::Io(e)
 }
 
 /// Reads until `decode` yields; returns the message and what came after it.
@@ -165,28 +232,20 @@ async fn read_msg<T>(
     s: &mut TcpStream,
     buf: &mut Vec<u8>,
     decode: impl Fn(&[u8]) -> Result<Decoded<T>, ProtoError>,
-) -> Result<T, (String, ReplyCode)> {
+) -> Result<T, ChainFailure> {
     loop {
         match decode(buf) {
             Ok(Decoded::Done { msg, used }) => {
                 buf.drain(..used);
                 return Ok(msg);
             }
-            Err(e) => {
-                return Err((
-                    format!("upstream proxyserver answered garbage: {e}"),
-                    ReplyCode::GeneralFailure,
-                ))
-            }
+            Err(e) => return Err(ChainFailure::Garbage(e)),
             Ok(Decoded::NeedMore { .. }) => {}
         }
         let mut chunk = [0u8; 512];
         let n = s.read(&mut chunk).await.map_err(io_err)?;
         if n == 0 {
-            return Err((
-                "upstream proxyserver closed the connection during negotiation".into(),
-                ReplyCode::GeneralFailure,
-            ));
+            return Err(ChainFailure::Closed);
         }
         buf.extend_from_slice(&chunk[..n]);
     }
@@ -210,10 +269,7 @@ async fn socks5(
         })
         .collect();
     if offered.is_empty() {
-        return Err((
-            "route method username, but the client did not authenticate with a username".into(),
-            ReplyCode::GeneralFailure,
-        ));
+        return Err(ChainFailure::NoUsername);
     }
     let mut out = Vec::new();
     encode_greeting(&offered, &mut out);
@@ -229,29 +285,17 @@ async fn socks5(
         );
         s.write_all(&out).await.map_err(io_err)?;
         if !read_msg(s, &mut buf, decode_userpass_status).await? {
-            return Err((
-                "upstream proxyserver refused the client's username/password".into(),
-                ReplyCode::NotAllowed,
-            ));
+            return Err(ChainFailure::PasswordRefused);
         }
     } else if chosen != Method::NONE || !offered.contains(&chosen) {
-        return Err((
-            format!(
-                "upstream proxyserver accepted none of our methods (answered {:#04x})",
-                chosen.0
-            ),
-            ReplyCode::GeneralFailure,
-        ));
+        return Err(ChainFailure::NoMethod(chosen.0));
     }
     out.clear();
     encode_request(Command::Connect, target, &mut out);
     s.write_all(&out).await.map_err(io_err)?;
     let reply = read_msg(s, &mut buf, decode_reply).await?;
     if reply.code != ReplyCode::Succeeded {
-        return Err((
-            format!("upstream proxyserver replied {:#04x}", reply.code.as_u8()),
-            reply.code,
-        ));
+        return Err(ChainFailure::Refused(reply.code));
     }
     Ok((Some(reply.bound), buf))
 }
@@ -263,10 +307,7 @@ async fn socks4(s: &mut TcpStream, target: &Target, creds: &Credentials<'_>) -> 
     let mut buf = Vec::new();
     let (granted, bound) = read_msg(s, &mut buf, decode_reply4).await?;
     if !granted {
-        return Err((
-            "upstream proxyserver rejected the SOCKS4 request".into(),
-            ReplyCode::GeneralFailure,
-        ));
+        return Err(ChainFailure::Socks4Rejected);
     }
     Ok((Some(bound), buf))
 }
@@ -297,18 +338,12 @@ async fn http(
             break i + 4;
         }
         if buf.len() > 16 * 1024 {
-            return Err((
-                "upstream HTTP proxy sent an over-long answer".into(),
-                ReplyCode::GeneralFailure,
-            ));
+            return Err(ChainFailure::HttpTooLong);
         }
         let mut chunk = [0u8; 1024];
         let n = s.read(&mut chunk).await.map_err(io_err)?;
         if n == 0 {
-            return Err((
-                "upstream HTTP proxy closed the connection before answering".into(),
-                ReplyCode::GeneralFailure,
-            ));
+            return Err(ChainFailure::HttpClosed);
         }
         buf.extend_from_slice(&chunk[..n]);
     };
@@ -317,17 +352,10 @@ async fn http(
     let code = status.split(' ').nth(1).and_then(|c| c.parse::<u16>().ok());
     match (status.starts_with("HTTP/1."), code) {
         (true, Some(200..=299)) => Ok((None, buf[end..].to_vec())),
-        (true, Some(_)) => Err((
-            format!(
-                "upstream HTTP proxy answered \"{}\"",
-                traffic_log::vis::encode(status.as_bytes())
-            ),
-            ReplyCode::GeneralFailure,
-        )),
-        _ => Err((
-            "upstream HTTP proxy answered garbage".into(),
-            ReplyCode::GeneralFailure,
-        )),
+        (true, Some(_)) => Err(ChainFailure::HttpStatus(traffic_log::vis::encode(
+            status.as_bytes(),
+        ))),
+        _ => Err(ChainFailure::HttpGarbage),
     }
 }
 
@@ -354,6 +382,43 @@ fn base64(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::{ChainFailure, ReplyCode};
+
+    /// Each failure's words (after `serverchain failed: `) and the reply it gets.
+    #[test]
+    fn failures_have_their_words_and_replies() {
+        let next = "127.0.0.1:1080".parse().unwrap();
+        for (f, text, reply) in [
+            (
+                ChainFailure::Timeout { next, secs: 5 },
+                "upstream proxyserver 127.0.0.1:1080 did not answer within 5s",
+                ReplyCode::TtlExpired,
+            ),
+            (
+                ChainFailure::Refused(ReplyCode::HostUnreachable),
+                "upstream proxyserver replied 0x04",
+                ReplyCode::HostUnreachable,
+            ),
+            (
+                ChainFailure::NoMethod(0xff),
+                "upstream proxyserver accepted none of our methods (answered 0xff)",
+                ReplyCode::GeneralFailure,
+            ),
+            (
+                ChainFailure::PasswordRefused,
+                "upstream proxyserver refused the client's username/password",
+                ReplyCode::NotAllowed,
+            ),
+            (
+                ChainFailure::HttpStatus("HTTP/1.1 403 Forbidden".into()),
+                "upstream HTTP proxy answered \"HTTP/1.1 403 Forbidden\"",
+                ReplyCode::GeneralFailure,
+            ),
+        ] {
+            assert_eq!((f.to_string().as_str(), f.reply()), (text, reply));
+        }
+    }
+
     #[test]
     fn base64_matches_rfc4648() {
         assert_eq!(super::base64(b"alice:s3cret"), "YWxpY2U6czNjcmV0");

@@ -44,22 +44,7 @@ pub(crate) struct ConnectError {
     pub(crate) addr: Option<SocketAddr>,
 }
 
-impl ConnectError {
-    /// For a failure before connect(2) (no socket, or no bind to the external address),
-    /// Dante's words for it (`sockd_request.c` bindexternaladdr()); `None` for a connect
-    /// that failed.
-    pub(crate) fn local_desc(&self) -> Option<String> {
-        let what = match self.stage {
-            Stage::Socket => "could not create socket",
-            Stage::Bind => "failed to bind address on external side",
-            Stage::Connect => return None,
-        };
-        Some(format!(
-            "could not bind address to use on external side: {what}: {}",
-            crate::errno_text(&self.error)
-        ))
-    }
-}
+impl ConnectError {}
 
 /// Connects to the first address of `addrs` that answers, each attempt within `limit`;
 /// returns the connection and the address it reached.
@@ -224,7 +209,10 @@ mod tests {
         assert_eq!(err.stage, Stage::Bind);
         assert_eq!(err.error.raw_os_error(), Some(libc::EADDRNOTAVAIL));
         assert_eq!(
-            err.local_desc().as_deref(),
+            crate::session::RequestError::local(err)
+                .map(|e| e.to_string())
+                .ok()
+                .as_deref(),
             Some(
                 "could not bind address to use on external side: failed to bind address on \
                  external side: Cannot assign requested address"
@@ -238,6 +226,7 @@ mod tests {
         let err = connect(&[closed], |_| None, Some(Duration::from_secs(5)))
             .await
             .unwrap_err();
-        assert_eq!((err.stage, err.local_desc()), (Stage::Connect, None));
+        assert_eq!(err.stage, Stage::Connect);
+        assert!(crate::session::RequestError::local(err).is_err());
     }
 }

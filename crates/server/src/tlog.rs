@@ -35,6 +35,8 @@ pub(crate) struct RuleLog {
     pub(crate) number: u32,
     pub(crate) flags: LogFlags,
     pub(crate) command: Command,
+    /// The rule's `log.interim:` (`None`: the global value).
+    pub(crate) interim: Option<u64>,
 }
 
 /// The protocol Dante prints for a command.
@@ -57,6 +59,7 @@ impl RuleLog {
                 number: r.number,
                 flags: r.log,
                 command,
+                interim: r.log_interim,
             },
             None => Self {
                 verdict: Verdict::Block,
@@ -74,6 +77,7 @@ impl RuleLog {
                     LogFlags::default()
                 },
                 command,
+                interim: None,
             },
         }
     }

@@ -29,6 +29,7 @@
 //! per external socket used.
 
 use crate::events::UdpDrop;
+use crate::interim::Ticks;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -36,13 +37,14 @@ use std::sync::Arc;
 use sockd_conf::{ErrorSide, Protocol, Rotation, SocksCommand};
 use socks_proto::{decode_udp, encode_udp, Host, ReplyCode, Target};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::Instant;
 use traffic_log::{Command, EndCause, Endpoint, EndpointHost, Ends, Side, Summary, Verdict};
 
 use crate::logging::{warn_failure, Failure};
 use crate::negotiate::reply;
 use crate::registry::{Count, Counters, Phase, SessionEvent};
 use crate::rules::{match_socks, RequestFacts, TargetAddrs};
-use crate::session::{seconds, Granted, Session, UNSPECIFIED};
+use crate::session::{seconds, Granted, RequestError, Session, UNSPECIFIED};
 use crate::tlog::{ep, leg, only, reached_ep, target_ep, udp_leg, RuleLog};
 
 const MAX_DATAGRAM: usize = 65_535;
@@ -148,12 +150,10 @@ impl Session<'_> {
         let client_sock = match UdpSocket::bind(SocketAddr::new(self.local.ip(), 0)).await {
             Ok(s) => s,
             Err(e) => {
-                let _ = reply(stream, g.version(), ReplyCode::GeneralFailure, UNSPECIFIED).await;
-                g.slog.failed(
-                    self.log,
-                    only(Side::clone(&g.src)),
-                    format!("could not bind a UDP socket: {}", crate::errno_text(&e)),
-                );
+                let err = RequestError::UdpSocket(e);
+                self.answer(stream, g.version(), &err).await;
+                g.slog
+                    .failed(self.log, only(Side::clone(&g.src)), err.to_string());
                 return;
             }
         };
@@ -223,10 +223,15 @@ impl Session<'_> {
         let mut tbuf4 = vec![0u8; MAX_DATAGRAM];
         let mut tbuf6 = vec![0u8; MAX_DATAGRAM];
         let mut control = [0u8; 512];
+        // The idle timeout runs from the last event on any socket; interim ticks are not
+        // events, so they neither extend nor cut it.
+        let mut last_activity = Instant::now();
+        let mut ticks = Ticks::new(self.interim_every(&g.slog), &g.slog);
         loop {
-            let idle_timer = async {
-                match idle {
-                    Some(d) => tokio::time::sleep(d).await,
+            let idle_deadline = idle.map(|d| last_activity + d);
+            let idle_timer = async move {
+                match idle_deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
@@ -255,9 +260,14 @@ impl Session<'_> {
                     Ok(_) => {}
                     Err(e) => return EndCause::ClientError(Some(crate::errno_text(&e))),
                 },
+                () = ticks.tick() => {
+                    self.udp_interim(g, a);
+                    continue;
+                }
                 () = idle_timer => return EndCause::Timeout("i/o timeout"),
                 () = self.cut.cancelled() => return EndCause::AdminTermination,
             }
+            last_activity = Instant::now();
         }
     }
 
@@ -338,7 +348,8 @@ impl Session<'_> {
         };
         let ext = match self.external(g, a, from, dest).await {
             Ok(e) => e,
-            Err(NoExternal::Address(desc)) => {
+            Err(NoExternal::Address(why)) => {
+                let desc = why.to_string();
                 a.drop_one(UdpDrop::NoExternal);
                 let ends = Ends {
                     src: pint_side(from),
@@ -604,9 +615,8 @@ impl Session<'_> {
         Ok(slot.as_mut().expect("set just above"))
     }
 
-    /// The address an external socket towards `dest` is bound on, or why there is none,
-    /// in the words of Dante 1.4.2's getoutaddr() where it has them.
-    fn udp_source(&self, from: SocketAddr, dest: SocketAddr) -> Result<IpAddr, String> {
+    /// The address an external socket towards `dest` is bound on, or why there is none.
+    fn udp_source(&self, from: SocketAddr, dest: SocketAddr) -> Result<IpAddr, NoAddress> {
         let cfg = &self.run.config;
         let v4 = dest.is_ipv4();
         match cfg.external_rotation {
@@ -615,15 +625,10 @@ impl Session<'_> {
                 if local.is_ipv4() == v4 {
                     return Ok(local);
                 }
-                Err(format!(
-                    "rotation for external addresses is set to same-same, but that can not \
-                     work for this udpassociate request.  The internal address we accepted \
-                     the client on is a {} ({}), but the target address is a {} ({})",
-                    family(local.is_ipv4()),
-                    ep(self.local),
-                    family(v4),
-                    ep(dest)
-                ))
+                Err(NoAddress::SameSame {
+                    local: self.local,
+                    dest,
+                })
             }
             Rotation::None if !self.run.externals.is_empty() => self
                 .run
@@ -631,67 +636,73 @@ impl Session<'_> {
                 .iter()
                 .copied()
                 .find(|ip| ip.is_ipv4() == v4)
-                .ok_or_else(|| {
-                    format!(
-                        "none of the addresses configured on our external interface(s) can be \
-                         used for forwarding from our local client {} to target {}.  \
-                         Configuration error in {}?",
-                        ep(from),
-                        ep(dest),
-                        cfg.origins.file
-                    )
+                .ok_or_else(|| NoAddress::NoneConfigured {
+                    from,
+                    dest,
+                    file: cfg.origins.file.clone(),
                 }),
             // The kernel's choice: the source address of a socket connected to `dest`.
-            _ => route_source(dest).map_err(|e| {
-                format!(
-                    "could not find a local address for forwarding from our local client {} \
-                     to target {}: {}",
-                    ep(from),
-                    ep(dest),
-                    crate::errno_text(&e)
-                )
-            }),
+            _ => route_source(dest).map_err(|error| NoAddress::NoRoute { from, dest, error }),
         }
     }
 
-    fn udp_summaries(&self, g: &Granted<'_>, a: &Assoc, cause: &EndCause) {
-        let secs = self.started.elapsed().as_secs();
+    /// The counts so far of each external socket used (one summary each), or of none:
+    /// `CLIENT-UDP PROXY-INTUDP` and `PROXY-EXT TARGET` with bytes and packets.
+    fn udp_legs(&self, a: &Assoc) -> Vec<Summary> {
         let client_udp = a.client_udp.map_or_else(Endpoint::unknown, ep);
         let client_side = Side(vec![client_udp, ep(a.pint)]);
-        let used: Vec<&External> = a.ext4.iter().chain(a.ext6.iter()).collect();
-        self.entry.ended(cause.to_string());
-        let (mut to_client, mut to_target) = (0, 0);
         let pair = |c: Count| (c.bytes, c.packets);
-        for ext in &used {
-            let f = ext.counters.traffic();
-            let (client_written, client_read) = (pair(f.to_client), pair(f.from_client));
-            let (target_written, target_read) = (pair(f.to_target), pair(f.from_target));
-            let pext = ext
-                .sock
-                .local_addr()
-                .map_or_else(|_| Endpoint::unknown(), ep);
-            let target = ext.last_target.clone().unwrap_or_else(Endpoint::unknown);
-            let summary = Summary {
-                client: udp_leg(client_written, client_side.clone(), client_read),
-                target: Some(udp_leg(
-                    target_written,
-                    Side(vec![pext, target]),
-                    target_read,
-                )),
-            };
-            g.slog.summary(self.log, summary, cause, secs);
-            to_client += client_written.0;
-            to_target += target_written.0;
-        }
-        if used.is_empty() {
-            let summary = Summary {
+        let mut out: Vec<Summary> = a
+            .ext4
+            .iter()
+            .chain(a.ext6.iter())
+            .map(|ext| {
+                let f = ext.counters.traffic();
+                let pext = ext
+                    .sock
+                    .local_addr()
+                    .map_or_else(|_| Endpoint::unknown(), ep);
+                let target = ext.last_target.clone().unwrap_or_else(Endpoint::unknown);
+                Summary {
+                    client: udp_leg(pair(f.to_client), client_side.clone(), pair(f.from_client)),
+                    target: Some(udp_leg(
+                        pair(f.to_target),
+                        Side(vec![pext, target]),
+                        pair(f.from_target),
+                    )),
+                }
+            })
+            .collect();
+        if out.is_empty() {
+            out.push(Summary {
                 client: udp_leg((0, 0), client_side, (0, 0)),
                 target: Some(udp_leg(
                     (0, 0),
                     Side(vec![Endpoint::unknown(), Endpoint::unknown()]),
                     (0, 0),
                 )),
-            };
+            });
+        }
+        out
+    }
+
+    /// An interim record per external socket (`log.interim`), with the sides and legs
+    /// its summary will have.
+    fn udp_interim(&self, g: &Granted<'_>, a: &Assoc) {
+        let secs = self.started.elapsed().as_secs();
+        for summary in self.udp_legs(a) {
+            g.slog.interim(self.log, summary, secs);
+        }
+    }
+
+    fn udp_summaries(&self, g: &Granted<'_>, a: &Assoc, cause: &EndCause) {
+        let secs = self.started.elapsed().as_secs();
+        let legs = self.udp_legs(a);
+        self.entry.ended(cause.to_string());
+        let (mut to_client, mut to_target) = (0, 0);
+        for summary in legs {
+            to_client += summary.client.written.bytes;
+            to_target += summary.target.as_ref().map_or(0, |t| t.written.bytes);
             g.slog.summary(self.log, summary, cause, secs);
         }
         if a.dropped > 0 {
@@ -712,10 +723,52 @@ impl Session<'_> {
 
 /// Why a datagram found no external socket.
 enum NoExternal {
-    /// No address to bind it on: Dante's reason.
-    Address(String),
+    /// No address to bind it on.
+    Address(NoAddress),
     /// The socket could not be made or bound.
     Socket(std::io::Error),
+}
+
+/// Why a destination has no external address to send from, in the words of Dante
+/// 1.4.2's getoutaddr() (`SameSame`, `NoneConfigured`) or ours (`NoRoute`).
+#[derive(Debug, thiserror::Error)]
+enum NoAddress {
+    /// `external.rotation: same-same` and the client reached an address of the other
+    /// family.
+    #[error(
+        "rotation for external addresses is set to same-same, but that can not work for \
+         this udpassociate request.  The internal address we accepted the client on is a {} \
+         ({}), but the target address is a {} ({})",
+        family(.local.ip().to_canonical().is_ipv4()),
+        ep(*.local),
+        family(.dest.is_ipv4()),
+        ep(*.dest)
+    )]
+    SameSame { local: SocketAddr, dest: SocketAddr },
+    /// `external.rotation: none` and no `external:` address of the family.
+    #[error(
+        "none of the addresses configured on our external interface(s) can be used for \
+         forwarding from our local client {} to target {}.  Configuration error in {file}?",
+        ep(*.from),
+        ep(*.dest)
+    )]
+    NoneConfigured {
+        from: SocketAddr,
+        dest: SocketAddr,
+        file: String,
+    },
+    /// `external.rotation: route`: the kernel has no route to the destination.
+    #[error(
+        "could not find a local address for forwarding from our local client {} to target {}: {}",
+        ep(*.from),
+        ep(*.dest),
+        crate::errno_text(.error)
+    )]
+    NoRoute {
+        from: SocketAddr,
+        dest: SocketAddr,
+        error: std::io::Error,
+    },
 }
 
 /// Dante's name for an address family (`atype2string`).

@@ -349,6 +349,9 @@ fn interim_records_count_an_open_session_once() {
     });
     drop(c);
     let whole = wait_file(&p.log, "the summary", |t| t.contains("tcp/accept ]:"));
+    // The JSON sink has a writer thread of its own: it may write a moment later.
+    let json_file = p.dir.path().join("log.json");
+    wait_file(&json_file, "the summary", |t| t.contains("tcp/accept ]:"));
     assert!(interims(&whole) >= 1);
     for file in [p.log.clone(), p.dir.path().join("log.json")] {
         let (code, out, err) = log_cmd(&["stats", "--format", "json"], &[&file]);
@@ -405,6 +408,258 @@ fn interim_records_count_an_open_session_once() {
         out.contains("Passed requests            :            1\n"),
         "{out}"
     );
+}
+
+/// The interim records of `command` in the log, parsed: the legs of each.
+fn interim_summaries(p: &Proxy, command: &str) -> Vec<traffic_log::Summary> {
+    p.records()
+        .iter()
+        .filter(|m| m.contains(&format!(" {command} -: ")) && m.contains(": interim: "))
+        .map(|m| match traffic_log::Record::parse(m).unwrap().event {
+            traffic_log::Event::Interim { summary, .. } => summary,
+            other => panic!("not an interim record: {other:?}"),
+        })
+        .collect()
+}
+
+/// The summaries (`]:` with counts) of `command` in the log, parsed.
+fn summaries_of(p: &Proxy, command: &str) -> Vec<traffic_log::Summary> {
+    p.records()
+        .iter()
+        .filter(|m| m.contains(&format!(" {command} ]: ")))
+        .filter_map(|m| match traffic_log::Record::parse(m).unwrap().event {
+            traffic_log::Event::Summary { summary, .. } => Some(summary),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `log stats --format json` of `files`: its one row.
+fn stats_row(files: &[&Path]) -> serde_json::Value {
+    let (code, out, err) = log_cmd(&["stats", "--format", "json"], files);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{out}: {e}"))
+}
+
+/// The four byte columns of a stats row: from/to client, from/to target.
+fn bytes_of(v: &serde_json::Value) -> [u64; 4] {
+    ["from_client", "to_client", "from_target", "to_target"]
+        .map(|f| v[format!("bytes_{f}")].as_u64().unwrap_or(u64::MAX))
+}
+
+/// `log.interim: 1` on a UDP association held open for several periods, with datagrams
+/// each way: interim records (one per external socket, as its summary) whose counts are
+/// what was sent so far, the idle timeout (`timeout.io: 4`) still counted from the last
+/// datagram (the ticks neither extend nor cut it), the log cut before the summary counted
+/// once with the interim bytes, and the last interim record equal to the summary.
+#[test]
+fn a_udp_association_gets_interim_records_and_keeps_its_idle_timeout() {
+    use crate::commands::{header, UdpEcho};
+    let echo = UdpEcho::start("127.0.0.1:0");
+    let conf = crate::commands::all_commands("connect disconnect")
+        .replace("logoutput: @LOG@", "logoutput: @LOG@ json:@DIR@/log.json")
+        .replace("socksmethod: none", "socksmethod: none\ntimeout.io: 4")
+        .replace(
+            "    log: connect disconnect\n}\n",
+            "    log: connect disconnect\n    log.interim: 1\n}\n",
+        );
+    assert!(conf.contains("log.interim: 1"), "{conf}");
+    let p = Proxy::start(&conf);
+    let me = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    me.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (ctl, reply) = associate(p.addr, me.local_addr().unwrap());
+    let relay = relay_of(&reply);
+    let mut buf = [0u8; 256];
+    let mut exchange = |payload: &[u8]| {
+        me.send_to(&[header(echo.addr, 0), payload.to_vec()].concat(), relay)
+            .unwrap();
+        let (n, _) = me.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[10..n], payload);
+        Instant::now()
+    };
+    // A datagram each way (whole datagrams on the client's side, the payload on the
+    // target's), then an interim record with those counts.
+    exchange(b"one");
+    let first = ": interim: 13/1 -> client -> 13/1, 3/1 -> target -> 3/1.";
+    wait_file(&p.log, "an interim record", |t| t.contains(first));
+    let last = exchange(b"three");
+    let second = ": interim: 28/2 -> client -> 28/2, 8/2 -> target -> 8/2.";
+    // Two more periods with nothing sent: the same counts again, the association open.
+    let text = wait_file(&p.log, "three interim records", |t| {
+        t.matches(second).count() >= 2
+    });
+    assert!(
+        !text.contains("udp/udpassociate ]:"),
+        "closed early:\n{text}"
+    );
+    for s in interim_summaries(&p, "udp/udpassociate") {
+        let t = s.target.as_ref().unwrap();
+        assert_eq!(t.side.0[1].port, echo.addr.port(), "{s:?}");
+        assert_eq!(s.client.side.0[1].port, relay.port(), "{s:?}");
+    }
+    // The log cut here: one open session with the bytes so far.
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.log");
+    std::fs::write(&cut, &text).unwrap();
+    let v = stats_row(&[&cut]);
+    assert_eq!(
+        (v["sessions"].as_u64(), v["open_sessions"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+    assert_eq!(bytes_of(&v), [28, 28, 8, 8], "{v}");
+    // The idle timeout ends it 4 s after the last datagram, ticks or not.
+    let whole = wait_file(&p.log, "the idle timeout", |t| {
+        t.contains("udp/udpassociate ]:")
+    });
+    let idle = last.elapsed();
+    assert!(
+        idle >= Duration::from_millis(3900) && idle < Duration::from_millis(5500),
+        "ended {idle:?} after the last datagram:\n{whole}"
+    );
+    let summary = whole
+        .lines()
+        .find(|l| l.contains("udp/udpassociate ]:"))
+        .unwrap();
+    assert!(
+        summary.contains(": i/o timeout.  Session duration: "),
+        "{summary}"
+    );
+    // The last interim record has the summary's sides and counts.
+    let interims = interim_summaries(&p, "udp/udpassociate");
+    assert_eq!(
+        interims.last(),
+        summaries_of(&p, "udp/udpassociate").first(),
+        "{whole}"
+    );
+    drop(ctl);
+    let whole = wait_file(&p.log, "the accept summary", |t| {
+        t.contains("tcp/accept ]:")
+    });
+    let json = p.dir.path().join("log.json");
+    // The JSON sink has a writer thread of its own: it may write a moment later.
+    wait_file(&json, "the accept summary", |t| t.contains("tcp/accept ]:"));
+    let interim_json = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["phase"] == "interim")
+        .collect::<Vec<_>>();
+    assert!(interim_json.len() >= 3, "{interim_json:?}");
+    assert!(
+        interim_json.iter().all(|v| v["command"] == "udpassociate"),
+        "{interim_json:?}"
+    );
+    // The whole log, and the cut one with its rest: one session, the summary's bytes.
+    let rest = dir.path().join("rest.log");
+    std::fs::write(&rest, &whole[text.len()..]).unwrap();
+    for files in [vec![p.log.as_path()], vec![&json], vec![&cut, &rest]] {
+        let v = stats_row(&files);
+        assert_eq!(
+            (v["sessions"].as_u64(), v["open_sessions"].as_u64()),
+            (Some(1), Some(0)),
+            "{files:?}: {v}"
+        );
+        assert_eq!(bytes_of(&v), [28, 28, 8, 8], "{files:?}: {v}");
+    }
+}
+
+/// `log.interim: 1` on a BIND held open for several periods, bytes both ways: the
+/// bindreply rule's interim records, in its summary's (turned) shape, with the bytes so
+/// far; the log cut before the summary counts one session, seen from the SOCKS client;
+/// the last interim record equals the summary.
+#[test]
+fn a_bind_gets_interim_records_in_its_summarys_shape() {
+    use std::io::{Read, Write};
+    let conf = crate::commands::all_commands("connect disconnect")
+        .replace("logoutput: @LOG@", "logoutput: @LOG@ json:@DIR@/log.json")
+        .replace(
+            "    log: connect disconnect\n}\n",
+            "    log: connect disconnect\n    log.interim: 1\n}\n",
+        );
+    assert!(conf.contains("log.interim: 1"), "{conf}");
+    let p = Proxy::start(&conf);
+    let (mut c, bound) = crate::commands::bind_request(p.addr, "127.0.0.1:0".parse().unwrap());
+    let mut remote = std::net::TcpStream::connect(bound).unwrap();
+    remote
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(&c.read_exact(10)[..2], [5, 0], "second BIND reply");
+    let mut both_ways = |from_remote: &[u8], from_client: &[u8]| {
+        remote.write_all(from_remote).unwrap();
+        assert_eq!(c.read_exact(from_remote.len()), from_remote);
+        c.send(from_client);
+        let mut got = vec![0u8; from_client.len()];
+        remote.read_exact(&mut got).unwrap();
+        assert_eq!(got, from_client);
+    };
+    both_ways(b"4444", b"88888888");
+    // As the bindreply summary: the remote host's leg first (`W -> client -> R` are the
+    // bytes to and from it), then the SOCKS client's.
+    let first = ": interim: 8 -> client -> 4, 4 -> target -> 8.";
+    wait_file(&p.log, "an interim record", |t| t.contains(first));
+    both_ways(b"0123456789", b"01234567890123456789");
+    let second = ": interim: 28 -> client -> 14, 14 -> target -> 28.";
+    let text = wait_file(&p.log, "three interim records", |t| {
+        t.matches(second).count() >= 2
+    });
+    assert!(!text.contains("tcp/bindreply ]:"), "closed early:\n{text}");
+    let line = text.lines().find(|l| l.contains(first)).unwrap();
+    let remote_ep = ep(remote.local_addr().unwrap());
+    assert!(
+        line.contains(&format!("pass(1): tcp/bindreply -: {remote_ep} ")),
+        "{line}"
+    );
+    // The log cut here: one open session, seen from the client (4 + 10 bytes to it).
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.log");
+    std::fs::write(&cut, &text).unwrap();
+    let v = stats_row(&[&cut]);
+    assert_eq!(
+        (v["sessions"].as_u64(), v["open_sessions"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+    assert_eq!(bytes_of(&v), [28, 14, 14, 28], "{v}");
+    // The end: the last interim record has the summary's sides and counts.
+    c.0.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest_bytes = Vec::new();
+    remote.read_to_end(&mut rest_bytes).unwrap();
+    drop(remote);
+    assert!(c.read_to_close().is_empty());
+    let whole = wait_file(&p.log, "the accept summary", |t| {
+        t.contains("tcp/accept ]:")
+    });
+    assert_eq!(
+        interim_summaries(&p, "tcp/bindreply").last(),
+        summaries_of(&p, "tcp/bindreply").first(),
+        "{whole}"
+    );
+    let json = p.dir.path().join("log.json");
+    // The JSON sink has a writer thread of its own: it may write a moment later.
+    wait_file(&json, "the accept summary", |t| t.contains("tcp/accept ]:"));
+    let interim_json = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["phase"] == "interim")
+        .collect::<Vec<_>>();
+    assert!(interim_json.len() >= 3, "{interim_json:?}");
+    assert!(
+        interim_json.iter().all(|v| v["command"] == "bindreply"),
+        "{interim_json:?}"
+    );
+    let rest = dir.path().join("rest.log");
+    std::fs::write(&rest, &whole[text.len()..]).unwrap();
+    for files in [vec![p.log.as_path()], vec![&json], vec![&cut, &rest]] {
+        let v = stats_row(&files);
+        assert_eq!(
+            (v["sessions"].as_u64(), v["open_sessions"].as_u64()),
+            (Some(1), Some(0)),
+            "{files:?}: {v}"
+        );
+        assert_eq!(bytes_of(&v), [28, 14, 14, 28], "{files:?}: {v}");
+    }
 }
 
 /// A log deleted (or rotated away) while `log stats` reads it is read to its end: the

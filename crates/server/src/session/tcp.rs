@@ -1,0 +1,224 @@
+//! A relayed TCP session (CONNECT, and a BIND's bindreply): the relay with the rule's
+//! I/O lines in Dante's directions, bytes the client sent early, `log.interim`
+//! (`crate::interim`), `log: tcpinfo`, and the end-of-session summaries.
+
+use std::sync::Arc;
+
+use sockd_conf::ErrorSide;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use traffic_log::{EndCause, Ends, Side, Summary};
+
+use super::{reversed, seconds, Granted, Session};
+use crate::logging::{warn_failure, Failure};
+use crate::registry::{Phase, SessionEvent, TcpState};
+use crate::relay::{relay, Counters, Dir, IoOp, RelayParams};
+use crate::tlog::{leg, RuleLog};
+
+/// A relayed TCP session's sides and the rule that logs it: what
+/// [`Session::relay_logged`] needs beside the two sockets.
+pub(crate) struct Relayed<'a> {
+    /// The rule whose I/O lines and interim records these are (CONNECT: the socks rule;
+    /// BIND: the bindreply rule).
+    pub(crate) slog: &'a RuleLog,
+    /// `[AUTH]CLIENT PROXY-INT`.
+    pub(crate) src: &'a Arc<Side>,
+    /// `PROXY-EXT TARGET` (BIND: `PROXY-EXT REMOTE`).
+    pub(crate) dst: &'a Arc<Side>,
+    /// The session's counters, shared with the registry.
+    pub(crate) counters: &'a Arc<Counters>,
+}
+
+/// How a relay ended.
+pub(crate) struct RelayEnd {
+    pub(crate) cause: EndCause,
+    /// The TCP_INFO block for the summary (`log: tcpinfo`).
+    pub(crate) tcpinfo: Option<String>,
+}
+
+/// What a CONNECT's end-of-session lines say.
+pub(super) struct Ending<'a> {
+    pub(super) counters: &'a Counters,
+    /// `[AUTH]CLIENT PROXY-INT`.
+    pub(super) src: Side,
+    /// `PROXY-EXT TARGET`.
+    pub(super) dst: Side,
+    pub(super) cause: &'a EndCause,
+    /// The TCP_INFO block to append (`log: tcpinfo`).
+    pub(super) tcpinfo: Option<&'a str>,
+}
+
+impl Session<'_> {
+    /// Relays between `client` and `other`, logging I/O with `r.slog` in Dante's
+    /// directions: `SRC -> DST` for bytes from the client, reversed for bytes to it.
+    pub(crate) async fn relay_logged(
+        &self,
+        client: &mut TcpStream,
+        other: &mut TcpStream,
+        g: &Granted<'_>,
+        r: Relayed<'_>,
+    ) -> RelayEnd {
+        let Relayed {
+            slog,
+            src,
+            dst,
+            counters,
+        } = r;
+        use std::os::fd::AsRawFd;
+        self.entry.set(Phase::Tcp(TcpState {
+            src: Arc::clone(src),
+            dst: Arc::clone(dst),
+            fds: Some((client.as_raw_fd(), other.as_raw_fd())),
+            tcpinfo: slog.flags.tcpinfo,
+        }));
+        self.registry
+            .notify(|| SessionEvent::Established(self.entry.snapshot()));
+        // The I/O lines of each direction, their endpoints written once, only when they
+        // will be logged.
+        let up = slog.io_lines(
+            self.log,
+            Ends {
+                src: Side::clone(src),
+                dst: Some(Side::clone(dst)),
+            },
+        );
+        let down = up.as_ref().and_then(|_| {
+            slog.io_lines(
+                self.log,
+                Ends {
+                    src: reversed(dst),
+                    dst: Some(reversed(src)),
+                },
+            )
+        });
+        let on_io = |dir: Dir, op: IoOp<'_>| {
+            let lines = if dir == Dir::Up { &up } else { &down };
+            if let Some(lines) = lines {
+                slog.io_line(self.log, lines, op.len, op.data);
+            }
+        };
+        if let Some(cause) = self
+            .early_data(other, &g.neg.early_data, counters, &on_io)
+            .await
+        {
+            return RelayEnd {
+                cause,
+                tcpinfo: None,
+            };
+        }
+        let idle = g.rule.timeout_io.unwrap_or(self.run.config.timeouts.io);
+        let on_error = |side: ErrorSide, e: &std::io::Error| {
+            let Some(errno) = e.raw_os_error() else {
+                return;
+            };
+            let peer = if side == ErrorSide::Internal {
+                src.0.first()
+            } else {
+                dst.0.last()
+            };
+            let peer = peer.map_or_else(String::new, ToString::to_string);
+            let what = if side == ErrorSide::Internal {
+                "client"
+            } else {
+                "host"
+            };
+            warn_failure(
+                self.log,
+                side,
+                Failure::Errno(errno),
+                &g.rule.error_logs,
+                &self.run.config.error_logs,
+                || format!("i/o error with {what} {peer}: {}", crate::errno_text(e)),
+            );
+        };
+        let params = RelayParams {
+            counters,
+            idle: seconds(idle),
+            cut: self.cut,
+            on_io: &on_io,
+            on_error: &on_error,
+            splice: !slog.flags.data,
+            // `log: tcpinfo` reads the sockets' TCP state after the relay.
+            closed_after: !slog.flags.tcpinfo,
+        };
+        let interim = crate::interim::Interim {
+            every: self.interim_every(slog),
+            slog,
+            log: self.log,
+            counters,
+            src,
+            dst,
+            started: self.started,
+        };
+        let cause = crate::interim::with_interim(interim, relay(client, other, params)).await;
+        self.entry.with_tcp(|t| t.fds = None);
+        // `log: tcpinfo`: both sockets, while they are still open.
+        let tcpinfo = slog.flags.tcpinfo.then(|| {
+            let (c, o) = (
+                crate::sockinfo::tcp_info(client),
+                crate::sockinfo::tcp_info(other),
+            );
+            traffic_log::tcpinfo::format_block(c.as_ref(), o.as_ref())
+        });
+        RelayEnd { cause, tcpinfo }
+    }
+
+    /// The end-of-session lines of a CONNECT: the socks rule's, then the client rule's.
+    pub(super) fn summaries(&self, g: &Granted<'_>, e: Ending<'_>) {
+        let Ending {
+            counters,
+            src,
+            dst,
+            cause,
+            tcpinfo,
+        } = e;
+        let secs = self.started.elapsed().as_secs();
+        self.entry.ended(cause.to_string());
+        let (wc, rc) = (
+            counters.client_written.bytes(),
+            counters.client_read.bytes(),
+        );
+        let (wt, rt) = (
+            counters.target_written.bytes(),
+            counters.target_read.bytes(),
+        );
+        let summary = Summary {
+            client: leg(wc, src, rc),
+            target: Some(leg(wt, dst, rt)),
+        };
+        g.slog.summary_with(self.log, summary, cause, secs, tcpinfo);
+        if g.clog.logs_summary(cause) {
+            let summary = Summary {
+                client: leg(wc, g.accept_side.clone(), wt),
+                target: None,
+            };
+            g.clog.summary(self.log, summary, cause, secs);
+        }
+    }
+
+    /// Bytes the client sent before our reply go to the other side first.
+    async fn early_data(
+        &self,
+        other: &mut TcpStream,
+        data: &[u8],
+        counters: &Counters,
+        on_io: &(dyn Fn(Dir, IoOp<'_>) + Sync),
+    ) -> Option<EndCause> {
+        if data.is_empty() {
+            return None;
+        }
+        counters.client_read.add(data.len() as u64);
+        if let Err(e) = other.write_all(data).await {
+            return Some(EndCause::PeerError(Some(crate::errno_text(&e))));
+        }
+        counters.target_written.add(data.len() as u64);
+        on_io(
+            Dir::Up,
+            IoOp {
+                len: data.len(),
+                data: Some(data),
+            },
+        );
+        None
+    }
+}

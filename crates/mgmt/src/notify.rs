@@ -31,7 +31,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
 use logsys::{Level, OperatorRecord};
-use server::registry::{SessionEvent, SessionId, SessionSnapshot, SessionState};
+use server::registry::{EventKind, SessionId, SessionSnapshot, SessionState, SessionView};
 use sockd_conf::SocksCommand;
 
 use crate::proto::{canonical, canonical_ip};
@@ -186,34 +186,41 @@ macro_rules! address_keys {
 ///
 /// `n_clients` is the number of sessions the server counts for the env (OpenVPN
 /// counts established clients, not the one connecting); `now` dates the disconnect
-/// (`time_duration`).
+/// (`time_duration`); a disconnect's `reason` is the session's (`closed` when it has
+/// none).
 ///
 /// | event | header | env, in this order |
 /// |---|---|---|
 /// | `Connect` | `>CLIENT:CONNECT,CID,0` | `n_clients`, `untrusted_port`, `untrusted_ip` (`untrusted_ip6` for IPv6), `common_name`, `username` (both the user, when known), `auth_method`, `command`, `target`, `rule`, `time_unix` (accept time) |
 /// | `Established` | `>CLIENT:ESTABLISHED,CID` | those, `trusted_port`, `trusted_ip`/`trusted_ip6`, `ifconfig_pool_remote_ip`/`ifconfig_pool_remote_ip6` (the target's address, as the status file's Virtual Address) |
 /// | `Disconnect` | `>CLIENT:DISCONNECT,CID` | those (the established ones only if it was), `time_duration`, `bytes_sent`, `bytes_received` (to / from the client), `reason` |
-pub fn client(event: &SessionEvent, n_clients: usize, now: SystemTime) -> String {
+pub fn client(kind: EventKind, s: &SessionView<'_>, n_clients: usize, now: SystemTime) -> String {
     let mut out = String::with_capacity(ENV_CAPACITY);
-    client_into(&mut out, event, n_clients, now);
+    client_into(&mut out, kind, s, n_clients, now);
     out
 }
 
 /// [`client`], appended to `out` (a client's outgoing buffer: no block is allocated).
-pub fn client_into(out: &mut String, event: &SessionEvent, n_clients: usize, now: SystemTime) {
+pub fn client_into(
+    out: &mut String,
+    kind: EventKind,
+    s: &SessionView<'_>,
+    n_clients: usize,
+    now: SystemTime,
+) {
     out.reserve(ENV_CAPACITY);
     let mut env = Env(out);
-    match event {
-        SessionEvent::Connect(s) => {
+    match kind {
+        EventKind::Connect => {
             env.header("CONNECT,", s.id, ",0");
             env.common(s, n_clients);
         }
-        SessionEvent::Established(s) => {
+        EventKind::Established => {
             env.header("ESTABLISHED,", s.id, "");
             env.common(s, n_clients);
             env.established(s);
         }
-        SessionEvent::Disconnect { session: s, reason } => {
+        EventKind::Disconnect => {
             env.header("DISCONNECT,", s.id, "");
             env.common(s, n_clients);
             if s.state == SessionState::Established {
@@ -223,7 +230,7 @@ pub fn client_into(out: &mut String, event: &SessionEvent, n_clients: usize, now
             env.var(key!("time_duration"), secs);
             env.var(key!("bytes_sent"), s.traffic.to_client.bytes);
             env.var(key!("bytes_received"), s.traffic.from_client.bytes);
-            env.var(key!("reason"), clean(reason));
+            env.var(key!("reason"), clean(s.reason.unwrap_or("closed")));
         }
     }
     env.0.push_str(">CLIENT:ENV,END\r\n");
@@ -365,10 +372,10 @@ impl Env<'_> {
         }
     }
 
-    fn common(&mut self, s: &SessionSnapshot, n_clients: usize) {
+    fn common(&mut self, s: &SessionView<'_>, n_clients: usize) {
         self.var(key!("n_clients"), n_clients);
         self.address(address_keys!("untrusted"), s.client);
-        if let Some(user) = &s.user {
+        if let Some(user) = s.user {
             let user = clean(user);
             self.var(key!("common_name"), &user);
             self.var(key!("username"), &user);
@@ -379,7 +386,7 @@ impl Env<'_> {
         if let Some(c) = s.command {
             self.var(key!("command"), command_name(c));
         }
-        if let Some(t) = &s.target {
+        if let Some(t) = s.target {
             self.var(key!("target"), clean(t));
         }
         if let Some(r) = s.rule {
@@ -388,7 +395,7 @@ impl Env<'_> {
         self.var(key!("time_unix"), unix(s.started));
     }
 
-    fn established(&mut self, s: &SessionSnapshot) {
+    fn established(&mut self, s: &SessionView<'_>) {
         self.address(address_keys!("trusted"), s.client);
         match s.resolved.map(|a| canonical_ip(a.ip())) {
             Some(IpAddr::V4(ip)) => self.var(key!("ifconfig_pool_remote_ip"), ip),
@@ -635,15 +642,16 @@ mod tests {
     #[test]
     fn client_blocks_are_crlf_lines_ending_in_env_end() {
         let s = snapshot();
-        for ev in [
-            SessionEvent::Connect(s.clone()),
-            SessionEvent::Established(s.clone()),
-            SessionEvent::Disconnect {
-                session: s.clone(),
-                reason: "local client closed".into(),
-            },
+        let ended = SessionView {
+            reason: Some("local client closed"),
+            ..s.view()
+        };
+        for (kind, view) in [
+            (EventKind::Connect, s.view()),
+            (EventKind::Established, s.view()),
+            (EventKind::Disconnect, ended),
         ] {
-            let b = client(&ev, 1, at(1_795_252_846));
+            let b = client(kind, &view, 1, at(1_795_252_846));
             assert!(b.ends_with(">CLIENT:ENV,END\r\n"));
             assert_eq!(b.matches('\n').count(), b.matches("\r\n").count());
             assert!(b
@@ -661,7 +669,7 @@ mod tests {
             resolved: Some("[2001:db8::80]:80".parse().unwrap()),
             ..snapshot()
         };
-        let b = client(&SessionEvent::Established(s), 0, at(0));
+        let b = client(EventKind::Established, &s.view(), 0, at(0));
         assert!(!b.contains("username") && !b.contains("common_name"));
         assert!(b.contains(">CLIENT:ENV,untrusted_ip6=2001:db8::5\r\n"));
         assert!(b.contains(">CLIENT:ENV,trusted_ip6=2001:db8::5\r\n"));
@@ -676,9 +684,10 @@ mod tests {
             ..snapshot()
         };
         let b = client(
-            &SessionEvent::Disconnect {
-                session: s,
-                reason: "no route\r\nto host".into(),
+            EventKind::Disconnect,
+            &SessionView {
+                reason: Some("no route\r\nto host"),
+                ..s.view()
             },
             0,
             at(1_795_252_800),

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use logsys::{Level, Subsystem};
 use server::control::{Control, Controller, Outcome, Selector};
-use server::registry::SessionEvent;
+use server::registry::{SessionEvent, SessionView};
 use server::Server;
 use sockd_conf::MgmtListen;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -614,8 +614,8 @@ impl Client {
     fn session_events(
         &self,
         ctx: &Context,
-        first: Option<Result<Arc<SessionEvent>, broadcast::error::RecvError>>,
-        events: &mut broadcast::Receiver<Arc<SessionEvent>>,
+        first: Option<Result<SessionEvent, broadcast::error::RecvError>>,
+        events: &mut broadcast::Receiver<SessionEvent>,
         held: &mut String,
         last_line: tokio::time::Instant,
     ) -> bool {
@@ -645,15 +645,17 @@ impl Client {
                     Err(TryRecvError::Closed) => return false,
                 },
             };
+            // Formatted from the session's entry, under its lock (the entry's lock is taken
+            // before the outbox's, as on the logging path).
+            let write = |out: &mut String, s: &SessionView<'_>| {
+                notify::client_into(out, ev.kind, s, n_clients, now);
+            };
             if send_now {
-                if !self
-                    .outbox
-                    .notify_with(|out| notify::client_into(out, &ev, n_clients, now))
-                {
+                if !ev.with_session(|s| self.outbox.notify_with(|out| write(out, s))) {
                     return false;
                 }
             } else if held.len() + self.outbox.len() < outbox::CAPACITY {
-                notify::client_into(held, &ev, n_clients, now);
+                ev.with_session(|s| write(held, s));
             } else {
                 self.outbox.count_dropped(1);
             }

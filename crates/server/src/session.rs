@@ -23,7 +23,7 @@ use crate::chain;
 use crate::connect::{connect, ConnectError, Stage};
 use crate::logging::{is_no_route, warn_failure, Failure};
 use crate::negotiate::{negotiate, reply, Ident, Negotiated, Refusal};
-use crate::registry::{Entry, Phase, Registry, SessionEvent, TcpState};
+use crate::registry::{Entry, EventKind, Phase, Registry, TcpState};
 use crate::relay::{relay, Counters, Dir, IoOp, RelayParams};
 use crate::rules::{match_client, match_socks, MatchError, RequestFacts, TargetAddrs};
 use crate::tlog::{client_side, ep, leg, only, reached_ep, target_ep, user_auth, RuleLog};
@@ -68,7 +68,7 @@ pub(crate) struct Session<'a> {
     pub(crate) debug: bool,
     pub(crate) registry: &'a Registry,
     /// This session's registry entry.
-    pub(crate) entry: &'a Entry,
+    pub(crate) entry: &'a Arc<Entry>,
 }
 
 /// A request that passed the socks rules, with what its command needs to log.
@@ -312,8 +312,7 @@ impl Session<'_> {
         self.entry.passed(rule.number);
         let client_auth = cfg.management.as_ref().is_some_and(|m| m.client_auth);
         if !client_auth {
-            self.registry
-                .notify(|| SessionEvent::Connect(self.entry.snapshot()));
+            self.registry.notify(EventKind::Connect, self.entry);
         } else if let Err(why) = self.operator_verdict().await {
             let _ = reply(stream, neg.version, ReplyCode::NotAllowed, UNSPECIFIED).await;
             let why = format!("denied by the management interface: {why}");
@@ -595,8 +594,7 @@ impl Session<'_> {
             fds: Some((client.as_raw_fd(), other.as_raw_fd())),
             tcpinfo: slog.flags.tcpinfo,
         }));
-        self.registry
-            .notify(|| SessionEvent::Established(self.entry.snapshot()));
+        self.registry.notify(EventKind::Established, self.entry);
         // The I/O lines of each direction, their endpoints written once, only when they
         // will be logged.
         let up = slog.io_lines(

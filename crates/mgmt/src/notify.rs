@@ -208,21 +208,55 @@ pub fn client_into(
     n_clients: usize,
     now: SystemTime,
 ) {
+    client_cached_into(out, kind, s, &mut None, n_clients, now);
+}
+
+/// [`client_into`] for the session's events in turn, with `fixed`, the session's text
+/// kept between them (`SessionEvent::with_session_cache`): the env lines that are the
+/// same in all three blocks (from `untrusted_port` to `time_unix`: they are set before
+/// the session's `Connect` and never change) are rendered for the `Connect` and kept
+/// there, and copied into the `Established` and `Disconnect` blocks. A session still
+/// live at its `Established` gives the text up then (its `Disconnect` may be hours away,
+/// and the text would make the session that much bigger until then; it is rendered
+/// again). The bytes are those of [`client_into`].
+pub fn client_cached_into(
+    out: &mut String,
+    kind: EventKind,
+    s: &SessionView<'_>,
+    fixed: &mut Option<String>,
+    n_clients: usize,
+    now: SystemTime,
+) {
     out.reserve(ENV_CAPACITY);
     let mut env = Env(out);
     match kind {
-        EventKind::Connect => {
-            env.header("CONNECT,", s.id, ",0");
-            env.common(s, n_clients);
+        EventKind::Connect => env.header("CONNECT,", s.id, ",0"),
+        EventKind::Established => env.header("ESTABLISHED,", s.id, ""),
+        EventKind::Disconnect => env.header("DISCONNECT,", s.id, ""),
+    }
+    env.var(key!("n_clients"), n_clients);
+    let keep = match kind {
+        EventKind::Connect => true,
+        EventKind::Established => s.reason.is_some(),
+        EventKind::Disconnect => false,
+    };
+    match fixed {
+        Some(text) => env.0.push_str(text),
+        None => {
+            let start = env.0.len();
+            env.fixed(s);
+            if keep {
+                *fixed = Some(env.0[start..].to_owned());
+            }
         }
-        EventKind::Established => {
-            env.header("ESTABLISHED,", s.id, "");
-            env.common(s, n_clients);
-            env.established(s);
-        }
+    }
+    if !keep && kind == EventKind::Established {
+        *fixed = None;
+    }
+    match kind {
+        EventKind::Connect => {}
+        EventKind::Established => env.established(s),
         EventKind::Disconnect => {
-            env.header("DISCONNECT,", s.id, "");
-            env.common(s, n_clients);
             if s.state == SessionState::Established {
                 env.established(s);
             }
@@ -372,8 +406,8 @@ impl Env<'_> {
         }
     }
 
-    fn common(&mut self, s: &SessionView<'_>, n_clients: usize) {
-        self.var(key!("n_clients"), n_clients);
+    /// The env lines every block of a session has, after `n_clients`, the same in each.
+    fn fixed(&mut self, s: &SessionView<'_>) {
         self.address(address_keys!("untrusted"), s.client);
         if let Some(user) = s.user {
             let user = clean(user);
@@ -658,6 +692,50 @@ mod tests {
                 .split_terminator("\r\n")
                 .all(|l| l.starts_with(">CLIENT:")));
         }
+    }
+
+    #[test]
+    fn blocks_made_with_the_kept_text_are_the_blocks_made_without() {
+        let s = snapshot();
+        let ended = SessionView {
+            reason: Some("local client closed"),
+            ..s.view()
+        };
+        let now = at(1_795_252_846);
+        let plain = |kind, v: &SessionView<'_>| client(kind, v, 2, now);
+        let cached = |kind, v: &SessionView<'_>, fixed: &mut Option<String>| {
+            let mut out = String::from("before\r\n");
+            client_cached_into(&mut out, kind, v, fixed, 2, now);
+            out.strip_prefix("before\r\n").unwrap().to_owned()
+        };
+        // A short session: all three events read after it ended; the text is kept
+        // from the Connect to the Disconnect.
+        let mut fixed = None;
+        for kind in [EventKind::Connect, EventKind::Established] {
+            assert_eq!(cached(kind, &ended, &mut fixed), plain(kind, &ended));
+            assert!(fixed.is_some());
+        }
+        assert_eq!(
+            cached(EventKind::Disconnect, &ended, &mut fixed),
+            plain(EventKind::Disconnect, &ended)
+        );
+        // A session still live at its Established gives the text up.
+        let mut fixed = None;
+        let live = s.view();
+        assert_eq!(
+            cached(EventKind::Connect, &live, &mut fixed),
+            plain(EventKind::Connect, &live)
+        );
+        assert_eq!(
+            cached(EventKind::Established, &live, &mut fixed),
+            plain(EventKind::Established, &live)
+        );
+        assert!(fixed.is_none());
+        assert_eq!(
+            cached(EventKind::Disconnect, &ended, &mut fixed),
+            plain(EventKind::Disconnect, &ended)
+        );
+        assert!(fixed.is_none());
     }
 
     #[test]

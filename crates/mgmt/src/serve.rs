@@ -646,16 +646,20 @@ impl Client {
                 },
             };
             // Formatted from the session's entry, under its lock (the entry's lock is taken
-            // before the outbox's, as on the logging path).
-            let write = |out: &mut String, s: &SessionView<'_>| {
-                notify::client_into(out, ev.kind, s, n_clients, now);
+            // before the outbox's, as on the logging path), with the env text the
+            // session's blocks share.
+            let write = |out: &mut String, s: &SessionView<'_>, fixed: &mut Option<String>| {
+                notify::client_cached_into(out, ev.kind, s, fixed, n_clients, now);
             };
             if send_now {
-                if !ev.with_session(|s| self.outbox.notify_with(|out| write(out, s))) {
+                let sent = ev.with_session_cache(|s, fixed| {
+                    self.outbox.notify_with(|out| write(out, s, fixed))
+                });
+                if !sent {
                     return false;
                 }
             } else if held.len() + self.outbox.len() < outbox::CAPACITY {
-                ev.with_session(|s| write(held, s));
+                ev.with_session_cache(|s, fixed| write(held, s, fixed));
             } else {
                 self.outbox.count_dropped(1);
             }

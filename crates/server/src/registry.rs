@@ -264,6 +264,19 @@ impl SessionEvent {
         self.entry.with_view(f)
     }
 
+    /// [`Self::with_session`], with a text readers may keep with the session from one
+    /// of its events to the next (the management interface keeps the part of the
+    /// `>CLIENT:` env that does not change, rendered once for the session's three
+    /// blocks). The registry never reads it; it goes with the entry. A reader that keeps
+    /// a text there for long makes every session that much bigger: the management
+    /// interface empties it once it is no longer likely to be needed soon.
+    pub fn with_session_cache<T>(
+        &self,
+        f: impl FnOnce(&SessionView<'_>, &mut Option<String>) -> T,
+    ) -> T {
+        self.entry.with_view_cache(f)
+    }
+
     /// The session as it is now, as plain values.
     pub fn snapshot(&self) -> SessionSnapshot {
         self.entry.snapshot()
@@ -367,6 +380,8 @@ struct Info {
     reason: Option<String>,
     /// The session has left the registry (its `Disconnect` is sent).
     gone: bool,
+    /// What a reader keeps with the session between its events ([`SessionEvent::with_session_cache`]).
+    cache: Option<String>,
 }
 
 /// A management client's verdict on a session that waits for one
@@ -504,8 +519,16 @@ impl Entry {
 
     /// Runs `f` on the session as it is now, borrowed (under the lock).
     fn with_view<T>(&self, f: impl FnOnce(&SessionView<'_>) -> T) -> T {
-        let i = self.info();
-        f(&SessionView {
+        self.with_view_cache(|v, _| f(v))
+    }
+
+    /// [`Self::with_view`] with the readers' cache.
+    fn with_view_cache<T>(&self, f: impl FnOnce(&SessionView<'_>, &mut Option<String>) -> T) -> T {
+        let mut guard = self.info();
+        let state = Self::state(&guard);
+        let traffic = Self::traffic(&guard);
+        let i = &mut *guard;
+        let view = SessionView {
             id: self.id,
             client: self.client,
             user: i.user.as_deref(),
@@ -514,15 +537,16 @@ impl Entry {
             command: i.command,
             target: i.target.as_deref(),
             resolved: i.resolved,
-            state: Self::state(&i),
+            state,
             started: wall(self.started_ms),
-            traffic: Self::traffic(&i),
+            traffic,
             reason: if i.gone {
                 Some(i.reason.as_deref().unwrap_or("closed"))
             } else {
                 None
             },
-        })
+        };
+        f(&view, &mut i.cache)
     }
 
     /// The session as readers see it now.
@@ -671,6 +695,7 @@ impl Registry {
                 blocked: false,
                 reason: None,
                 gone: false,
+                cache: None,
             }),
             verdict: Mutex::new(None),
         });

@@ -31,7 +31,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
 use logsys::{Level, OperatorRecord};
-use server::registry::{EventKind, SessionId, SessionSnapshot, SessionState, SessionView};
+use server::registry::{
+    EventKind, KeptText, SessionId, SessionSnapshot, SessionState, SessionView,
+};
 use sockd_conf::SocksCommand;
 
 use crate::proto::{canonical, canonical_ip};
@@ -211,19 +213,21 @@ pub fn client_into(
     client_cached_into(out, kind, s, &mut None, n_clients, now);
 }
 
-/// [`client_into`] for the session's events in turn, with `fixed`, the session's text
+/// [`client_into`] for the session's events in turn, with `kept`, the session's text
 /// kept between them (`SessionEvent::with_session_cache`): the env lines that are the
 /// same in all three blocks (from `untrusted_port` to `time_unix`: they are set before
 /// the session's `Connect` and never change) are rendered for the `Connect` and kept
-/// there, and copied into the `Established` and `Disconnect` blocks. A session still
-/// live at its `Established` gives the text up then (its `Disconnect` may be hours away,
-/// and the text would make the session that much bigger until then; it is rendered
-/// again). The bytes are those of [`client_into`].
+/// there (`kept.text[..kept.mark]`), and copied into the `Established` and `Disconnect`
+/// blocks; a CONNECT session's established lines (its target does not change, where a
+/// UDP association's last destination does) are kept after them for the `Disconnect`.
+/// A session still live at its `Established` gives the text up then (its `Disconnect`
+/// may be hours away, and the text would make the session that much bigger until then;
+/// it is rendered again). The bytes are those of [`client_into`].
 pub fn client_cached_into(
     out: &mut String,
     kind: EventKind,
     s: &SessionView<'_>,
-    fixed: &mut Option<String>,
+    kept: &mut Option<KeptText>,
     n_clients: usize,
     now: SystemTime,
 ) {
@@ -240,25 +244,47 @@ pub fn client_cached_into(
         EventKind::Established => s.reason.is_some(),
         EventKind::Disconnect => false,
     };
-    match fixed {
-        Some(text) => env.0.push_str(text),
+    match kept {
+        Some(k) => env.0.push_str(&k.text[..k.mark]),
         None => {
             let start = env.0.len();
             env.fixed(s);
             if keep {
-                *fixed = Some(env.0[start..].to_owned());
+                let fixed = &env.0[start..];
+                // Room for the established lines too (no reallocation when they come).
+                let mut text = String::with_capacity(fixed.len() + ESTABLISHED_ROOM);
+                text.push_str(fixed);
+                let mark = text.len();
+                *kept = Some(KeptText { text, mark });
             }
         }
     }
-    if !keep && kind == EventKind::Established {
-        *fixed = None;
-    }
+    let established = |env: &mut Env<'_>, kept: &mut Option<KeptText>| match kept {
+        Some(k) if k.mark < k.text.len() => env.0.push_str(&k.text[k.mark..]),
+        _ => {
+            let start = env.0.len();
+            env.established(s);
+            if let Some(k) = kept
+                .as_mut()
+                .filter(|_| s.command == Some(SocksCommand::Connect))
+            {
+                k.text.push_str(&env.0[start..]);
+            }
+        }
+    };
     match kind {
         EventKind::Connect => {}
-        EventKind::Established => env.established(s),
+        EventKind::Established => {
+            if keep {
+                established(&mut env, kept);
+            } else {
+                *kept = None;
+                env.established(s);
+            }
+        }
         EventKind::Disconnect => {
             if s.state == SessionState::Established {
-                env.established(s);
+                established(&mut env, kept);
             }
             let secs = now.duration_since(s.started).map_or(0, |d| d.as_secs());
             env.var(key!("time_duration"), secs);
@@ -279,6 +305,10 @@ pub fn client_address(cid: SessionId, addr: IpAddr, primary: bool) -> String {
         u8::from(primary)
     )
 }
+
+/// Room for a CONNECT session's established lines (`trusted_port`, `trusted_ip`,
+/// `ifconfig_pool_remote_ip`: about 110 bytes for IPv4, at most about 190 for IPv6).
+const ESTABLISHED_ROOM: usize = 192;
 
 /// Room for a whole `>CLIENT:` block (a DISCONNECT of an established IPv4 session with
 /// a short target is about 450 bytes), so that it is built without reallocating.
@@ -711,22 +741,33 @@ mod tests {
         };
         let now = at(1_795_252_846);
         let plain = |kind, v: &SessionView<'_>| client(kind, v, 2, now);
-        let cached = |kind, v: &SessionView<'_>, fixed: &mut Option<String>| {
+        let cached = |kind, v: &SessionView<'_>, fixed: &mut Option<KeptText>| {
             let mut out = String::from("before\r\n");
             client_cached_into(&mut out, kind, v, fixed, 2, now);
             out.strip_prefix("before\r\n").unwrap().to_owned()
         };
         // A short session: all three events read after it ended; the text is kept
-        // from the Connect to the Disconnect.
-        let mut fixed = None;
-        for kind in [EventKind::Connect, EventKind::Established] {
-            assert_eq!(cached(kind, &ended, &mut fixed), plain(kind, &ended));
-            assert!(fixed.is_some());
+        // from the Connect to the Disconnect, with the established lines of a CONNECT
+        // (not of a UDP association, whose last destination changes).
+        for (command, with_established) in [
+            (SocksCommand::Connect, true),
+            (SocksCommand::UdpAssociate, false),
+        ] {
+            let ended = SessionView {
+                command: Some(command),
+                ..ended
+            };
+            let mut fixed = None;
+            for kind in [EventKind::Connect, EventKind::Established] {
+                assert_eq!(cached(kind, &ended, &mut fixed), plain(kind, &ended));
+            }
+            let k = fixed.as_ref().unwrap();
+            assert_eq!(k.mark < k.text.len(), with_established, "{command:?}");
+            assert_eq!(
+                cached(EventKind::Disconnect, &ended, &mut fixed),
+                plain(EventKind::Disconnect, &ended)
+            );
         }
-        assert_eq!(
-            cached(EventKind::Disconnect, &ended, &mut fixed),
-            plain(EventKind::Disconnect, &ended)
-        );
         // A session still live at its Established gives the text up.
         let mut fixed = None;
         let live = s.view();

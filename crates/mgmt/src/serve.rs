@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use logsys::{Level, Subsystem};
 use server::control::{Control, Controller, Outcome, Selector};
-use server::registry::{SessionEvent, SessionView};
+use server::registry::{KeptText, SessionEvent, SessionView};
 use server::Server;
 use sockd_conf::MgmtListen;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -648,18 +648,18 @@ impl Client {
             // Formatted from the session's entry, under its lock (the entry's lock is taken
             // before the outbox's, as on the logging path), with the env text the
             // session's blocks share.
-            let write = |out: &mut String, s: &SessionView<'_>, fixed: &mut Option<String>| {
-                notify::client_cached_into(out, ev.kind, s, fixed, n_clients, now);
+            let write = |out: &mut String, s: &SessionView<'_>, kept: &mut Option<KeptText>| {
+                notify::client_cached_into(out, ev.kind, s, kept, n_clients, now);
             };
             if send_now {
-                let sent = ev.with_session_cache(|s, fixed| {
-                    self.outbox.notify_with(|out| write(out, s, fixed))
+                let sent = ev.with_session_cache(|s, kept| {
+                    self.outbox.notify_with(|out| write(out, s, kept))
                 });
                 if !sent {
                     return false;
                 }
             } else if held.len() + self.outbox.len() < outbox::CAPACITY {
-                ev.with_session_cache(|s, fixed| write(held, s, fixed));
+                ev.with_session_cache(|s, kept| write(held, s, kept));
             } else {
                 self.outbox.count_dropped(1);
             }

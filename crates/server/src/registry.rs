@@ -272,7 +272,7 @@ impl SessionEvent {
     /// interface empties it once it is no longer likely to be needed soon.
     pub fn with_session_cache<T>(
         &self,
-        f: impl FnOnce(&SessionView<'_>, &mut Option<String>) -> T,
+        f: impl FnOnce(&SessionView<'_>, &mut Option<KeptText>) -> T,
     ) -> T {
         self.entry.with_view_cache(f)
     }
@@ -286,6 +286,16 @@ impl SessionEvent {
     pub fn reason(&self) -> Option<String> {
         self.with_session(|v| v.reason.map(str::to_owned))
     }
+}
+
+/// A text a reader keeps with a session ([`SessionEvent::with_session_cache`]), and a
+/// position in it that the reader chooses (e.g. where a second part starts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeptText {
+    /// The text.
+    pub text: String,
+    /// A position in it.
+    pub mark: usize,
 }
 
 /// A session borrowed from its entry (see [`SessionEvent::with_session`]), or from a
@@ -381,7 +391,7 @@ struct Info {
     /// The session has left the registry (its `Disconnect` is sent).
     gone: bool,
     /// What a reader keeps with the session between its events ([`SessionEvent::with_session_cache`]).
-    cache: Option<String>,
+    cache: Option<KeptText>,
 }
 
 /// A management client's verdict on a session that waits for one
@@ -523,7 +533,10 @@ impl Entry {
     }
 
     /// [`Self::with_view`] with the readers' cache.
-    fn with_view_cache<T>(&self, f: impl FnOnce(&SessionView<'_>, &mut Option<String>) -> T) -> T {
+    fn with_view_cache<T>(
+        &self,
+        f: impl FnOnce(&SessionView<'_>, &mut Option<KeptText>) -> T,
+    ) -> T {
         let mut guard = self.info();
         let state = Self::state(&guard);
         let traffic = Self::traffic(&guard);

@@ -330,12 +330,7 @@ impl Core {
                 }
             }
             if to_operators {
-                self.to_operators(OperatorRecord {
-                    time,
-                    level,
-                    subsystem: sub,
-                    text: text().into_owned(),
-                });
+                self.to_operators(time, level, sub, &text());
             }
         });
     }
@@ -384,17 +379,41 @@ impl Core {
         out
     }
 
-    fn to_operators(&self, rec: OperatorRecord) {
+    /// Gives a record to the operators' subscribers and keeps it in the history. Once
+    /// the history is full, the oldest record's text buffer takes the new text (no
+    /// allocation and no free per record), unless that buffer is much bigger than the
+    /// text (so that one long record does not make every later one as big).
+    fn to_operators(&self, time: SystemTime, level: Level, subsystem: Subsystem, text: &str) {
         let mut ops = lock(&self.operators);
+        let oldest = if ops.history.len() == HISTORY {
+            ops.history.pop_front()
+        } else {
+            None
+        };
+        let rec = match oldest {
+            Some(mut old) if old.text.capacity() <= 2 * text.len().max(128) => {
+                old.text.clear();
+                old.text.push_str(text);
+                OperatorRecord {
+                    time,
+                    level,
+                    subsystem,
+                    text: old.text,
+                }
+            }
+            _ => OperatorRecord {
+                time,
+                level,
+                subsystem,
+                text: text.to_owned(),
+            },
+        };
         ops.subscribers.retain(|s| {
             if s.mask & (1 << rec.subsystem.index()) == 0 || rec.level > s.level {
                 return true;
             }
             (s.sink)(&rec)
         });
-        if ops.history.len() == HISTORY {
-            ops.history.pop_front();
-        }
         ops.history.push_back(rec);
     }
 

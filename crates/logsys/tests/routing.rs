@@ -285,6 +285,32 @@ fn operators_receive_flagged_subsystems_with_history() {
 }
 
 #[test]
+fn the_history_keeps_the_last_thousand_records_each_with_its_own_text() {
+    let mut c = LogConfig::default();
+    c.subsystems[Subsystem::AUTH.index()].operators = Some(true);
+    let log = start(c);
+    // Long and short texts in turn, so that reused buffers meet texts of every size.
+    let text = |i: usize| {
+        if i.is_multiple_of(7) {
+            format!("record {i} {}", "x".repeat(2000))
+        } else {
+            format!("record {i}")
+        }
+    };
+    for i in 0..1_250 {
+        log.at(Subsystem::AUTH, Level::Info, text(i));
+    }
+    log.flush();
+    let got: Vec<String> = log
+        .history(u32::MAX, Level::Info)
+        .into_iter()
+        .map(|r| r.text)
+        .collect();
+    let want: Vec<String> = (250..1_250).map(text).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
 fn reopen_follows_a_rotated_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.log");

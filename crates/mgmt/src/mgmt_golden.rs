@@ -10,7 +10,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use logsys::{Level, OperatorRecord, Subsystem};
-use server::registry::{Count, SessionEvent, SessionSnapshot, SessionState, Totals, Traffic};
+use server::registry::{
+    Count, EventKind, SessionSnapshot, SessionState, SessionView, Totals, Traffic,
+};
 use sockd_conf::{AuthMethod, SocksCommand};
 
 use crate::notify::{self, State, StateName};
@@ -440,18 +442,19 @@ fn golden_client_events() {
     let now = at(1_795_252_846);
     golden_crlf(
         "mgmt-client-connect",
-        &notify::client(&SessionEvent::Connect(alice()), 0, now),
+        &notify::client(EventKind::Connect, &alice().view(), 0, now),
     );
     golden_crlf(
         "mgmt-client-established",
-        &notify::client(&SessionEvent::Established(alice()), 1, now),
+        &notify::client(EventKind::Established, &alice().view(), 1, now),
     );
     golden_crlf(
         "mgmt-client-disconnect",
         &notify::client(
-            &SessionEvent::Disconnect {
-                session: alice(),
-                reason: "local client closed".into(),
+            EventKind::Disconnect,
+            &SessionView {
+                reason: Some("local client closed"),
+                ..alice().view()
             },
             0,
             now,
@@ -459,14 +462,15 @@ fn golden_client_events() {
     );
     golden_crlf(
         "mgmt-client-established-anonymous-ipv6",
-        &notify::client(&SessionEvent::Established(anonymous_v6()), 1, now),
+        &notify::client(EventKind::Established, &anonymous_v6().view(), 1, now),
     );
     golden_crlf(
         "mgmt-client-disconnect-negotiating",
         &notify::client(
-            &SessionEvent::Disconnect {
-                session: negotiating(),
-                reason: "eof from local client".into(),
+            EventKind::Disconnect,
+            &SessionView {
+                reason: Some("eof from local client"),
+                ..negotiating().view()
             },
             2,
             at(1_795_252_953),

@@ -31,7 +31,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
 use logsys::{Level, OperatorRecord};
-use server::registry::{SessionEvent, SessionId, SessionSnapshot, SessionState};
+use server::registry::{
+    EventKind, KeptText, SessionId, SessionSnapshot, SessionState, SessionView,
+};
 use sockd_conf::SocksCommand;
 
 use crate::proto::{canonical, canonical_ip};
@@ -186,44 +188,109 @@ macro_rules! address_keys {
 ///
 /// `n_clients` is the number of sessions the server counts for the env (OpenVPN
 /// counts established clients, not the one connecting); `now` dates the disconnect
-/// (`time_duration`).
+/// (`time_duration`); a disconnect's `reason` is the session's (`closed` when it has
+/// none).
 ///
 /// | event | header | env, in this order |
 /// |---|---|---|
 /// | `Connect` | `>CLIENT:CONNECT,CID,0` | `n_clients`, `untrusted_port`, `untrusted_ip` (`untrusted_ip6` for IPv6), `common_name`, `username` (both the user, when known), `auth_method`, `command`, `target`, `rule`, `time_unix` (accept time) |
 /// | `Established` | `>CLIENT:ESTABLISHED,CID` | those, `trusted_port`, `trusted_ip`/`trusted_ip6`, `ifconfig_pool_remote_ip`/`ifconfig_pool_remote_ip6` (the target's address, as the status file's Virtual Address) |
 /// | `Disconnect` | `>CLIENT:DISCONNECT,CID` | those (the established ones only if it was), `time_duration`, `bytes_sent`, `bytes_received` (to / from the client), `reason` |
-pub fn client(event: &SessionEvent, n_clients: usize, now: SystemTime) -> String {
+pub fn client(kind: EventKind, s: &SessionView<'_>, n_clients: usize, now: SystemTime) -> String {
     let mut out = String::with_capacity(ENV_CAPACITY);
-    client_into(&mut out, event, n_clients, now);
+    client_into(&mut out, kind, s, n_clients, now);
     out
 }
 
 /// [`client`], appended to `out` (a client's outgoing buffer: no block is allocated).
-pub fn client_into(out: &mut String, event: &SessionEvent, n_clients: usize, now: SystemTime) {
+pub fn client_into(
+    out: &mut String,
+    kind: EventKind,
+    s: &SessionView<'_>,
+    n_clients: usize,
+    now: SystemTime,
+) {
+    client_cached_into(out, kind, s, &mut None, n_clients, now);
+}
+
+/// [`client_into`] for the session's events in turn, with `kept`, the session's text
+/// kept between them (`SessionEvent::with_session_cache`): the env lines that are the
+/// same in all three blocks (from `untrusted_port` to `time_unix`: they are set before
+/// the session's `Connect` and never change) are rendered for the `Connect` and kept
+/// there (`kept.text[..kept.mark]`), and copied into the `Established` and `Disconnect`
+/// blocks; a CONNECT session's established lines (its target does not change, where a
+/// UDP association's last destination does) are kept after them for the `Disconnect`.
+/// A session still live at its `Established` gives the text up then (its `Disconnect`
+/// may be hours away, and the text would make the session that much bigger until then;
+/// it is rendered again). The bytes are those of [`client_into`].
+pub fn client_cached_into(
+    out: &mut String,
+    kind: EventKind,
+    s: &SessionView<'_>,
+    kept: &mut Option<KeptText>,
+    n_clients: usize,
+    now: SystemTime,
+) {
     out.reserve(ENV_CAPACITY);
     let mut env = Env(out);
-    match event {
-        SessionEvent::Connect(s) => {
-            env.header("CONNECT,", s.id, ",0");
-            env.common(s, n_clients);
+    match kind {
+        EventKind::Connect => env.header("CONNECT,", s.id, ",0"),
+        EventKind::Established => env.header("ESTABLISHED,", s.id, ""),
+        EventKind::Disconnect => env.header("DISCONNECT,", s.id, ""),
+    }
+    env.var(key!("n_clients"), n_clients);
+    let keep = match kind {
+        EventKind::Connect => true,
+        EventKind::Established => s.reason.is_some(),
+        EventKind::Disconnect => false,
+    };
+    match kept {
+        Some(k) => env.0.push_str(&k.text[..k.mark]),
+        None => {
+            let start = env.0.len();
+            env.fixed(s);
+            if keep {
+                let fixed = &env.0[start..];
+                // Room for the established lines too (no reallocation when they come).
+                let mut text = String::with_capacity(fixed.len() + ESTABLISHED_ROOM);
+                text.push_str(fixed);
+                let mark = text.len();
+                *kept = Some(KeptText { text, mark });
+            }
         }
-        SessionEvent::Established(s) => {
-            env.header("ESTABLISHED,", s.id, "");
-            env.common(s, n_clients);
+    }
+    let established = |env: &mut Env<'_>, kept: &mut Option<KeptText>| match kept {
+        Some(k) if k.mark < k.text.len() => env.0.push_str(&k.text[k.mark..]),
+        _ => {
+            let start = env.0.len();
             env.established(s);
+            if let Some(k) = kept
+                .as_mut()
+                .filter(|_| s.command == Some(SocksCommand::Connect))
+            {
+                k.text.push_str(&env.0[start..]);
+            }
         }
-        SessionEvent::Disconnect { session: s, reason } => {
-            env.header("DISCONNECT,", s.id, "");
-            env.common(s, n_clients);
-            if s.state == SessionState::Established {
+    };
+    match kind {
+        EventKind::Connect => {}
+        EventKind::Established => {
+            if keep {
+                established(&mut env, kept);
+            } else {
+                *kept = None;
                 env.established(s);
+            }
+        }
+        EventKind::Disconnect => {
+            if s.state == SessionState::Established {
+                established(&mut env, kept);
             }
             let secs = now.duration_since(s.started).map_or(0, |d| d.as_secs());
             env.var(key!("time_duration"), secs);
             env.var(key!("bytes_sent"), s.traffic.to_client.bytes);
             env.var(key!("bytes_received"), s.traffic.from_client.bytes);
-            env.var(key!("reason"), clean(reason));
+            env.var(key!("reason"), clean(s.reason.unwrap_or("closed")));
         }
     }
     env.0.push_str(">CLIENT:ENV,END\r\n");
@@ -238,6 +305,10 @@ pub fn client_address(cid: SessionId, addr: IpAddr, primary: bool) -> String {
         u8::from(primary)
     )
 }
+
+/// Room for a CONNECT session's established lines (`trusted_port`, `trusted_ip`,
+/// `ifconfig_pool_remote_ip`: about 110 bytes for IPv4, at most about 190 for IPv6).
+const ESTABLISHED_ROOM: usize = 192;
 
 /// Room for a whole `>CLIENT:` block (a DISCONNECT of an established IPv4 session with
 /// a short target is about 450 bytes), so that it is built without reallocating.
@@ -298,27 +369,21 @@ impl EnvValue for usize {
 
 impl EnvValue for std::net::Ipv4Addr {
     fn push_to(&self, out: &mut String) {
-        // Into a buffer on the stack, then one copy: four octets and three dots.
-        let mut buf = [0u8; 15];
-        let mut len = 0;
+        // A char at a time (ASCII: one byte each), without `core::fmt` and without
+        // checking a buffer as UTF-8.
+        out.reserve(15);
         for (i, o) in self.octets().into_iter().enumerate() {
             if i > 0 {
-                buf[len] = b'.';
-                len += 1;
+                out.push('.');
             }
             if o >= 100 {
-                buf[len] = b'0' + o / 100;
-                len += 1;
+                out.push(char::from(b'0' + o / 100));
             }
             if o >= 10 {
-                buf[len] = b'0' + o / 10 % 10;
-                len += 1;
+                out.push(char::from(b'0' + o / 10 % 10));
             }
-            buf[len] = b'0' + o % 10;
-            len += 1;
+            out.push(char::from(b'0' + o % 10));
         }
-        // ASCII digits and dots only: always UTF-8.
-        out.push_str(std::str::from_utf8(&buf[..len]).unwrap_or_default());
     }
 }
 
@@ -365,10 +430,10 @@ impl Env<'_> {
         }
     }
 
-    fn common(&mut self, s: &SessionSnapshot, n_clients: usize) {
-        self.var(key!("n_clients"), n_clients);
+    /// The env lines every block of a session has, after `n_clients`, the same in each.
+    fn fixed(&mut self, s: &SessionView<'_>) {
         self.address(address_keys!("untrusted"), s.client);
-        if let Some(user) = &s.user {
+        if let Some(user) = s.user {
             let user = clean(user);
             self.var(key!("common_name"), &user);
             self.var(key!("username"), &user);
@@ -379,7 +444,7 @@ impl Env<'_> {
         if let Some(c) = s.command {
             self.var(key!("command"), command_name(c));
         }
-        if let Some(t) = &s.target {
+        if let Some(t) = s.target {
             self.var(key!("target"), clean(t));
         }
         if let Some(r) = s.rule {
@@ -388,7 +453,7 @@ impl Env<'_> {
         self.var(key!("time_unix"), unix(s.started));
     }
 
-    fn established(&mut self, s: &SessionSnapshot) {
+    fn established(&mut self, s: &SessionView<'_>) {
         self.address(address_keys!("trusted"), s.client);
         match s.resolved.map(|a| canonical_ip(a.ip())) {
             Some(IpAddr::V4(ip)) => self.var(key!("ifconfig_pool_remote_ip"), ip),
@@ -450,16 +515,30 @@ fn unix(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Whether every byte is printable ASCII or TAB — nearly every text. Checked 16 bytes at
-/// a time without a branch per byte (the compiler vectorises the inner fold): a `>LOG:`
-/// line is about 150 bytes, and a byte-by-byte test was a tenth of what a session's
-/// notifications cost.
+/// Whether every byte is printable ASCII or TAB — nearly every text. Checked eight bytes
+/// at a time as one `u64` (a `>LOG:` line is about 150 bytes, and a byte-by-byte test
+/// was a tenth of what a session's notifications cost): a word with no byte below 0x20
+/// and none at 0x7f or above is printable; a word with such a byte (a TAB, or a text to
+/// escape) is looked at byte by byte.
 fn printable_ascii(bytes: &[u8]) -> bool {
-    bytes.chunks(16).all(|chunk| {
-        chunk.iter().fold(true, |ok, &b| {
-            ok & ((b.wrapping_sub(0x20) < 0x5f) | (b == b'\t'))
-        })
-    })
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let byte_ok = |b: u8| b.wrapping_sub(0x20) < 0x5f || b == b'\t';
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let x = u64::from_ne_bytes(w);
+        // Some byte is below 0x20 (exact for "any byte", as bit tricks go for n <= 128).
+        let low = x.wrapping_sub(0x20 * ONES) & !x & HIGH;
+        // Some byte is 0x7f or above: 0x7f plus one sets its high bit, without a carry
+        // into the next byte once each byte's high bit is cleared first.
+        let high = (((x & !HIGH) + ONES) | x) & HIGH;
+        if (low | high) != 0 && !word.iter().all(|&b| byte_ok(b)) {
+            return false;
+        }
+    }
+    words.remainder().iter().all(|&b| byte_ok(b))
 }
 
 /// A text that cannot break a line: control characters other than TAB, and Unicode's
@@ -635,21 +714,77 @@ mod tests {
     #[test]
     fn client_blocks_are_crlf_lines_ending_in_env_end() {
         let s = snapshot();
-        for ev in [
-            SessionEvent::Connect(s.clone()),
-            SessionEvent::Established(s.clone()),
-            SessionEvent::Disconnect {
-                session: s.clone(),
-                reason: "local client closed".into(),
-            },
+        let ended = SessionView {
+            reason: Some("local client closed"),
+            ..s.view()
+        };
+        for (kind, view) in [
+            (EventKind::Connect, s.view()),
+            (EventKind::Established, s.view()),
+            (EventKind::Disconnect, ended),
         ] {
-            let b = client(&ev, 1, at(1_795_252_846));
+            let b = client(kind, &view, 1, at(1_795_252_846));
             assert!(b.ends_with(">CLIENT:ENV,END\r\n"));
             assert_eq!(b.matches('\n').count(), b.matches("\r\n").count());
             assert!(b
                 .split_terminator("\r\n")
                 .all(|l| l.starts_with(">CLIENT:")));
         }
+    }
+
+    #[test]
+    fn blocks_made_with_the_kept_text_are_the_blocks_made_without() {
+        let s = snapshot();
+        let ended = SessionView {
+            reason: Some("local client closed"),
+            ..s.view()
+        };
+        let now = at(1_795_252_846);
+        let plain = |kind, v: &SessionView<'_>| client(kind, v, 2, now);
+        let cached = |kind, v: &SessionView<'_>, fixed: &mut Option<KeptText>| {
+            let mut out = String::from("before\r\n");
+            client_cached_into(&mut out, kind, v, fixed, 2, now);
+            out.strip_prefix("before\r\n").unwrap().to_owned()
+        };
+        // A short session: all three events read after it ended; the text is kept
+        // from the Connect to the Disconnect, with the established lines of a CONNECT
+        // (not of a UDP association, whose last destination changes).
+        for (command, with_established) in [
+            (SocksCommand::Connect, true),
+            (SocksCommand::UdpAssociate, false),
+        ] {
+            let ended = SessionView {
+                command: Some(command),
+                ..ended
+            };
+            let mut fixed = None;
+            for kind in [EventKind::Connect, EventKind::Established] {
+                assert_eq!(cached(kind, &ended, &mut fixed), plain(kind, &ended));
+            }
+            let k = fixed.as_ref().unwrap();
+            assert_eq!(k.mark < k.text.len(), with_established, "{command:?}");
+            assert_eq!(
+                cached(EventKind::Disconnect, &ended, &mut fixed),
+                plain(EventKind::Disconnect, &ended)
+            );
+        }
+        // A session still live at its Established gives the text up.
+        let mut fixed = None;
+        let live = s.view();
+        assert_eq!(
+            cached(EventKind::Connect, &live, &mut fixed),
+            plain(EventKind::Connect, &live)
+        );
+        assert_eq!(
+            cached(EventKind::Established, &live, &mut fixed),
+            plain(EventKind::Established, &live)
+        );
+        assert!(fixed.is_none());
+        assert_eq!(
+            cached(EventKind::Disconnect, &ended, &mut fixed),
+            plain(EventKind::Disconnect, &ended)
+        );
+        assert!(fixed.is_none());
     }
 
     #[test]
@@ -661,7 +796,7 @@ mod tests {
             resolved: Some("[2001:db8::80]:80".parse().unwrap()),
             ..snapshot()
         };
-        let b = client(&SessionEvent::Established(s), 0, at(0));
+        let b = client(EventKind::Established, &s.view(), 0, at(0));
         assert!(!b.contains("username") && !b.contains("common_name"));
         assert!(b.contains(">CLIENT:ENV,untrusted_ip6=2001:db8::5\r\n"));
         assert!(b.contains(">CLIENT:ENV,trusted_ip6=2001:db8::5\r\n"));
@@ -676,9 +811,10 @@ mod tests {
             ..snapshot()
         };
         let b = client(
-            &SessionEvent::Disconnect {
-                session: s,
-                reason: "no route\r\nto host".into(),
+            EventKind::Disconnect,
+            &SessionView {
+                reason: Some("no route\r\nto host"),
+                ..s.view()
             },
             0,
             at(1_795_252_800),

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use logsys::{Level, Subsystem};
 use server::control::{Control, Controller, Outcome, Selector};
-use server::registry::SessionEvent;
+use server::registry::{KeptText, SessionEvent, SessionView};
 use server::Server;
 use sockd_conf::MgmtListen;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -614,8 +614,8 @@ impl Client {
     fn session_events(
         &self,
         ctx: &Context,
-        first: Option<Result<Arc<SessionEvent>, broadcast::error::RecvError>>,
-        events: &mut broadcast::Receiver<Arc<SessionEvent>>,
+        first: Option<Result<SessionEvent, broadcast::error::RecvError>>,
+        events: &mut broadcast::Receiver<SessionEvent>,
         held: &mut String,
         last_line: tokio::time::Instant,
     ) -> bool {
@@ -645,15 +645,21 @@ impl Client {
                     Err(TryRecvError::Closed) => return false,
                 },
             };
+            // Formatted from the session's entry, under its lock (the entry's lock is taken
+            // before the outbox's, as on the logging path), with the env text the
+            // session's blocks share.
+            let write = |out: &mut String, s: &SessionView<'_>, kept: &mut Option<KeptText>| {
+                notify::client_cached_into(out, ev.kind, s, kept, n_clients, now);
+            };
             if send_now {
-                if !self
-                    .outbox
-                    .notify_with(|out| notify::client_into(out, &ev, n_clients, now))
-                {
+                let sent = ev.with_session_cache(|s, kept| {
+                    self.outbox.notify_with(|out| write(out, s, kept))
+                });
+                if !sent {
                     return false;
                 }
             } else if held.len() + self.outbox.len() < outbox::CAPACITY {
-                notify::client_into(held, &ev, n_clients, now);
+                ev.with_session_cache(|s, kept| write(held, s, kept));
             } else {
                 self.outbox.count_dropped(1);
             }

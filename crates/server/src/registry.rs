@@ -218,20 +218,135 @@ pub struct Totals {
     pub traffic: Traffic,
 }
 
-/// A session came, was established, or went: what management clients are told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionEvent {
+/// What happened to a session: what management clients are told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
     /// Its request was read and passed the rules.
-    Connect(SessionSnapshot),
+    Connect,
     /// Its relay started (target connected, UDP associated, BIND's second reply).
-    Established(SessionSnapshot),
-    /// It ended, for `reason` (Dante's words, e.g. `local client closed`).
-    Disconnect {
-        /// The session at its end.
-        session: SessionSnapshot,
-        /// Why it ended.
-        reason: String,
-    },
+    Established,
+    /// It ended (the reason is the entry's: Dante's words, e.g. `local client closed`).
+    Disconnect,
+}
+
+/// A session came, was established, or went. The event carries the session's entry,
+/// shared with the registry, not a copy of it: sending one costs the session an
+/// `Arc` clone and a push into the channel, and the readers (on their own tasks) read
+/// the session from the entry with [`SessionEvent::with_session`] when they format it.
+/// What they read is the session as it is then: for the fields a `>CLIENT:` block
+/// shows that is what it was at the event (they are set before the `Connect` and do not
+/// change), except the traffic and the state, which a `Disconnect` reads at the end.
+#[derive(Clone)]
+pub struct SessionEvent {
+    /// What happened.
+    pub kind: EventKind,
+    entry: Arc<Entry>,
+}
+
+impl std::fmt::Debug for SessionEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionEvent")
+            .field("kind", &self.kind)
+            .field("id", &self.entry.id)
+            .finish()
+    }
+}
+
+impl SessionEvent {
+    /// The session's CID.
+    pub fn id(&self) -> SessionId {
+        self.entry.id
+    }
+
+    /// Runs `f` on the session as it is now, borrowed from its entry (under the entry's
+    /// lock: `f` must be short and do no I/O or waiting).
+    pub fn with_session<T>(&self, f: impl FnOnce(&SessionView<'_>) -> T) -> T {
+        self.entry.with_view(f)
+    }
+
+    /// [`Self::with_session`], with a text readers may keep with the session from one
+    /// of its events to the next (the management interface keeps the part of the
+    /// `>CLIENT:` env that does not change, rendered once for the session's three
+    /// blocks). The registry never reads it; it goes with the entry. A reader that keeps
+    /// a text there for long makes every session that much bigger: the management
+    /// interface empties it once it is no longer likely to be needed soon.
+    pub fn with_session_cache<T>(
+        &self,
+        f: impl FnOnce(&SessionView<'_>, &mut Option<KeptText>) -> T,
+    ) -> T {
+        self.entry.with_view_cache(f)
+    }
+
+    /// The session as it is now, as plain values.
+    pub fn snapshot(&self) -> SessionSnapshot {
+        self.entry.snapshot()
+    }
+
+    /// Why the session ended, once it has (`closed` when no reason was given).
+    pub fn reason(&self) -> Option<String> {
+        self.with_session(|v| v.reason.map(str::to_owned))
+    }
+}
+
+/// A text a reader keeps with a session ([`SessionEvent::with_session_cache`]), and a
+/// position in it that the reader chooses (e.g. where a second part starts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeptText {
+    /// The text.
+    pub text: String,
+    /// A position in it.
+    pub mark: usize,
+}
+
+/// A session borrowed from its entry (see [`SessionEvent::with_session`]), or from a
+/// [`SessionSnapshot`] ([`SessionSnapshot::view`]): the same fields, nothing copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionView<'a> {
+    /// The CID.
+    pub id: SessionId,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// The authenticated user (RFC 1929 or ident), if any.
+    pub user: Option<&'a str>,
+    /// The method negotiated, once it is.
+    pub method: Option<AuthMethod>,
+    /// The number of the socks rule that passed the request.
+    pub rule: Option<u32>,
+    /// The command, once the request is read.
+    pub command: Option<SocksCommand>,
+    /// The target as requested: `HOST:PORT` (`[IPv6]:PORT`).
+    pub target: Option<&'a str>,
+    /// The target's address as connected to (for UDP, the last destination).
+    pub resolved: Option<SocketAddr>,
+    /// Where it is.
+    pub state: SessionState,
+    /// When it was accepted.
+    pub started: SystemTime,
+    /// Its traffic so far.
+    pub traffic: Traffic,
+    /// Why it ended, once it has: `closed` when it ended without a reason given, `None`
+    /// while it lives (and in a snapshot's view).
+    pub reason: Option<&'a str>,
+}
+
+impl SessionSnapshot {
+    /// The snapshot as a [`SessionView`] (without a reason).
+    pub fn view(&self) -> SessionView<'_> {
+        SessionView {
+            id: self.id,
+            client: self.client,
+            user: self.user.as_deref(),
+            method: self.method,
+            rule: self.rule,
+            command: self.command,
+            target: self.target.as_deref(),
+            resolved: self.resolved,
+            state: self.state,
+            started: self.started,
+            traffic: self.traffic,
+            reason: None,
+        }
+    }
 }
 
 /// What a session is doing, for the dump's Dante-shaped lines.
@@ -273,6 +388,10 @@ struct Info {
     phase: Phase,
     blocked: bool,
     reason: Option<String>,
+    /// The session has left the registry (its `Disconnect` is sent).
+    gone: bool,
+    /// What a reader keeps with the session between its events ([`SessionEvent::with_session_cache`]).
+    cache: Option<KeptText>,
 }
 
 /// A management client's verdict on a session that waits for one
@@ -400,14 +519,53 @@ impl Entry {
         t
     }
 
-    /// The session as readers see it now.
-    pub(crate) fn snapshot(&self) -> SessionSnapshot {
-        let i = self.info();
-        let state = match i.phase {
+    fn state(i: &Info) -> SessionState {
+        match i.phase {
             Phase::Negotiating => SessionState::Negotiating,
             Phase::Requesting(_) => SessionState::Requesting,
             Phase::Tcp(_) | Phase::Udp { .. } => SessionState::Established,
+        }
+    }
+
+    /// Runs `f` on the session as it is now, borrowed (under the lock).
+    fn with_view<T>(&self, f: impl FnOnce(&SessionView<'_>) -> T) -> T {
+        self.with_view_cache(|v, _| f(v))
+    }
+
+    /// [`Self::with_view`] with the readers' cache.
+    fn with_view_cache<T>(
+        &self,
+        f: impl FnOnce(&SessionView<'_>, &mut Option<KeptText>) -> T,
+    ) -> T {
+        let mut guard = self.info();
+        let state = Self::state(&guard);
+        let traffic = Self::traffic(&guard);
+        let i = &mut *guard;
+        let view = SessionView {
+            id: self.id,
+            client: self.client,
+            user: i.user.as_deref(),
+            method: i.method,
+            rule: i.rule,
+            command: i.command,
+            target: i.target.as_deref(),
+            resolved: i.resolved,
+            state,
+            started: wall(self.started_ms),
+            traffic,
+            reason: if i.gone {
+                Some(i.reason.as_deref().unwrap_or("closed"))
+            } else {
+                None
+            },
         };
+        f(&view, &mut i.cache)
+    }
+
+    /// The session as readers see it now.
+    pub(crate) fn snapshot(&self) -> SessionSnapshot {
+        let i = self.info();
+        let state = Self::state(&i);
         SessionSnapshot {
             id: self.id,
             client: self.client,
@@ -498,8 +656,8 @@ pub struct Registry {
     handed: AtomicU64,
     /// Ended sessions: how many, how many blocked, their traffic.
     ended: Mutex<(u64, u64, Traffic)>,
-    /// Shared, not cloned, by every subscriber.
-    events: broadcast::Sender<Arc<SessionEvent>>,
+    /// Every subscriber gets a clone of each event (an `Arc` clone).
+    events: broadcast::Sender<SessionEvent>,
     pub(crate) read_latency: Mutex<Latency>,
     pub(crate) io_latency: Mutex<Latency>,
     pub(crate) started: Instant,
@@ -549,6 +707,8 @@ impl Registry {
                 phase: Phase::Negotiating,
                 blocked: false,
                 reason: None,
+                gone: false,
+                cache: None,
             }),
             verdict: Mutex::new(None),
         });
@@ -599,10 +759,10 @@ impl Registry {
 
     /// Tells the subscribers that session `entry` asks to be let through and waits for a
     /// management client's verdict, for at most `limit`; no verdict in time is a denial.
-    pub(crate) async fn await_verdict(&self, entry: &Entry, limit: Duration) -> ClientVerdict {
+    pub(crate) async fn await_verdict(&self, entry: &Arc<Entry>, limit: Duration) -> ClientVerdict {
         let (tx, rx) = tokio::sync::oneshot::channel();
         *lock(&entry.verdict) = Some(tx);
-        self.notify(|| SessionEvent::Connect(entry.snapshot()));
+        self.notify(EventKind::Connect, entry);
         let verdict = tokio::select! {
             v = tokio::time::timeout(limit, rx) => match v {
                 Ok(Ok(v)) => v,
@@ -645,15 +805,17 @@ impl Registry {
 
     /// Session events from now on. A subscriber that falls behind by more than
     /// [`EVENT_QUEUE`] events is told how many it missed (`RecvError::Lagged`).
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SessionEvent>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
         self.events.subscribe()
     }
 
-    /// Tells subscribers, if there are any (the snapshot is built only then).
-    pub(crate) fn notify(&self, event: impl FnOnce() -> SessionEvent) {
-        if self.events.receiver_count() > 0 {
-            let _ = self.events.send(Arc::new(event()));
-        }
+    /// Tells subscribers, if there are any, that `kind` happened to `entry`'s session: an
+    /// `Arc` clone and a push (without subscribers the channel refuses it at once).
+    pub(crate) fn notify(&self, kind: EventKind, entry: &Arc<Entry>) {
+        let _ = self.events.send(SessionEvent {
+            kind,
+            entry: Arc::clone(entry),
+        });
     }
 }
 
@@ -667,15 +829,16 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let e = &self.entry;
         lock(&self.registry.sessions).remove(&e.id);
-        let (traffic, blocked, reason) = {
-            let i = e.info();
+        let (traffic, blocked) = {
+            let mut i = e.info();
+            i.gone = true;
             let life = Duration::from_millis(now_ms().saturating_sub(e.started_ms));
             crate::events::SessionEnded {
                 command: i.command,
                 life,
             }
             .emit();
-            (Entry::traffic(&i), i.blocked, i.reason.clone())
+            (Entry::traffic(&i), i.blocked)
         };
         {
             let mut ended = lock(&self.registry.ended);
@@ -683,10 +846,7 @@ impl Drop for Registration {
             ended.1 += u64::from(blocked);
             ended.2 += traffic;
         }
-        self.registry.notify(|| SessionEvent::Disconnect {
-            session: e.snapshot(),
-            reason: reason.unwrap_or_else(|| "closed".into()),
-        });
+        self.registry.notify(EventKind::Disconnect, e);
     }
 }
 
@@ -804,13 +964,12 @@ mod tests {
         reg.entry.ended("local client closed");
         reg.entry.ended("a later reason is not kept");
         drop(reg);
-        match &*events.try_recv().unwrap() {
-            SessionEvent::Disconnect { session, reason } => {
-                assert_eq!(reason, "local client closed");
-                assert_eq!(session.traffic.to_client.bytes, 197);
-            }
-            other => panic!("{other:?}"),
-        }
+        let ev = events.try_recv().unwrap();
+        assert_eq!(ev.kind, EventKind::Disconnect);
+        ev.with_session(|s| {
+            assert_eq!(s.reason, Some("local client closed"));
+            assert_eq!(s.traffic.to_client.bytes, 197);
+        });
         assert_eq!(r.totals().blocked, 1);
     }
 
@@ -822,10 +981,9 @@ mod tests {
         assert!(!r.decide(a.entry.id, Ok(())), "not waiting yet");
         let waiting = r.await_verdict(&a.entry, Duration::from_secs(5));
         let decide = async {
-            let id = match &*events.recv().await.unwrap() {
-                SessionEvent::Connect(s) => s.id,
-                other => panic!("{other:?}"),
-            };
+            let ev = events.recv().await.unwrap();
+            assert_eq!(ev.kind, EventKind::Connect, "{ev:?}");
+            let id = ev.id();
             assert!(r.decide(id, Err("not today".into())));
         };
         let (verdict, ()) = tokio::join!(waiting, decide);

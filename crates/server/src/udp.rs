@@ -42,7 +42,7 @@ use traffic_log::{Command, EndCause, Endpoint, EndpointHost, Ends, Side, Summary
 
 use crate::logging::{warn_failure, Failure};
 use crate::negotiate::reply;
-use crate::registry::{Count, Counters, Phase, SessionEvent};
+use crate::registry::{Count, Counters, EventKind, Phase};
 use crate::rules::{match_socks, RequestFacts, TargetAddrs};
 use crate::session::{seconds, Granted, RequestError, Session, UNSPECIFIED};
 use crate::tlog::{ep, leg, only, reached_ep, target_ep, udp_leg, RuleLog};
@@ -199,8 +199,7 @@ impl Session<'_> {
             src: Some(Side(vec![target_ep(&declared), ep(pint)])),
             dst: None,
         });
-        self.registry
-            .notify(|| SessionEvent::Established(self.entry.snapshot()));
+        self.registry.notify(EventKind::Established, self.entry);
         // Kernel receive times, for the dump's latency statistics.
         let _ = nix::sys::socket::setsockopt(
             &client_sock,

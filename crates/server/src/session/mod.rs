@@ -73,7 +73,7 @@ pub(crate) struct Session<'a> {
     pub(crate) debug: bool,
     pub(crate) registry: &'a Registry,
     /// This session's registry entry.
-    pub(crate) entry: &'a Entry,
+    pub(crate) entry: &'a Arc<Entry>,
 }
 
 /// A request that passed the socks rules, with what its command needs to log.

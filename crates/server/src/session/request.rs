@@ -18,7 +18,7 @@ use super::accept::Accepted;
 use super::{host_port, Granted, RequestError, Session};
 use crate::logging::{warn_failure, Failure};
 use crate::negotiate::Negotiated;
-use crate::registry::{Phase, SessionEvent};
+use crate::registry::{EventKind, Phase};
 use crate::rules::{match_socks, MatchError, RequestFacts, TargetAddrs};
 use crate::tlog::{client_side, only, target_ep, user_auth, RuleLog};
 
@@ -170,8 +170,7 @@ impl<'s> Session<'s> {
         self.entry.passed(rule.number);
         let client_auth = cfg.management.as_ref().is_some_and(|m| m.client_auth);
         if !client_auth {
-            self.registry
-                .notify(|| SessionEvent::Connect(self.entry.snapshot()));
+            self.registry.notify(EventKind::Connect, self.entry);
         } else if let Err(why) = self.operator_verdict().await {
             let err = RequestError::OperatorDenied(why);
             self.answer(stream, neg.version, &err).await;

@@ -11,7 +11,7 @@ use traffic_log::{EndCause, Ends, Side, Summary};
 
 use super::{reversed, seconds, Granted, Session};
 use crate::logging::{warn_failure, Failure};
-use crate::registry::{Phase, SessionEvent, TcpState};
+use crate::registry::{EventKind, Phase, TcpState};
 use crate::relay::{relay, Counters, Dir, IoOp, RelayParams};
 use crate::tlog::{leg, RuleLog};
 
@@ -71,8 +71,7 @@ impl Session<'_> {
             fds: Some((client.as_raw_fd(), other.as_raw_fd())),
             tcpinfo: slog.flags.tcpinfo,
         }));
-        self.registry
-            .notify(|| SessionEvent::Established(self.entry.snapshot()));
+        self.registry.notify(EventKind::Established, self.entry);
         // The I/O lines of each direction, their endpoints written once, only when they
         // will be logged.
         let up = slog.io_lines(

@@ -1,7 +1,8 @@
 //! The SOCKS5 handshake on an accepted connection: method choice, authentication and
 //! the request. A loop of "read more, call the decoder" around `socks-proto`; every
-//! failure answers the client as RFC 1928/1929 say and comes back as a [`Refusal`]
-//! that says what to log.
+//! failure answers the client as RFC 1928/1929 say and comes back as a [`Refusal`]:
+//! its `Display` is the description the log line carries (Dante 1.4.2's words, never a
+//! password) and [`Refusal::is_auth`] whether it is logged under AUTH or CLIENT.
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 
@@ -16,16 +17,6 @@ use tokio::net::TcpStream;
 
 use crate::passwd::Verdict;
 use crate::Users;
-
-/// Dante 1.4.2's words for a greeting without a method the server accepts.
-const NO_METHOD: &str = "client offered no acceptable authentication method";
-
-/// Dante 1.4.2's words for a user name the system does not know.
-fn unknown_system_user(shown: &str) -> String {
-    format!(
-        "could not access user \"{shown}\"'s records in the system password file: no system error"
-    )
-}
 
 /// No SOCKS5 handshake message is longer than this (a full RFC 1929 request is 513).
 const MAX_HANDSHAKE: usize = 1024;
@@ -74,26 +65,102 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Why a handshake ended without a request: what to log (never a password).
-#[derive(Debug)]
-pub(crate) struct Refusal {
-    pub(crate) desc: String,
-    /// An authentication failure (logged in AUTH) rather than a protocol one (CLIENT).
-    pub(crate) auth: bool,
+/// Why a handshake ended without a request.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// A message that failed or never came, in Dante 1.4.2's words (`sockd_negotiate.c`):
+    /// `read` counts up to the byte that failed, as Dante, which reads a message field by
+    /// field, counts.
+    #[error(
+        "error after reading {read} byte{} in {secs} second{}: {why}",
+        plural(*.read as u64),
+        plural(*.secs)
+    )]
+    AfterReading {
+        read: usize,
+        secs: u64,
+        why: Failure,
+    },
+    /// A SOCKS4 request that does not decode.
+    #[error("bad SOCKS4 request: {0}")]
+    BadSocks4Request(ProtoError),
+    /// A SOCKS4 USERID other than the name the client's identd reports (both vis-encoded).
+    #[error("SOCKS4 USERID \"{claimed}\" differs from the user identd reports, \"{ident}\"")]
+    IdentMismatch { claimed: String, ident: String },
+    /// `socksmethod: rfc931` and the client's identd gave no name.
+    #[error("rfc931 authentication failed: {0}")]
+    IdentFailed(String),
+    /// SOCKS4 (no method negotiation) and no configured method it can use.
+    #[error("SOCKS4 cannot use any of the configured socksmethods")]
+    Socks4NoMethod,
+    /// Writing to the client failed.
+    #[error("local client error: {0}")]
+    ClientWrite(String),
+    /// `timeout.negotiate` ran out.
+    #[error("negotiate timeout after {secs} second{}", plural(*.secs))]
+    Timeout { secs: u64 },
+    /// The server cut the session (`client-kill`, shutdown).
+    #[error("administrative termination")]
+    Cut,
+}
+
+/// What went wrong in a message, after [`Refusal::AfterReading`]'s count.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    #[error("handshake message of {0} bytes is too long")]
+    TooLong(usize),
+    #[error("local client error ({0})")]
+    ClientRead(String),
+    #[error("eof from local client")]
+    Eof,
+    #[error("unknown SOCKS version {0} in client request")]
+    UnknownVersion(u8),
+    /// No offered method is one the server accepts; `ident` says why an identd did not
+    /// answer when `rfc931` was among them.
+    #[error(
+        "client offered no acceptable authentication method{}",
+        match .ident { Some(e) => format!(" (rfc931: {e})"), None => String::new() }
+    )]
+    NoAcceptableMethod { ident: Option<String> },
+    #[error("recv_unamever(): unknown socks_v5 version on username packet from client: {0}")]
+    BadUserpassVersion(u8),
+    /// An empty user name with system users: looked up and not found, as Dante does (a
+    /// protocol refusal; [`Failure::UnknownSystemUser`] is the failed login).
+    #[error("could not access user \"\"'s records in the system password file: no system error")]
+    EmptySystemUser,
+    /// The name shown vis-encoded.
+    #[error(
+        "could not access user \"{0}\"'s records in the system password file: no system error"
+    )]
+    UnknownSystemUser(String),
+    #[error("system password authentication failed for user \"{0}\"")]
+    SystemPasswordMismatch(String),
+    /// A `passwordfile:` login that failed, in our words (Dante has none).
+    #[error("username/password authentication failed for user \"{user}\": {why}")]
+    PasswordFile { user: String, why: &'static str },
+    #[error("bad username/password request: {0}")]
+    BadUserpass(ProtoError),
+    #[error("unknown socks_v5 address type: {0}")]
+    UnknownAddressType(u8),
+    #[error("bad request: {0}")]
+    BadRequest(ProtoError),
+    #[error("unknown socks_v5 command: {0}")]
+    UnknownCommand(u8),
 }
 
 impl Refusal {
-    pub(crate) fn new(desc: impl Into<String>) -> Self {
-        Self {
-            desc: desc.into(),
-            auth: false,
-        }
-    }
-
-    fn auth(desc: impl Into<String>) -> Self {
-        Self {
-            desc: desc.into(),
-            auth: true,
+    /// A failed login (logged under AUTH) rather than a protocol error (CLIENT).
+    pub(crate) fn is_auth(&self) -> bool {
+        match self {
+            Self::IdentMismatch { .. } | Self::IdentFailed(_) | Self::Socks4NoMethod => true,
+            Self::AfterReading { why, .. } => matches!(
+                why,
+                Failure::NoAcceptableMethod { .. }
+                    | Failure::UnknownSystemUser(_)
+                    | Failure::SystemPasswordMismatch(_)
+                    | Failure::PasswordFile { .. }
+            ),
+            _ => false,
         }
     }
 }
@@ -114,27 +181,19 @@ fn plural(n: u64) -> &'static str {
     }
 }
 
-/// Dante 1.4.2's words for a negotiation timed out after `limit` seconds.
-pub(crate) fn negotiate_timeout(limit: u64) -> String {
-    format!("negotiate timeout after {limit} second{}", plural(limit))
-}
-
 impl Reader<'_> {
     /// Bytes of the messages decoded so far.
     fn used(&self) -> usize {
         self.total - self.buf.len()
     }
 
-    /// A failed negotiation in Dante 1.4.2's words (`sockd_negotiate.c`): `error after
-    /// reading N bytes in S seconds: WHY`, N counting up to the byte that failed, as
-    /// Dante, which reads a message field by field, counts.
-    fn error(&self, read: usize, why: impl std::fmt::Display) -> Refusal {
-        let secs = self.started.elapsed().as_secs();
-        Refusal::new(format!(
-            "error after reading {read} byte{} in {secs} second{}: {why}",
-            plural(read as u64),
-            plural(secs)
-        ))
+    /// A failed message after `read` bytes, timed from the handshake's start.
+    fn error(&self, read: usize, why: Failure) -> Refusal {
+        Refusal::AfterReading {
+            read,
+            secs: self.started.elapsed().as_secs(),
+            why,
+        }
     }
 
     /// Reads until `decode` yields a message, then drops the bytes it used.
@@ -150,10 +209,7 @@ impl Reader<'_> {
                 }
                 Err(e) => return Ok(Err(e)),
                 Ok(Decoded::NeedMore { at_least }) if at_least > MAX_HANDSHAKE => {
-                    return Err(self.error(
-                        self.total,
-                        format!("handshake message of {at_least} bytes is too long"),
-                    ));
+                    return Err(self.error(self.total, Failure::TooLong(at_least)));
                 }
                 Ok(Decoded::NeedMore { .. }) => {}
             }
@@ -161,12 +217,12 @@ impl Reader<'_> {
             let n = match self.stream.read(&mut chunk).await {
                 Ok(n) => n,
                 Err(e) => {
-                    let why = format!("local client error ({})", crate::errno_text(&e));
+                    let why = Failure::ClientRead(crate::errno_text(&e));
                     return Err(self.error(self.total, why));
                 }
             };
             if n == 0 {
-                return Err(self.error(self.total, "eof from local client"));
+                return Err(self.error(self.total, Failure::Eof));
             }
             self.total += n;
             self.buf.extend_from_slice(&chunk[..n]);
@@ -200,10 +256,7 @@ pub(crate) async fn negotiate(
     match first {
         SOCKS4 => negotiate4(rd, methods, ident).await,
         SOCKS5 => negotiate5(rd, methods, users, ident).await,
-        other => Err(rd.error(
-            1,
-            format!("unknown SOCKS version {other} in client request"),
-        )),
+        other => Err(rd.error(1, Failure::UnknownVersion(other))),
     }
 }
 
@@ -221,7 +274,7 @@ async fn negotiate4(
                 .stream
                 .write_all(&encode_reply4(Reply4::Rejected, zero4()))
                 .await;
-            return Err(Refusal::new(format!("bad SOCKS4 request: {e}")));
+            return Err(Refusal::BadSocks4Request(e));
         }
     };
     let command = match req.command {
@@ -242,11 +295,10 @@ async fn negotiate4(
                     .write_all(&encode_reply4(Reply4::IdentMismatch, zero4()))
                     .await;
                 crate::events::AuthFailed { method: "rfc931" }.emit();
-                return Err(Refusal::auth(format!(
-                    "SOCKS4 USERID \"{}\" differs from the user identd reports, \"{}\"",
-                    traffic_log::vis::encode(&req.user_id),
-                    traffic_log::vis::encode(u.as_bytes())
-                )));
+                return Err(Refusal::IdentMismatch {
+                    claimed: traffic_log::vis::encode(&req.user_id),
+                    ident: traffic_log::vis::encode(u.as_bytes()),
+                });
             }
             Err(e) => {
                 let _ = rd
@@ -254,7 +306,7 @@ async fn negotiate4(
                     .write_all(&encode_reply4(Reply4::NoIdentd, zero4()))
                     .await;
                 crate::events::AuthFailed { method: "rfc931" }.emit();
-                return Err(Refusal::auth(format!("rfc931 authentication failed: {e}")));
+                return Err(Refusal::IdentFailed(e));
             }
         }
     } else if none_ok {
@@ -268,9 +320,7 @@ async fn negotiate4(
             method: "none_acceptable",
         }
         .emit();
-        return Err(Refusal::auth(
-            "SOCKS4 cannot use any of the configured socksmethods".to_string(),
-        ));
+        return Err(Refusal::Socks4NoMethod);
     };
     Ok(Negotiated {
         version: ProxyProtocol::SocksV4,
@@ -302,9 +352,7 @@ async fn negotiate5(
             .stream
             .write_all(&encode_method_choice(Method::NO_ACCEPTABLE))
             .await;
-        let mut r = rd.error(rd.used() + 2, NO_METHOD);
-        r.auth = true;
-        return Err(r);
+        return Err(rd.error(rd.used() + 2, Failure::NoAcceptableMethod { ident: None }));
     };
     // The first of the server's methods the client offers; rfc931 rides on "no
     // authentication" and needs an answer from the client's identd.
@@ -333,18 +381,16 @@ async fn negotiate5(
             .stream
             .write_all(&encode_method_choice(Method::NO_ACCEPTABLE))
             .await;
-        // Dante 1.4.2's words; an identd that did not answer is said after them.
+        // An identd that did not answer is said after Dante 1.4.2's words.
         let why_ident = match &ident.answer {
-            Some(Err(e)) => format!(" (rfc931: {e})"),
-            _ => String::new(),
+            Some(Err(e)) => Some(e.clone()),
+            _ => None,
         };
         crate::events::AuthFailed {
             method: "none_acceptable",
         }
         .emit();
-        let mut r = rd.error(rd.used(), format!("{NO_METHOD}{why_ident}"));
-        r.auth = true;
-        return Err(r);
+        return Err(rd.error(rd.used(), Failure::NoAcceptableMethod { ident: why_ident }));
     };
     let wire = if method == AuthMethod::Username {
         Method::USERNAME
@@ -364,20 +410,14 @@ async fn negotiate5(
                 // empty name is looked up and not found).
                 let used = rd.used();
                 return Err(match e {
-                    ProtoError::BadAuthVersion(v) => rd.error(
-                        used + 1,
-                        format!(
-                            "recv_unamever(): unknown socks_v5 version on username packet from client: {v}"
-                        ),
-                    ),
+                    ProtoError::BadAuthVersion(v) => {
+                        rd.error(used + 1, Failure::BadUserpassVersion(v))
+                    }
                     ProtoError::EmptyUsername if system => {
                         let plen = rd.buf.get(2).map_or(0, |&p| usize::from(p));
-                        rd.error(used + 3 + plen, unknown_system_user(""))
+                        rd.error(used + 3 + plen, Failure::EmptySystemUser)
                     }
-                    other => rd.error(
-                        rd.total,
-                        format!("bad username/password request: {other}"),
-                    ),
+                    other => rd.error(rd.total, Failure::BadUserpass(other)),
                 });
             }
         };
@@ -392,16 +432,14 @@ async fn negotiate5(
             crate::events::AuthFailed { method: "username" }.emit();
             let shown = traffic_log::vis::encode(name.as_bytes());
             // System users fail in Dante 1.4.2's words; a passwordfile: in ours.
-            let desc = match verdict {
-                Verdict::UnknownUser if system => unknown_system_user(&shown),
+            let why = match verdict {
+                Verdict::UnknownUser if system => Failure::UnknownSystemUser(shown),
                 Verdict::WrongPassword | Verdict::Locked if system => {
-                    format!("system password authentication failed for user \"{shown}\"")
+                    Failure::SystemPasswordMismatch(shown)
                 }
-                _ => format!("username/password authentication failed for user \"{shown}\": {why}"),
+                _ => Failure::PasswordFile { user: shown, why },
             };
-            let mut r = rd.error(rd.used(), desc);
-            r.auth = true;
-            return Err(r);
+            return Err(rd.error(rd.used(), why));
         }
         write(rd.stream, &encode_userpass_status(true)).await?;
         user = Some(name);
@@ -415,14 +453,13 @@ async fn negotiate5(
             let _ = rd.stream.write_all(&out).await;
             // Counted to the field that failed where it is one byte, as Dante does.
             return Err(match e {
-                ProtoError::BadVersion { got, .. } => rd.error(
-                    before + 1,
-                    format!("unknown SOCKS version {got} in client request"),
-                ),
-                ProtoError::BadAddressType(t) => {
-                    rd.error(before + 4, format!("unknown socks_v5 address type: {t}"))
+                ProtoError::BadVersion { got, .. } => {
+                    rd.error(before + 1, Failure::UnknownVersion(got))
                 }
-                other => rd.error(rd.total, format!("bad request: {other}")),
+                ProtoError::BadAddressType(t) => {
+                    rd.error(before + 4, Failure::UnknownAddressType(t))
+                }
+                other => rd.error(rd.total, Failure::BadRequest(other)),
             });
         }
     };
@@ -430,7 +467,7 @@ async fn negotiate5(
         let mut out = Vec::with_capacity(10);
         encode_reply(&Reply::failure(ReplyCode::CommandNotSupported), &mut out);
         let _ = rd.stream.write_all(&out).await;
-        return Err(rd.error(before + 2, format!("unknown socks_v5 command: {b}")));
+        return Err(rd.error(before + 2, Failure::UnknownCommand(b)));
     }
     Ok(Negotiated {
         version: ProxyProtocol::SocksV5,
@@ -446,7 +483,7 @@ async fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Refusal> {
     stream
         .write_all(bytes)
         .await
-        .map_err(|e| Refusal::new(format!("local client error: {}", crate::errno_text(&e))))
+        .map_err(|e| Refusal::ClientWrite(crate::errno_text(&e)))
 }
 
 /// Sends a reply in the client's SOCKS version: the SOCKS5 `code`, or for SOCKS4
@@ -474,4 +511,78 @@ pub(crate) async fn reply(
         }
     }
     stream.write_all(&out).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(read: usize, secs: u64, why: Failure) -> Refusal {
+        Refusal::AfterReading { read, secs, why }
+    }
+
+    #[test]
+    fn refusals_read_as_dante_writes_them() {
+        let cases = [
+            (
+                after(1, 0, Failure::UnknownVersion(0)),
+                "error after reading 1 byte in 0 seconds: unknown SOCKS version 0 in client request",
+            ),
+            (
+                after(18, 1, Failure::Eof),
+                "error after reading 18 bytes in 1 second: eof from local client",
+            ),
+            (
+                after(3, 0, Failure::NoAcceptableMethod { ident: None }),
+                "error after reading 3 bytes in 0 seconds: client offered no acceptable authentication method",
+            ),
+            (
+                after(3, 0, Failure::NoAcceptableMethod { ident: Some("no answer".into()) }),
+                "error after reading 3 bytes in 0 seconds: client offered no acceptable authentication method (rfc931: no answer)",
+            ),
+            (
+                after(7, 0, Failure::UnknownCommand(9)),
+                "error after reading 7 bytes in 0 seconds: unknown socks_v5 command: 9",
+            ),
+            (
+                after(4, 2, Failure::EmptySystemUser),
+                "error after reading 4 bytes in 2 seconds: could not access user \"\"'s records in the system password file: no system error",
+            ),
+            (Refusal::Timeout { secs: 1 }, "negotiate timeout after 1 second"),
+            (Refusal::Timeout { secs: 30 }, "negotiate timeout after 30 seconds"),
+            (Refusal::Cut, "administrative termination"),
+        ];
+        for (refusal, text) in cases {
+            assert_eq!(refusal.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn failed_logins_are_auth_and_protocol_errors_are_not() {
+        let auth = [
+            after(3, 0, Failure::NoAcceptableMethod { ident: None }),
+            after(9, 0, Failure::UnknownSystemUser("x".into())),
+            after(9, 0, Failure::SystemPasswordMismatch("x".into())),
+            after(
+                9,
+                0,
+                Failure::PasswordFile {
+                    user: "x".into(),
+                    why: "password mismatch",
+                },
+            ),
+            Refusal::IdentFailed("no answer".into()),
+            Refusal::Socks4NoMethod,
+        ];
+        assert!(auth.iter().all(Refusal::is_auth));
+        let protocol = [
+            after(4, 0, Failure::EmptySystemUser),
+            after(2, 0, Failure::BadUserpassVersion(5)),
+            after(1, 0, Failure::Eof),
+            Refusal::Timeout { secs: 3 },
+            Refusal::Cut,
+            Refusal::ClientWrite("Broken pipe".into()),
+        ];
+        assert!(!protocol.iter().any(Refusal::is_auth));
+    }
 }

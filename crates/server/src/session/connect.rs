@@ -68,7 +68,7 @@ impl Session<'_> {
         let limit = g.rule.timeout_connect.unwrap_or(cfg.timeouts.connect);
         let source = |addr: &SocketAddr| self.source_for(addr.is_ipv4());
         let attempt = Box::pin(connect(&addrs, source, seconds(limit)));
-        let (mut out, reached) = match self.limited(0, "", attempt).await {
+        let (mut out, reached) = match self.limited(0, attempt).await {
             Ok(Ok(t)) => t,
             Ok(Err(ce)) => return self.connect_failed(stream, g, ce).await,
             Err(_) => {
@@ -120,7 +120,7 @@ impl Session<'_> {
             |a| self.source_for(a.is_ipv4()),
             limit,
         );
-        let outcome = match self.limited(0, "", attempt).await {
+        let outcome = match self.limited(0, attempt).await {
             Ok(Ok(ch)) => Ok(ch),
             Ok(Err(e)) => Err((e.failure, e.local)),
             // The only limit here is the server's cut.

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::accept::Accepted;
 use super::Session;
-use crate::negotiate::{negotiate, negotiate_timeout, Ident, Negotiated};
+use crate::negotiate::{negotiate, Ident, Negotiated};
 use crate::tlog::only;
 
 impl Session<'_> {
@@ -24,24 +24,24 @@ impl Session<'_> {
         // Boxed, as the connect: a session's task is as big as its largest state, and
         // these states end before the long relay.
         let handshake = Box::pin(negotiate(stream, &cfg.socksmethods, &self.run.users, ident));
-        let timeout = negotiate_timeout(limit);
         let negotiating = Instant::now();
-        let outcome = self.limited(limit, &timeout, handshake).await;
+        let outcome = self.limited(limit, handshake).await;
         crate::events::Negotiated(negotiating.elapsed()).emit();
         let neg = match outcome {
             Ok(Ok(n)) => n,
             Ok(Err(refusal)) | Err(refusal) => {
-                let sub = if refusal.auth {
+                let sub = if refusal.is_auth() {
                     Subsystem::AUTH
                 } else {
                     Subsystem::CLIENT
                 };
-                if refusal.auth {
+                if refusal.is_auth() {
                     self.entry.blocked();
                 }
-                self.entry.ended(refusal.desc.clone());
+                let desc = refusal.to_string();
+                self.entry.ended(desc.clone());
                 acc.clog
-                    .refused(self.log, sub, only(acc.accept_side.clone()), refusal.desc);
+                    .refused(self.log, sub, only(acc.accept_side.clone()), desc);
                 return None;
             }
         };

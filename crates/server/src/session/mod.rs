@@ -149,24 +149,24 @@ impl Session<'_> {
         }
     }
 
-    /// Runs `fut` within `limit` seconds (0: no limit) and unless the server cuts sessions.
+    /// Runs `fut` within `limit` seconds (0: no limit; only the negotiation has one) and
+    /// unless the server cuts sessions.
     pub(crate) async fn limited<T>(
         &self,
         limit: u64,
-        what: &str,
         fut: impl std::future::Future<Output = T>,
     ) -> Result<T, Refusal> {
         let timed = async {
             match seconds(limit) {
                 Some(d) => tokio::time::timeout(d, fut)
                     .await
-                    .map_err(|_| Refusal::new(what)),
+                    .map_err(|_| Refusal::Timeout { secs: limit }),
                 None => Ok(fut.await),
             }
         };
         tokio::select! {
             r = timed => r,
-            () = self.cut.cancelled() => Err(Refusal::new("administrative termination")),
+            () = self.cut.cancelled() => Err(Refusal::Cut),
         }
     }
 

@@ -459,13 +459,30 @@ fn a_stalled_fifo_is_reported_and_never_blocks_the_others() {
         logoutput: vec![file(&fifo), file(&good)],
         ..LogConfig::default()
     });
+    // 40,000 lines, far more than the stalled sink can hold, in bursts that the good
+    // sink's own buffer (16,384 lines) takes whole however slowly its writer is scheduled:
+    // between bursts the test waits for the good file, never for the stalled sink.
     let n = 40_000;
-    for i in 0..n {
-        log.at(
-            Subsystem::TRAFFIC,
-            Level::Trace,
-            format!("line {i} {}", "x".repeat(100)),
-        );
+    let burst = 8_000;
+    for start in (0..n).step_by(burst) {
+        for i in start..start + burst {
+            log.at(
+                Subsystem::TRAFFIC,
+                Level::Trace,
+                format!("line {i} {}", "x".repeat(100)),
+            );
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while msgs(&good)
+            .iter()
+            .filter(|m| m.starts_with("line "))
+            .count()
+            < start + burst
+            && std::time::Instant::now() < deadline
+        {
+            #[allow(clippy::disallowed_methods)] // a plain test thread, no runtime
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
     log.flush();
     // The producer never waited on the stalled sink.

@@ -7,13 +7,14 @@
 #     dead ones included),
 #   - perf stat's software events on the process (task-clock, context-switches,
 #     cpu-migrations, page-faults) when perf is there.
-# The subjects run in turn, ROUNDS times (A B A B …), each against a target server of its
+# The subjects run in turn, ROUNDS times (A B, B A, …), each against a target server of its
 # own, after a warm-up of 1,000 sessions. Run it in a private network namespace:
 #   unshare -n sh -c 'ip link set lo up; bench/conn-sched.sh'
 # Usage: bench/conn-sched.sh [ROUNDS [SESSIONS [CONC]]]   (default 3 20000 50)
 #   SUBJECTS="ferrosocks sslocal"   which proxies (also merino)
 #   FERROSOCKS_BIN=path             another ferrosocks build (default target/release/ferrosocks)
-#   FERROSOCKS_BIN_B=path           a second ferrosocks build, subject "ferrosocks-b" (A/B)
+#   FERROSOCKS_BIN_B=path           a second ferrosocks, subject "ferrosocks-b" (A/B; default the first)
+#   FERROSOCKS_ENV_B='VAR=value …'  its environment (default FERROSOCKS_ENV)
 #   FERROSOCKS_CONF_EXTRA='line'    a line added to ferrosocks' config
 #   FERROSOCKS_ENV='VAR=value …'    environment for ferrosocks (e.g. an allocator tunable)
 #   WARM_BULK=MIB                   before the rounds, bulk runs of MIB MiB through each proxy
@@ -54,8 +55,10 @@ command_of() {
             echo "socks pass { from: 127.0.0.0/8 to: 0/0 }"
         } >"$work/$1.conf"
         local b=$ferrosocks
-        [ "$1" = ferrosocks-b ] && b=${FERROSOCKS_BIN_B:?FERROSOCKS_BIN_B is not set}
-        echo "env ${FERROSOCKS_ENV:-} $b -f $work/$1.conf"
+        [ "$1" = ferrosocks-b ] && b=${FERROSOCKS_BIN_B:-$ferrosocks}
+        local e=${FERROSOCKS_ENV:-}
+        [ "$1" = ferrosocks-b ] && e=${FERROSOCKS_ENV_B:-$e}
+        echo "env $e $b -f $work/$1.conf"
         ;;
     sslocal) echo "$sslocal -b 127.0.0.1:$2 --protocol socks" ;;
     merino) echo "$merino --no-auth -i 127.0.0.1 -p $2" ;;
@@ -119,7 +122,13 @@ else
 fi
 printf '%-13s %5s %8s %7s %7s %7s %7s %8s %7s %7s %7s %7s %7s %7s %s\n' subject round "conn/s" vcsw ivcsw minflt "cpu-us" "p-clock" "p-cs" "p-migr" sys futex write epwait threads
 for r in $(seq "$rounds"); do
-    for s in "${subjects[@]}"; do
+    # The order rotates by one place per round: each run leaves its sessions in
+    # TIME_WAIT, and the next one's connects search past them for a source port.
+    order=()
+    for ((k = 0; k < ${#subjects[@]}; k++)); do
+        order+=("${subjects[$(((k + r - 1) % ${#subjects[@]}))]}")
+    done
+    for s in "${order[@]}"; do
         p=${pid[$s]}
         read -r v0 i0 m0 t0 _ < <(counters "$p")
         if ((have_perf)); then

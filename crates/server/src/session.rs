@@ -107,84 +107,89 @@ fn command_of(c: SocksCommand) -> Command {
 impl Session<'_> {
     async fn serve(&self, stream: &mut TcpStream) {
         let cfg = &self.run.config;
-        let client_ep = ep(self.client);
-        let accept_side = client_side(&client_ep, self.local);
-        let limit = cfg.timeouts.negotiate;
-        let mut ident = Ident {
-            client: self.client,
-            local: self.local,
-            limit: Duration::from_secs(if limit == 0 { 10 } else { limit.min(10) }),
-            answer: None,
-        };
-        let asks_ident = |m: &[AuthMethod]| m.contains(&AuthMethod::Rfc931);
-        let client_ident = if asks_ident(&cfg.clientmethods)
-            || cfg
-                .client_rules
-                .iter()
-                .any(|r| r.clientmethods.as_deref().is_some_and(asks_ident))
-        {
-            ident.get().await.as_ref().ok().cloned()
-        } else {
-            None
-        };
-        let cdec = match_client(
-            &cfg.client_rules,
-            &cfg.clientmethods,
-            self.client,
-            self.local,
-            client_ident.as_deref(),
-        )
-        .await;
-        let clog = RuleLog::new(cdec.rule, Command::Accept, self.debug);
-        if !cdec.passes() {
-            clog.blocked(self.log, only(accept_side), None);
-            self.entry.blocked();
-            self.entry
-                .ended(format!("blocked by client-rule #{}", cdec.number()));
-            return;
-        }
-        clog.start_with(self.log, || only(accept_side.clone()));
-        // TCP_NODELAY comes from the listening socket: Linux copies it to accepted ones.
-        self.debug_msg(|| {
-            format!(
-                "client {} on {} passed client-rule #{}",
+        let accept_side = client_side(&ep(self.client), self.local);
+        // A block: what only the client rules and the negotiation need (the identd
+        // state, the handshake's outcome) ends with it, instead of staying in the task
+        // for the whole relay (a task is as big as its largest state).
+        let (client_ident, clog, neg) = {
+            let limit = cfg.timeouts.negotiate;
+            let mut ident = Ident {
+                client: self.client,
+                local: self.local,
+                limit: Duration::from_secs(if limit == 0 { 10 } else { limit.min(10) }),
+                answer: None,
+            };
+            let asks_ident = |m: &[AuthMethod]| m.contains(&AuthMethod::Rfc931);
+            let client_ident = if asks_ident(&cfg.clientmethods)
+                || cfg
+                    .client_rules
+                    .iter()
+                    .any(|r| r.clientmethods.as_deref().is_some_and(asks_ident))
+            {
+                ident.get().await.as_ref().ok().cloned()
+            } else {
+                None
+            };
+            let cdec = match_client(
+                &cfg.client_rules,
+                &cfg.clientmethods,
                 self.client,
                 self.local,
-                cdec.number()
+                client_ident.as_deref(),
             )
-        });
-
-        let limit = cdec
-            .rule
-            .and_then(|r| r.timeout_negotiate)
-            .unwrap_or(cfg.timeouts.negotiate);
-        // Boxed, as the connect below: a session's task is as big as its largest state,
-        // and these states end before the long relay.
-        let handshake = Box::pin(negotiate(
-            stream,
-            &cfg.socksmethods,
-            &self.run.users,
-            &mut ident,
-        ));
-        let timeout = crate::negotiate::negotiate_timeout(limit);
-        let negotiating = Instant::now();
-        let outcome = self.limited(limit, &timeout, handshake).await;
-        crate::events::Negotiated(negotiating.elapsed()).emit();
-        let neg = match outcome {
-            Ok(Ok(n)) => n,
-            Ok(Err(refusal)) | Err(refusal) => {
-                let sub = if refusal.auth {
-                    Subsystem::AUTH
-                } else {
-                    Subsystem::CLIENT
-                };
-                if refusal.auth {
-                    self.entry.blocked();
-                }
-                self.entry.ended(refusal.desc.clone());
-                clog.refused(self.log, sub, only(accept_side), refusal.desc);
+            .await;
+            let clog = RuleLog::new(cdec.rule, Command::Accept, self.debug);
+            if !cdec.passes() {
+                clog.blocked(self.log, only(accept_side), None);
+                self.entry.blocked();
+                self.entry
+                    .ended(format!("blocked by client-rule #{}", cdec.number()));
                 return;
             }
+            clog.start_with(self.log, || only(accept_side.clone()));
+            // TCP_NODELAY comes from the listening socket: Linux copies it to accepted ones.
+            self.debug_msg(|| {
+                format!(
+                    "client {} on {} passed client-rule #{}",
+                    self.client,
+                    self.local,
+                    cdec.number()
+                )
+            });
+
+            let limit = cdec
+                .rule
+                .and_then(|r| r.timeout_negotiate)
+                .unwrap_or(cfg.timeouts.negotiate);
+            // Boxed, as the connect below: a session's task is as big as its largest state,
+            // and these states end before the long relay.
+            let handshake = Box::pin(negotiate(
+                stream,
+                &cfg.socksmethods,
+                &self.run.users,
+                &mut ident,
+            ));
+            let timeout = crate::negotiate::negotiate_timeout(limit);
+            let negotiating = Instant::now();
+            let outcome = self.limited(limit, &timeout, handshake).await;
+            crate::events::Negotiated(negotiating.elapsed()).emit();
+            let neg = match outcome {
+                Ok(Ok(n)) => n,
+                Ok(Err(refusal)) | Err(refusal) => {
+                    let sub = if refusal.auth {
+                        Subsystem::AUTH
+                    } else {
+                        Subsystem::CLIENT
+                    };
+                    if refusal.auth {
+                        self.entry.blocked();
+                    }
+                    self.entry.ended(refusal.desc.clone());
+                    clog.refused(self.log, sub, only(accept_side), refusal.desc);
+                    return;
+                }
+            };
+            (client_ident, clog, neg)
         };
         self.entry.negotiated(neg.method, neg.user.as_deref());
         let req = &neg.request;
@@ -244,9 +249,7 @@ impl Session<'_> {
         let tl_command = command_of(command);
 
         let src = client_side(
-            &client_ep
-                .clone()
-                .with_auth(user_auth(neg.method, neg.user.as_deref())),
+            &ep(self.client).with_auth(user_auth(neg.method, neg.user.as_deref())),
             self.local,
         );
         let facts = RequestFacts {

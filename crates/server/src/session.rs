@@ -169,9 +169,14 @@ impl Session<'_> {
                 &self.run.users,
                 &mut ident,
             ));
-            let timeout = crate::negotiate::negotiate_timeout(limit);
             let negotiating = Instant::now();
-            let outcome = self.limited(limit, &timeout, handshake).await;
+            let outcome = self
+                .limited(
+                    limit,
+                    || crate::negotiate::negotiate_timeout(limit),
+                    handshake,
+                )
+                .await;
             crate::events::Negotiated(negotiating.elapsed()).emit();
             let neg = match outcome {
                 Ok(Ok(n)) => n,
@@ -392,7 +397,7 @@ impl Session<'_> {
         let limit = g.rule.timeout_connect.unwrap_or(cfg.timeouts.connect);
         let source = |addr: &SocketAddr| self.source_for(addr.is_ipv4());
         let attempt = Box::pin(connect(&addrs, source, seconds(limit)));
-        let (mut out, reached) = match self.limited(0, "", attempt).await {
+        let (mut out, reached) = match self.limited(0, String::new, attempt).await {
             Ok(Ok(t)) => t,
             Ok(Err(ce)) => return self.connect_failed(stream, g, ce).await,
             Err(_) => {
@@ -444,7 +449,7 @@ impl Session<'_> {
             |a| self.source_for(a.is_ipv4()),
             limit,
         );
-        let outcome = match self.limited(0, "", attempt).await {
+        let outcome = match self.limited(0, String::new, attempt).await {
             Ok(Ok(ch)) => Ok(ch),
             Ok(Err(e)) => Err((e.desc, e.reply, e.local)),
             Err(r) => Err((r.desc, ReplyCode::GeneralFailure, None)),
@@ -742,18 +747,19 @@ impl Session<'_> {
         }
     }
 
-    /// Runs `fut` within `limit` seconds (0: no limit) and unless the server cuts sessions.
+    /// Runs `fut` within `limit` seconds (0: no limit) and unless the server cuts sessions;
+    /// `what` describes a timeout, built only when one happens.
     pub(crate) async fn limited<T>(
         &self,
         limit: u64,
-        what: &str,
+        what: impl FnOnce() -> String,
         fut: impl std::future::Future<Output = T>,
     ) -> Result<T, Refusal> {
         let timed = async {
             match seconds(limit) {
                 Some(d) => tokio::time::timeout(d, fut)
                     .await
-                    .map_err(|_| Refusal::new(what)),
+                    .map_err(|_| Refusal::new(what())),
                 None => Ok(fut.await),
             }
         };

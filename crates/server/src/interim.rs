@@ -24,9 +24,11 @@
 //! due).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::time::{Instant, Interval};
+use tokio_util::either::Either;
 
 use logsys::Logger;
 use traffic_log::{Command, Side, Summary};
@@ -78,11 +80,18 @@ impl Interim<'_> {
 /// meanwhile (none when that is 0 or the rule does not log `disconnect`). With records,
 /// the relay and its timer are boxed, so that sessions without them stay as small as
 /// before (ARCHITECTURE.md, "Session size").
-pub(crate) async fn with_interim<F: Future>(interim: Interim<'_>, relay: F) -> F::Output {
+///
+/// A plain function returning one of two futures, not an `async fn`: an `async fn` holds
+/// its argument `relay` in its own state and again as the future it awaits, which made
+/// every relayed session's task 1.7 KB bigger.
+pub(crate) fn with_interim<'a, F: Future + 'a>(
+    interim: Interim<'a>,
+    relay: F,
+) -> Either<F, Pin<Box<impl Future<Output = F::Output> + 'a>>> {
     if !due(interim.every, interim.slog) {
-        return relay.await;
+        return Either::Left(relay);
     }
-    Box::pin(ticking(interim, relay)).await
+    Either::Right(Box::pin(ticking(interim, relay)))
 }
 
 /// Whether a rule writes interim records every `every` seconds.

@@ -107,8 +107,9 @@ pub(crate) async fn relay(client: &TcpStream, target: &TcpStream, p: RelayParams
     tokio::pin!(up, down);
     let (mut up_done, mut down_done) = (false, false);
     let mut first: Option<EndCause> = None;
-    let idle_check = p.idle.unwrap_or(Duration::from_secs(3600));
-    let timer = tokio::time::sleep(idle_check);
+    // Without `timeout.io` the timer is never polled, so never registered with the
+    // runtime's timer wheel: no lock and no driver wake-up per session.
+    let timer = tokio::time::sleep(p.idle.unwrap_or(Duration::from_secs(3600)));
     tokio::pin!(timer);
     loop {
         tokio::select! {
@@ -128,17 +129,14 @@ pub(crate) async fn relay(client: &TcpStream, target: &TcpStream, p: RelayParams
                     PumpEnd::WriteError(e) => return client_error(&p, &e),
                 }
             }
-            () = &mut timer => {
-                if let Some(idle) = p.idle {
-                    let since = Duration::from_millis(last.load(Ordering::Relaxed));
-                    let idle_for = start.elapsed().saturating_sub(since);
-                    if idle_for >= idle {
-                        return EndCause::Timeout("i/o timeout");
-                    }
-                    timer.as_mut().reset(Instant::now() + (idle - idle_for));
-                } else {
-                    timer.as_mut().reset(Instant::now() + idle_check);
+            () = &mut timer, if p.idle.is_some() => {
+                let idle = p.idle.unwrap_or_default();
+                let since = Duration::from_millis(last.load(Ordering::Relaxed));
+                let idle_for = start.elapsed().saturating_sub(since);
+                if idle_for >= idle {
+                    return EndCause::Timeout("i/o timeout");
                 }
+                timer.as_mut().reset(Instant::now() + (idle - idle_for));
             }
             () = p.cut.cancelled() => return EndCause::AdminTermination,
         }

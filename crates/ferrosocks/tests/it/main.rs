@@ -27,6 +27,7 @@ mod metrics;
 mod migrate;
 mod openvpn_monitor;
 mod privileges;
+mod relay;
 mod seed;
 mod status;
 mod syslog_remote;

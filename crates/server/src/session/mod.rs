@@ -105,12 +105,18 @@ impl Session<'_> {
     /// The stages in order; each logs and answers its own refusal, and a refused stage
     /// ends the session.
     async fn serve(&self, stream: &mut TcpStream) {
-        let mut ident = self.ident();
-        let Some(accepted) = self.client_rules(&mut ident).await else {
-            return;
-        };
-        let Some(neg) = self.handshake(stream, &accepted, &mut ident).await else {
-            return;
+        // The identd state is needed only until the handshake ends: in a block, so that
+        // it is not held in the task for the whole relay (a task is as big as its
+        // largest state).
+        let (accepted, neg) = {
+            let mut ident = self.ident();
+            let Some(accepted) = self.client_rules(&mut ident).await else {
+                return;
+            };
+            let Some(neg) = self.handshake(stream, &accepted, &mut ident).await else {
+                return;
+            };
+            (accepted, neg)
         };
         let Some((granted, target_addrs)) = self.request(stream, &neg, &accepted).await else {
             return;

@@ -115,8 +115,11 @@ run_qemu() {
 }
 
 # ---- 1. The image ----------------------------------------------------------------------
-key=$(cat "$0" packaging/vm/initrd-init packaging/vm/stage2 packaging/vm/ferrosocks-vmtest.* \
-    <(echo "$suite $mirror $include") | sha256sum | cut -d' ' -f1)
+# The cache key: what goes into the image (bump image_version when the build steps below
+# change). The test units are not in it: they are written into the image before each run.
+image_version=1
+key=$(cat packaging/vm/initrd-init packaging/vm/stage2 \
+    <(echo "$image_version $suite $mirror $include") | sha256sum | cut -d' ' -f1)
 if $rebuild || [ ! -s "$vm/image.key" ] || [ "$(cat "$vm/image.key")" != "$key" ] \
     || [ ! -s "$vm/base.raw" ] || [ ! -s "$vm/vmlinuz" ] || [ ! -s "$vm/initrd.img" ]; then
     say "building the guest image ($suite from $mirror) in $vm"
@@ -194,6 +197,22 @@ if $rebuild || [ ! -s "$vm/image.key" ] || [ "$(cat "$vm/image.key")" != "$key" 
 else
     say "using the cached image $vm/base.raw (--rebuild to make it again)"
 fi
+
+# The current test units, written into the image's /etc/systemd/system with debugfs (no
+# mount): a change to them needs no new image.
+{
+    echo "cd /etc/systemd/system"
+    for f in ferrosocks-vmtest.service ferrosocks-vmtest.target; do
+        echo "rm $f"
+        echo "write $repo/packaging/vm/$f $f"
+    done
+} >"$vm/units.debugfs"
+debugfs -w -f "$vm/units.debugfs" "$vm/base.raw" >"$vm/units.debugfs.log" 2>&1 \
+    || { cat "$vm/units.debugfs.log" >&2; fail "writing the test units into the image"; }
+for f in ferrosocks-vmtest.service ferrosocks-vmtest.target; do
+    debugfs -R "cat /etc/systemd/system/$f" "$vm/base.raw" 2>/dev/null | cmp -s - "packaging/vm/$f" \
+        || fail "the image's $f is not packaging/vm/$f"
+done
 
 # ---- 2. The package and the payload disk -------------------------------------------------
 if [ -z "$deb" ]; then

@@ -13,6 +13,7 @@ out=$here/out
 export SYSTEMD_PAGER="" SYSTEMD_COLORS=0 LANG=C.UTF-8
 
 pass() { echo "VMTEST: PASS $*"; }
+phase() { echo "VMTEST: INFO phase: $*"; logger -t vmtest "phase: $*"; }
 fail() { echo "VMTEST: FAIL $*"; }
 info() { echo "VMTEST: INFO $*"; }
 indent() { sed 's/^/    /' | head -"${1:-25}"; }
@@ -50,7 +51,22 @@ journal_has() { journal_since "$1" | grep -E -q "$2"; }
 # Every process of the unit, and the files they hold open.
 unit_pids() { cat "/sys/fs/cgroup/system.slice/$unit/cgroup.procs" 2>/dev/null; }
 open_files() { local p; for p in $(unit_pids); do ls -l "/proc/$p/fd" 2>/dev/null; done; }
+holds() { open_files | grep -q -- "$1"; }
+not_holds() { ! holds "$1"; }
 socks_get() { curl -sS --max-time 10 --socks5 127.0.0.1:1080 "http://127.0.0.1:8080/$1"; }
+# notified CURSOR FIRST THEN: PID 1 journalled a notification matching FIRST, and later
+# one matching THEN.
+notified() { journal_since "$1" | grep -A200 -E "notification message .*$2" | grep -q -E "notification message .*$3"; }
+active_as() { # active_as PID: active, and PID is still the main process
+    [ "$(systemctl is-active "$unit")" = active ] || { echo "not active"; return 1; }
+    is MainPID "$1"
+}
+conffile() { test -s "$1" && dpkg-query -W -f='${Conffiles}\n' ferrosocks | grep -q "^ $1 "; }
+user_ok() { getent passwd ferrosocks | grep -E '^ferrosocks:x:[0-9]{1,3}:[0-9]+:.*:/nonexistent:/(usr/)?s?bin/(nologin|false)$'; }
+procs() { test "$(unit_pids | wc -l)" -eq "$1"; }
+stopped_clean() { is ActiveState inactive && is Result success && is ExecMainStatus 0; }
+not() { ! "$@"; }
+no_journal() { ! journal_since "$1" | grep -E -i "$2"; }
 
 info "guest: $(uname -r), $(systemctl --version | head -1)"
 check "PID 1 is systemd" test "$(cat /proc/1/comm)" = systemd
@@ -59,12 +75,12 @@ check "PID 1 is systemd" test "$(cat /proc/1/comm)" = systemd
 systemctl log-level debug
 
 # ---- install ------------------------------------------------------------------------------
+phase "install"
 start=$(cursor)
-check "dpkg -i ferrosocks.deb" timeout 120 dpkg -i "$deb" </dev/null
-check "user ferrosocks exists (system user, no login)" \
-    sh -c 'getent passwd ferrosocks | grep -E "^ferrosocks:x:[0-9]{1,3}:[0-9]+:.*:/nonexistent:/(usr/)?s?bin/(nologin|false)$"'
+check "dpkg -i ferrosocks.deb" timeout 300 dpkg -i "$deb" </dev/null
+check "user ferrosocks exists (system user, no login)" user_ok
 check "group ferrosocks exists" getent group ferrosocks
-check "conffile $conf in place" sh -c "test -s $conf && dpkg-query -W -f='\${Conffiles}\n' ferrosocks | grep -q '^ $conf '"
+check "conffile $conf in place" conffile "$conf"
 check "/var/log/ferrosocks is root:adm 2750" test "$(stat -c %U:%G:%a /var/log/ferrosocks)" = root:adm:2750
 check "the unit is enabled by the postinst" systemctl is-enabled "$unit"
 check "systemctl start ferrosocks" timeout 60 systemctl start "$unit"
@@ -76,11 +92,11 @@ check "StatusText is set" test -n "$status"
 info "StatusText=$status"
 pid=$(prop MainPID)
 check "the server runs as ferrosocks after binding" test "$(stat -c %U "/proc/$pid")" = ferrosocks
-check "the privileged helper is its only other process" \
-    sh -c "test \$(wc -l </sys/fs/cgroup/system.slice/$unit/cgroup.procs) -eq 2"
+check "the privileged helper is its only other process" procs 2
 systemctl status --no-pager "$unit" 2>&1 | indent 15
 
 # ---- a SOCKS5 round trip --------------------------------------------------------------------
+phase "a SOCKS5 round trip"
 mkdir -p "$here/www"
 echo "through ferrosocks $$" >"$here/www/hello.txt"
 (cd "$here/www" && exec python3 -m http.server --bind 127.0.0.1 8080 >"$here/http.log" 2>&1) &
@@ -92,27 +108,30 @@ check "the traffic log line in $log" \
 grep 'tcp/connect' "$log" | tail -2 | indent
 
 # ---- reload -------------------------------------------------------------------------------
+phase "reload"
 c=$(cursor)
 check "systemctl reload ferrosocks" timeout 30 systemctl reload "$unit"
-check "RELOADING=1 with MONOTONIC_USEC, then READY=1 (journal)" eventually 5 sh -c \
-    "journalctl -q -o cat -u $unit --after-cursor='$c' | grep -A50 -E 'notification message .*RELOADING=1, MONOTONIC_USEC=[0-9]+' | grep -q 'notification message .*(READY=1'"
+check "RELOADING=1 with MONOTONIC_USEC, then READY=1 (journal)" \
+    eventually 5 notified "$c" 'RELOADING=1, MONOTONIC_USEC=[0-9]+' '\(READY=1'
 check "the journal shows the reload" journal_has "$c" '^Reloaded ferrosocks'
 check "the server logged it" eventually 5 grep -q 'Configuration reloaded' "$log"
-check "still active, same main PID after reload" sh -c "test \"\$(systemctl is-active $unit)\" = active && test \"\$(systemctl show -p MainPID --value $unit)\" = $pid"
+check "still active, same main PID after reload" active_as "$pid"
 
 # ---- logrotate ----------------------------------------------------------------------------
+phase "logrotate"
 c=$(cursor)
 check "logrotate -f /etc/logrotate.d/ferrosocks" logrotate -f /etc/logrotate.d/ferrosocks
 check "the old log moved to ferrosocks.log.1" test -s "$log.1"
 check "a new ferrosocks.log, root:adm 0640" test "$(stat -c %U:%G:%a "$log")" = root:adm:640
-check "SIGHUP from the postrotate: RELOADING=1 then READY=1" eventually 5 sh -c \
-    "journalctl -q -o cat -u $unit --after-cursor='$c' | grep -A50 'notification message .*RELOADING=1' | grep -q 'notification message .*(READY=1'"
+check "SIGHUP from the postrotate: RELOADING=1 then READY=1" \
+    eventually 5 notified "$c" 'RELOADING=1' '\(READY=1'
 socks_get hello.txt >/dev/null
 check "new traffic lines go to the new file" eventually 5 grep -q 'tcp/connect' "$log"
-check "no process holds the old file open" eventually 5 sh -c "! { $(declare -f unit_pids open_files); unit=$unit; open_files; } | grep -q 'ferrosocks.log.1'"
-check "the server holds the new file open" sh -c "{ $(declare -f unit_pids open_files); unit=$unit; open_files; } | grep -q '$log\$'"
+check "no process holds the old file open" eventually 5 not_holds 'ferrosocks\.log\.1$'
+check "the server holds the new file open" holds "$log\$"
 
 # ---- the watchdog -------------------------------------------------------------------------
+phase "the watchdog"
 mkdir -p /etc/systemd/system/$unit.d
 printf '[Service]\nWatchdogSec=4\n' >/etc/systemd/system/$unit.d/vmtest-watchdog.conf
 systemctl daemon-reload
@@ -128,19 +147,21 @@ check "WatchdogTimestamp advances" test "${w1:-0}" -gt 0 -a "${w2:-0}" -gt "${w1
 pings=$(journal_since "$c" | grep -c 'notification message .*WATCHDOG=1')
 info "$pings WATCHDOG=1 pings in about 9 s"
 check "WATCHDOG=1 pinged at least 3 times in 9 s" test "$pings" -ge 3
-check "no watchdog kill (same PID, no timeout in the journal)" \
-    sh -c "test \"\$(systemctl show -p MainPID --value $unit)\" = $pid && ! journalctl -q -o cat -u $unit --after-cursor='$c' | grep -qi 'watchdog timeout'"
+check "no watchdog kill (same PID)" active_as "$pid"
+check "no watchdog timeout in the journal" no_journal "$c" 'watchdog timeout'
 rm /etc/systemd/system/$unit.d/vmtest-watchdog.conf
 rmdir /etc/systemd/system/$unit.d
 systemctl daemon-reload
 timeout 60 systemctl restart "$unit"
 
 # ---- systemd-analyze security ---------------------------------------------------------------
+phase "systemd-analyze security"
 systemd-analyze security --no-pager "$unit" >"$here/security" 2>&1
 check "systemd-analyze security ferrosocks" grep -q 'Overall exposure level for ferrosocks.service' "$here/security"
 info "$(grep 'Overall exposure level' "$here/security")"
 
 # ---- stop ---------------------------------------------------------------------------------
+phase "stop"
 # STOPPING=1: a SIGTERM sent to the server alone, with a session open, puts the unit in
 # "deactivating" at once (systemd heard STOPPING=1) for the grace period, then it ends
 # cleanly.
@@ -149,39 +170,38 @@ sleep 1
 c=$(cursor)
 systemctl kill --kill-whom=main --signal=TERM "$unit"
 check "SIGTERM with a session open: deactivating during the grace period" \
-    eventually 3 sh -c "test \"\$(systemctl show -p ActiveState --value $unit)\" = deactivating"
+    eventually 3 is ActiveState deactivating
 check "STOPPING=1 (journal)" eventually 3 journal_has "$c" 'notification message .*STOPPING=1'
-check "it ends within the grace period and exits 0" \
-    eventually 20 sh -c "test \"\$(systemctl is-active $unit)\" = inactive"
-check "Result=success after STOPPING" is Result success
-check "exit status 0" is ExecMainStatus 0
+check "it ends after the grace period, Result=success, exit 0" eventually 20 stopped_clean
 check "systemctl start again" timeout 60 systemctl start "$unit"
 socks_get hello.txt >/dev/null
 c=$(cursor)
 check "systemctl stop ferrosocks" timeout 40 systemctl stop "$unit"
 check "stop: STOPPING=1 (journal)" journal_has "$c" 'notification message .*STOPPING=1'
-check "stop: inactive, Result=success, exit 0" sh -c "test \"\$(systemctl is-active $unit)\" = inactive && test \"\$(systemctl show -p Result --value $unit)\" = success && test \"\$(systemctl show -p ExecMainStatus --value $unit)\" = 0"
-check "stop: no process needed SIGKILL" sh -c "! journalctl -q -o cat -u $unit --after-cursor='$c' | grep -q SIGKILL"
+check "stop: inactive, Result=success, exit 0" stopped_clean
+check "stop: no process needed SIGKILL" no_journal "$c" SIGKILL
 
 # ---- upgrade: an admin's edit survives ------------------------------------------------------
+phase "upgrade"
 timeout 60 systemctl start "$unit"
 echo "# vmtest: an admin's edit" >>"$conf"
-check "dpkg -i the same package again (upgrade)" timeout 120 dpkg -i "$deb" </dev/null
+check "dpkg -i the same package again (upgrade)" timeout 300 dpkg -i "$deb" </dev/null
 check "the edited conffile is kept" grep -q "^# vmtest: an admin's edit" "$conf"
 check "active after the upgrade" test "$(systemctl is-active "$unit")" = active
 check "the edited file still checks (-V)" /usr/bin/ferrosocks -V -f "$conf"
 
 # ---- purge --------------------------------------------------------------------------------
-check "dpkg --purge ferrosocks" timeout 60 dpkg --purge ferrosocks </dev/null
+phase "purge"
+check "dpkg --purge ferrosocks" timeout 300 dpkg --purge ferrosocks </dev/null
 check "purge: the binary is gone" test ! -e /usr/bin/ferrosocks
 check "purge: /etc/ferrosocks is gone" test ! -e "$conf"
 check "purge: /var/log/ferrosocks is gone" test ! -e /var/log/ferrosocks
 check "purge: the unit is gone" is LoadState not-found
-check "purge: no ferrosocks process is left" sh -c '! pgrep -x ferrosocks'
+check "purge: no ferrosocks process is left" not pgrep -x ferrosocks
 
 kill "$http" 2>/dev/null
 systemctl log-level info
-warnings=$(journalctl -q --no-pager -o cat -u "$unit" -p warning --after-cursor="$start")
+warnings=$(journalctl -q --no-pager -o short-monotonic -u "$unit" -p warning --after-cursor="$start")
 if [ -n "$warnings" ]; then
     info "the unit's warnings and errors in the journal:"
     echo "$warnings" | indent 30

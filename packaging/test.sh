@@ -103,6 +103,10 @@ for f in $(sed -n 's/^ *systemd-sysusers .* \([^ ]*\.conf\)$/\1/p' "$tmp/control
         || { grep -n systemd-sysusers "$tmp/control/postinst" >&2; fail "postinst runs systemd-sysusers $f, not in the package"; }
 done
 grep -q 'deb-systemd-helper' "$tmp/control/postinst" || fail "postinst does not enable the unit"
+# The log directory exists before the unit starts (ReadWritePaths=/var/log/ferrosocks):
+# else the start fails with 226/NAMESPACE.
+awk '/install -d .*\/var\/log\/ferrosocks/ { made = 1 } /deb-systemd-invoke/ && !made { bad = 1 } END { exit bad || !made }' \
+    "$tmp/control/postinst" || { cat "$tmp/control/postinst" >&2; fail "the postinst starts the unit before making /var/log/ferrosocks"; }
 
 # 5. lintian: no error; the warnings are shown.
 lintian --tag-display-limit 0 "$deb" >"$tmp/lintian" 2>&1 || true

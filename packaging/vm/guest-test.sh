@@ -83,6 +83,8 @@ check "group ferrosocks exists" getent group ferrosocks
 check "conffile $conf in place" conffile "$conf"
 check "/var/log/ferrosocks is root:adm 2750" test "$(stat -c %U:%G:%a /var/log/ferrosocks)" = root:adm:2750
 check "the unit is enabled by the postinst" systemctl is-enabled "$unit"
+check "the postinst started it (active before any systemctl start)" is ActiveState active
+check "no failed start during the install (journal)" no_journal "$start" 'Failed to start|Failed with result'
 check "systemctl start ferrosocks" timeout 60 systemctl start "$unit"
 check "systemctl is-active = active" test "$(systemctl is-active "$unit")" = active
 check "Type=notify" is Type notify

@@ -96,7 +96,17 @@ for script in postinst postrm prerm; do
     sh -n "$tmp/control/$script" || fail "$script does not parse"
 done
 grep -q 'systemd-sysusers' "$tmp/control/postinst" || fail "postinst creates no user"
+# Each file the postinst hands to systemd-sysusers is one the package installs (cargo-deb
+# names it after the asset's source file).
+for f in $(sed -n 's/^ *systemd-sysusers .* \([^ ]*\.conf\)$/\1/p' "$tmp/control/postinst"); do
+    grep -q " ./usr/lib/sysusers.d/$f\$" "$tmp/contents" \
+        || { grep -n systemd-sysusers "$tmp/control/postinst" >&2; fail "postinst runs systemd-sysusers $f, not in the package"; }
+done
 grep -q 'deb-systemd-helper' "$tmp/control/postinst" || fail "postinst does not enable the unit"
+# The log directory exists before the unit starts (ReadWritePaths=/var/log/ferrosocks):
+# else the start fails with 226/NAMESPACE.
+awk '/install -d .*\/var\/log\/ferrosocks/ { made = 1 } /deb-systemd-invoke/ && !made { bad = 1 } END { exit bad || !made }' \
+    "$tmp/control/postinst" || { cat "$tmp/control/postinst" >&2; fail "the postinst starts the unit before making /var/log/ferrosocks"; }
 
 # 5. lintian: no error; the warnings are shown.
 lintian --tag-display-limit 0 "$deb" >"$tmp/lintian" 2>&1 || true
@@ -141,7 +151,7 @@ MANPATH="$root/usr/share/man" systemd-analyze verify "$tmp/ferrosocks.service" \
 for line in Type=notify NotifyAccess=main WatchdogSec=30 NoNewPrivileges=yes ProtectSystem=strict \
     ReadWritePaths=/var/log/ferrosocks RuntimeDirectory=ferrosocks StateDirectory=ferrosocks \
     PrivateTmp=yes ProtectHome=yes LimitNOFILE=262144 ProtectKernelTunables=yes \
-    SystemCallFilter=@system-service 'ExecReload=/bin/kill -HUP $MAINPID' \
+    SystemCallFilter=@system-service 'ExecReload=+/bin/kill -HUP $MAINPID' \
     'ExecStartPre=/usr/bin/ferrosocks -V -f /etc/ferrosocks/ferrosocks.conf' \
     'ExecStart=/usr/bin/ferrosocks -f /etc/ferrosocks/ferrosocks.conf'; do
     grep -qxF "$line" "$unit" || fail "the unit lacks $line"

@@ -409,10 +409,29 @@ pub fn http_response() -> String {
     )
 }
 
-/// A loopback port nothing listens on.
+/// A loopback port nothing listens on, and that nothing takes by chance later: it is
+/// below `ip_local_port_range`, where the kernel never picks a port for a bind to port 0
+/// or an outgoing connection, and distinct within this test process. So a receiver a
+/// test starts there later (or again, after stopping one) gets it, and the proxies of
+/// parallel tests never reach another test's listener through it. (A port-0 bind
+/// released at once could be handed to a parallel test's rsyslogd a moment later.)
 pub fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    const FIRST: usize = 10_000;
+    let end = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<usize>().ok())
+        .unwrap_or(32_768)
+        .max(FIRST + 1_000);
+    let span = end - FIRST;
+    let start = (std::process::id() as usize * 97) % span;
+    for _ in 0..span {
+        let port = (FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below {end}");
 }
 
 /// Runs a command with a time limit; returns (status code, stdout, stderr).

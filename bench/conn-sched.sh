@@ -40,34 +40,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-command_of() {
-    case $1 in
-    ferrosocks | ferrosocks-b)
-        {
-            echo "internal: 127.0.0.1 port = $2"
-            echo "socksmethod: none"
-            [ -n "${FERROSOCKS_CONF_EXTRA:-}" ] && echo "$FERROSOCKS_CONF_EXTRA"
-            echo "client pass { from: 127.0.0.0/8 to: 0/0 }"
-            echo "socks pass { from: 127.0.0.0/8 to: 0/0 }"
-        } >"$work/$1.conf"
-        local b=$ferrosocks
-        [ "$1" = ferrosocks-b ] && b=${FERROSOCKS_BIN_B:-$ferrosocks}
-        local e=${FERROSOCKS_ENV:-}
-        [ "$1" = ferrosocks-b ] && e=${FERROSOCKS_ENV_B:-$e}
-        echo "env $e $b -f $work/$1.conf"
-        ;;
-    sslocal) echo "$sslocal -b 127.0.0.1:$2 --protocol socks" ;;
-    merino) echo "$merino --no-auth -i 127.0.0.1 -p $2" ;;
-    *)
-        echo "unknown subject $1" >&2
-        exit 2
-        ;;
-    esac
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 declare -A port target pid
 for s in "${subjects[@]}"; do

@@ -1,0 +1,36 @@
+# Shared by the bench scripts (sourced, not run): a free loopback port, and the command
+# line that runs each proxy subject on a port. The caller sets `work` (a scratch folder)
+# and `ferrosocks`, `sslocal`, `merino` (the binaries).
+#   FERROSOCKS_CONF_EXTRA='line'    a line added to ferrosocks' config
+#   FERROSOCKS_ENV='VAR=value …'    environment for ferrosocks (e.g. an allocator tunable)
+#   FERROSOCKS_BIN_B=path           a second ferrosocks, subject "ferrosocks-b" (A/B; default the first)
+#   FERROSOCKS_ENV_B='VAR=value …'  its environment (default FERROSOCKS_ENV)
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The command that runs subject $1 (ferrosocks, ferrosocks-b, sslocal, merino) on port $2;
+# ferrosocks' config is written into $work.
+command_of() {
+    case $1 in
+    ferrosocks | ferrosocks-b)
+        {
+            echo "internal: 127.0.0.1 port = $2"
+            echo "socksmethod: none"
+            [ -n "${FERROSOCKS_CONF_EXTRA:-}" ] && echo "$FERROSOCKS_CONF_EXTRA"
+            echo "client pass { from: 127.0.0.0/8 to: 0/0 }"
+            echo "socks pass { from: 127.0.0.0/8 to: 0/0 }"
+        } >"$work/$1.conf"
+        local b=$ferrosocks e=${FERROSOCKS_ENV:-}
+        [ "$1" = ferrosocks-b ] && b=${FERROSOCKS_BIN_B:-$ferrosocks} && e=${FERROSOCKS_ENV_B:-$e}
+        echo "env $e $b -f $work/$1.conf"
+        ;;
+    sslocal) echo "$sslocal -b 127.0.0.1:$2 --protocol socks" ;;
+    merino) echo "$merino --no-auth -i 127.0.0.1 -p $2" ;;
+    *)
+        echo "unknown subject $1" >&2
+        exit 2
+        ;;
+    esac
+}

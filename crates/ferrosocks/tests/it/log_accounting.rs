@@ -434,6 +434,40 @@ fn summaries_of(p: &Proxy, command: &str) -> Vec<traffic_log::Summary> {
         .collect()
 }
 
+/// Waits for the JSON sink's summary of the accept, then returns its interim records,
+/// checking there are at least three and all of `command`; the JSON file's path.
+fn interim_json_records(p: &Proxy, command: &str) -> PathBuf {
+    let json = p.dir.path().join("log.json");
+    // The JSON sink has a writer thread of its own: it may write a moment later.
+    wait_file(&json, "the accept summary", |t| t.contains("tcp/accept ]:"));
+    let interim_json = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["phase"] == "interim")
+        .collect::<Vec<_>>();
+    assert!(interim_json.len() >= 3, "{interim_json:?}");
+    assert!(
+        interim_json.iter().all(|v| v["command"] == command),
+        "{interim_json:?}"
+    );
+    json
+}
+
+/// Each set of files counts one session, closed, with `bytes` (from and to the client,
+/// from and to the target).
+fn counted_once(sets: &[Vec<&Path>], bytes: [u64; 4]) {
+    for files in sets {
+        let v = stats_row(files);
+        assert_eq!(
+            (v["sessions"].as_u64(), v["open_sessions"].as_u64()),
+            (Some(1), Some(0)),
+            "{files:?}: {v}"
+        );
+        assert_eq!(bytes_of(&v), bytes, "{files:?}: {v}");
+    }
+}
+
 /// `log stats --format json` of `files`: its one row.
 fn stats_row(files: &[&Path]) -> serde_json::Value {
     let (code, out, err) = log_cmd(&["stats", "--format", "json"], files);
@@ -536,32 +570,14 @@ fn a_udp_association_gets_interim_records_and_keeps_its_idle_timeout() {
     let whole = wait_file(&p.log, "the accept summary", |t| {
         t.contains("tcp/accept ]:")
     });
-    let json = p.dir.path().join("log.json");
-    // The JSON sink has a writer thread of its own: it may write a moment later.
-    wait_file(&json, "the accept summary", |t| t.contains("tcp/accept ]:"));
-    let interim_json = std::fs::read_to_string(&json)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["phase"] == "interim")
-        .collect::<Vec<_>>();
-    assert!(interim_json.len() >= 3, "{interim_json:?}");
-    assert!(
-        interim_json.iter().all(|v| v["command"] == "udpassociate"),
-        "{interim_json:?}"
-    );
+    let json = interim_json_records(&p, "udpassociate");
     // The whole log, and the cut one with its rest: one session, the summary's bytes.
     let rest = dir.path().join("rest.log");
     std::fs::write(&rest, &whole[text.len()..]).unwrap();
-    for files in [vec![p.log.as_path()], vec![&json], vec![&cut, &rest]] {
-        let v = stats_row(&files);
-        assert_eq!(
-            (v["sessions"].as_u64(), v["open_sessions"].as_u64()),
-            (Some(1), Some(0)),
-            "{files:?}: {v}"
-        );
-        assert_eq!(bytes_of(&v), [28, 28, 8, 8], "{files:?}: {v}");
-    }
+    counted_once(
+        &[vec![p.log.as_path()], vec![&json], vec![&cut, &rest]],
+        [28, 28, 8, 8],
+    );
 }
 
 /// `log.interim: 1` on a BIND held open for several periods, bytes both ways: the
@@ -635,31 +651,13 @@ fn a_bind_gets_interim_records_in_its_summarys_shape() {
         summaries_of(&p, "tcp/bindreply").first(),
         "{whole}"
     );
-    let json = p.dir.path().join("log.json");
-    // The JSON sink has a writer thread of its own: it may write a moment later.
-    wait_file(&json, "the accept summary", |t| t.contains("tcp/accept ]:"));
-    let interim_json = std::fs::read_to_string(&json)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["phase"] == "interim")
-        .collect::<Vec<_>>();
-    assert!(interim_json.len() >= 3, "{interim_json:?}");
-    assert!(
-        interim_json.iter().all(|v| v["command"] == "bindreply"),
-        "{interim_json:?}"
-    );
+    let json = interim_json_records(&p, "bindreply");
     let rest = dir.path().join("rest.log");
     std::fs::write(&rest, &whole[text.len()..]).unwrap();
-    for files in [vec![p.log.as_path()], vec![&json], vec![&cut, &rest]] {
-        let v = stats_row(&files);
-        assert_eq!(
-            (v["sessions"].as_u64(), v["open_sessions"].as_u64()),
-            (Some(1), Some(0)),
-            "{files:?}: {v}"
-        );
-        assert_eq!(bytes_of(&v), [28, 14, 14, 28], "{files:?}: {v}");
-    }
+    counted_once(
+        &[vec![p.log.as_path()], vec![&json], vec![&cut, &rest]],
+        [28, 14, 14, 28],
+    );
 }
 
 /// A log deleted (or rotated away) while `log stats` reads it is read to its end: the

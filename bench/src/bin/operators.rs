@@ -37,8 +37,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ferrosocks_bench::procs::{
-    cpu_seconds, first_number, free_port, loadgen, median, min_max, proc_kib, pss_kib,
-    sessions_within_limit, settle, sleep, start_ferrosocks, start_target, Held, RateResult,
+    cap_time_wait, cpu_seconds, first_number, free_port, loadgen, median, min_max, proc_kib,
+    pss_kib, sessions_within_limit, settle, sleep, start_ferrosocks, start_target, Held,
+    RateResult, TIME_WAIT_CAP,
 };
 
 // === A counting allocator (for `alloc`) ===
@@ -125,6 +126,10 @@ impl Counts {
 struct Opts(Vec<String>);
 
 impl Opts {
+    fn flag(&self, name: &str) -> bool {
+        self.0.iter().any(|a| a == name)
+    }
+
     fn num(&self, name: &str, default: f64) -> f64 {
         self.0
             .iter()
@@ -664,6 +669,31 @@ fn spread(v: &[f64], digits: usize) -> String {
     format!("{md:.digits$} [{lo:.digits$}–{hi:.digits$}]")
 }
 
+/// A 95% bootstrap interval of the median of `v` (2,000 resamples with replacement, a
+/// fixed seed so that a run's table is reproducible from its figures).
+fn median_interval(v: &[f64]) -> (f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut medians: Vec<f64> = (0..2000)
+        .map(|_| {
+            let mut sample: Vec<f64> = (0..v.len())
+                .map(|_| v[(next() % v.len() as u64) as usize])
+                .collect();
+            median(&mut sample)
+        })
+        .collect();
+    medians.sort_by(|a, b| a.total_cmp(b));
+    (medians[50], medians[1949])
+}
+
 /// The share of values above `limit`.
 fn above(v: &[f64], limit: f64) -> usize {
     v.iter().filter(|x| **x > limit).count()
@@ -1036,16 +1066,34 @@ fn cost_phase(bin: &Path, opts: &Opts) {
         ..Conf::default()
     };
     let status_file = work.path().join("status");
-    let ops = Conf {
-        port: free_port(),
-        log: Some(work.path().join("operators.log")),
-        management: Some(free_port()),
-        status: Some((status_file.clone(), 1, 2)),
-        traffic_to_operators: true,
+    // `--same`: an A/A run, the second proxy as plain as the first, to show what the
+    // method itself tells apart between two identical proxies.
+    let same = opts.flag("--same");
+    let ops = if same {
+        Conf {
+            port: free_port(),
+            log: Some(work.path().join("operators.log")),
+            ..Conf::default()
+        }
+    } else {
+        Conf {
+            port: free_port(),
+            log: Some(work.path().join("operators.log")),
+            management: Some(free_port()),
+            status: Some((status_file.clone(), 1, 2)),
+            traffic_to_operators: true,
+        }
     };
     println!("\n## cost: the proxy without and with its operators\n");
+    if same {
+        println!("`--same`: an A/A run — the \"operators\" proxy is a second plain one, without a management client.");
+    }
     println!("plain: `log: connect disconnect` to a file. operators: the same, and `status.file` (version 2) every second, `management: 127.0.0.1 port = N`, `log.traffic.operators: on`, one client on `bytecount 1` and `log on`.");
-    println!("{rounds} rounds, the two in turn (AB, BA, AB, …); rate runs {rate_secs} s at 50 concurrent; bulk {gib} GiB.\n");
+    println!("{rounds} rounds, the two in turn (AB, BA, AB, …); rate runs {rate_secs} s at 50 concurrent; bulk {gib} GiB.");
+    if cap_time_wait() {
+        println!("In a private network namespace with TIME_WAIT capped at {TIME_WAIT_CAP} entries: no round waits for the table to drain.");
+    }
+    println!();
     let subjects = [("plain", plain), ("operators", ops)];
     let targets: Vec<Target> = subjects.iter().map(|_| Target::start(bin)).collect();
     let proxies: Vec<Proxy> = subjects
@@ -1064,7 +1112,7 @@ fn cost_phase(bin: &Path, opts: &Opts) {
         let stop = Arc::clone(&watching);
         std::thread::spawn(move || renames.count_until(&stop))
     };
-    let operator = Operator::start(proxies[1].mgmt_addr());
+    let operator = (!same).then(|| Operator::start(proxies[1].mgmt_addr()));
     let start = Instant::now();
     let mut sessions = [0.0f64; 2];
     let mut results: BTreeMap<(usize, &'static str), Vec<f64>> = BTreeMap::new();
@@ -1143,9 +1191,9 @@ fn cost_phase(bin: &Path, opts: &Opts) {
     let elapsed = start.elapsed();
     watching.store(true, Ordering::Relaxed);
     let rewrites = rewrites.join().unwrap_or(0);
-    let received = operator.finish();
-    println!("| measure | plain | operators | operators / plain, medians | paired (round by round) operators / plain |");
-    println!("|---|---|---|---|---|");
+    let received = operator.and_then(Operator::finish);
+    println!("| measure | plain | operators | operators / plain, medians | paired (round by round) operators / plain | median of the paired, 95% interval |");
+    println!("|---|---|---|---|---|---|");
     for m in [
         "conn/s",
         "p50 ms",
@@ -1163,8 +1211,9 @@ fn cost_phase(bin: &Path, opts: &Opts) {
             .zip(&b)
             .map(|(x, y)| (y / x - 1.0) * 100.0)
             .collect();
+        let (lo, hi) = median_interval(&paired);
         println!(
-            "| {m} | {} | {} | {:+.1}% | {}% |",
+            "| {m} | {} | {} | {:+.1}% | {}% | {lo:+.1}% … {hi:+.1}% |",
             spread(&a, 1),
             spread(&b, 1),
             (ratio - 1.0) * 100.0,

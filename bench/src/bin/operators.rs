@@ -432,6 +432,17 @@ impl Received {
         }
     }
 
+    /// Adds another client's counts (one client per round).
+    fn add(&mut self, o: &Self) {
+        self.bytes += o.bytes;
+        self.log += o.log;
+        self.client_blocks += o.client_blocks;
+        self.bytecount += o.bytecount;
+        self.dropped += o.dropped;
+        self.other += o.other;
+        self.cpu_secs += o.cpu_secs;
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} bytes: {} >LOG lines, {} >CLIENT blocks, {} >BYTECOUNT_CLI lines, {} dropped, {} other lines",
@@ -1094,27 +1105,18 @@ fn cost_phase(bin: &Path, opts: &Opts) {
         println!("In a private network namespace with TIME_WAIT capped at {TIME_WAIT_CAP} entries: no round waits for the table to drain.");
     }
     println!();
+    println!("Every round starts both proxies and their targets afresh (new processes, new ports), so that no proxy instance's luck (measured with `--same`: two identical long-lived proxies differed by 19%) decides the comparison.");
+    println!();
     let subjects = [("plain", plain), ("operators", ops)];
-    let targets: Vec<Target> = subjects.iter().map(|_| Target::start(bin)).collect();
-    let proxies: Vec<Proxy> = subjects
-        .iter()
-        .map(|(name, c)| {
-            Proxy::start(
-                &ferrosocks,
-                c.clone(),
-                work.path().join(format!("{name}.conf")),
-            )
-        })
-        .collect();
     let renames = Renames::watch(&status_file).expect("inotify");
     let watching = Arc::new(AtomicBool::new(false));
     let rewrites = {
         let stop = Arc::clone(&watching);
         std::thread::spawn(move || renames.count_until(&stop))
     };
-    let operator = (!same).then(|| Operator::start(proxies[1].mgmt_addr()));
     let start = Instant::now();
     let mut sessions = [0.0f64; 2];
+    let mut received: Option<Received> = None;
     let mut results: BTreeMap<(usize, &'static str), Vec<f64>> = BTreeMap::new();
     let mut failures = Vec::new();
     let measures: [(&str, &str, u32); 3] = [
@@ -1130,6 +1132,19 @@ fn cost_phase(bin: &Path, opts: &Opts) {
             vec![1, 0]
         };
         settle();
+        let targets: Vec<Target> = subjects.iter().map(|_| Target::start(bin)).collect();
+        let proxies: Vec<Proxy> = subjects
+            .iter()
+            .map(|(name, c)| {
+                let conf = Conf {
+                    port: free_port(),
+                    management: c.management.map(|_| free_port()),
+                    ..c.clone()
+                };
+                Proxy::start(&ferrosocks, conf, work.path().join(format!("{name}.conf")))
+            })
+            .collect();
+        let operator = (!same).then(|| Operator::start(proxies[1].mgmt_addr()));
         for &i in &order {
             let (p, t) = (&proxies[i], &targets[i]);
             let cpu0 = cpu_seconds(p.pid());
@@ -1150,6 +1165,7 @@ fn cost_phase(bin: &Path, opts: &Opts) {
                     if let (Some(rate), Some(ok)) = (r.rate, r.ok) {
                         if ok > 0.0 {
                             let cpu = cpu_seconds(p.pid()) - cpu0;
+                            eprintln!("  {}: {rate:.0} conn/s", subjects[i].0);
                             results.entry((i, "conn/s")).or_default().push(rate);
                             results
                                 .entry((i, "CPU us/conn"))
@@ -1187,11 +1203,17 @@ fn cost_phase(bin: &Path, opts: &Opts) {
                 }
             }
         }
+        if let Some(r) = operator.and_then(Operator::finish) {
+            received.get_or_insert_with(Received::default).add(&r);
+        }
+        for p in proxies {
+            p.stop();
+        }
+        drop(targets);
     }
     let elapsed = start.elapsed();
     watching.store(true, Ordering::Relaxed);
     let rewrites = rewrites.join().unwrap_or(0);
-    let received = operator.and_then(Operator::finish);
     println!("| measure | plain | operators | operators / plain, medians | paired (round by round) operators / plain | median of the paired, 95% interval |");
     println!("|---|---|---|---|---|---|");
     for m in [
@@ -1243,10 +1265,6 @@ fn cost_phase(bin: &Path, opts: &Opts) {
     for f in &failures {
         println!("left out or with errors: {f}");
     }
-    for p in proxies {
-        p.stop();
-    }
-    drop(targets);
 }
 
 // === memory: PSS per idle session ===

@@ -5,9 +5,11 @@
 # by 2000, without and with logging. Counts do not depend on the machine's load, which
 # on a shared 2-core VM moves timings by ±10–20%; kernel work is not counted (see
 # docs/PERFORMANCE.md, "Logging cost", for the timed side).
-# Usage: bench/log-cost.sh
+# Usage: bench/log-cost.sh [--keep DIR]  (DIR keeps the callgrind files)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+keep=""
+[ "${1:-}" = "--keep" ] && keep=${2:?--keep DIR}
 if ! command -v valgrind >/dev/null 2>&1; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -63,6 +65,12 @@ instructions() {
         echo "not every session succeeded: $(cat "$work/rate.txt")" >&2
         exit 1
     }
+    if [ -n "$keep" ]; then
+        mkdir -p "$keep"
+        local name=plain
+        [ -n "$log" ] && name=logged
+        cp "$out" "$keep/$name-$sessions.callgrind"
+    fi
     awk '/^totals:/ {print $2}' "$out"
 }
 

@@ -61,18 +61,6 @@ fn main() {
         .to_path_buf();
     let work = tempfile::tempdir().expect("a work directory");
 
-    let subjects = start_subjects(&bin, work.path());
-    // A target server per subject. Each connection-rate run leaves tens of thousands of
-    // connections in TIME_WAIT towards its target for a minute; with one shared target,
-    // every subject would pay (in the kernel's search for a free source port) for the
-    // subject that ran before it, and the ratios would depend on the order.
-    let mut targets: Vec<(Child, SocketAddr)> =
-        subjects.iter().map(|_| start_target(&bin)).collect();
-    let target_of: BTreeMap<&str, SocketAddr> = subjects
-        .iter()
-        .zip(&targets)
-        .map(|(s, (_, a))| (s.name, *a))
-        .collect();
     let bytes = (gib * 1024.0 * 1024.0 * 1024.0) as u64;
     let mut results: BTreeMap<(String, &str), Vec<f64>> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
@@ -85,6 +73,12 @@ fn main() {
 
     for rep in 1..=reps {
         eprintln!("repetition {rep}/{reps}");
+        // Every repetition starts every subject and target afresh: two long-lived
+        // instances of the same proxy differed by 19% in connection rate on this machine
+        // (docs/PERFORMANCE.md, "Fresh processes every round"), so one instance's luck
+        // must not decide a ratio.
+        let (subjects, targets) = start_all(&bin, work.path());
+        let target_of = targets_of(&subjects, &targets);
         for (measure, dir, streams) in [
             ("up x1 MB/s", "up", 1),
             ("down x1 MB/s", "down", 1),
@@ -165,8 +159,11 @@ fn main() {
                 record(s.name, "CPU us/conn", (cpu_seconds(pid) - c0) / ok * 1e6);
             }
         }
+        stop_all(subjects, targets);
     }
     settle();
+    let (subjects, mut targets) = start_all(&bin, work.path());
+    let target_of = targets_of(&subjects, &targets);
     for n in [1000usize, 5000] {
         for s in subjects.iter().filter(|s| s.proxy.is_some()) {
             let pid = s.child.as_ref().map(Child::id).expect("a proxy process");
@@ -195,6 +192,52 @@ fn main() {
     for (target, _) in &mut targets {
         let _ = target.kill();
         let _ = target.wait();
+    }
+}
+
+/// Every subject, and a target server for each. Each connection-rate run leaves tens of
+/// thousands of connections in TIME_WAIT towards its target for a minute; with one shared
+/// target, every subject would pay (in the kernel's search for a free source port) for the
+/// subject that ran before it, and the ratios would depend on the order.
+fn start_all(bin: &Path, work: &Path) -> (Vec<Subject>, Vec<(Child, SocketAddr)>) {
+    let subjects = start_subjects(bin, work);
+    let targets = subjects.iter().map(|_| start_target(bin)).collect();
+    (subjects, targets)
+}
+
+fn targets_of(
+    subjects: &[Subject],
+    targets: &[(Child, SocketAddr)],
+) -> BTreeMap<&'static str, SocketAddr> {
+    subjects
+        .iter()
+        .zip(targets)
+        .map(|(s, (_, a))| (s.name, *a))
+        .collect()
+}
+
+/// Ends the subjects (SIGTERM first, so that Dante ends its children too) and the targets.
+fn stop_all(subjects: Vec<Subject>, targets: Vec<(Child, SocketAddr)>) {
+    for s in &subjects {
+        if let Some(c) = &s.child {
+            // SAFETY: kill(2) on the PID of a child we started and have not yet waited for.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for mut s in subjects {
+        if let Some(c) = &mut s.child {
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                sleep(Duration::from_millis(20));
+            }
+        }
+        drop(s);
+    }
+    for (mut t, _) in targets {
+        let _ = t.kill();
+        let _ = t.wait();
     }
 }
 

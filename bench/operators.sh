@@ -6,7 +6,9 @@
 # before the sessions registry (5c0daac) and of its first commit (7426bc0), each built
 # once from `git archive` into target/operators-baseline/.
 # Usage: bench/operators.sh [all|render|alloc|cost|memory] [operators options]
-#   e.g. bench/operators.sh cost --rounds 8 --rate-secs 5 --gib 1
+#   e.g. unshare -n sh -c 'ip link set lo up; bench/operators.sh cost --rounds 20 --rate-secs 5 --gib 1'
+#   (in a private namespace the cost phase caps TIME_WAIT there and needs no settling;
+#   add --same for an A/A run, --ioop to cost `log: ... ioop` instead of the operators)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p ferrosocks -p ferrosocks-bench

@@ -8,10 +8,15 @@
 //!                                                    idle and then echoing; peak RSS of a render
 //! operators alloc                                    allocations of the status text (this process,
 //!                                                    counting allocator, synthetic sessions)
-//! operators cost [--rounds R] [--rate-secs S] [--gib G]
+//! operators cost [--rounds R] [--rate-secs S] [--gib G] [--same | --ioop]
 //!                                                    the proxy with and without a status file every
 //!                                                    second and a management client on `bytecount 1`
-//!                                                    and `log on`: connection rate, bulk, CPU
+//!                                                    and `log on`: connection rate, bulk, CPU, in
+//!                                                    rounds of fresh processes, with the paired
+//!                                                    median's 95% interval; `--same`: an A/A run of
+//!                                                    two plain proxies (what the method tells apart);
+//!                                                    `--ioop`: `log: connect disconnect ioop` against
+//!                                                    no logging instead
 //! operators memory [--reps R] [--baseline LABEL=PATH]...
 //!                                                    PSS per idle session, this build and others
 //! operators client ADDR SECONDS                      a management client on `bytecount 1` and
@@ -193,6 +198,8 @@ struct Conf {
     log: Option<PathBuf>,
     /// `log.traffic.operators: on`.
     traffic_to_operators: bool,
+    /// `ioop` too in the rule's `log:` (with `log`).
+    ioop: bool,
 }
 
 impl Conf {
@@ -220,10 +227,10 @@ impl Conf {
         t += "client pass { from: 127.0.0.0/8 to: 0/0 }\n";
         t += &format!(
             "socks pass {{ from: 127.0.0.0/8 to: 0/0{} }}\n",
-            if self.log.is_some() {
-                " log: connect disconnect"
-            } else {
-                ""
+            match (&self.log, self.ioop) {
+                (Some(_), false) => " log: connect disconnect",
+                (Some(_), true) => " log: connect disconnect ioop",
+                (None, _) => "",
             }
         );
         t
@@ -1071,16 +1078,26 @@ fn cost_phase(bin: &Path, opts: &Opts) {
     let bytes = (gib * 1024.0 * 1024.0 * 1024.0) as u64;
     let work = tempfile::tempdir().expect("a work directory");
     let ferrosocks = bin.join("ferrosocks");
+    // `--ioop`: the same method for `log: connect disconnect ioop` to a file against no
+    // logging at all (issue 16's logging goal) instead of the operators.
+    let ioop = opts.flag("--ioop");
     let plain = Conf {
         port: free_port(),
-        log: Some(work.path().join("plain.log")),
+        log: (!ioop).then(|| work.path().join("plain.log")),
         ..Conf::default()
     };
     let status_file = work.path().join("status");
     // `--same`: an A/A run, the second proxy as plain as the first, to show what the
     // method itself tells apart between two identical proxies.
     let same = opts.flag("--same");
-    let ops = if same {
+    let ops = if ioop {
+        Conf {
+            port: free_port(),
+            log: Some(work.path().join("ioop.log")),
+            ioop: true,
+            ..Conf::default()
+        }
+    } else if same {
         Conf {
             port: free_port(),
             log: Some(work.path().join("operators.log")),
@@ -1093,13 +1110,24 @@ fn cost_phase(bin: &Path, opts: &Opts) {
             management: Some(free_port()),
             status: Some((status_file.clone(), 1, 2)),
             traffic_to_operators: true,
+            ioop: false,
         }
     };
-    println!("\n## cost: the proxy without and with its operators\n");
-    if same {
-        println!("`--same`: an A/A run — the \"operators\" proxy is a second plain one, without a management client.");
+    let with_operators = !ioop && !same;
+    let names = if ioop {
+        ["no log", "ioop log"]
+    } else {
+        ["plain", "operators"]
+    };
+    if ioop {
+        println!("\n## cost: `log: connect disconnect ioop` to a file against no logging\n");
+    } else {
+        println!("\n## cost: the proxy without and with its operators\n");
+        if same {
+            println!("`--same`: an A/A run — the \"operators\" proxy is a second plain one, without a management client.");
+        }
+        println!("plain: `log: connect disconnect` to a file. operators: the same, and `status.file` (version 2) every second, `management: 127.0.0.1 port = N`, `log.traffic.operators: on`, one client on `bytecount 1` and `log on`.");
     }
-    println!("plain: `log: connect disconnect` to a file. operators: the same, and `status.file` (version 2) every second, `management: 127.0.0.1 port = N`, `log.traffic.operators: on`, one client on `bytecount 1` and `log on`.");
     println!("{rounds} rounds, the two in turn (AB, BA, AB, …); rate runs {rate_secs} s at 50 concurrent; bulk {gib} GiB.");
     if cap_time_wait() {
         println!("In a private network namespace with TIME_WAIT capped at {TIME_WAIT_CAP} entries: no round waits for the table to drain.");
@@ -1107,7 +1135,7 @@ fn cost_phase(bin: &Path, opts: &Opts) {
     println!();
     println!("Every round starts both proxies and their targets afresh (new processes, new ports), so that no proxy instance's luck (measured with `--same`: two identical long-lived proxies differed by 19%) decides the comparison.");
     println!();
-    let subjects = [("plain", plain), ("operators", ops)];
+    let subjects = [(names[0], plain), (names[1], ops)];
     let renames = Renames::watch(&status_file).expect("inotify");
     let watching = Arc::new(AtomicBool::new(false));
     let rewrites = {
@@ -1144,7 +1172,7 @@ fn cost_phase(bin: &Path, opts: &Opts) {
                 Proxy::start(&ferrosocks, conf, work.path().join(format!("{name}.conf")))
             })
             .collect();
-        let operator = (!same).then(|| Operator::start(proxies[1].mgmt_addr()));
+        let operator = with_operators.then(|| Operator::start(proxies[1].mgmt_addr()));
         for &i in &order {
             let (p, t) = (&proxies[i], &targets[i]);
             let cpu0 = cpu_seconds(p.pid());
@@ -1214,7 +1242,8 @@ fn cost_phase(bin: &Path, opts: &Opts) {
     let elapsed = start.elapsed();
     watching.store(true, Ordering::Relaxed);
     let rewrites = rewrites.join().unwrap_or(0);
-    println!("| measure | plain | operators | operators / plain, medians | paired (round by round) operators / plain | median of the paired, 95% interval |");
+    let [a_name, b_name] = names;
+    println!("| measure | {a_name} | {b_name} | {b_name} / {a_name}, medians | paired (round by round) {b_name} / {a_name} | median of the paired, 95% interval |");
     println!("|---|---|---|---|---|---|");
     for m in [
         "conn/s",

@@ -53,13 +53,9 @@ pub(crate) async fn connect(
     source: impl Fn(&SocketAddr) -> Option<IpAddr>,
     limit: Option<Duration>,
 ) -> Result<(TcpStream, SocketAddr), ConnectError> {
-    let mut last = ConnectError {
-        error: io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to connect to"),
-        stage: Stage::Connect,
-        timed_out: false,
-        local: None,
-        addr: None,
-    };
+    // The error is built only when an attempt fails (an `io::Error` with a message is
+    // three allocations: not paid by every session that connects at once).
+    let mut last: Option<ConnectError> = None;
     let started = std::time::Instant::now();
     for addr in addrs {
         match connect_one(*addr, source(addr), limit).await {
@@ -68,15 +64,21 @@ pub(crate) async fn connect(
                 return Ok((s, *addr));
             }
             Err(e) => {
-                last = ConnectError {
+                last = Some(ConnectError {
                     addr: Some(*addr),
                     ..e
-                }
+                })
             }
         }
     }
     crate::events::Connected(started.elapsed()).emit();
-    Err(last)
+    Err(last.unwrap_or_else(|| ConnectError {
+        error: io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to connect to"),
+        stage: Stage::Connect,
+        timed_out: false,
+        local: None,
+        addr: None,
+    }))
 }
 
 async fn connect_one(

@@ -226,3 +226,39 @@ fn many_sessions_on_two_threads_all_served() {
         assert_eq!(h.join().expect("target"), pattern(7, i));
     }
 }
+
+/// Greeting, request, data and end of file in one go, before any answer: the data (more
+/// than the handshake buffer holds) and the half-close reach the target after the connect.
+#[test]
+fn early_data_and_end_of_file_with_the_request() {
+    let f = floor(1);
+    for len in [0, 5, 2000, 100_000] {
+        let (target, h) = read_then_answer(pattern(6, 77));
+        let SocketAddr::V4(t) = target else {
+            panic!("IPv4 only")
+        };
+        let mut s = TcpStream::connect(f.addr).expect("connect to the proxy");
+        timeouts(&s);
+        let mut all = vec![5, 1, 0, 5, 1, 0, 1];
+        all.extend_from_slice(&t.ip().octets());
+        all.extend_from_slice(&t.port().to_be_bytes());
+        all.extend_from_slice(&pattern(5, len));
+        s.write_all(&all).expect("everything at once");
+        s.shutdown(Shutdown::Write).expect("half-close");
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).expect("answers");
+        assert_eq!(
+            &got[..4],
+            &[5, 0, 5, 0],
+            "method and success ({len} bytes early)"
+        );
+        assert!(
+            got[12..] == pattern(6, 77),
+            "answer intact ({len} bytes early)"
+        );
+        assert!(
+            h.join().expect("target") == pattern(5, len),
+            "early data intact ({len})"
+        );
+    }
+}

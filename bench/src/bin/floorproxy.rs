@@ -403,10 +403,9 @@ impl Worker {
     /// Reads the greeting and the request, as far as they came.
     fn handshake(&mut self, idx: u32) -> Result<(), Close> {
         let c = &mut self.conns[idx as usize];
-        while c.cf.readable {
-            if c.hs_len == HS {
-                return Err(Close);
-            }
+        // Reads until the buffer is full at most: what does not fit stays in the socket
+        // (readable stays set) and is relayed after the reply.
+        while c.cf.readable && c.hs_len < HS && !c.c2t.eof {
             let n = unsafe {
                 libc::recv(
                     c.client,
@@ -415,9 +414,6 @@ impl Worker {
                     0,
                 )
             };
-            if n == 0 {
-                return Err(Close);
-            }
             if n < 0 {
                 match errno() {
                     libc::EAGAIN => c.cf.readable = false,
@@ -426,12 +422,33 @@ impl Worker {
                 }
                 break;
             }
+            if n == 0 {
+                // A client may send its request and half-close: the end of file is
+                // passed on after the connect.
+                c.c2t.eof = true;
+                break;
+            }
             let n = n as usize;
             if c.hs_len + n < HS && !c.cf.rdhup {
                 c.cf.readable = false;
             }
             c.hs_len += n;
         }
+        let r = self.parse(idx);
+        let c = &self.conns[idx as usize];
+        if r.is_ok()
+            && matches!(c.state, State::Greeting | State::Request)
+            && (c.c2t.eof || c.hs_len == HS)
+        {
+            // The end came, or the buffer is full, before a whole greeting and request.
+            return Err(Close);
+        }
+        r
+    }
+
+    /// Answers the greeting and starts the connect, as far as the bytes read allow.
+    fn parse(&mut self, idx: u32) -> Result<(), Close> {
+        let c = &mut self.conns[idx as usize];
         if c.state == State::Greeting {
             if c.hs_len < 2 || c.hs_len < 2 + c.hs[1] as usize {
                 return Ok(());

@@ -44,6 +44,12 @@ fn main() {
         .unwrap_or(1)
         .max(1);
     unsafe {
+        // Two descriptors a session: as many as the hard limit allows.
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         // Under callgrind or strace, a clean exit_group writes their output.
         libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);

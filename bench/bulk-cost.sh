@@ -7,7 +7,8 @@
 # MB/s for every subject, `direct` included. Run it in a private network namespace:
 #   unshare -n sh -c 'ip link set lo up; bench/bulk-cost.sh'
 # Usage: bench/bulk-cost.sh [ROUNDS [MIB]]   (default 3 1024)
-#   SUBJECTS="direct ferrosocks"     which subjects (also ferrosocks-b, sslocal, merino)
+#   SUBJECTS="direct ferrosocks"     which subjects (also ferrosocks-b, sslocal, merino; floor,
+#                                    floor-b: the bare epoll relay, not a peer; see bench/lib.sh)
 #   FERROSOCKS_BIN, FERROSOCKS_BIN_B, FERROSOCKS_ENV, FERROSOCKS_ENV_B: as bench/conn-sched.sh
 # Timings on the shared 2-core machine move by ±10–20%: read the MB/s only side by side.
 set -euo pipefail
@@ -17,7 +18,7 @@ rounds=${1:-3}
 mib=${2:-1024}
 read -r -a subjects <<<"${SUBJECTS:-direct ferrosocks}"
 bin=${CARGO_TARGET_DIR:-target}/release
-[ -x "$bin/loadgen" ] || cargo build --release -q -p ferrosocks-bench
+[ -x "$bin/loadgen" ] && [ -x "$bin/floorproxy" ] || cargo build --release -q -p ferrosocks-bench
 ferrosocks=${FERROSOCKS_BIN:-$bin/ferrosocks}
 sslocal=${FERROSOCKS_BENCH_SSLOCAL:-bench/peers/shadowsocks-rust/bin/sslocal}
 merino=${FERROSOCKS_BENCH_MERINO:-bench/peers/merino/bin/merino}

@@ -7,7 +7,9 @@
 #   - system calls of the whole proxy under `strace -f -c`, the same difference, by call.
 # Subjects: ferrosocks (minimal config, no logging) and the peers whose binaries are
 # set (bench/run.sh --peers-only installs them): sslocal (shadowsocks-rust, SOCKS mode)
-# and merino. Kernel work is not counted by callgrind; the system calls stand for it.
+# and merino; and `floor` (bench/src/bin/floorproxy.rs, the bare epoll relay, not a peer;
+# FLOOR_THREADS=N, default 1). Kernel work is not counted by callgrind; the system calls
+# stand for it.
 # Usage: bench/conn-cost.sh [SUBJECT…]   (default: ferrosocks sslocal)
 #   FERROSOCKS_BIN=path  another ferrosocks build (default target/release/ferrosocks)
 #   FERROSOCKS_CONF_EXTRA='line'  a line added to ferrosocks' config (a lever under test)
@@ -61,6 +63,7 @@ command_of() {
         ;;
     sslocal) echo "$sslocal -b 127.0.0.1:$2 --protocol socks" ;;
     merino) echo "$merino --no-auth -i 127.0.0.1 -p $2" ;;
+    floor) echo "$bin/floorproxy 127.0.0.1:$2 --threads ${FLOOR_THREADS:-1}" ;;
     *)
         echo "unknown subject $1" >&2
         exit 2

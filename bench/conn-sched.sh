@@ -11,7 +11,8 @@
 # own, after a warm-up of 1,000 sessions. Run it in a private network namespace:
 #   unshare -n sh -c 'ip link set lo up; bench/conn-sched.sh'
 # Usage: bench/conn-sched.sh [ROUNDS [SESSIONS [CONC]]]   (default 3 20000 50)
-#   SUBJECTS="ferrosocks sslocal"   which proxies (also merino)
+#   SUBJECTS="ferrosocks sslocal"   which proxies (also merino; floor, floor-b: the bare epoll
+#                                   relay bench/src/bin/floorproxy.rs, not a peer; see bench/lib.sh)
 #   FERROSOCKS_BIN=path             another ferrosocks build (default target/release/ferrosocks)
 #   FERROSOCKS_BIN_B=path           a second ferrosocks, subject "ferrosocks-b" (A/B; default the first)
 #   FERROSOCKS_ENV_B='VAR=value …'  its environment (default FERROSOCKS_ENV)
@@ -27,7 +28,7 @@ sessions=${2:-20000}
 conc=${3:-50}
 read -r -a subjects <<<"${SUBJECTS:-ferrosocks sslocal}"
 bin=${CARGO_TARGET_DIR:-target}/release
-[ -x "$bin/loadgen" ] || cargo build --release -q -p ferrosocks-bench
+[ -x "$bin/loadgen" ] && [ -x "$bin/floorproxy" ] || cargo build --release -q -p ferrosocks-bench
 ferrosocks=${FERROSOCKS_BIN:-$bin/ferrosocks}
 sslocal=${FERROSOCKS_BENCH_SSLOCAL:-bench/peers/shadowsocks-rust/bin/sslocal}
 merino=${FERROSOCKS_BENCH_MERINO:-bench/peers/merino/bin/merino}

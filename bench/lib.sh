@@ -1,16 +1,20 @@
 # Shared by the bench scripts (sourced, not run): a free loopback port, and the command
 # line that runs each proxy subject on a port. The caller sets `work` (a scratch folder)
-# and `ferrosocks`, `sslocal`, `merino` (the binaries).
+# and `ferrosocks`, `sslocal`, `merino` (the binaries); `floor` (bench's floorproxy) defaults
+# to the one next to loadgen in `bin`.
 #   FERROSOCKS_CONF_EXTRA='line'    a line added to ferrosocks' config
 #   FERROSOCKS_ENV='VAR=value …'    environment for ferrosocks (e.g. an allocator tunable)
 #   FERROSOCKS_BIN_B=path           a second ferrosocks, subject "ferrosocks-b" (A/B; default the first)
 #   FERROSOCKS_ENV_B='VAR=value …'  its environment (default FERROSOCKS_ENV)
+#   FLOOR_THREADS=N                 threads of the floor subject (default 1); FLOOR_THREADS_B
+#                                   those of "floor-b" (default 2), to compare the two
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# The command that runs subject $1 (ferrosocks, ferrosocks-b, sslocal, merino) on port $2;
+# The command that runs subject $1 (ferrosocks, ferrosocks-b, sslocal, merino, floor,
+# floor-b: the bare epoll relay, not a peer) on port $2;
 # ferrosocks' config is written into $work.
 command_of() {
     case $1 in
@@ -28,6 +32,8 @@ command_of() {
         ;;
     sslocal) echo "$sslocal -b 127.0.0.1:$2 --protocol socks" ;;
     merino) echo "$merino --no-auth -i 127.0.0.1 -p $2" ;;
+    floor) echo "${floor:-$bin/floorproxy} 127.0.0.1:$2 --threads ${FLOOR_THREADS:-1}" ;;
+    floor-b) echo "${floor:-$bin/floorproxy} 127.0.0.1:$2 --threads ${FLOOR_THREADS_B:-2}" ;;
     *)
         echo "unknown subject $1" >&2
         exit 2

@@ -2,10 +2,12 @@
 # The benchmark runner: builds the release binaries, installs the peers when missing
 # (Dante and microsocks with apt; shadowsocks-rust's sslocal 1.25.0 and merino 0.1.3 with
 # `cargo install` into bench/peers/, built once in target/peers-build), and measures
-# ferrosocks side by side with them and the direct path.
+# ferrosocks side by side with them, the direct path and the floor (bench's floorproxy, a
+# bare epoll relay: not a peer, never a row's best; FLOOR_THREADS=N sets its threads).
 # Usage: bench/run.sh [--netns] [--reps N] [--gib N] [--soak SECONDS] [--quick]
 #   --netns  run everything in a private network namespace (`unshare --net`, loopback
-#            only), so the host's other traffic and TIME_WAIT sockets do not touch it.
+#            only), so the host's other traffic and TIME_WAIT sockets do not touch it;
+#            there the runner caps TIME_WAIT at 1024 entries, so no phase waits for it.
 #   --peers-only  install the peers and stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -9,6 +9,13 @@
 //! them); a peer whose binary is missing is left out with a message on standard error. Everything is on loopback; every load is bounded in bytes, connections
 //! and seconds. Options: `--reps N` (default 3), `--gib N` bulk size (default 1),
 //! `--quick` (fewer bytes and seconds, for a smoke run), `--soak SECONDS` (default 120).
+//!
+//! One more subject, `floor`, is not a peer: bench's own `floorproxy`, a bare
+//! edge-triggered epoll relay (no runtime, no rules, no logging): the least a SOCKS5
+//! CONNECT proxy can cost on the machine, so that a limit can be called the kernel's when
+//! the floor is bound by it too. It is never a row's best peer. `FLOOR_THREADS=N` sets its
+//! threads (default 1). In a private network namespace (`bench/run.sh --netns`) the
+//! runner caps TIME_WAIT at 1024 entries first, so that no phase waits for it to drain.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -18,12 +25,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferrosocks_bench::procs::{
-    cpu_seconds, first_number, free_port, loadgen, median, open_fds, pss_kib, settle, sleep,
-    start_ferrosocks, start_target, wait_port, RateResult,
+    cap_time_wait, cpu_seconds, first_number, free_port, loadgen, median, open_fds, pss_kib,
+    settle, sleep, start_ferrosocks, start_target, wait_port, RateResult, TIME_WAIT_CAP,
 };
 
-/// The peers a row's best is chosen from.
+/// The peers a row's best is chosen from (not `floor`, which is no peer).
 const PEERS: [&str; 4] = ["dante", "microsocks", "sslocal", "merino"];
+
+/// The floor subject's column heading.
+const FLOOR: &str = "floor (not a peer: a bare epoll relay)";
 
 struct Subject {
     name: &'static str,
@@ -60,6 +70,11 @@ fn main() {
         .expect("a directory")
         .to_path_buf();
     let work = tempfile::tempdir().expect("a work directory");
+    if cap_time_wait() {
+        println!(
+            "In a private network namespace: TIME_WAIT capped at {TIME_WAIT_CAP} entries (net.ipv4.tcp_max_tw_buckets, this namespace only), so no phase waits for it to drain."
+        );
+    }
 
     let bytes = (gib * 1024.0 * 1024.0 * 1024.0) as u64;
     let mut results: BTreeMap<(String, &str), Vec<f64>> = BTreeMap::new();
@@ -277,6 +292,20 @@ fn start_subjects(bin: &Path, work: &Path) -> Vec<Subject> {
     };
     out.push(fs("ferrosocks", ""));
     out.push(fs("ferrosocks+log", "connect disconnect ioop"));
+    let fport = free_port();
+    let threads = std::env::var("FLOOR_THREADS").unwrap_or_else(|_| "1".into());
+    let floor = Command::new(bin.join("floorproxy"))
+        .args([format!("127.0.0.1:{fport}"), "--threads".into(), threads])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("floorproxy (built with the bench crate)");
+    wait_port(fport);
+    out.push(Subject {
+        name: "floor",
+        proxy: Some(SocketAddr::from(([127, 0, 0, 1], fport))),
+        child: Some(floor),
+    });
     let dport = free_port();
     let dconf = work.join("danted.conf");
     // Dante binds its outgoing sockets to `external` before connecting, so its source
@@ -349,7 +378,7 @@ fn start_subjects(bin: &Path, work: &Path) -> Vec<Subject> {
             _ => eprintln!("{name} LEFT OUT: set {env} to its binary (bench/run.sh installs it)"),
         }
     }
-    // Stable: direct, ferrosocks, ferrosocks+log, microsocks, sslocal, merino, dante.
+    // Stable: direct, ferrosocks, ferrosocks+log, floor, microsocks, sslocal, merino, dante.
     out.sort_by_key(|s| s.name == "dante");
     out
 }
@@ -390,17 +419,22 @@ fn print_table(results: &mut BTreeMap<(String, &'static str), Vec<f64>>, reps: u
         "direct",
         "ferrosocks",
         "ferrosocks+log",
+        "floor",
         "dante",
         "microsocks",
         "sslocal",
         "merino",
     ];
     println!("\nMedian of {reps} interleaved repetitions ({gib} GiB per bulk run); [min–max].\n");
+    let headings: Vec<&str> = subjects
+        .iter()
+        .map(|s| if *s == "floor" { FLOOR } else { s })
+        .collect();
     println!(
-        "| measure | {} | best peer | ferrosocks / best peer | ferrosocks / direct |",
-        subjects.join(" | ")
+        "| measure | {} | best peer | ferrosocks / best peer | ferrosocks / direct | ferrosocks / floor |",
+        headings.join(" | ")
     );
-    println!("|---|{}---|---|---|", "---|".repeat(subjects.len()));
+    println!("|---|{}---|---|---|---|", "---|".repeat(subjects.len()));
     for m in measures {
         let mut row = format!("| {m} |");
         let mut med = BTreeMap::new();
@@ -433,10 +467,11 @@ fn print_table(results: &mut BTreeMap<(String, &'static str), Vec<f64>>, reps: u
             _ => "–".into(),
         };
         row.push_str(&format!(
-            " {} | {} | {} |",
+            " {} | {} | {} | {} |",
             best.map_or("–", |(p, _)| p),
             ratio(ours, best_peer),
-            ratio(ours, med.get("direct").copied())
+            ratio(ours, med.get("direct").copied()),
+            ratio(ours, med.get("floor").copied())
         ));
         println!("{row}");
     }

@@ -218,8 +218,19 @@ pub fn start_target(bin: &Path) -> (Child, SocketAddr) {
 /// `binary -f conf` (a ferrosocks), once it accepts on `port`; its standard error goes
 /// to `conf` with the extension `err`, shown if it ends before it listens.
 pub fn start_ferrosocks(binary: &Path, conf: &Path, port: u16) -> Child {
+    start_ferrosocks_with_env(binary, conf, port, &[])
+}
+
+/// [`start_ferrosocks`] with more environment variables (e.g. `FERROSOCKS_WORKERS`).
+pub fn start_ferrosocks_with_env(
+    binary: &Path,
+    conf: &Path,
+    port: u16,
+    env: &[(String, String)],
+) -> Child {
     let err = conf.with_extension("err");
     let mut child = Command::new(binary)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("-f")
         .arg(conf)
         .stdout(Stdio::null())

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ferrosocks_bench::procs::{
     cap_time_wait, cpu_seconds, first_number, free_port, loadgen, median, min_max, proc_kib,
-    pss_kib, sessions_within_limit, settle, sleep, start_ferrosocks, start_target, Held,
+    pss_kib, sessions_within_limit, settle, sleep, start_ferrosocks_with_env, start_target, Held,
     RateResult, TIME_WAIT_CAP,
 };
 
@@ -131,6 +131,13 @@ impl Counts {
 struct Opts(Vec<String>);
 
 impl Opts {
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .windows(2)
+            .filter(move |w| w[0] == name)
+            .map(|w| w[1].as_str())
+    }
+
     fn flag(&self, name: &str) -> bool {
         self.0.iter().any(|a| a == name)
     }
@@ -200,6 +207,8 @@ struct Conf {
     traffic_to_operators: bool,
     /// `ioop` too in the rule's `log:` (with `log`).
     ioop: bool,
+    /// Environment variables of the process (`--env-b`).
+    env: Vec<(String, String)>,
 }
 
 impl Conf {
@@ -248,7 +257,7 @@ struct Proxy {
 impl Proxy {
     fn start(binary: &Path, conf: Conf, conf_path: PathBuf) -> Self {
         std::fs::write(&conf_path, conf.text()).expect("a config");
-        let child = start_ferrosocks(binary, &conf_path, conf.port);
+        let child = start_ferrosocks_with_env(binary, &conf_path, conf.port, &conf.env);
         Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], conf.port)),
@@ -1111,11 +1120,29 @@ fn cost_phase(bin: &Path, opts: &Opts) {
             status: Some((status_file.clone(), 1, 2)),
             traffic_to_operators: true,
             ioop: false,
+            env: Vec::new(),
         }
     };
+    // `--env-b VAR=VALUE` (repeatable): the second proxy's environment, e.g. with
+    // `--same`, `FERROSOCKS_WORKERS=1` against the default.
+    let env_b: Vec<(String, String)> = opts
+        .values("--env-b")
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect();
+    let ops = Conf {
+        env: env_b.clone(),
+        ..ops
+    };
+
+
     let with_operators = !ioop && !same;
     let names = if ioop {
         ["no log", "ioop log"]
+    } else if same && !env_b.is_empty() {
+        ["A", "B"]
     } else {
         ["plain", "operators"]
     };
@@ -1127,6 +1154,9 @@ fn cost_phase(bin: &Path, opts: &Opts) {
             println!("`--same`: an A/A run — the \"operators\" proxy is a second plain one, without a management client.");
         }
         println!("plain: `log: connect disconnect` to a file. operators: the same, and `status.file` (version 2) every second, `management: 127.0.0.1 port = N`, `log.traffic.operators: on`, one client on `bytecount 1` and `log on`.");
+    }
+    if !env_b.is_empty() {
+        println!("The second proxy runs with {env_b:?}.");
     }
     println!("{rounds} rounds, the two in turn (AB, BA, AB, …); rate runs {rate_secs} s at 50 concurrent; bulk {gib} GiB.");
     if cap_time_wait() {

@@ -379,16 +379,12 @@ impl Io {
         self.op(c, slot, HS_RECV, e);
     }
 
-    /// A SOCKS5 error reply (or the method refusal, `len` 2), then close.
-    fn refuse(&mut self, c: &mut Conn, slot: u32, bytes: &[u8]) {
-        c.reply = [5, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-        c.reply[..bytes.len()].copy_from_slice(bytes);
-        let e = opcode::Send::new(
-            types::Fd(c.client),
-            c.reply.as_ptr(),
-            if bytes.len() == 2 { 2 } else { 10 },
-        )
-        .build();
+    /// The method refusal (`code` 0xff, 2 bytes) or a SOCKS5 error reply (10 bytes),
+    /// then close.
+    fn refuse(&mut self, c: &mut Conn, slot: u32, code: u8) {
+        c.reply = [5, code, 0, 1, 0, 0, 0, 0, 0, 0];
+        let len = if code == 0xff { 2 } else { 10 };
+        let e = opcode::Send::new(types::Fd(c.client), c.reply.as_ptr(), len).build();
         self.op(c, slot, ERR_SEND, e);
         c.finish = true;
     }
@@ -589,7 +585,7 @@ fn handshake(io: &mut Io, c: &mut Conn, slot: u32, res: i32) {
             return;
         }
         if !c.hs[2..n].contains(&0) {
-            return io.refuse(c, slot, &[5, 0xff]);
+            return io.refuse(c, slot, 0xff);
         }
         c.meth = [5, 0];
         let e = opcode::Send::new(types::Fd(c.client), c.meth.as_ptr(), 2).build();
@@ -606,10 +602,10 @@ fn handshake(io: &mut Io, c: &mut Conn, slot: u32, res: i32) {
         return;
     }
     if c.hs[1] != 1 {
-        return io.refuse(c, slot, &[5, 0x07]);
+        return io.refuse(c, slot, 0x07);
     }
     if c.hs[3] != 1 {
-        return io.refuse(c, slot, &[5, 0x08]);
+        return io.refuse(c, slot, 0x08);
     }
     if c.hs_len < 10 {
         return io.hs_recv(c, slot);
@@ -628,7 +624,7 @@ fn handshake(io: &mut Io, c: &mut Conn, slot: u32, res: i32) {
 
 fn socket_made(io: &mut Io, c: &mut Conn, slot: u32, res: i32) {
     if res < 0 {
-        return io.refuse(c, slot, &[5, 0x01]);
+        return io.refuse(c, slot, 0x01);
     }
     c.target = res;
     let nodelay = opcode::SetSockOpt::new(
@@ -660,7 +656,7 @@ fn connected(io: &mut Io, c: &mut Conn, slot: u32, res: i32) {
             libc::ETIMEDOUT => 0x06,
             _ => 0x01,
         };
-        return io.refuse(c, slot, &[5, code]);
+        return io.refuse(c, slot, code);
     }
     let bound = local_addr(c.target);
     c.reply = [5, 0, 0, 1, 0, 0, 0, 0, 0, 0];

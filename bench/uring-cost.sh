@@ -4,7 +4,8 @@
 # sslocal, counted, not timed at length:
 #   check            floor_uring's correctness (bytes both ways, greeting and request
 #                    together or apart, both half-close orders, the refusals 05 ff / 07 /
-#                    08 / 05) in its copy, splice and two-thread forms
+#                    08 / 05) in its splice (default), copy, big, two-thread and ring
+#                    shutdown forms
 #   conn [ROUNDS [SESSIONS [CONC]]]   (default 3 20000 50)
 #                    per `loadgen rate` session (CONNECT + 32-byte echo + close): proxy
 #                    CPU µs (utime + stime from /proc/PID/stat, every thread, io-wq
@@ -21,9 +22,9 @@
 #   unshare -n sh -c 'ip link set lo up; bench/uring-cost.sh conn'
 #   SUBJECTS="floor_uring floorproxy ferrosocks sslocal"   (the default; floorproxy only
 #       when FLOORPROXY, default target/release/floorproxy or the floor helper's build, is
-#       executable). floor_uring's variants: floor_uring-splice (--bulk splice),
-#       floor_uring-plain / floor_uring-coop (--setup plain / coop; the default is defer),
-#       floor_uring-ringshut (--shutdown ring), floor_uring-2t / floorproxy-2t (--threads 2)
+#       executable). floor_uring's variants: floor_uring-copy / floor_uring-big (--bulk
+#       copy / big; the default is splice), floor_uring-plain / floor_uring-coop (--setup
+#       plain / coop; the default is defer), floor_uring-ringshut (--shutdown ring), floor_uring-2t / floorproxy-2t (--threads 2)
 # Timings on the shared 2-core machine move by ±10–20% and more: read the counts, and the
 # rates only side by side.
 set -euo pipefail
@@ -56,7 +57,8 @@ source bench/lib.sh
 subject_command() {
     case $1 in
     floor_uring) echo "$bin/floor_uring 127.0.0.1:$2" ;;
-    floor_uring-splice) echo "$bin/floor_uring 127.0.0.1:$2 --bulk splice" ;;
+    floor_uring-copy) echo "$bin/floor_uring 127.0.0.1:$2 --bulk copy" ;;
+    floor_uring-big) echo "$bin/floor_uring 127.0.0.1:$2 --bulk big" ;;
     floor_uring-plain) echo "$bin/floor_uring 127.0.0.1:$2 --setup plain" ;;
     floor_uring-coop) echo "$bin/floor_uring 127.0.0.1:$2 --setup coop" ;;
     floor_uring-ringshut) echo "$bin/floor_uring 127.0.0.1:$2 --shutdown ring" ;;
@@ -276,7 +278,7 @@ print(f"{len(cases) - failed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 EOF
     local s bad=0 fds
-    for s in floor_uring floor_uring-splice floor_uring-2t floor_uring-ringshut; do
+    for s in floor_uring floor_uring-copy floor_uring-big floor_uring-2t floor_uring-ringshut; do
         start "$s"
         echo "== $s"
         timeout 120 python3 "$work/check.py" "${port[$s]}" || bad=1

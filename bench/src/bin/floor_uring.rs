@@ -4,9 +4,9 @@
 //! bare.
 //!
 //! ```text
-//! floor_uring LISTEN_ADDR [--threads N] [--bulk splice|copy] [--setup plain|coop|defer]
+//! floor_uring LISTEN_ADDR [--threads N] [--bulk copy|big|splice] [--setup plain|coop|defer]
 //!             [--shutdown direct|ring]
-//!     (default: one thread, copy, defer, direct; prints "listening ADDR")
+//!     (default: one thread, splice, defer, direct; prints "listening ADDR")
 //! ```
 //!
 //! One ring per thread (`--setup defer`: `SINGLE_ISSUER | DEFER_TASKRUN`, completions run
@@ -17,14 +17,17 @@
 //! 0x08 and close), which may arrive together or apart, socket, `TCP_NODELAY` (a linked
 //! `SOCKET_URING_OP_SETSOCKOPT`) and connect, the 10-byte reply (`BND.ADDR` from
 //! getsockname, the one direct system call of a session), then the relay: recv/send
-//! through two fixed 16 KiB buffers per connection, or with `--bulk splice`, after a full
-//! 16 KiB read, `IORING_OP_SPLICE` through a 1 MiB pipe (as ferrosocks does). An end of
+//! through two fixed 16 KiB buffers per connection; after a full 16 KiB read, with
+//! `--bulk big`, recv/send through a pooled 256 KiB buffer, or with `--bulk splice`,
+//! `IORING_OP_SPLICE` through a 1 MiB pipe (as ferrosocks does; the kernel hands every
+//! splice to an io-wq worker thread). An end of
 //! file is passed on with shutdown(2) (`--shutdown ring`: `IORING_OP_SHUTDOWN`, which the
 //! kernel always hands to an io-wq worker thread), except the second one, which close
 //! carries; an error shuts both sockets down (which ends their pending operations) and
 //! closes them once nothing is in flight. Connections live in a slab of boxed structs
 //! (the kernel holds pointers into them while operations are in flight; freed slots are
-//! reused, so no allocation per connection after warm-up); pipes are pooled.
+//! reused, so no allocation per connection after warm-up); pipes and big buffers are
+//! pooled.
 //! The loop is one `io_uring_enter` per batch: submit everything queued, wait for one
 //! completion, handle all that are there.
 
@@ -63,14 +66,18 @@ const CLOSE: u8 = 30;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Bulk {
     Copy,
+    /// recv/send, through a pooled `BIG` buffer after a full 16 KiB read.
+    Big,
     Splice,
 }
+
+const BIG: usize = 256 * 1024;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let Some(addr) = args.get(1).and_then(|a| a.parse::<SocketAddrV4>().ok()) else {
         eprintln!(
-            "usage: floor_uring IPV4:PORT [--threads N] [--bulk splice|copy] [--setup plain|coop|defer] [--shutdown direct|ring]"
+            "usage: floor_uring IPV4:PORT [--threads N] [--bulk copy|big|splice] [--setup plain|coop|defer] [--shutdown direct|ring]"
         );
         std::process::exit(2);
     };
@@ -85,10 +92,12 @@ fn main() {
         .unwrap_or(1)
         .max(1);
     let bulk = match opt("--bulk") {
-        None | Some("copy") => Bulk::Copy,
-        Some("splice") => Bulk::Splice,
+        Some("copy") => Bulk::Copy,
+        Some("big") => Bulk::Big,
+        // The cheapest per GiB of the three (docs/perf-uring.md).
+        None | Some("splice") => Bulk::Splice,
         Some(other) => {
-            eprintln!("floor_uring: --bulk splice|copy, not {other}");
+            eprintln!("floor_uring: --bulk copy|big|splice, not {other}");
             std::process::exit(2)
         }
     };
@@ -242,6 +251,8 @@ struct Dir {
     off: usize,
     /// After a full 16 KiB read (`--bulk splice`): splice through `pipe` from now on.
     splice: bool,
+    /// After a full 16 KiB read (`--bulk big`): recv/send through this from now on.
+    big: Option<Box<[u8]>>,
     pipe: Option<(RawFd, RawFd)>,
     in_pipe: usize,
     /// End of file read from the source.
@@ -273,6 +284,7 @@ impl Conn {
             len: 0,
             off: 0,
             splice: false,
+            big: None,
             pipe: None,
             in_pipe: 0,
             done: false,
@@ -309,6 +321,7 @@ struct Io {
     bulk: Bulk,
     ring_shutdown: bool,
     pipes: Vec<(RawFd, RawFd)>,
+    bigs: Vec<Box<[u8]>>,
 }
 
 impl Io {
@@ -333,15 +346,22 @@ impl Io {
 
     fn recv(&mut self, c: &mut Conn, slot: u32, d: usize) {
         let (from, _) = c.fds(d);
-        let buf = c.dirs[d].buf.as_mut_ptr();
-        let e = opcode::Recv::new(types::Fd(from), buf, BUF as u32).build();
+        let dir = &mut c.dirs[d];
+        let (buf, len) = match &mut dir.big {
+            Some(b) => (b.as_mut_ptr(), b.len()),
+            None => (dir.buf.as_mut_ptr(), BUF),
+        };
+        let e = opcode::Recv::new(types::Fd(from), buf, len as u32).build();
         self.op(c, slot, RECV + d as u8, e);
     }
 
     fn send(&mut self, c: &mut Conn, slot: u32, d: usize) {
         let (_, to) = c.fds(d);
         let dir = &c.dirs[d];
-        let ptr = dir.buf[dir.off..].as_ptr();
+        let ptr = match &dir.big {
+            Some(b) => b[dir.off..].as_ptr(),
+            None => dir.buf[dir.off..].as_ptr(),
+        };
         let e = opcode::Send::new(types::Fd(to), ptr, (dir.len - dir.off) as u32).build();
         self.op(c, slot, SEND + d as u8, e);
     }
@@ -432,6 +452,7 @@ impl Worker {
                 bulk,
                 ring_shutdown,
                 pipes: Vec::new(),
+                bigs: Vec::new(),
             },
             listener,
             conns: Vec::new(),
@@ -553,6 +574,11 @@ impl Worker {
         // After both ends of file the pipes are empty; after an error they may not be.
         let clean = c.dirs.iter().all(|d| d.done && d.in_pipe == 0);
         for d in &mut c.dirs {
+            if let Some(b) = d.big.take() {
+                if self.io.bigs.len() < POOL_MAX {
+                    self.io.bigs.push(b);
+                }
+            }
             if let Some((r, w)) = d.pipe.take() {
                 if clean && self.io.pipes.len() < POOL_MAX {
                     self.io.pipes.push((r, w));
@@ -691,7 +717,7 @@ fn relay(io: &mut Io, c: &mut Conn, slot: u32, op: u8, res: i32) {
             let dir = &mut c.dirs[d];
             dir.len = n;
             dir.off = 0;
-            dir.splice = n == BUF && io.bulk == Bulk::Splice;
+            dir.splice = n == BUF && io.bulk != Bulk::Copy;
             io.send(c, slot, d);
         }
         SEND => {
@@ -702,7 +728,12 @@ fn relay(io: &mut Io, c: &mut Conn, slot: u32, op: u8, res: i32) {
             }
             dir.len = 0;
             dir.off = 0;
-            if dir.splice {
+            if dir.splice && io.bulk == Bulk::Big {
+                // `buf` is sent: the next recv lands in `big`.
+                if dir.big.is_none() {
+                    dir.big = Some(io.bigs.pop().unwrap_or_else(|| vec![0; BIG].into()));
+                }
+            } else if dir.splice {
                 if dir.pipe.is_none() {
                     dir.pipe = io.pipe();
                 }

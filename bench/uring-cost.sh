@@ -4,8 +4,9 @@
 # sslocal, counted, not timed at length:
 #   check            floor_uring's correctness (bytes both ways, greeting and request
 #                    together or apart, both half-close orders, the refusals 05 ff / 07 /
-#                    08 / 05) in its splice (default), copy, big, two-thread and ring
-#                    shutdown forms
+#                    08 / 05) and loadgen rate, bulk (1 and 4 streams) and hold (2,000
+#                    echoing, 5,000 idle) without errors, in its splice (default), copy,
+#                    big, two-thread and ring shutdown forms
 #   conn [ROUNDS [SESSIONS [CONC]]]   (default 3 20000 50)
 #                    per `loadgen rate` session (CONNECT + 32-byte echo + close): proxy
 #                    CPU µs (utime + stime from /proc/PID/stat, every thread, io-wq
@@ -287,9 +288,27 @@ EOF
             echo "$s: loadgen rate had errors" >&2
             bad=1
         }
+        # The load generator's other modes: bulk (1 and 4 streams each way) and hold.
+        for a in "up 1" "down 1" "up 4" "down 4"; do
+            # shellcheck disable=SC2086
+            timeout 60 "$bin/loadgen" bulk "127.0.0.1:${target[$s]}" $a $((64 << 20)) "127.0.0.1:${port[$s]}" >/dev/null || {
+                echo "$s: loadgen bulk $a failed" >&2
+                bad=1
+            }
+        done
+        timeout 60 "$bin/loadgen" hold "127.0.0.1:${target[$s]}" 2000 2 "127.0.0.1:${port[$s]}" --echo-every 100 | grep -q "(0 errors)" || {
+            echo "$s: loadgen hold --echo-every had errors" >&2
+            bad=1
+        }
+        timeout 60 "$bin/loadgen" hold "127.0.0.1:${target[$s]}" 5000 1 "127.0.0.1:${port[$s]}" | grep -q "held 5000" || {
+            echo "$s: loadgen hold 5000 failed" >&2
+            bad=1
+        }
+        sleep 0.5
         fds=$(find /proc/"${pid[$s]}"/fd -type l -lname 'socket:*' | wc -l)
-        echo "$s: $fds sockets open after the sessions (the listeners)"
+        echo "$s: loadgen rate, bulk and hold done; $fds sockets open after them (the listeners)"
     done
+    ((bad)) && echo "check: FAILED" >&2
     return $bad
 }
 

@@ -33,14 +33,12 @@ shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 mode=${1:-conn}
 bin=${CARGO_TARGET_DIR:-target}/release
-[ -x "$bin/loadgen" ] && [ -x "$bin/floor_uring" ] || cargo build --release -q -p ferrosocks-bench
+cargo build --release -q -p ferrosocks -p ferrosocks-bench
 ferrosocks=${FERROSOCKS_BIN:-$bin/ferrosocks}
 sslocal=${FERROSOCKS_BENCH_SSLOCAL:-bench/peers/shadowsocks-rust/bin/sslocal}
 merino=${FERROSOCKS_BENCH_MERINO:-bench/peers/merino/bin/merino}
 floorproxy=${FLOORPROXY:-$bin/floorproxy}
-[ -x "$floorproxy" ] || floorproxy=/work/wt-floor/target/release/floorproxy
-default="floor_uring ferrosocks sslocal"
-[ -x "$floorproxy" ] && default="floor_uring floorproxy ferrosocks sslocal"
+default="floor_uring floorproxy ferrosocks sslocal"
 read -r -a subjects <<<"${SUBJECTS:-$default}"
 work=$(mktemp -d -p "${CARGO_TARGET_DIR:-target}")
 pids=()

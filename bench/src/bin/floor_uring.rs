@@ -94,7 +94,7 @@ fn main() {
     let bulk = match opt("--bulk") {
         Some("copy") => Bulk::Copy,
         Some("big") => Bulk::Big,
-        // The cheapest per GiB of the three (docs/perf-uring.md).
+        // The cheapest per GiB of the three (docs/PERFORMANCE.md, "io_uring: a bare relay on a ring").
         None | Some("splice") => Bulk::Splice,
         Some(other) => {
             eprintln!("floor_uring: --bulk copy|big|splice, not {other}");

@@ -1137,7 +1137,6 @@ fn cost_phase(bin: &Path, opts: &Opts) {
         ..ops
     };
 
-
     let with_operators = !ioop && !same;
     let names = if ioop {
         ["no log", "ioop log"]

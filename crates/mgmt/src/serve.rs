@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use logsys::{Level, Subsystem};
 use server::control::{Control, Controller, Outcome, Selector};
-use server::registry::{KeptText, SessionEvent, SessionView};
+use server::registry::SessionEvent;
 use server::Server;
 use sockd_conf::MgmtListen;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -290,11 +290,17 @@ where
 /// the subscription) comes before any live `>LOG:` line and none is missed or doubled.
 struct LogSub {
     active: AtomicBool,
+    /// Set once `held` is emptied for good: records then go straight to the outbox,
+    /// without taking `held`'s lock.
+    armed: AtomicBool,
     held: Mutex<Option<Vec<String>>>,
 }
 
 impl LogSub {
     fn take(&self, rec: &logsys::OperatorRecord, outbox: &Outbox) -> bool {
+        if self.armed.load(Ordering::Acquire) {
+            return outbox.notify_with(|out| notify::log_into(out, rec));
+        }
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         match held.as_mut() {
             Some(buf) if buf.len() < QUEUE => {
@@ -314,6 +320,7 @@ impl LogSub {
         for text in held.take().unwrap_or_default() {
             outbox.notify(&text);
         }
+        self.armed.store(true, Ordering::Release);
     }
 }
 
@@ -329,6 +336,8 @@ struct Client {
     log_level: Arc<AtomicU8>,
     state_on: bool,
     bytecount: u32,
+    /// Its `>CLIENT:` blocks, with the env lines each session's blocks share.
+    blocks: notify::Blocks,
 }
 
 impl Client {
@@ -348,6 +357,7 @@ impl Client {
             log_level: Arc::new(AtomicU8::new(Level::Debug as u8)),
             state_on: false,
             bytecount: 0,
+            blocks: notify::Blocks::new(),
         };
         c.outbox.reply(c.conn.hello()).await;
         let mut events = ctx.server.registry().subscribe();
@@ -612,7 +622,7 @@ impl Client {
     /// holds them while the client is in the middle of a conversation (see the module
     /// docs); false when the connection or the registry is gone.
     fn session_events(
-        &self,
+        &mut self,
         ctx: &Context,
         first: Option<Result<SessionEvent, broadcast::error::RecvError>>,
         events: &mut broadcast::Receiver<SessionEvent>,
@@ -646,20 +656,20 @@ impl Client {
                 },
             };
             // Formatted from the session's entry, under its lock (the entry's lock is taken
-            // before the outbox's, as on the logging path), with the env text the
-            // session's blocks share.
-            let write = |out: &mut String, s: &SessionView<'_>, kept: &mut Option<KeptText>| {
-                notify::client_cached_into(out, ev.kind, s, kept, n_clients, now);
-            };
+            // before the outbox's, as on the logging path), straight into the outbox (a
+            // batch formatted apart would be copied into it: a memcpy of every byte),
+            // with the env lines the session's blocks share (`notify::Blocks`).
+            let blocks = &mut self.blocks;
             if send_now {
-                let sent = ev.with_session_cache(|s, kept| {
-                    self.outbox.notify_with(|out| write(out, s, kept))
+                let sent = ev.with_session(|s| {
+                    self.outbox
+                        .notify_with(|out| blocks.write(out, ev.kind, s, n_clients, now))
                 });
                 if !sent {
                     return false;
                 }
             } else if held.len() + self.outbox.len() < outbox::CAPACITY {
-                ev.with_session_cache(|s, kept| write(held, s, kept));
+                ev.with_session(|s| blocks.write(held, ev.kind, s, n_clients, now));
             } else {
                 self.outbox.count_dropped(1);
             }
@@ -688,6 +698,7 @@ impl Client {
         }
         let sub = Arc::new(LogSub {
             active: AtomicBool::new(true),
+            armed: AtomicBool::new(false),
             held: Mutex::new(Some(Vec::new())),
         });
         let (mine, level, outbox) = (

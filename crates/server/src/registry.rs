@@ -264,19 +264,6 @@ impl SessionEvent {
         self.entry.with_view(f)
     }
 
-    /// [`Self::with_session`], with a text readers may keep with the session from one
-    /// of its events to the next (the management interface keeps the part of the
-    /// `>CLIENT:` env that does not change, rendered once for the session's three
-    /// blocks). The registry never reads it; it goes with the entry. A reader that keeps
-    /// a text there for long makes every session that much bigger: the management
-    /// interface empties it once it is no longer likely to be needed soon.
-    pub fn with_session_cache<T>(
-        &self,
-        f: impl FnOnce(&SessionView<'_>, &mut Option<KeptText>) -> T,
-    ) -> T {
-        self.entry.with_view_cache(f)
-    }
-
     /// The session as it is now, as plain values.
     pub fn snapshot(&self) -> SessionSnapshot {
         self.entry.snapshot()
@@ -286,16 +273,6 @@ impl SessionEvent {
     pub fn reason(&self) -> Option<String> {
         self.with_session(|v| v.reason.map(str::to_owned))
     }
-}
-
-/// A text a reader keeps with a session ([`SessionEvent::with_session_cache`]), and a
-/// position in it that the reader chooses (e.g. where a second part starts).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeptText {
-    /// The text.
-    pub text: String,
-    /// A position in it.
-    pub mark: usize,
 }
 
 /// A session borrowed from its entry (see [`SessionEvent::with_session`]), or from a
@@ -390,8 +367,20 @@ struct Info {
     reason: Option<String>,
     /// The session has left the registry (its `Disconnect` is sent).
     gone: bool,
-    /// What a reader keeps with the session between its events ([`SessionEvent::with_session_cache`]).
-    cache: Option<KeptText>,
+    /// Once it has left: its state, traffic and last activity at the end. The counters
+    /// and the phase (the relay's endpoints) are let go then, on the session's own
+    /// thread, so that the reader that drops the entry last (a management client, on
+    /// its own task, after the `Disconnect`) frees little of what the session allocated
+    /// (docs/PERFORMANCE.md, "Operators").
+    end: Option<End>,
+}
+
+/// What an entry keeps of its session once the session has left the registry.
+#[derive(Clone, Copy)]
+struct End {
+    state: SessionState,
+    traffic: Traffic,
+    last_ms: u64,
 }
 
 /// A management client's verdict on a session that waits for one
@@ -505,6 +494,9 @@ impl Entry {
 
     /// When bytes last moved, in [`now_ms`] time: the accept while none has.
     fn last_ms(&self, i: &Info) -> u64 {
+        if let Some(end) = &i.end {
+            return end.last_ms;
+        }
         i.counters
             .iter()
             .map(|c| c.last_ms.load(Ordering::Relaxed))
@@ -512,6 +504,9 @@ impl Entry {
     }
 
     fn traffic(i: &Info) -> Traffic {
+        if let Some(end) = &i.end {
+            return end.traffic;
+        }
         let mut t = Traffic::default();
         for c in &i.counters {
             t += c.traffic();
@@ -520,6 +515,9 @@ impl Entry {
     }
 
     fn state(i: &Info) -> SessionState {
+        if let Some(end) = &i.end {
+            return end.state;
+        }
         match i.phase {
             Phase::Negotiating => SessionState::Negotiating,
             Phase::Requesting(_) => SessionState::Requesting,
@@ -529,18 +527,9 @@ impl Entry {
 
     /// Runs `f` on the session as it is now, borrowed (under the lock).
     fn with_view<T>(&self, f: impl FnOnce(&SessionView<'_>) -> T) -> T {
-        self.with_view_cache(|v, _| f(v))
-    }
-
-    /// [`Self::with_view`] with the readers' cache.
-    fn with_view_cache<T>(
-        &self,
-        f: impl FnOnce(&SessionView<'_>, &mut Option<KeptText>) -> T,
-    ) -> T {
-        let mut guard = self.info();
-        let state = Self::state(&guard);
-        let traffic = Self::traffic(&guard);
-        let i = &mut *guard;
+        let i = self.info();
+        let state = Self::state(&i);
+        let traffic = Self::traffic(&i);
         let view = SessionView {
             id: self.id,
             client: self.client,
@@ -559,7 +548,7 @@ impl Entry {
                 None
             },
         };
-        f(&view, &mut i.cache)
+        f(&view)
     }
 
     /// The session as readers see it now.
@@ -708,7 +697,7 @@ impl Registry {
                 blocked: false,
                 reason: None,
                 gone: false,
-                cache: None,
+                end: None,
             }),
             verdict: Mutex::new(None),
         });
@@ -829,7 +818,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let e = &self.entry;
         lock(&self.registry.sessions).remove(&e.id);
-        let (traffic, blocked) = {
+        let (traffic, blocked, released) = {
             let mut i = e.info();
             i.gone = true;
             let life = Duration::from_millis(now_ms().saturating_sub(e.started_ms));
@@ -838,8 +827,20 @@ impl Drop for Registration {
                 life,
             }
             .emit();
-            (Entry::traffic(&i), i.blocked)
+            let traffic = Entry::traffic(&i);
+            i.end = Some(End {
+                state: Entry::state(&i),
+                traffic,
+                last_ms: e.last_ms(&i),
+            });
+            let released = (
+                std::mem::take(&mut i.counters),
+                std::mem::replace(&mut i.phase, Phase::Negotiating),
+            );
+            (traffic, i.blocked, released)
         };
+        // Freed here, on the session's thread, after the lock.
+        drop(released);
         {
             let mut ended = lock(&self.registry.ended);
             ended.0 += 1;

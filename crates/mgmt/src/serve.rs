@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use logsys::{Level, Subsystem};
 use server::control::{Control, Controller, Outcome, Selector};
-use server::registry::SessionEvent;
+use server::registry::{SessionEvent, Subscription};
 use server::Server;
 use sockd_conf::MgmtListen;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -338,6 +338,8 @@ struct Client {
     bytecount: u32,
     /// Its `>CLIENT:` blocks, with the env lines each session's blocks share.
     blocks: notify::Blocks,
+    /// The session events being formatted (kept for its buffer).
+    events: Vec<SessionEvent>,
 }
 
 impl Client {
@@ -358,9 +360,11 @@ impl Client {
             state_on: false,
             bytecount: 0,
             blocks: notify::Blocks::new(),
+            events: Vec::new(),
         };
         c.outbox.reply(c.conn.hello()).await;
-        let mut events = ctx.server.registry().subscribe();
+        // Session events, from the password on (nothing is sent before it).
+        let mut events: Option<Subscription<SessionEvent>> = None;
         let mut states = ctx.state_tx.subscribe();
         let mut lines = Lines::new();
         let mut buf = vec![0u8; 4096];
@@ -375,6 +379,15 @@ impl Client {
         let mut events_resume: Option<tokio::time::Instant> = None;
         'conn: loop {
             let authenticated = c.conn.authenticated();
+            if authenticated && events.is_none() {
+                events = Some(ctx.server.registry().subscribe());
+            }
+            let events_ready = async {
+                match &events {
+                    Some(e) => e.ready().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 r = rd.read(&mut buf) => {
                     let n = match r {
@@ -410,8 +423,8 @@ impl Client {
                         }
                     }
                 }
-                ev = events.recv(), if authenticated && events_resume.is_none() => {
-                    if !c.session_events(ctx, Some(ev), &mut events, &mut held, last_line) {
+                () = events_ready, if authenticated && events_resume.is_none() => {
+                    if !c.session_events(ctx, events.as_ref(), &mut held, last_line) {
                         break;
                     }
                     // Let the next events gather: one wake-up for many sessions.
@@ -419,7 +432,7 @@ impl Client {
                 }
                 () = tokio::time::sleep_until(events_resume.unwrap_or(auth_deadline)), if events_resume.is_some() => {
                     events_resume = None;
-                    if !c.session_events(ctx, None, &mut events, &mut held, last_line) {
+                    if !c.session_events(ctx, events.as_ref(), &mut held, last_line) {
                         break;
                     }
                 }
@@ -618,43 +631,32 @@ impl Client {
         }
     }
 
-    /// Writes the `>CLIENT:` blocks of `first` and of every session event waiting, or
-    /// holds them while the client is in the middle of a conversation (see the module
-    /// docs); false when the connection or the registry is gone.
+    /// Writes the `>CLIENT:` blocks of every session event waiting, or holds them while
+    /// the client is in the middle of a conversation (see the module docs); false when
+    /// the connection is gone.
     fn session_events(
         &mut self,
         ctx: &Context,
-        first: Option<Result<SessionEvent, broadcast::error::RecvError>>,
-        events: &mut broadcast::Receiver<SessionEvent>,
+        events: Option<&Subscription<SessionEvent>>,
         held: &mut String,
         last_line: tokio::time::Instant,
     ) -> bool {
-        use broadcast::error::{RecvError, TryRecvError};
+        let Some(events) = events else {
+            return true;
+        };
         let now = SystemTime::now();
         let n_clients = ctx.server.registry().len();
         let send_now = client_auth(ctx) || last_line.elapsed() >= QUIET;
         if send_now && !self.send_held(held) {
             return false;
         }
-        let mut next = first;
-        loop {
-            let ev = match next.take() {
-                Some(Ok(ev)) => ev,
-                Some(Err(RecvError::Lagged(n))) => {
-                    self.outbox.count_dropped(n);
-                    continue;
-                }
-                Some(Err(RecvError::Closed)) => return false,
-                None => match events.try_recv() {
-                    Ok(ev) => ev,
-                    Err(TryRecvError::Lagged(n)) => {
-                        self.outbox.count_dropped(n);
-                        continue;
-                    }
-                    Err(TryRecvError::Empty) => return true,
-                    Err(TryRecvError::Closed) => return false,
-                },
-            };
+        let mut batch = std::mem::take(&mut self.events);
+        let missed = events.take(&mut batch);
+        if missed > 0 {
+            self.outbox.count_dropped(missed);
+        }
+        let mut open = true;
+        for ev in batch.drain(..) {
             // Formatted from the session's entry, under its lock (the entry's lock is taken
             // before the outbox's, as on the logging path), straight into the outbox (a
             // batch formatted apart would be copied into it: a memcpy of every byte),
@@ -666,7 +668,8 @@ impl Client {
                         .notify_with(|out| blocks.write(out, ev.kind, s, n_clients, now))
                 });
                 if !sent {
-                    return false;
+                    open = false;
+                    break;
                 }
             } else if held.len() + self.outbox.len() < outbox::CAPACITY {
                 ev.with_session(|s| blocks.write(held, ev.kind, s, n_clients, now));
@@ -674,6 +677,9 @@ impl Client {
                 self.outbox.count_dropped(1);
             }
         }
+        // Emptied (the events left are dropped), its buffer kept.
+        self.events = batch;
+        open
     }
 
     /// Sends the `>CLIENT:` blocks that waited for a pause, in order; false when the

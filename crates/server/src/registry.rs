@@ -26,9 +26,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use sockd_conf::{AuthMethod, SocksCommand};
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use traffic_log::Side;
+
+mod fanout;
+
+pub use fanout::Subscription;
 
 /// A session's id: the management interface's CID.
 pub type SessionId = u64;
@@ -646,7 +649,7 @@ pub struct Registry {
     /// Ended sessions: how many, how many blocked, their traffic.
     ended: Mutex<(u64, u64, Traffic)>,
     /// Every subscriber gets a clone of each event (an `Arc` clone).
-    events: broadcast::Sender<SessionEvent>,
+    events: Arc<fanout::Fanout<SessionEvent>>,
     pub(crate) read_latency: Mutex<Latency>,
     pub(crate) io_latency: Mutex<Latency>,
     pub(crate) started: Instant,
@@ -662,7 +665,7 @@ impl Registry {
             accepted: AtomicU64::new(0),
             handed: AtomicU64::new(0),
             ended: Mutex::new((0, 0, Traffic::default())),
-            events: broadcast::channel(EVENT_QUEUE).0,
+            events: fanout::Fanout::new(EVENT_QUEUE),
             read_latency: Mutex::new(Latency::new()),
             io_latency: Mutex::new(Latency::new()),
             started,
@@ -792,16 +795,17 @@ impl Registry {
         n
     }
 
-    /// Session events from now on. A subscriber that falls behind by more than
-    /// [`EVENT_QUEUE`] events is told how many it missed (`RecvError::Lagged`).
-    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+    /// Session events from now on, taken in batches ([`Subscription::take`]). A
+    /// subscriber that falls behind by more than [`EVENT_QUEUE`] events misses the next
+    /// ones and is told how many.
+    pub fn subscribe(&self) -> Subscription<SessionEvent> {
         self.events.subscribe()
     }
 
     /// Tells subscribers, if there are any, that `kind` happened to `entry`'s session: an
-    /// `Arc` clone and a push (without subscribers the channel refuses it at once).
+    /// `Arc` clone and a push per subscriber (without subscribers, one atomic load).
     pub(crate) fn notify(&self, kind: EventKind, entry: &Arc<Entry>) {
-        let _ = self.events.send(SessionEvent {
+        self.events.send(|| SessionEvent {
             kind,
             entry: Arc::clone(entry),
         });
@@ -956,7 +960,7 @@ mod tests {
     #[test]
     fn subscribers_hear_the_disconnect_with_its_reason_and_traffic() {
         let r = registry();
-        let mut events = r.subscribe();
+        let events = r.subscribe();
         let reg = r.register(addr("127.0.0.1:1"), addr("127.0.0.1:1080"));
         let counters = Arc::new(Counters::default());
         reg.entry.add_counters(&counters);
@@ -965,7 +969,9 @@ mod tests {
         reg.entry.ended("local client closed");
         reg.entry.ended("a later reason is not kept");
         drop(reg);
-        let ev = events.try_recv().unwrap();
+        let mut got = Vec::new();
+        assert_eq!(events.take(&mut got), 0);
+        let [ev] = &got[..] else { panic!("{got:?}") };
         assert_eq!(ev.kind, EventKind::Disconnect);
         ev.with_session(|s| {
             assert_eq!(s.reason, Some("local client closed"));
@@ -978,11 +984,14 @@ mod tests {
     async fn a_waiting_session_gets_the_verdict_or_a_denial_in_time() {
         let r = registry();
         let a = r.register(addr("127.0.0.1:1"), addr("127.0.0.1:1080"));
-        let mut events = r.subscribe();
+        let events = r.subscribe();
         assert!(!r.decide(a.entry.id, Ok(())), "not waiting yet");
         let waiting = r.await_verdict(&a.entry, Duration::from_secs(5));
         let decide = async {
-            let ev = events.recv().await.unwrap();
+            events.ready().await;
+            let mut got = Vec::new();
+            events.take(&mut got);
+            let [ev] = &got[..] else { panic!("{got:?}") };
             assert_eq!(ev.kind, EventKind::Connect, "{ev:?}");
             let id = ev.id();
             assert!(r.decide(id, Err("not today".into())));

@@ -338,8 +338,11 @@ struct Client {
     bytecount: u32,
     /// Its `>CLIENT:` blocks, with the env lines each session's blocks share.
     blocks: notify::Blocks,
-    /// The session events being formatted (kept for its buffer).
+    /// The session events being formatted.
     events: Vec<SessionEvent>,
+    /// Those of the last batch, formatted: given back with the next take, so that the
+    /// sessions' own threads drop them (`Subscription::exchange`).
+    done: Vec<SessionEvent>,
 }
 
 impl Client {
@@ -361,6 +364,7 @@ impl Client {
             bytecount: 0,
             blocks: notify::Blocks::new(),
             events: Vec::new(),
+            done: Vec::new(),
         };
         c.outbox.reply(c.conn.hello()).await;
         // Session events, from the password on (nothing is sent before it).
@@ -651,12 +655,12 @@ impl Client {
             return false;
         }
         let mut batch = std::mem::take(&mut self.events);
-        let missed = events.take(&mut batch);
+        let missed = events.exchange(&mut self.done, &mut batch);
         if missed > 0 {
             self.outbox.count_dropped(missed);
         }
         let mut open = true;
-        for ev in batch.drain(..) {
+        for ev in &batch {
             // Formatted from the session's entry, under its lock (the entry's lock is taken
             // before the outbox's, as on the logging path), straight into the outbox (a
             // batch formatted apart would be copied into it: a memcpy of every byte),
@@ -677,7 +681,8 @@ impl Client {
                 self.outbox.count_dropped(1);
             }
         }
-        // Emptied (the events left are dropped), its buffer kept.
+        // Given back with the next batch; the two buffers circulate.
+        std::mem::swap(&mut self.done, &mut batch);
         self.events = batch;
         open
     }

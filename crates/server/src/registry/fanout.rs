@@ -12,6 +12,16 @@
 //!
 //! A subscriber whose queue is full misses the next events: they are counted and the
 //! count comes with its next batch, as a broadcast channel's `Lagged` did.
+//!
+//! A subscriber gives the items it is done with back with its next take
+//! ([`Subscription::exchange`]), and the senders drop a few of them at each send
+//! ([`DROPS_PER_SEND`]). An event holds its session's entry, and the subscriber's is
+//! often the last reference: dropped there, the entry's allocations (made on the
+//! session's thread) would be freed on the subscriber's, and the allocator's per-thread
+//! caches would fill on one side and run dry on the other, making every session's
+//! allocations dearer (about 600 instructions per session,
+//! docs/PERFORMANCE.md, "Operators"). What waits to be dropped is bounded
+//! ([`DONE_MAX`]); beyond it, the subscriber drops its items itself.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -26,8 +36,21 @@ pub(crate) struct Fanout<T> {
     next_id: AtomicU64,
     /// Items a subscriber's queue holds before the next are missed.
     capacity: usize,
-    queues: Mutex<Vec<Queue<T>>>,
+    shared: Mutex<Shared<T>>,
 }
+
+struct Shared<T> {
+    queues: Vec<Queue<T>>,
+    /// Items the subscribers are done with, for the senders to drop.
+    done: Vec<T>,
+}
+
+/// Items a send drops of those the subscribers are done with: as many as a session
+/// sends events, with some room.
+const DROPS_PER_SEND: usize = 4;
+
+/// Items waiting to be dropped by the senders, at most.
+const DONE_MAX: usize = 4096;
 
 struct Queue<T> {
     id: u64,
@@ -54,7 +77,10 @@ impl<T> Fanout<T> {
             count: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
             capacity,
-            queues: Mutex::new(Vec::new()),
+            shared: Mutex::new(Shared {
+                queues: Vec::new(),
+                done: Vec::new(),
+            }),
         })
     }
 
@@ -64,8 +90,8 @@ impl<T> Fanout<T> {
         if self.count.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let mut queues = lock(&self.queues);
-        for q in queues.iter_mut() {
+        let mut shared = lock(&self.shared);
+        for q in shared.queues.iter_mut() {
             if q.items.len() >= self.capacity {
                 q.missed += 1;
                 continue;
@@ -75,20 +101,30 @@ impl<T> Fanout<T> {
             }
             q.items.push(make());
         }
+        let mut done: [Option<T>; DROPS_PER_SEND] = std::array::from_fn(|_| None);
+        for d in &mut done {
+            *d = shared.done.pop();
+            if d.is_none() {
+                break;
+            }
+        }
+        // Dropped here, after the lock.
+        drop(shared);
+        drop(done);
     }
 
     /// A new subscriber, which gets the items sent from now on.
     pub(crate) fn subscribe(self: &Arc<Self>) -> Subscription<T> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let wake = Arc::new(Notify::new());
-        let mut queues = lock(&self.queues);
-        queues.push(Queue {
+        let mut shared = lock(&self.shared);
+        shared.queues.push(Queue {
             id,
             items: Vec::new(),
             missed: 0,
             wake: Arc::clone(&wake),
         });
-        self.count.store(queues.len(), Ordering::Relaxed);
+        self.count.store(shared.queues.len(), Ordering::Relaxed);
         Subscription {
             fanout: Arc::clone(self),
             id,
@@ -111,8 +147,9 @@ impl<T> Subscription<T> {
     }
 
     fn waiting(&self) -> bool {
-        let queues = lock(&self.fanout.queues);
-        queues
+        let shared = lock(&self.fanout.shared);
+        shared
+            .queues
             .iter()
             .find(|q| q.id == self.id)
             .is_some_and(|q| !q.items.is_empty() || q.missed > 0)
@@ -121,26 +158,46 @@ impl<T> Subscription<T> {
     /// Moves every waiting item, oldest first, to the end of `into` (with one lock, and
     /// no copy when `into` is empty); returns how many were missed since the last take.
     pub fn take(&self, into: &mut Vec<T>) -> u64 {
-        let mut queues = lock(&self.fanout.queues);
-        let Some(q) = queues.iter_mut().find(|q| q.id == self.id) else {
-            return 0;
-        };
-        if into.is_empty() {
-            std::mem::swap(&mut q.items, into);
+        self.exchange(&mut Vec::new(), into)
+    }
+
+    /// [`Self::take`], giving back `done`, the items of the last take that the
+    /// subscriber is done with (left empty), for the senders to drop.
+    pub fn exchange(&self, done: &mut Vec<T>, into: &mut Vec<T>) -> u64 {
+        let mut shared = lock(&self.fanout.shared);
+        let mine = if shared.done.len() + done.len() <= DONE_MAX {
+            shared.done.append(done);
+            None
         } else {
-            into.append(&mut q.items);
-        }
-        std::mem::take(&mut q.missed)
+            Some(std::mem::take(done))
+        };
+        let missed = match shared.queues.iter_mut().find(|q| q.id == self.id) {
+            Some(q) => {
+                if into.is_empty() {
+                    std::mem::swap(&mut q.items, into);
+                } else {
+                    into.append(&mut q.items);
+                }
+                std::mem::take(&mut q.missed)
+            }
+            None => 0,
+        };
+        // Too many wait to be dropped: these are dropped here, after the lock.
+        drop(shared);
+        drop(mine);
+        missed
     }
 }
 
 impl<T> Drop for Subscription<T> {
     fn drop(&mut self) {
         let gone = {
-            let mut queues = lock(&self.fanout.queues);
-            let at = queues.iter().position(|q| q.id == self.id);
-            let gone = at.map(|i| queues.swap_remove(i));
-            self.fanout.count.store(queues.len(), Ordering::Relaxed);
+            let mut shared = lock(&self.fanout.shared);
+            let at = shared.queues.iter().position(|q| q.id == self.id);
+            let gone = at.map(|i| shared.queues.swap_remove(i));
+            self.fanout
+                .count
+                .store(shared.queues.len(), Ordering::Relaxed);
             gone
         };
         // Its items are dropped after the lock.
@@ -180,6 +237,35 @@ mod tests {
         assert_eq!(f.count.load(Ordering::Relaxed), 1);
         drop(a);
         f.send(|| unreachable!("no subscriber is left"));
+    }
+
+    #[test]
+    fn items_given_back_are_dropped_by_the_senders_a_few_at_a_time() {
+        let f = Fanout::new(64);
+        let s = f.subscribe();
+        let item = Arc::new(());
+        for _ in 0..10 {
+            f.send(|| Arc::clone(&item));
+        }
+        let mut got = Vec::new();
+        s.take(&mut got);
+        assert_eq!(Arc::strong_count(&item), 11);
+        let mut next = Vec::new();
+        s.exchange(&mut got, &mut next);
+        assert!(got.is_empty() && next.is_empty());
+        assert_eq!(Arc::strong_count(&item), 11, "held until senders drop them");
+        // Each send adds one to the queue and drops DROPS_PER_SEND given back.
+        f.send(|| Arc::clone(&item));
+        assert_eq!(Arc::strong_count(&item), 12 - DROPS_PER_SEND);
+        f.send(|| Arc::clone(&item));
+        f.send(|| Arc::clone(&item));
+        assert_eq!(
+            Arc::strong_count(&item),
+            1 + 3,
+            "only the queued ones are left"
+        );
+        drop(s);
+        assert_eq!(Arc::strong_count(&item), 1);
     }
 
     #[tokio::test]

@@ -211,8 +211,11 @@ pub fn client_into(
     now: SystemTime,
 ) {
     out.reserve(ENV_CAPACITY);
-    let mut ips = Ipv4Texts::default();
-    let mut env = Env { out, ips: &mut ips };
+    let mut recent = Recent::default();
+    let mut env = Env {
+        out,
+        recent: &mut recent,
+    };
     env.head(kind, s.id, n_clients);
     env.fixed(s);
     let established = match kind {
@@ -243,11 +246,13 @@ pub fn client_into(
 /// between, e.g. a long-lived one) has its lines rendered again, with the same bytes.
 /// What a client holds is bounded: [`SLOTS`] buffers of about [`SLOT_ROOM`] bytes.
 ///
-/// The text of the last client and target IPv4 addresses written is kept too: most
-/// sessions of a proxy come from a few hosts and go to a few.
+/// The text of the last client and target IPv4 addresses written is kept too (most
+/// sessions of a proxy come from a few hosts and go to a few), and that of the last
+/// `n_clients` and `time_unix` (at a rate where the cost counts, many sessions begin
+/// in the same second).
 pub struct Blocks {
     slots: Box<[Slot]>,
-    ips: Ipv4Texts,
+    recent: Recent,
 }
 
 /// Sessions whose shared env lines a management client keeps at once.
@@ -281,7 +286,7 @@ impl Blocks {
     pub fn new() -> Self {
         Self {
             slots: (0..SLOTS).map(|_| Slot::default()).collect(),
-            ips: Ipv4Texts::default(),
+            recent: Recent::default(),
         }
     }
 
@@ -297,18 +302,18 @@ impl Blocks {
     ) {
         out.reserve(ENV_CAPACITY);
         let slot = &mut self.slots[(s.id % SLOTS as u64) as usize];
-        let ips = &mut self.ips;
+        let recent = &mut self.recent;
         let mine = slot.id == Some(s.id);
-        let mut env = Env { out, ips };
+        let mut env = Env { out, recent };
         env.head(kind, s.id, n_clients);
         match kind {
             EventKind::Connect => {
-                slot.fill(s, env.ips);
+                slot.fill(s, env.recent);
                 env.out.push_str(&slot.text);
             }
             EventKind::Established => {
                 if !mine {
-                    slot.fill(s, env.ips);
+                    slot.fill(s, env.recent);
                 }
                 env.out.push_str(&slot.text[..slot.mark]);
                 slot.established(&mut env, s);
@@ -337,13 +342,13 @@ impl Blocks {
 
 impl Slot {
     /// Makes the slot `s`'s, with its shared env lines.
-    fn fill(&mut self, s: &SessionView<'_>, ips: &mut Ipv4Texts) {
+    fn fill(&mut self, s: &SessionView<'_>, recent: &mut Recent) {
         self.id = Some(s.id);
         self.text.clear();
         self.text.reserve(SLOT_ROOM);
         Env {
             out: &mut self.text,
-            ips,
+            recent,
         }
         .fixed(s);
         self.mark = self.text.len();
@@ -359,7 +364,7 @@ impl Slot {
         if self.text.len() == self.mark {
             Env {
                 out: &mut self.text,
-                ips: env.ips,
+                recent: env.recent,
             }
             .established(s);
         }
@@ -404,15 +409,36 @@ const END: &str = ">CLIENT:ENV,END\r\n";
 /// numbers, addresses and fixed names are written as they are.
 struct Env<'a> {
     out: &'a mut String,
-    ips: &'a mut Ipv4Texts,
+    recent: &'a mut Recent,
 }
 
-/// The text of the last IPv4 address written in each role (the client's, the
-/// target's): an address written again is compared and copied, not rendered.
+/// The text of the last value written of some env lines (the client's and the
+/// target's IPv4 addresses, `n_clients`, `time_unix`): a value written again is
+/// compared and copied, not rendered.
 #[derive(Default)]
-struct Ipv4Texts {
+struct Recent {
     client: Ipv4Text,
     target: Ipv4Text,
+    n_clients: NumberText,
+    time_unix: NumberText,
+}
+
+#[derive(Default)]
+struct NumberText {
+    n: Option<u64>,
+    text: String,
+}
+
+impl NumberText {
+    /// Appends `n` in decimal.
+    fn push(&mut self, out: &mut String, n: u64) {
+        if self.n != Some(n) {
+            self.text.clear();
+            push_u64(&mut self.text, n);
+            self.n = Some(n);
+        }
+        out.push_str(&self.text);
+    }
 }
 
 #[derive(Default)]
@@ -513,7 +539,9 @@ impl Env<'_> {
             EventKind::Established => self.head_with(">CLIENT:ESTABLISHED,", cid, "\r\n"),
             EventKind::Disconnect => self.head_with(">CLIENT:DISCONNECT,", cid, "\r\n"),
         }
-        self.var(key!("n_clients"), n_clients as u64);
+        self.out.push_str(key!("n_clients"));
+        self.recent.n_clients.push(self.out, n_clients as u64);
+        self.out.push_str("\r\n");
     }
 
     #[inline(always)]
@@ -554,8 +582,8 @@ impl Env<'_> {
     fn ipv4(&mut self, key: &'static str, ip: std::net::Ipv4Addr, role: Role) {
         self.out.push_str(key);
         let text = match role {
-            Role::Client => &mut self.ips.client,
-            Role::Target => &mut self.ips.target,
+            Role::Client => &mut self.recent.client,
+            Role::Target => &mut self.recent.target,
         };
         text.push(self.out, ip);
         self.out.push_str("\r\n");
@@ -581,7 +609,9 @@ impl Env<'_> {
         if let Some(r) = s.rule {
             self.var(key!("rule"), r);
         }
-        self.var(key!("time_unix"), unix(s.started));
+        self.out.push_str(key!("time_unix"));
+        self.recent.time_unix.push(self.out, unix(s.started));
+        self.out.push_str("\r\n");
     }
 
     /// The lines an established session's blocks add.
@@ -894,12 +924,14 @@ mod tests {
     fn a_clients_blocks_are_the_blocks_made_alone() {
         let now = at(1_795_252_846);
         let mut blocks = Blocks::new();
+        // n_clients and the start time change from some sessions to the next.
         let mut check = |kind, v: &SessionView<'_>| {
+            let n = (v.id / 2 % 3) as usize;
             let mut out = String::from("before\r\n");
-            blocks.write(&mut out, kind, v, 2, now);
+            blocks.write(&mut out, kind, v, n, now);
             assert_eq!(
                 out.strip_prefix("before\r\n"),
-                Some(&*client(kind, v, 2, now))
+                Some(&*client(kind, v, n, now))
             );
         };
         let s = snapshot();
@@ -921,6 +953,7 @@ mod tests {
                 resolved: Some(targets[id as usize / 2 % 3].parse().unwrap()),
                 command: Some(command),
                 user: (id % 4 == 0).then(|| "bob\r\n".into()),
+                started: at(1_795_252_822 + id / 5),
                 ..s.clone()
             });
         }

@@ -705,27 +705,40 @@ fn printable_ascii(bytes: &[u8]) -> bool {
 
 /// [`printable_ascii`] eight bytes at a time as one `u64`: a word with no byte below
 /// 0x20 and none at 0x7f or above is printable; a word with such a byte (a TAB, or a
-/// text to escape) is looked at byte by byte.
+/// text to escape) is looked at byte by byte. The last bytes of a text of eight or more
+/// are checked as the word that ends it (overlapping bytes already checked), not one by
+/// one.
 #[inline]
 fn printable_words(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     let byte_ok = |b: u8| b.wrapping_sub(0x20) < 0x5f || b == b'\t';
     let mut words = bytes.chunks_exact(8);
     for word in &mut words {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        let x = u64::from_ne_bytes(w);
-        // Some byte is below 0x20 (exact for "any byte", as bit tricks go for n <= 128).
-        let low = x.wrapping_sub(0x20 * ONES) & !x & HIGH;
-        // Some byte is 0x7f or above: 0x7f plus one sets its high bit, without a carry
-        // into the next byte once each byte's high bit is cleared first.
-        let high = (((x & !HIGH) + ONES) | x) & HIGH;
-        if (low | high) != 0 && !word.iter().all(|&b| byte_ok(b)) {
+        if !printable_word(word) {
             return false;
         }
     }
-    words.remainder().iter().all(|&b| byte_ok(b))
+    match words.remainder() {
+        [] => true,
+        _ if bytes.len() >= 8 => printable_word(&bytes[bytes.len() - 8..]),
+        tail => tail.iter().all(|&b| byte_ok(b)),
+    }
+}
+
+/// Whether the 8 bytes of `word` are printable ASCII or TAB.
+#[inline(always)]
+fn printable_word(word: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let byte_ok = |b: u8| b.wrapping_sub(0x20) < 0x5f || b == b'\t';
+    let mut w = [0u8; 8];
+    w.copy_from_slice(word);
+    let x = u64::from_ne_bytes(w);
+    // Some byte is below 0x20 (exact for "any byte", as bit tricks go for n <= 128).
+    let low = x.wrapping_sub(0x20 * ONES) & !x & HIGH;
+    // Some byte is 0x7f or above: 0x7f plus one sets its high bit, without a carry
+    // into the next byte once each byte's high bit is cleared first.
+    let high = (((x & !HIGH) + ONES) | x) & HIGH;
+    (low | high) == 0 || word.iter().all(|&b| byte_ok(b))
 }
 
 /// A text that cannot break a line: control characters other than TAB, and Unicode's
@@ -779,6 +792,15 @@ mod tests {
             }
         }
         assert!(printable_ascii(b""));
+        // Every length, with the bad byte last (the tail's overlapping word).
+        for len in 1..80 {
+            let mut t = vec![b'a'; len];
+            assert!(printable_ascii(&t));
+            t[len - 1] = b'\n';
+            assert!(!printable_ascii(&t), "{len}");
+            t[len - 1] = b'\t';
+            assert!(printable_ascii(&t), "{len}");
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use logsys::{Level, Subsystem};
 use server::control::{Control, Controller, Outcome, Selector};
-use server::registry::{KeptText, SessionEvent, SessionView};
+use server::registry::{SessionEvent, Subscription};
 use server::Server;
 use sockd_conf::MgmtListen;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -290,11 +290,17 @@ where
 /// the subscription) comes before any live `>LOG:` line and none is missed or doubled.
 struct LogSub {
     active: AtomicBool,
+    /// Set once `held` is emptied for good: records then go straight to the outbox,
+    /// without taking `held`'s lock.
+    armed: AtomicBool,
     held: Mutex<Option<Vec<String>>>,
 }
 
 impl LogSub {
     fn take(&self, rec: &logsys::OperatorRecord, outbox: &Outbox) -> bool {
+        if self.armed.load(Ordering::Acquire) {
+            return outbox.notify_with(|out| notify::log_into(out, rec));
+        }
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         match held.as_mut() {
             Some(buf) if buf.len() < QUEUE => {
@@ -314,6 +320,7 @@ impl LogSub {
         for text in held.take().unwrap_or_default() {
             outbox.notify(&text);
         }
+        self.armed.store(true, Ordering::Release);
     }
 }
 
@@ -329,6 +336,13 @@ struct Client {
     log_level: Arc<AtomicU8>,
     state_on: bool,
     bytecount: u32,
+    /// Its `>CLIENT:` blocks, with the env lines each session's blocks share.
+    blocks: notify::Blocks,
+    /// The session events being formatted.
+    events: Vec<SessionEvent>,
+    /// Those of the last batch, formatted: given back with the next take, so that the
+    /// sessions' own threads drop them (`Subscription::exchange`).
+    done: Vec<SessionEvent>,
 }
 
 impl Client {
@@ -348,9 +362,13 @@ impl Client {
             log_level: Arc::new(AtomicU8::new(Level::Debug as u8)),
             state_on: false,
             bytecount: 0,
+            blocks: notify::Blocks::new(),
+            events: Vec::new(),
+            done: Vec::new(),
         };
         c.outbox.reply(c.conn.hello()).await;
-        let mut events = ctx.server.registry().subscribe();
+        // Session events, from the password on (nothing is sent before it).
+        let mut events: Option<Subscription<SessionEvent>> = None;
         let mut states = ctx.state_tx.subscribe();
         let mut lines = Lines::new();
         let mut buf = vec![0u8; 4096];
@@ -365,6 +383,15 @@ impl Client {
         let mut events_resume: Option<tokio::time::Instant> = None;
         'conn: loop {
             let authenticated = c.conn.authenticated();
+            if authenticated && events.is_none() {
+                events = Some(ctx.server.registry().subscribe());
+            }
+            let events_ready = async {
+                match &events {
+                    Some(e) => e.ready().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 r = rd.read(&mut buf) => {
                     let n = match r {
@@ -400,8 +427,8 @@ impl Client {
                         }
                     }
                 }
-                ev = events.recv(), if authenticated && events_resume.is_none() => {
-                    if !c.session_events(ctx, Some(ev), &mut events, &mut held, last_line) {
+                () = events_ready, if authenticated && events_resume.is_none() => {
+                    if !c.session_events(ctx, events.as_ref(), &mut held, last_line) {
                         break;
                     }
                     // Let the next events gather: one wake-up for many sessions.
@@ -409,7 +436,7 @@ impl Client {
                 }
                 () = tokio::time::sleep_until(events_resume.unwrap_or(auth_deadline)), if events_resume.is_some() => {
                     events_resume = None;
-                    if !c.session_events(ctx, None, &mut events, &mut held, last_line) {
+                    if !c.session_events(ctx, events.as_ref(), &mut held, last_line) {
                         break;
                     }
                 }
@@ -608,62 +635,56 @@ impl Client {
         }
     }
 
-    /// Writes the `>CLIENT:` blocks of `first` and of every session event waiting, or
-    /// holds them while the client is in the middle of a conversation (see the module
-    /// docs); false when the connection or the registry is gone.
+    /// Writes the `>CLIENT:` blocks of every session event waiting, or holds them while
+    /// the client is in the middle of a conversation (see the module docs); false when
+    /// the connection is gone.
     fn session_events(
-        &self,
+        &mut self,
         ctx: &Context,
-        first: Option<Result<SessionEvent, broadcast::error::RecvError>>,
-        events: &mut broadcast::Receiver<SessionEvent>,
+        events: Option<&Subscription<SessionEvent>>,
         held: &mut String,
         last_line: tokio::time::Instant,
     ) -> bool {
-        use broadcast::error::{RecvError, TryRecvError};
+        let Some(events) = events else {
+            return true;
+        };
         let now = SystemTime::now();
         let n_clients = ctx.server.registry().len();
         let send_now = client_auth(ctx) || last_line.elapsed() >= QUIET;
         if send_now && !self.send_held(held) {
             return false;
         }
-        let mut next = first;
-        loop {
-            let ev = match next.take() {
-                Some(Ok(ev)) => ev,
-                Some(Err(RecvError::Lagged(n))) => {
-                    self.outbox.count_dropped(n);
-                    continue;
-                }
-                Some(Err(RecvError::Closed)) => return false,
-                None => match events.try_recv() {
-                    Ok(ev) => ev,
-                    Err(TryRecvError::Lagged(n)) => {
-                        self.outbox.count_dropped(n);
-                        continue;
-                    }
-                    Err(TryRecvError::Empty) => return true,
-                    Err(TryRecvError::Closed) => return false,
-                },
-            };
+        let mut batch = std::mem::take(&mut self.events);
+        let missed = events.exchange(&mut self.done, &mut batch);
+        if missed > 0 {
+            self.outbox.count_dropped(missed);
+        }
+        let mut open = true;
+        for ev in &batch {
             // Formatted from the session's entry, under its lock (the entry's lock is taken
-            // before the outbox's, as on the logging path), with the env text the
-            // session's blocks share.
-            let write = |out: &mut String, s: &SessionView<'_>, kept: &mut Option<KeptText>| {
-                notify::client_cached_into(out, ev.kind, s, kept, n_clients, now);
-            };
+            // before the outbox's, as on the logging path), straight into the outbox (a
+            // batch formatted apart would be copied into it: a memcpy of every byte),
+            // with the env lines the session's blocks share (`notify::Blocks`).
+            let blocks = &mut self.blocks;
             if send_now {
-                let sent = ev.with_session_cache(|s, kept| {
-                    self.outbox.notify_with(|out| write(out, s, kept))
+                let sent = ev.with_session(|s| {
+                    self.outbox
+                        .notify_with(|out| blocks.write(out, ev.kind, s, n_clients, now))
                 });
                 if !sent {
-                    return false;
+                    open = false;
+                    break;
                 }
             } else if held.len() + self.outbox.len() < outbox::CAPACITY {
-                ev.with_session_cache(|s, kept| write(held, s, kept));
+                ev.with_session(|s| blocks.write(held, ev.kind, s, n_clients, now));
             } else {
                 self.outbox.count_dropped(1);
             }
         }
+        // Given back with the next batch; the two buffers circulate.
+        std::mem::swap(&mut self.done, &mut batch);
+        self.events = batch;
+        open
     }
 
     /// Sends the `>CLIENT:` blocks that waited for a pause, in order; false when the
@@ -688,6 +709,7 @@ impl Client {
         }
         let sub = Arc::new(LogSub {
             active: AtomicBool::new(true),
+            armed: AtomicBool::new(false),
             held: Mutex::new(Some(Vec::new())),
         });
         let (mine, level, outbox) = (

@@ -26,9 +26,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use sockd_conf::{AuthMethod, SocksCommand};
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use traffic_log::Side;
+
+mod fanout;
+
+pub use fanout::Subscription;
 
 /// A session's id: the management interface's CID.
 pub type SessionId = u64;
@@ -264,19 +267,6 @@ impl SessionEvent {
         self.entry.with_view(f)
     }
 
-    /// [`Self::with_session`], with a text readers may keep with the session from one
-    /// of its events to the next (the management interface keeps the part of the
-    /// `>CLIENT:` env that does not change, rendered once for the session's three
-    /// blocks). The registry never reads it; it goes with the entry. A reader that keeps
-    /// a text there for long makes every session that much bigger: the management
-    /// interface empties it once it is no longer likely to be needed soon.
-    pub fn with_session_cache<T>(
-        &self,
-        f: impl FnOnce(&SessionView<'_>, &mut Option<KeptText>) -> T,
-    ) -> T {
-        self.entry.with_view_cache(f)
-    }
-
     /// The session as it is now, as plain values.
     pub fn snapshot(&self) -> SessionSnapshot {
         self.entry.snapshot()
@@ -286,16 +276,6 @@ impl SessionEvent {
     pub fn reason(&self) -> Option<String> {
         self.with_session(|v| v.reason.map(str::to_owned))
     }
-}
-
-/// A text a reader keeps with a session ([`SessionEvent::with_session_cache`]), and a
-/// position in it that the reader chooses (e.g. where a second part starts).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeptText {
-    /// The text.
-    pub text: String,
-    /// A position in it.
-    pub mark: usize,
 }
 
 /// A session borrowed from its entry (see [`SessionEvent::with_session`]), or from a
@@ -390,8 +370,20 @@ struct Info {
     reason: Option<String>,
     /// The session has left the registry (its `Disconnect` is sent).
     gone: bool,
-    /// What a reader keeps with the session between its events ([`SessionEvent::with_session_cache`]).
-    cache: Option<KeptText>,
+    /// Once it has left: its state, traffic and last activity at the end. The counters
+    /// and the phase (the relay's endpoints) are let go then, on the session's own
+    /// thread, so that the reader that drops the entry last (a management client, on
+    /// its own task, after the `Disconnect`) frees little of what the session allocated
+    /// (docs/PERFORMANCE.md, "Operators").
+    end: Option<End>,
+}
+
+/// What an entry keeps of its session once the session has left the registry.
+#[derive(Clone, Copy)]
+struct End {
+    state: SessionState,
+    traffic: Traffic,
+    last_ms: u64,
 }
 
 /// A management client's verdict on a session that waits for one
@@ -505,6 +497,9 @@ impl Entry {
 
     /// When bytes last moved, in [`now_ms`] time: the accept while none has.
     fn last_ms(&self, i: &Info) -> u64 {
+        if let Some(end) = &i.end {
+            return end.last_ms;
+        }
         i.counters
             .iter()
             .map(|c| c.last_ms.load(Ordering::Relaxed))
@@ -512,6 +507,9 @@ impl Entry {
     }
 
     fn traffic(i: &Info) -> Traffic {
+        if let Some(end) = &i.end {
+            return end.traffic;
+        }
         let mut t = Traffic::default();
         for c in &i.counters {
             t += c.traffic();
@@ -520,6 +518,9 @@ impl Entry {
     }
 
     fn state(i: &Info) -> SessionState {
+        if let Some(end) = &i.end {
+            return end.state;
+        }
         match i.phase {
             Phase::Negotiating => SessionState::Negotiating,
             Phase::Requesting(_) => SessionState::Requesting,
@@ -529,18 +530,9 @@ impl Entry {
 
     /// Runs `f` on the session as it is now, borrowed (under the lock).
     fn with_view<T>(&self, f: impl FnOnce(&SessionView<'_>) -> T) -> T {
-        self.with_view_cache(|v, _| f(v))
-    }
-
-    /// [`Self::with_view`] with the readers' cache.
-    fn with_view_cache<T>(
-        &self,
-        f: impl FnOnce(&SessionView<'_>, &mut Option<KeptText>) -> T,
-    ) -> T {
-        let mut guard = self.info();
-        let state = Self::state(&guard);
-        let traffic = Self::traffic(&guard);
-        let i = &mut *guard;
+        let i = self.info();
+        let state = Self::state(&i);
+        let traffic = Self::traffic(&i);
         let view = SessionView {
             id: self.id,
             client: self.client,
@@ -559,7 +551,7 @@ impl Entry {
                 None
             },
         };
-        f(&view, &mut i.cache)
+        f(&view)
     }
 
     /// The session as readers see it now.
@@ -657,7 +649,7 @@ pub struct Registry {
     /// Ended sessions: how many, how many blocked, their traffic.
     ended: Mutex<(u64, u64, Traffic)>,
     /// Every subscriber gets a clone of each event (an `Arc` clone).
-    events: broadcast::Sender<SessionEvent>,
+    events: Arc<fanout::Fanout<SessionEvent>>,
     pub(crate) read_latency: Mutex<Latency>,
     pub(crate) io_latency: Mutex<Latency>,
     pub(crate) started: Instant,
@@ -673,7 +665,7 @@ impl Registry {
             accepted: AtomicU64::new(0),
             handed: AtomicU64::new(0),
             ended: Mutex::new((0, 0, Traffic::default())),
-            events: broadcast::channel(EVENT_QUEUE).0,
+            events: fanout::Fanout::new(EVENT_QUEUE),
             read_latency: Mutex::new(Latency::new()),
             io_latency: Mutex::new(Latency::new()),
             started,
@@ -708,7 +700,7 @@ impl Registry {
                 blocked: false,
                 reason: None,
                 gone: false,
-                cache: None,
+                end: None,
             }),
             verdict: Mutex::new(None),
         });
@@ -803,16 +795,17 @@ impl Registry {
         n
     }
 
-    /// Session events from now on. A subscriber that falls behind by more than
-    /// [`EVENT_QUEUE`] events is told how many it missed (`RecvError::Lagged`).
-    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+    /// Session events from now on, taken in batches ([`Subscription::take`]). A
+    /// subscriber that falls behind by more than [`EVENT_QUEUE`] events misses the next
+    /// ones and is told how many.
+    pub fn subscribe(&self) -> Subscription<SessionEvent> {
         self.events.subscribe()
     }
 
     /// Tells subscribers, if there are any, that `kind` happened to `entry`'s session: an
-    /// `Arc` clone and a push (without subscribers the channel refuses it at once).
+    /// `Arc` clone and a push per subscriber (without subscribers, one atomic load).
     pub(crate) fn notify(&self, kind: EventKind, entry: &Arc<Entry>) {
-        let _ = self.events.send(SessionEvent {
+        self.events.send(|| SessionEvent {
             kind,
             entry: Arc::clone(entry),
         });
@@ -829,7 +822,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let e = &self.entry;
         lock(&self.registry.sessions).remove(&e.id);
-        let (traffic, blocked) = {
+        let (traffic, blocked, released) = {
             let mut i = e.info();
             i.gone = true;
             let life = Duration::from_millis(now_ms().saturating_sub(e.started_ms));
@@ -838,8 +831,20 @@ impl Drop for Registration {
                 life,
             }
             .emit();
-            (Entry::traffic(&i), i.blocked)
+            let traffic = Entry::traffic(&i);
+            i.end = Some(End {
+                state: Entry::state(&i),
+                traffic,
+                last_ms: e.last_ms(&i),
+            });
+            let released = (
+                std::mem::take(&mut i.counters),
+                std::mem::replace(&mut i.phase, Phase::Negotiating),
+            );
+            (traffic, i.blocked, released)
         };
+        // Freed here, on the session's thread, after the lock.
+        drop(released);
         {
             let mut ended = lock(&self.registry.ended);
             ended.0 += 1;
@@ -955,7 +960,7 @@ mod tests {
     #[test]
     fn subscribers_hear_the_disconnect_with_its_reason_and_traffic() {
         let r = registry();
-        let mut events = r.subscribe();
+        let events = r.subscribe();
         let reg = r.register(addr("127.0.0.1:1"), addr("127.0.0.1:1080"));
         let counters = Arc::new(Counters::default());
         reg.entry.add_counters(&counters);
@@ -964,7 +969,9 @@ mod tests {
         reg.entry.ended("local client closed");
         reg.entry.ended("a later reason is not kept");
         drop(reg);
-        let ev = events.try_recv().unwrap();
+        let mut got = Vec::new();
+        assert_eq!(events.take(&mut got), 0);
+        let [ev] = &got[..] else { panic!("{got:?}") };
         assert_eq!(ev.kind, EventKind::Disconnect);
         ev.with_session(|s| {
             assert_eq!(s.reason, Some("local client closed"));
@@ -977,11 +984,14 @@ mod tests {
     async fn a_waiting_session_gets_the_verdict_or_a_denial_in_time() {
         let r = registry();
         let a = r.register(addr("127.0.0.1:1"), addr("127.0.0.1:1080"));
-        let mut events = r.subscribe();
+        let events = r.subscribe();
         assert!(!r.decide(a.entry.id, Ok(())), "not waiting yet");
         let waiting = r.await_verdict(&a.entry, Duration::from_secs(5));
         let decide = async {
-            let ev = events.recv().await.unwrap();
+            events.ready().await;
+            let mut got = Vec::new();
+            events.take(&mut got);
+            let [ev] = &got[..] else { panic!("{got:?}") };
             assert_eq!(ev.kind, EventKind::Connect, "{ev:?}");
             let id = ev.id();
             assert!(r.decide(id, Err("not today".into())));

@@ -26,13 +26,27 @@ use crate::relay::Counters;
 use crate::rules::TargetAddrs;
 use crate::tlog::{ep, only, reached_ep, target_ep, RuleLog};
 
+/// An outgoing connection that is up (directly or through an upstream): what
+/// [`Session::established`] needs of it.
+pub(super) struct Outgoing {
+    pub(super) stream: TcpStream,
+    /// Its local address, for the success reply.
+    ext: SocketAddr,
+    /// `PROXY-EXT TARGET` (chained: `PROXY-EXT NEXTPROXY [LASTPROXY-EXT] TARGET`).
+    dst: Side,
+    /// Bytes an upstream proxy sent after its answer: they belong to the client.
+    leftover: Vec<u8>,
+}
+
 impl Session<'_> {
+    /// The outgoing connection of a granted CONNECT, up; `None` when it failed (answered
+    /// and logged here).
     pub(super) async fn connect(
         &self,
         stream: &mut TcpStream,
         g: &Granted<'_>,
         mut target_addrs: TargetAddrs,
-    ) {
+    ) -> Option<Outgoing> {
         let cfg = &self.run.config;
         let target = &g.neg.request.target;
         let route = chain::pick(&cfg.routes, self.client, target, &mut target_addrs).await;
@@ -56,7 +70,7 @@ impl Session<'_> {
                     error: &error,
                 };
                 self.resolve_failed(stream, unresolved).await;
-                return;
+                return None;
             }
         };
         self.debug_msg(|| {
@@ -68,9 +82,12 @@ impl Session<'_> {
         let limit = g.rule.timeout_connect.unwrap_or(cfg.timeouts.connect);
         let source = |addr: &SocketAddr| self.source_for(addr.is_ipv4());
         let attempt = Box::pin(connect(&addrs, source, seconds(limit)));
-        let (mut out, reached) = match self.limited(0, attempt).await {
+        let (out, reached) = match self.limited(0, attempt).await {
             Ok(Ok(t)) => t,
-            Ok(Err(ce)) => return self.connect_failed(stream, g, ce).await,
+            Ok(Err(ce)) => {
+                self.connect_failed(stream, g, ce).await;
+                return None;
+            }
             Err(_) => {
                 let ce = ConnectError {
                     addr: None,
@@ -79,15 +96,21 @@ impl Session<'_> {
                     timed_out: false,
                     local: None,
                 };
-                return self.connect_failed(stream, g, ce).await;
+                self.connect_failed(stream, g, ce).await;
+                return None;
             }
         };
         let ext = out.local_addr().unwrap_or(UNSPECIFIED);
         self.debug_msg(|| format!("client {}: connected to {reached} from {ext}", self.client));
         // Dante logs the address it connected to, not the name the client asked for.
         let dst = Side(vec![ep(ext), reached_ep(target, reached)]);
-        self.established(stream, g, &mut out, (ext, reached), dst, &[])
-            .await;
+        self.entry.endpoints(Some(ext), Some(reached));
+        Some(Outgoing {
+            stream: out,
+            ext,
+            dst,
+            leftover: Vec::new(),
+        })
     }
 
     /// CONNECT through an upstream proxy.
@@ -96,7 +119,7 @@ impl Session<'_> {
         stream: &mut TcpStream,
         g: &Granted<'_>,
         route: &sockd_conf::Route,
-    ) {
+    ) -> Option<Outgoing> {
         let target = &g.neg.request.target;
         let limit = seconds(
             g.rule
@@ -132,7 +155,7 @@ impl Session<'_> {
             }
             .emit();
         }
-        let mut ch = match outcome {
+        let ch = match outcome {
             Ok(ch) => ch,
             Err((failure, local)) => {
                 let err = RequestError::Chain(failure);
@@ -153,7 +176,7 @@ impl Session<'_> {
                 );
                 g.clog
                     .failed(self.log, only(g.accept_side.clone()), err.not_performed());
-                return;
+                return None;
             }
         };
         let ext = ch.stream.local_addr().unwrap_or(UNSPECIFIED);
@@ -166,58 +189,71 @@ impl Session<'_> {
         }
         // The upstream resolves a name: it stays as requested.
         dst.push(target_ep(target));
-        let dst = Side(dst);
-        self.established(stream, g, &mut ch.stream, (ext, ch.next), dst, &ch.leftover)
-            .await;
+        self.entry.endpoints(Some(ext), Some(ch.next));
+        Some(Outgoing {
+            stream: ch.stream,
+            ext,
+            dst: Side(dst),
+            leftover: ch.leftover,
+        })
     }
 
     /// A CONNECT whose outgoing connection is up (directly or through an upstream): the
     /// success reply, the start line, bytes the upstream already sent, the relay, and the
-    /// summaries. `(ext, peer)` are the outgoing connection's local and remote addresses.
-    async fn established(
+    /// summaries. (By reference: an `async fn` holds what it is given by value twice.)
+    pub(super) async fn established(
         &self,
         stream: &mut TcpStream,
         g: &Granted<'_>,
-        out: &mut TcpStream,
-        (ext, peer): (SocketAddr, SocketAddr),
-        dst: Side,
-        leftover: &[u8],
+        out: &mut Outgoing,
     ) {
         let counters = Arc::new(Counters::default());
         self.entry.add_counters(&counters);
-        self.entry.endpoints(Some(ext), Some(peer));
-        let dst = Arc::new(dst);
-        let (cause, tcpinfo) = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
-            Err(e) => (EndCause::ClientError(Some(crate::errno_text(&e))), None),
-            Ok(()) => {
-                g.slog.start_with(self.log, || Ends {
-                    src: Side::clone(&g.src),
-                    dst: Some(Side::clone(&dst)),
-                });
-                match self
-                    .leftover_to_client(stream, g, leftover, &counters, &dst)
-                    .await
-                {
-                    Some(cause) => (cause, None),
-                    None => {
-                        let relayed = Relayed {
-                            slog: &g.slog,
-                            src: &g.src,
-                            dst: &dst,
-                            counters: &counters,
-                        };
-                        let end = self.relay_logged(stream, out, g, relayed).await;
-                        (end.cause, end.tcpinfo)
-                    }
+        let dst = Arc::new(std::mem::replace(&mut out.dst, Side(Vec::new())));
+        let leftover = std::mem::take(&mut out.leftover);
+        // An end before the relay, in a block: it is not held across the relay (a task
+        // is as big as its largest state).
+        {
+            let early = match reply(stream, g.version(), ReplyCode::Succeeded, out.ext).await {
+                Err(e) => Some(EndCause::ClientError(Some(crate::errno_text(&e)))),
+                Ok(()) => {
+                    g.slog.start_with(self.log, || Ends {
+                        src: Side::clone(&g.src),
+                        dst: Some(Side::clone(&dst)),
+                    });
+                    self.leftover_to_client(stream, g, leftover, &counters, &dst)
+                        .await
                 }
+            };
+            if let Some(cause) = early {
+                return self.connect_ended(g, &counters, dst, &cause, None);
             }
-        };
-        let ending = Ending {
+        }
+        let relayed = Relayed {
+            slog: &g.slog,
+            src: &g.src,
+            dst: &dst,
             counters: &counters,
+        };
+        let end = self.relay_logged(stream, &mut out.stream, g, relayed).await;
+        self.connect_ended(g, &counters, dst, &end.cause, end.tcpinfo.as_deref());
+    }
+
+    /// The summaries of a CONNECT that was established.
+    fn connect_ended(
+        &self,
+        g: &Granted<'_>,
+        counters: &Counters,
+        dst: Arc<Side>,
+        cause: &EndCause,
+        tcpinfo: Option<&str>,
+    ) {
+        let ending = Ending {
+            counters,
             src: Side::clone(&g.src),
             dst: Arc::unwrap_or_clone(dst),
-            cause: &cause,
-            tcpinfo: tcpinfo.as_deref(),
+            cause,
+            tcpinfo,
         };
         self.summaries(g, ending);
     }
@@ -227,7 +263,7 @@ impl Session<'_> {
         &self,
         stream: &mut TcpStream,
         g: &Granted<'_>,
-        data: &[u8],
+        data: Vec<u8>,
         counters: &Counters,
         dst: &Side,
     ) -> Option<EndCause> {
@@ -235,7 +271,7 @@ impl Session<'_> {
             return None;
         }
         counters.target_read.add(data.len() as u64);
-        if let Err(e) = stream.write_all(data).await {
+        if let Err(e) = stream.write_all(&data).await {
             return Some(EndCause::ClientError(Some(crate::errno_text(&e))));
         }
         counters.client_written.add(data.len() as u64);
@@ -243,7 +279,7 @@ impl Session<'_> {
             src: reversed(dst),
             dst: Some(reversed(&g.src)),
         };
-        g.slog.io(self.log, ends, data.len(), Some(data));
+        g.slog.io(self.log, ends, data.len(), Some(&data));
         None
     }
 

@@ -38,27 +38,36 @@ pub(crate) const UNSPECIFIED: SocketAddr =
     SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// Serves one accepted connection.
-pub(crate) async fn serve(
+///
+/// A plain function returning the future: an `async fn` would hold its arguments twice
+/// (as arguments and as the locals they are moved into).
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn serve(
     shared: Arc<Shared>,
     mut stream: TcpStream,
     client: SocketAddr,
     local: SocketAddr,
-) {
-    let run = shared.snapshot();
-    // Dropped before `stream`: the registry never names a closed descriptor.
-    let reg = shared.registry.register(client, local);
-    let s = Session {
-        log: &shared.logger,
-        run: &run,
-        cut: &reg.entry.cancel,
-        started: Instant::now(),
-        client,
-        local,
-        debug: shared.logger.debug_enabled(),
-        registry: &shared.registry,
-        entry: &reg.entry,
-    };
-    s.serve(&mut stream).await;
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let run = shared.snapshot();
+        let reg = shared.registry.register(client, local);
+        let s = Session {
+            log: &shared.logger,
+            run: &run,
+            cut: &reg.entry.cancel,
+            started: Instant::now(),
+            client,
+            local,
+            debug: shared.logger.debug_enabled(),
+            registry: &shared.registry,
+            entry: &reg.entry,
+        };
+        s.serve(&mut stream).await;
+        // The registry entry goes before `stream`: the registry never names a closed
+        // descriptor.
+        drop(reg);
+        drop(stream);
+    }
 }
 
 /// What every step of a session needs.
@@ -105,29 +114,51 @@ impl Session<'_> {
     /// The stages in order; each logs and answers its own refusal, and a refused stage
     /// ends the session.
     async fn serve(&self, stream: &mut TcpStream) {
-        // The identd state is needed only until the handshake ends: in a block, so that
-        // it is not held in the task for the whole relay (a task is as big as its
-        // largest state).
-        let (accepted, neg) = {
-            let mut ident = self.ident();
-            let Some(accepted) = self.client_rules(&mut ident).await else {
-                return;
-            };
-            let Some(neg) = self.handshake(stream, &accepted, &mut ident).await else {
-                return;
-            };
-            (accepted, neg)
-        };
-        let Some((granted, target_addrs)) = self.request(stream, &neg, &accepted).await else {
+        // The stages before the command are boxed, and what they leave is only what the
+        // command needs: a task is as big as its largest state, and the relay's should
+        // be the largest (ARCHITECTURE.md, "Session size").
+        let Some((accepted, neg, ident)) = Box::pin(self.negotiate(stream)).await else {
             return;
         };
+        // In a block: what only the request needs is gone before the command.
+        let mut granted = {
+            let acc = accepted;
+            let request = self.request(stream, &neg, &acc, ident.as_deref());
+            Box::pin(request).await
+        };
+        // By reference: a move out of it would be a second copy in the task.
+        let Some((granted, target_addrs)) = &mut granted else {
+            return;
+        };
+        let granted = &*granted;
         match granted.command {
             // The rarer commands are boxed: the task of every session is as big as its
             // largest state, so they would make every CONNECT session bigger.
-            SocksCommand::Bind => Box::pin(self.bind(stream, &granted)).await,
-            SocksCommand::UdpAssociate => Box::pin(self.udp_associate(stream, &granted)).await,
-            _ => self.connect(stream, &granted, target_addrs).await,
+            SocksCommand::Bind => Box::pin(self.bind(stream, granted)).await,
+            SocksCommand::UdpAssociate => Box::pin(self.udp_associate(stream, granted)).await,
+            _ => {
+                // Boxed too: what the connection needs is over once it is up.
+                let connect = self.connect(stream, granted, std::mem::take(target_addrs));
+                let mut out = Box::pin(connect).await;
+                if let Some(out) = &mut out {
+                    self.established(stream, granted, out).await;
+                }
+            }
         }
+    }
+
+    /// The client rules and the negotiation (the identd state is needed only until the
+    /// handshake ends), and the user the client's identd named, taken out of the
+    /// accepted client.
+    async fn negotiate(
+        &self,
+        stream: &mut TcpStream,
+    ) -> Option<(accept::Accepted, Negotiated, Option<String>)> {
+        let mut ident = self.ident();
+        let mut accepted = self.client_rules(&mut ident).await?;
+        let neg = self.handshake(stream, &accepted, &mut ident).await?;
+        let user = accepted.ident.take();
+        Some((accepted, neg, user))
     }
 
     /// Answers the client the reply `err` calls for (none when it is gone).

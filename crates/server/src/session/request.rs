@@ -42,12 +42,14 @@ pub(super) struct Unresolved<'a> {
 impl<'s> Session<'s> {
     /// The request of `neg`, checked: `None` when it was refused (answered and logged),
     /// else the granted request and the target's addresses as far as the rules resolved
-    /// them.
+    /// them. `ident` is the user the client's identd named (taken out of `acc`, so that
+    /// the granted request does not borrow the accepted client, which ends here).
     pub(super) async fn request<'a>(
         &self,
         stream: &mut TcpStream,
         neg: &'a Negotiated,
-        acc: &'a Accepted,
+        acc: &Accepted,
+        ident: Option<&'a str>,
     ) -> Option<(Granted<'a>, TargetAddrs)>
     where
         's: 'a,
@@ -115,7 +117,7 @@ impl<'s> Session<'s> {
             method: neg.method,
             user: neg.user.as_deref(),
             version: neg.version,
-            ident: acc.ident.as_deref(),
+            ident,
             check_to: command != SocksCommand::UdpAssociate,
         };
         let mut target_addrs = TargetAddrs::default();
@@ -191,7 +193,7 @@ impl<'s> Session<'s> {
             return None;
         }
         let granted = Granted {
-            ident: acc.ident.as_deref(),
+            ident,
             neg,
             rule,
             slog,

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sockd_conf::{ErrorSide, Via};
+use sockd_conf::{ErrorSide, ProxyProtocol, Rule, Via};
 use socks_proto::ReplyCode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -25,6 +25,24 @@ use crate::negotiate::reply;
 use crate::relay::Counters;
 use crate::rules::TargetAddrs;
 use crate::tlog::{ep, only, reached_ep, target_ep, RuleLog};
+
+/// A CONNECT whose outgoing connection is up: what its relay and its summaries need,
+/// taken out of the grant, so that neither the grant nor the negotiated request it
+/// borrows is held across the relay.
+pub(super) struct Connected<'a> {
+    /// The socks rule that passed it.
+    pub(super) rule: &'a Rule,
+    /// Its logging context.
+    pub(super) slog: RuleLog,
+    /// The client rule's logging context.
+    pub(super) clog: RuleLog,
+    /// `[AUTH]CLIENT PROXY-INT` (shared with the registry's entry).
+    pub(super) src: Arc<Side>,
+    pub(super) version: ProxyProtocol,
+    /// Bytes the client sent before our reply: they go to the target first.
+    pub(super) early_data: Vec<u8>,
+    pub(super) out: Outgoing,
+}
 
 /// An outgoing connection that is up (directly or through an upstream): what
 /// [`Session::established`] needs of it.
@@ -201,68 +219,67 @@ impl Session<'_> {
     /// A CONNECT whose outgoing connection is up (directly or through an upstream): the
     /// success reply, the start line, bytes the upstream already sent, the relay, and the
     /// summaries. (By reference: an `async fn` holds what it is given by value twice.)
-    pub(super) async fn established(
-        &self,
-        stream: &mut TcpStream,
-        g: &Granted<'_>,
-        out: &mut Outgoing,
-    ) {
+    pub(super) async fn established(&self, stream: &mut TcpStream, c: &mut Connected<'_>) {
         let counters = Arc::new(Counters::default());
         self.entry.add_counters(&counters);
-        let dst = Arc::new(std::mem::replace(&mut out.dst, Side(Vec::new())));
-        let leftover = std::mem::take(&mut out.leftover);
+        let dst = Arc::new(std::mem::replace(&mut c.out.dst, Side(Vec::new())));
         // An end before the relay, in a block: it is not held across the relay (a task
         // is as big as its largest state).
         {
-            let early = match reply(stream, g.version(), ReplyCode::Succeeded, out.ext).await {
+            let early = match reply(stream, c.version, ReplyCode::Succeeded, c.out.ext).await {
                 Err(e) => Some(EndCause::ClientError(Some(crate::errno_text(&e)))),
                 Ok(()) => {
-                    g.slog.start_with(self.log, || Ends {
-                        src: Side::clone(&g.src),
+                    c.slog.start_with(self.log, || Ends {
+                        src: Side::clone(&c.src),
                         dst: Some(Side::clone(&dst)),
                     });
-                    self.leftover_to_client(stream, g, leftover, &counters, &dst)
+                    let leftover = std::mem::take(&mut c.out.leftover);
+                    self.leftover_to_client(stream, c, leftover, &counters, &dst)
                         .await
                 }
             };
             if let Some(cause) = early {
-                return self.connect_ended(g, &counters, dst, &cause, None);
+                return self.connect_ended(c, &counters, dst, &cause, None);
             }
         }
         let relayed = Relayed {
-            slog: &g.slog,
-            src: &g.src,
+            slog: &c.slog,
+            src: &c.src,
             dst: &dst,
             counters: &counters,
         };
-        let end = self.relay_logged(stream, &mut out.stream, g, relayed).await;
-        self.connect_ended(g, &counters, dst, &end.cause, end.tcpinfo.as_deref());
+        let end = self
+            .relay_tcp(stream, &mut c.out.stream, c.rule, &c.early_data, relayed)
+            .await;
+        self.connect_ended(c, &counters, dst, &end.cause, end.tcpinfo.as_deref());
     }
 
     /// The summaries of a CONNECT that was established.
     fn connect_ended(
         &self,
-        g: &Granted<'_>,
+        c: &Connected<'_>,
         counters: &Counters,
         dst: Arc<Side>,
         cause: &EndCause,
         tcpinfo: Option<&str>,
     ) {
-        let ending = Ending {
+        self.summaries(Ending {
+            slog: &c.slog,
+            clog: &c.clog,
+            accept_side: None,
             counters,
-            src: Side::clone(&g.src),
+            src: Side::clone(&c.src),
             dst: Arc::unwrap_or_clone(dst),
             cause,
             tcpinfo,
-        };
-        self.summaries(g, ending);
+        });
     }
 
     /// Bytes an upstream proxy sent right after its answer go to the client first.
     async fn leftover_to_client(
         &self,
         stream: &mut TcpStream,
-        g: &Granted<'_>,
+        c: &Connected<'_>,
         data: Vec<u8>,
         counters: &Counters,
         dst: &Side,
@@ -277,9 +294,9 @@ impl Session<'_> {
         counters.client_written.add(data.len() as u64);
         let ends = Ends {
             src: reversed(dst),
-            dst: Some(reversed(&g.src)),
+            dst: Some(reversed(&c.src)),
         };
-        g.slog.io(self.log, ends, data.len(), Some(&data));
+        c.slog.io(self.log, ends, data.len(), Some(&data));
         None
     }
 
@@ -321,13 +338,16 @@ impl Session<'_> {
             .map_or_else(|| target_ep(target), |a| reached_ep(target, a));
         let dst = Side(vec![ext, peer]);
         let ending = Ending {
+            slog: &g.slog,
+            clog: &g.clog,
+            accept_side: Some(&g.accept_side),
             counters: &Counters::default(),
             src: Side::clone(&g.src),
             dst,
             cause: &cause,
             tcpinfo: None,
         };
-        self.summaries(g, ending);
+        self.summaries(ending);
     }
 
     /// No socket, or no bind to the external address: the proxy's own failure, before

@@ -114,37 +114,53 @@ impl Session<'_> {
     /// The stages in order; each logs and answers its own refusal, and a refused stage
     /// ends the session.
     async fn serve(&self, stream: &mut TcpStream) {
-        // The stages before the command are boxed, and what they leave is only what the
-        // command needs: a task is as big as its largest state, and the relay's should
-        // be the largest (ARCHITECTURE.md, "Session size").
-        let Some((accepted, neg, ident)) = Box::pin(self.negotiate(stream)).await else {
-            return;
-        };
+        // Everything up to the command is one boxed future, and what it leaves is only
+        // what a CONNECT needs across its relay (`Connected`): a task is as big as its
+        // largest state, and the relay's should be the largest (ARCHITECTURE.md, "Session
+        // size"). A future of its own, not a block: a block's value is built where its
+        // locals still are, so the task would keep room for both.
+        let mut connected = Box::pin(self.until_connected(stream)).await;
+        if let Some(c) = &mut connected {
+            self.established(stream, c).await;
+        }
+    }
+
+    /// Accept, negotiation, request and the command: a CONNECT until its outgoing
+    /// connection is up (`None` when it was refused or failed, answered and logged),
+    /// BIND and UDP ASSOCIATE to their end (`None`).
+    async fn until_connected(&self, stream: &mut TcpStream) -> Option<connect::Connected<'_>> {
+        let (accepted, neg, ident) = self.negotiate(stream).await?;
         // In a block: what only the request needs is gone before the command.
         let mut granted = {
             let acc = accepted;
-            let request = self.request(stream, &neg, &acc, ident.as_deref());
-            Box::pin(request).await
+            self.request(stream, &neg, &acc, ident.as_deref()).await
         };
-        // By reference: a move out of it would be a second copy in the task.
-        let Some((granted, target_addrs)) = &mut granted else {
-            return;
-        };
-        let granted = &*granted;
+        // By reference: a move out of it would be a second copy in the future.
+        let (granted, target_addrs, rule) = granted.as_mut()?;
         match granted.command {
-            // The rarer commands are boxed: the task of every session is as big as its
-            // largest state, so they would make every CONNECT session bigger.
-            SocksCommand::Bind => Box::pin(self.bind(stream, granted)).await,
-            SocksCommand::UdpAssociate => Box::pin(self.udp_associate(stream, granted)).await,
-            _ => {
-                // Boxed too: what the connection needs is over once it is up.
-                let connect = self.connect(stream, granted, std::mem::take(target_addrs));
-                let mut out = Box::pin(connect).await;
-                if let Some(out) = &mut out {
-                    self.established(stream, granted, out).await;
-                }
+            // The rarer commands are boxed: they would make this future bigger for all.
+            SocksCommand::Bind => {
+                Box::pin(self.bind(stream, granted)).await;
+                return None;
             }
+            SocksCommand::UdpAssociate => {
+                Box::pin(self.udp_associate(stream, granted)).await;
+                return None;
+            }
+            _ => {}
         }
+        let out = self
+            .connect(stream, granted, std::mem::take(target_addrs))
+            .await?;
+        Some(connect::Connected {
+            rule,
+            slog: granted.slog,
+            clog: granted.clog,
+            src: Arc::clone(&granted.src),
+            version: granted.version(),
+            early_data: granted.neg.early_data.clone(),
+            out,
+        })
     }
 
     /// The client rules and the negotiation (the identd state is needed only until the

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sockd_conf::ErrorSide;
+use sockd_conf::{ErrorSide, Rule};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use traffic_log::{EndCause, Ends, Side, Summary};
@@ -36,8 +36,15 @@ pub(crate) struct RelayEnd {
     pub(crate) tcpinfo: Option<String>,
 }
 
-/// What a CONNECT's end-of-session lines say.
+/// What a CONNECT's end-of-session lines say, and under which rules.
 pub(super) struct Ending<'a> {
+    /// The socks rule's logging context.
+    pub(super) slog: &'a RuleLog,
+    /// The client rule's.
+    pub(super) clog: &'a RuleLog,
+    /// `CLIENT PROXY-INT` for the client rule's line; `None`: `src` without its
+    /// authentication, which it is.
+    pub(super) accept_side: Option<&'a Side>,
     pub(super) counters: &'a Counters,
     /// `[AUTH]CLIENT PROXY-INT`.
     pub(super) src: Side,
@@ -56,6 +63,20 @@ impl Session<'_> {
         client: &mut TcpStream,
         other: &mut TcpStream,
         g: &Granted<'_>,
+        r: Relayed<'_>,
+    ) -> RelayEnd {
+        self.relay_tcp(client, other, g.rule, &g.neg.early_data, r)
+            .await
+    }
+
+    /// [`Self::relay_logged`] for the socks rule `rule` and the bytes the client sent
+    /// before the reply (`early`).
+    pub(super) async fn relay_tcp(
+        &self,
+        client: &mut TcpStream,
+        other: &mut TcpStream,
+        rule: &Rule,
+        early: &[u8],
         r: Relayed<'_>,
     ) -> RelayEnd {
         let Relayed {
@@ -96,16 +117,13 @@ impl Session<'_> {
                 slog.io_line(self.log, lines, op.len, op.data);
             }
         };
-        if let Some(cause) = self
-            .early_data(other, &g.neg.early_data, counters, &on_io)
-            .await
-        {
+        if let Some(cause) = self.early_data(other, early, counters, &on_io).await {
             return RelayEnd {
                 cause,
                 tcpinfo: None,
             };
         }
-        let idle = g.rule.timeout_io.unwrap_or(self.run.config.timeouts.io);
+        let idle = rule.timeout_io.unwrap_or(self.run.config.timeouts.io);
         let on_error = |side: ErrorSide, e: &std::io::Error| {
             let Some(errno) = e.raw_os_error() else {
                 return;
@@ -125,7 +143,7 @@ impl Session<'_> {
                 self.log,
                 side,
                 Failure::Errno(errno),
-                &g.rule.error_logs,
+                &rule.error_logs,
                 &self.run.config.error_logs,
                 || format!("i/o error with {what} {peer}: {}", crate::errno_text(e)),
             );
@@ -163,8 +181,11 @@ impl Session<'_> {
     }
 
     /// The end-of-session lines of a CONNECT: the socks rule's, then the client rule's.
-    pub(super) fn summaries(&self, g: &Granted<'_>, e: Ending<'_>) {
+    pub(super) fn summaries(&self, e: Ending<'_>) {
         let Ending {
+            slog,
+            clog,
+            accept_side,
             counters,
             src,
             dst,
@@ -181,17 +202,20 @@ impl Session<'_> {
             counters.target_written.bytes(),
             counters.target_read.bytes(),
         );
+        let accept_side = clog
+            .logs_summary(cause)
+            .then(|| accept_side.map_or_else(|| unauthenticated(&src), Side::clone));
         let summary = Summary {
             client: leg(wc, src, rc),
             target: Some(leg(wt, dst, rt)),
         };
-        g.slog.summary_with(self.log, summary, cause, secs, tcpinfo);
-        if g.clog.logs_summary(cause) {
+        slog.summary_with(self.log, summary, cause, secs, tcpinfo);
+        if let Some(accept_side) = accept_side {
             let summary = Summary {
-                client: leg(wc, g.accept_side.clone(), wt),
+                client: leg(wc, accept_side, wt),
                 target: None,
             };
-            g.clog.summary(self.log, summary, cause, secs);
+            clog.summary(self.log, summary, cause, secs);
         }
     }
 
@@ -220,4 +244,36 @@ impl Session<'_> {
         );
         None
     }
+}
+
+/// `CLIENT PROXY-INT` from `[AUTH]CLIENT PROXY-INT`: the client rule's side is the socks
+/// rule's without the authentication (it is built as one, `tlog::client_side`), so a
+/// CONNECT does not keep a third endpoint list for its whole relay.
+fn unauthenticated(src: &Side) -> Side {
+    Side(
+        src.0
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let e = e.clone();
+                if i == 0 {
+                    e.with_auth(None)
+                } else {
+                    e
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+#[test]
+fn the_client_rules_side_is_the_socks_rules_without_its_authentication() {
+    use crate::tlog::{client_side, ep, user_auth};
+    let client = ep("10.1.2.3:4567".parse().unwrap());
+    let local = "127.0.0.1:1080".parse().unwrap();
+    let auth = user_auth(sockd_conf::AuthMethod::Username, Some("alice"));
+    assert!(auth.is_some());
+    let src = client_side(&client.clone().with_auth(auth), local);
+    assert_eq!(unauthenticated(&src), client_side(&client, local));
 }

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sockd_conf::{ErrorSide, ProxyProtocol, Rule, Via};
+use sockd_conf::{ErrorSide, Rule, Via};
 use socks_proto::ReplyCode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -26,9 +26,9 @@ use crate::relay::Counters;
 use crate::rules::TargetAddrs;
 use crate::tlog::{ep, only, reached_ep, target_ep, RuleLog};
 
-/// A CONNECT whose outgoing connection is up: what its relay and its summaries need,
-/// taken out of the grant, so that neither the grant nor the negotiated request it
-/// borrows is held across the relay.
+/// A CONNECT whose outgoing connection is up and answered: what its relay and its
+/// summaries need, taken out of the grant, so that neither the grant nor the
+/// negotiated request it borrows is held across the relay.
 pub(super) struct Connected<'a> {
     /// The socks rule that passed it.
     pub(super) rule: &'a Rule,
@@ -38,14 +38,18 @@ pub(super) struct Connected<'a> {
     pub(super) clog: RuleLog,
     /// `[AUTH]CLIENT PROXY-INT` (shared with the registry's entry).
     pub(super) src: Arc<Side>,
-    pub(super) version: ProxyProtocol,
+    /// `PROXY-EXT TARGET` (`None` once the summaries took it).
+    dst: Option<Arc<Side>>,
+    /// The session's counters, shared with the registry.
+    counters: Arc<Counters>,
     /// Bytes the client sent before our reply: they go to the target first.
     pub(super) early_data: Vec<u8>,
-    pub(super) out: Outgoing,
+    /// The outgoing connection.
+    out: TcpStream,
 }
 
 /// An outgoing connection that is up (directly or through an upstream): what
-/// [`Session::established`] needs of it.
+/// [`Session::answer_connected`] needs of it.
 pub(super) struct Outgoing {
     pub(super) stream: TcpStream,
     /// Its local address, for the success reply.
@@ -216,60 +220,84 @@ impl Session<'_> {
         })
     }
 
-    /// A CONNECT whose outgoing connection is up (directly or through an upstream): the
-    /// success reply, the start line, bytes the upstream already sent, the relay, and the
-    /// summaries. (By reference: an `async fn` holds what it is given by value twice.)
-    pub(super) async fn established(&self, stream: &mut TcpStream, c: &mut Connected<'_>) {
+    /// A CONNECT whose outgoing connection is up (directly or through an upstream): its
+    /// counters, the success reply, the start line and bytes the upstream already sent.
+    /// `None` when it ended here (logged).
+    pub(super) async fn answer_connected<'r>(
+        &self,
+        stream: &mut TcpStream,
+        g: &Granted<'_>,
+        rule: &'r Rule,
+        out: Outgoing,
+    ) -> Option<Connected<'r>> {
         let counters = Arc::new(Counters::default());
         self.entry.add_counters(&counters);
-        let dst = Arc::new(std::mem::replace(&mut c.out.dst, Side(Vec::new())));
-        // An end before the relay, in a block: it is not held across the relay (a task
-        // is as big as its largest state).
-        {
-            let early = match reply(stream, c.version, ReplyCode::Succeeded, c.out.ext).await {
-                Err(e) => Some(EndCause::ClientError(Some(crate::errno_text(&e)))),
-                Ok(()) => {
-                    c.slog.start_with(self.log, || Ends {
-                        src: Side::clone(&c.src),
-                        dst: Some(Side::clone(&dst)),
-                    });
-                    let leftover = std::mem::take(&mut c.out.leftover);
-                    self.leftover_to_client(stream, c, leftover, &counters, &dst)
-                        .await
-                }
-            };
-            if let Some(cause) = early {
-                return self.connect_ended(c, &counters, dst, &cause, None);
-            }
-        }
-        let relayed = Relayed {
-            slog: &c.slog,
-            src: &c.src,
-            dst: &dst,
-            counters: &counters,
+        let Outgoing {
+            stream: out,
+            ext,
+            dst,
+            leftover,
+        } = out;
+        let dst = Arc::new(dst);
+        let mut c = Connected {
+            rule,
+            slog: g.slog,
+            clog: g.clog,
+            src: Arc::clone(&g.src),
+            dst: Some(Arc::clone(&dst)),
+            counters,
+            early_data: g.neg.early_data.clone(),
+            out,
         };
-        let end = self
-            .relay_tcp(stream, &mut c.out.stream, c.rule, &c.early_data, relayed)
-            .await;
-        self.connect_ended(c, &counters, dst, &end.cause, end.tcpinfo.as_deref());
+        let early = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
+            Err(e) => Some(EndCause::ClientError(Some(crate::errno_text(&e)))),
+            Ok(()) => {
+                c.slog.start_with(self.log, || Ends {
+                    src: Side::clone(&c.src),
+                    dst: Some(Side::clone(&dst)),
+                });
+                drop(dst);
+                self.leftover_to_client(stream, &c, leftover).await
+            }
+        };
+        match early {
+            Some(cause) => {
+                self.connect_ended(&mut c, &cause, None);
+                None
+            }
+            None => Some(c),
+        }
+    }
+
+    /// The relay of an answered CONNECT, and its summaries.
+    pub(super) async fn established(&self, stream: &mut TcpStream, c: &mut Connected<'_>) {
+        let end = {
+            let Some(dst) = &c.dst else { return };
+            let relayed = Relayed {
+                slog: &c.slog,
+                src: &c.src,
+                dst,
+                counters: &c.counters,
+            };
+            self.relay_tcp(stream, &mut c.out, c.rule, &c.early_data, relayed)
+                .await
+        };
+        self.connect_ended(c, &end.cause, end.tcpinfo.as_deref());
     }
 
     /// The summaries of a CONNECT that was established.
-    fn connect_ended(
-        &self,
-        c: &Connected<'_>,
-        counters: &Counters,
-        dst: Arc<Side>,
-        cause: &EndCause,
-        tcpinfo: Option<&str>,
-    ) {
+    fn connect_ended(&self, c: &mut Connected<'_>, cause: &EndCause, tcpinfo: Option<&str>) {
+        let dst = c
+            .dst
+            .take()
+            .map_or_else(|| Side(Vec::new()), Arc::unwrap_or_clone);
         self.summaries(Ending {
             slog: &c.slog,
             clog: &c.clog,
             accept_side: None,
-            counters,
+            counters: &c.counters,
             src: Side::clone(&c.src),
-            dst: Arc::unwrap_or_clone(dst),
+            dst,
             cause,
             tcpinfo,
         });
@@ -281,19 +309,18 @@ impl Session<'_> {
         stream: &mut TcpStream,
         c: &Connected<'_>,
         data: Vec<u8>,
-        counters: &Counters,
-        dst: &Side,
     ) -> Option<EndCause> {
         if data.is_empty() {
             return None;
         }
-        counters.target_read.add(data.len() as u64);
+        c.counters.target_read.add(data.len() as u64);
         if let Err(e) = stream.write_all(&data).await {
             return Some(EndCause::ClientError(Some(crate::errno_text(&e))));
         }
-        counters.client_written.add(data.len() as u64);
+        c.counters.client_written.add(data.len() as u64);
+        let dst = c.dst.as_deref().map_or_else(|| Side(Vec::new()), reversed);
         let ends = Ends {
-            src: reversed(dst),
+            src: dst,
             dst: Some(reversed(&c.src)),
         };
         c.slog.io(self.log, ends, data.len(), Some(&data));

@@ -152,15 +152,7 @@ impl Session<'_> {
         let out = self
             .connect(stream, granted, std::mem::take(target_addrs))
             .await?;
-        Some(connect::Connected {
-            rule,
-            slog: granted.slog,
-            clog: granted.clog,
-            src: Arc::clone(&granted.src),
-            version: granted.version(),
-            early_data: granted.neg.early_data.clone(),
-            out,
-        })
+        self.answer_connected(stream, granted, rule, out).await
     }
 
     /// The client rules and the negotiation (the identd state is needed only until the

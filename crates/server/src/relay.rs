@@ -250,14 +250,15 @@ struct Io<'a> {
 struct Pump {
     /// Its pipe, once it carries bulk data (splice).
     pipe: Option<Pipe>,
-    /// The tail of a buffered read that could not be written yet (empty: none).
-    rest: Vec<u8>,
-    /// How much of `rest` is written.
-    off: usize,
-    /// Bytes of the last splice still in the pipe.
-    in_pipe: usize,
+    /// The tail of a buffered read that could not be written yet (empty: none; a
+    /// boxed slice, not a `Vec`, and 32-bit counts below: every idle session has two).
+    rest: Box<[u8]>,
+    /// How much of `rest` is written (at most a read buffer).
+    off: u32,
+    /// Bytes of the last splice still in the pipe (at most the pipe's size).
+    in_pipe: u32,
     /// The length of the last splice (its I/O line comes when it is all written).
-    spliced: usize,
+    spliced: u32,
     /// Reached its end (end of file or error).
     done: bool,
 }
@@ -311,7 +312,7 @@ impl Pump {
                 (p.on_io)(
                     io.dir,
                     IoOp {
-                        len: self.spliced,
+                        len: self.spliced as usize,
                         data: None,
                     },
                 );
@@ -334,6 +335,8 @@ impl Pump {
                     Ok(0) => 0,
                     Ok(n) => {
                         io.read.add(n as u64);
+                        // A splice moves at most the pipe's size.
+                        let n = n.min(crate::splice::PIPE_SIZE) as u32;
                         (self.in_pipe, self.spliced) = (n, n);
                         continue;
                     }
@@ -350,7 +353,7 @@ impl Pump {
                         n
                     }
                     Ok(Some(Read::Pending(rest))) => {
-                        (self.rest, self.off) = (rest, 0);
+                        (self.rest, self.off) = (rest.into_boxed_slice(), 0);
                         continue;
                     }
                     Err(end) => return Poll::Ready(end),
@@ -376,18 +379,19 @@ impl Pump {
 
     /// The rest of a buffered read, written on as the target takes it.
     fn poll_write_rest(&mut self, io: &Io<'_>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.off < self.rest.len() {
+        while (self.off as usize) < self.rest.len() {
             ready!(io.to.poll_write_ready(cx))?;
-            match io.to.try_write(&self.rest[self.off..]) {
+            match io.to.try_write(&self.rest[self.off as usize..]) {
                 Ok(k) => {
-                    self.off += k;
+                    // At most what is left of a read buffer.
+                    self.off += k as u32;
                     io.written.add(k as u64);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
-        (self.rest, self.off) = (Vec::new(), 0);
+        (self.rest, self.off) = (Box::default(), 0);
         Poll::Ready(Ok(()))
     }
 
@@ -399,12 +403,12 @@ impl Pump {
         };
         while self.in_pipe > 0 {
             let left = self.in_pipe;
-            match io
-                .to
-                .try_io(Interest::WRITABLE, || pipe.drain(io.to.as_raw_fd(), left))
-            {
+            match io.to.try_io(Interest::WRITABLE, || {
+                pipe.drain(io.to.as_raw_fd(), left as usize)
+            }) {
                 Ok(k) => {
-                    self.in_pipe -= k;
+                    // At most `left`.
+                    self.in_pipe = left.saturating_sub(k as u32);
                     io.written.add(k as u64);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -55,7 +55,7 @@ pub(super) struct Ending<'a> {
     pub(super) tcpinfo: Option<&'a str>,
 }
 
-impl Session<'_> {
+impl<'s> Session<'s> {
     /// Relays between `client` and `other`, logging I/O with `r.slog` in Dante's
     /// directions: `SRC -> DST` for bytes from the client, reversed for bytes to it.
     pub(crate) async fn relay_logged(
@@ -71,14 +71,17 @@ impl Session<'_> {
 
     /// [`Self::relay_logged`] for the socks rule `rule` and the bytes the client sent
     /// before the reply (`early`).
-    pub(super) async fn relay_tcp(
-        &self,
-        client: &mut TcpStream,
-        other: &mut TcpStream,
-        rule: &Rule,
-        early: &[u8],
-        r: Relayed<'_>,
-    ) -> RelayEnd {
+    ///
+    /// A plain function returning the future, its setup done before it: an `async fn`
+    /// would hold its arguments twice, across the whole relay.
+    pub(super) fn relay_tcp<'f>(
+        &'f self,
+        client: &'f mut TcpStream,
+        other: &'f mut TcpStream,
+        rule: &'f Rule,
+        early: &'f [u8],
+        r: Relayed<'f>,
+    ) -> impl std::future::Future<Output = RelayEnd> + use<'f, 's> {
         let Relayed {
             slog,
             src,
@@ -111,73 +114,75 @@ impl Session<'_> {
                 },
             )
         });
-        let on_io = |dir: Dir, op: IoOp<'_>| {
-            let lines = if dir == Dir::Up { &up } else { &down };
-            if let Some(lines) = lines {
-                slog.io_line(self.log, lines, op.len, op.data);
+        async move {
+            let on_io = |dir: Dir, op: IoOp<'_>| {
+                let lines = if dir == Dir::Up { &up } else { &down };
+                if let Some(lines) = lines {
+                    slog.io_line(self.log, lines, op.len, op.data);
+                }
+            };
+            if let Some(cause) = self.early_data(other, early, counters, &on_io).await {
+                return RelayEnd {
+                    cause,
+                    tcpinfo: None,
+                };
             }
-        };
-        if let Some(cause) = self.early_data(other, early, counters, &on_io).await {
-            return RelayEnd {
-                cause,
-                tcpinfo: None,
+            let idle = rule.timeout_io.unwrap_or(self.run.config.timeouts.io);
+            let on_error = |side: ErrorSide, e: &std::io::Error| {
+                let Some(errno) = e.raw_os_error() else {
+                    return;
+                };
+                let peer = if side == ErrorSide::Internal {
+                    src.0.first()
+                } else {
+                    dst.0.last()
+                };
+                let peer = peer.map_or_else(String::new, ToString::to_string);
+                let what = if side == ErrorSide::Internal {
+                    "client"
+                } else {
+                    "host"
+                };
+                warn_failure(
+                    self.log,
+                    side,
+                    Failure::Errno(errno),
+                    &rule.error_logs,
+                    &self.run.config.error_logs,
+                    || format!("i/o error with {what} {peer}: {}", crate::errno_text(e)),
+                );
             };
+            let params = RelayParams {
+                counters,
+                idle: seconds(idle),
+                cut: self.cut,
+                on_io: &on_io,
+                on_error: &on_error,
+                splice: !slog.flags.data,
+                // `log: tcpinfo` reads the sockets' TCP state after the relay.
+                closed_after: !slog.flags.tcpinfo,
+            };
+            let interim = crate::interim::Interim {
+                every: self.interim_every(slog),
+                slog,
+                log: self.log,
+                counters,
+                src,
+                dst,
+                started: self.started,
+            };
+            let cause = crate::interim::with_interim(interim, relay(client, other, params)).await;
+            self.entry.with_tcp(|t| t.fds = None);
+            // `log: tcpinfo`: both sockets, while they are still open.
+            let tcpinfo = slog.flags.tcpinfo.then(|| {
+                let (c, o) = (
+                    crate::sockinfo::tcp_info(client),
+                    crate::sockinfo::tcp_info(other),
+                );
+                traffic_log::tcpinfo::format_block(c.as_ref(), o.as_ref())
+            });
+            RelayEnd { cause, tcpinfo }
         }
-        let idle = rule.timeout_io.unwrap_or(self.run.config.timeouts.io);
-        let on_error = |side: ErrorSide, e: &std::io::Error| {
-            let Some(errno) = e.raw_os_error() else {
-                return;
-            };
-            let peer = if side == ErrorSide::Internal {
-                src.0.first()
-            } else {
-                dst.0.last()
-            };
-            let peer = peer.map_or_else(String::new, ToString::to_string);
-            let what = if side == ErrorSide::Internal {
-                "client"
-            } else {
-                "host"
-            };
-            warn_failure(
-                self.log,
-                side,
-                Failure::Errno(errno),
-                &rule.error_logs,
-                &self.run.config.error_logs,
-                || format!("i/o error with {what} {peer}: {}", crate::errno_text(e)),
-            );
-        };
-        let params = RelayParams {
-            counters,
-            idle: seconds(idle),
-            cut: self.cut,
-            on_io: &on_io,
-            on_error: &on_error,
-            splice: !slog.flags.data,
-            // `log: tcpinfo` reads the sockets' TCP state after the relay.
-            closed_after: !slog.flags.tcpinfo,
-        };
-        let interim = crate::interim::Interim {
-            every: self.interim_every(slog),
-            slog,
-            log: self.log,
-            counters,
-            src,
-            dst,
-            started: self.started,
-        };
-        let cause = crate::interim::with_interim(interim, relay(client, other, params)).await;
-        self.entry.with_tcp(|t| t.fds = None);
-        // `log: tcpinfo`: both sockets, while they are still open.
-        let tcpinfo = slog.flags.tcpinfo.then(|| {
-            let (c, o) = (
-                crate::sockinfo::tcp_info(client),
-                crate::sockinfo::tcp_info(other),
-            );
-            traffic_log::tcpinfo::format_block(c.as_ref(), o.as_ref())
-        });
-        RelayEnd { cause, tcpinfo }
     }
 
     /// The end-of-session lines of a CONNECT: the socks rule's, then the client rule's.

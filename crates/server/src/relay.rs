@@ -81,10 +81,17 @@ pub(crate) struct RelayParams<'a> {
     /// The sockets are closed as soon as the relay returns (nothing reads their state
     /// first), so the second end of file is passed on by close(2) alone.
     pub(crate) closed_after: bool,
-    /// Called for each I/O operation (length 0 for end of file).
-    pub(crate) on_io: &'a (dyn Fn(Dir, IoOp<'_>) + Sync),
-    /// Called with the error that ends the session, and on which side it happened.
-    pub(crate) on_error: &'a (dyn Fn(sockd_conf::ErrorSide, &io::Error) + Sync),
+    /// Told each I/O operation and the error that ends the session.
+    pub(crate) hooks: &'a dyn Hooks,
+}
+
+/// What the relay tells as it goes (one object, not two closures: every idle session
+/// holds it).
+pub(crate) trait Hooks: Sync {
+    /// An I/O operation (length 0 for end of file).
+    fn io(&self, dir: Dir, op: IoOp<'_>);
+    /// The error that ends the session, and on which side it happened.
+    fn error(&self, side: sockd_conf::ErrorSide, e: &io::Error);
 }
 
 /// Relays until the session ends; the future's output is why it ended.
@@ -227,12 +234,12 @@ impl Relay<'_> {
 }
 
 fn client_error(p: &RelayParams<'_>, e: &io::Error) -> EndCause {
-    (p.on_error)(sockd_conf::ErrorSide::Internal, e);
+    p.hooks.error(sockd_conf::ErrorSide::Internal, e);
     EndCause::ClientError(Some(crate::errno_text(e)))
 }
 
 fn peer_error(p: &RelayParams<'_>, e: &io::Error) -> EndCause {
-    (p.on_error)(sockd_conf::ErrorSide::External, e);
+    p.hooks.error(sockd_conf::ErrorSide::External, e);
     EndCause::PeerError(Some(crate::errno_text(e)))
 }
 
@@ -309,7 +316,7 @@ impl Pump {
                 if let Err(end) = ready!(self.poll_drain(io, cx)) {
                     return Poll::Ready(end);
                 }
-                (p.on_io)(
+                p.hooks.io(
                     io.dir,
                     IoOp {
                         len: self.spliced as usize,
@@ -364,7 +371,7 @@ impl Pump {
                 // Dante 1.4.2 logs the first end of file as a `(0)` line; the second ends
                 // the session, which its summary reports.
                 if !last {
-                    (p.on_io)(io.dir, IoOp { len: 0, data: None });
+                    p.hooks.io(io.dir, IoOp { len: 0, data: None });
                 }
                 // Both sockets' receive queues are empty once both ends of file are read,
                 // so close(2) sends FIN, not RST.
@@ -441,7 +448,7 @@ fn buffered_with(
         Err(e) => return Err(PumpEnd::ReadError(e)),
     };
     io.read.add(n as u64);
-    (p.on_io)(
+    p.hooks.io(
         io.dir,
         IoOp {
             len: n,

@@ -12,8 +12,8 @@ use traffic_log::{EndCause, Ends, Side, Summary};
 use super::{reversed, seconds, Granted, Session};
 use crate::logging::{warn_failure, Failure};
 use crate::registry::{EventKind, Phase, TcpState};
-use crate::relay::{relay, Counters, Dir, IoOp, RelayParams};
-use crate::tlog::{leg, RuleLog};
+use crate::relay::{relay, Counters, Dir, Hooks, IoOp, RelayParams};
+use crate::tlog::{leg, IoLines, RuleLog};
 
 /// A relayed TCP session's sides and the rule that logs it: what
 /// [`Session::relay_logged`] needs beside the two sockets.
@@ -114,50 +114,30 @@ impl<'s> Session<'s> {
                 },
             )
         });
+        // Built here, not in the future: moved into it once, and told to the relay as one
+        // object.
+        let hooks = TcpHooks {
+            s: self,
+            slog,
+            rule,
+            src,
+            dst,
+            up,
+            down,
+        };
         async move {
-            let on_io = |dir: Dir, op: IoOp<'_>| {
-                let lines = if dir == Dir::Up { &up } else { &down };
-                if let Some(lines) = lines {
-                    slog.io_line(self.log, lines, op.len, op.data);
-                }
-            };
-            if let Some(cause) = self.early_data(other, early, counters, &on_io).await {
+            if let Some(cause) = self.early_data(other, early, counters, &hooks).await {
                 return RelayEnd {
                     cause,
                     tcpinfo: None,
                 };
             }
             let idle = rule.timeout_io.unwrap_or(self.run.config.timeouts.io);
-            let on_error = |side: ErrorSide, e: &std::io::Error| {
-                let Some(errno) = e.raw_os_error() else {
-                    return;
-                };
-                let peer = if side == ErrorSide::Internal {
-                    src.0.first()
-                } else {
-                    dst.0.last()
-                };
-                let peer = peer.map_or_else(String::new, ToString::to_string);
-                let what = if side == ErrorSide::Internal {
-                    "client"
-                } else {
-                    "host"
-                };
-                warn_failure(
-                    self.log,
-                    side,
-                    Failure::Errno(errno),
-                    &rule.error_logs,
-                    &self.run.config.error_logs,
-                    || format!("i/o error with {what} {peer}: {}", crate::errno_text(e)),
-                );
-            };
             let params = RelayParams {
                 counters,
                 idle: seconds(idle),
                 cut: self.cut,
-                on_io: &on_io,
-                on_error: &on_error,
+                hooks: &hooks,
                 splice: !slog.flags.data,
                 // `log: tcpinfo` reads the sockets' TCP state after the relay.
                 closed_after: !slog.flags.tcpinfo,
@@ -230,7 +210,7 @@ impl<'s> Session<'s> {
         other: &mut TcpStream,
         data: &[u8],
         counters: &Counters,
-        on_io: &(dyn Fn(Dir, IoOp<'_>) + Sync),
+        hooks: &dyn Hooks,
     ) -> Option<EndCause> {
         if data.is_empty() {
             return None;
@@ -240,7 +220,7 @@ impl<'s> Session<'s> {
             return Some(EndCause::PeerError(Some(crate::errno_text(&e))));
         }
         counters.target_written.add(data.len() as u64);
-        on_io(
+        hooks.io(
             Dir::Up,
             IoOp {
                 len: data.len(),
@@ -248,6 +228,53 @@ impl<'s> Session<'s> {
             },
         );
         None
+    }
+}
+
+/// A relayed TCP session's I/O lines (in Dante's directions: `SRC -> DST` for bytes from
+/// the client, reversed for bytes to it) and the warnings of the error that ends it.
+struct TcpHooks<'f, 's> {
+    s: &'f Session<'s>,
+    slog: &'f RuleLog,
+    rule: &'f Rule,
+    src: &'f Side,
+    dst: &'f Side,
+    /// The lines of each direction (none when they are not logged).
+    up: Option<Box<IoLines>>,
+    down: Option<Box<IoLines>>,
+}
+
+impl Hooks for TcpHooks<'_, '_> {
+    fn io(&self, dir: Dir, op: IoOp<'_>) {
+        let lines = if dir == Dir::Up { &self.up } else { &self.down };
+        if let Some(lines) = lines {
+            self.slog.io_line(self.s.log, lines, op.len, op.data);
+        }
+    }
+
+    fn error(&self, side: ErrorSide, e: &std::io::Error) {
+        let Some(errno) = e.raw_os_error() else {
+            return;
+        };
+        let peer = if side == ErrorSide::Internal {
+            self.src.0.first()
+        } else {
+            self.dst.0.last()
+        };
+        let peer = peer.map_or_else(String::new, ToString::to_string);
+        let what = if side == ErrorSide::Internal {
+            "client"
+        } else {
+            "host"
+        };
+        warn_failure(
+            self.s.log,
+            side,
+            Failure::Errno(errno),
+            &self.rule.error_logs,
+            &self.s.run.config.error_logs,
+            || format!("i/o error with {what} {peer}: {}", crate::errno_text(e)),
+        );
     }
 }
 

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sockd_conf::{ErrorSide, Via};
+use sockd_conf::{ErrorSide, Rule, Via};
 use socks_proto::ReplyCode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -26,13 +26,49 @@ use crate::relay::Counters;
 use crate::rules::TargetAddrs;
 use crate::tlog::{ep, only, reached_ep, target_ep, RuleLog};
 
+/// A CONNECT whose outgoing connection is up and answered: what its relay and its
+/// summaries need, taken out of the grant, so that neither the grant nor the
+/// negotiated request it borrows is held across the relay.
+pub(super) struct Connected<'a> {
+    /// The socks rule that passed it.
+    pub(super) rule: &'a Rule,
+    /// Its logging context.
+    pub(super) slog: RuleLog,
+    /// The client rule's logging context.
+    pub(super) clog: RuleLog,
+    /// `[AUTH]CLIENT PROXY-INT` (shared with the registry's entry).
+    pub(super) src: Arc<Side>,
+    /// `PROXY-EXT TARGET` (`None` once the summaries took it).
+    dst: Option<Arc<Side>>,
+    /// The session's counters, shared with the registry.
+    counters: Arc<Counters>,
+    /// Bytes the client sent before our reply: they go to the target first.
+    pub(super) early_data: Vec<u8>,
+    /// The outgoing connection.
+    out: TcpStream,
+}
+
+/// An outgoing connection that is up (directly or through an upstream): what
+/// [`Session::answer_connected`] needs of it.
+pub(super) struct Outgoing {
+    pub(super) stream: TcpStream,
+    /// Its local address, for the success reply.
+    ext: SocketAddr,
+    /// `PROXY-EXT TARGET` (chained: `PROXY-EXT NEXTPROXY [LASTPROXY-EXT] TARGET`).
+    dst: Side,
+    /// Bytes an upstream proxy sent after its answer: they belong to the client.
+    leftover: Vec<u8>,
+}
+
 impl Session<'_> {
+    /// The outgoing connection of a granted CONNECT, up; `None` when it failed (answered
+    /// and logged here).
     pub(super) async fn connect(
         &self,
         stream: &mut TcpStream,
         g: &Granted<'_>,
         mut target_addrs: TargetAddrs,
-    ) {
+    ) -> Option<Outgoing> {
         let cfg = &self.run.config;
         let target = &g.neg.request.target;
         let route = chain::pick(&cfg.routes, self.client, target, &mut target_addrs).await;
@@ -56,7 +92,7 @@ impl Session<'_> {
                     error: &error,
                 };
                 self.resolve_failed(stream, unresolved).await;
-                return;
+                return None;
             }
         };
         self.debug_msg(|| {
@@ -68,9 +104,12 @@ impl Session<'_> {
         let limit = g.rule.timeout_connect.unwrap_or(cfg.timeouts.connect);
         let source = |addr: &SocketAddr| self.source_for(addr.is_ipv4());
         let attempt = Box::pin(connect(&addrs, source, seconds(limit)));
-        let (mut out, reached) = match self.limited(0, attempt).await {
+        let (out, reached) = match self.limited(0, attempt).await {
             Ok(Ok(t)) => t,
-            Ok(Err(ce)) => return self.connect_failed(stream, g, ce).await,
+            Ok(Err(ce)) => {
+                self.connect_failed(stream, g, ce).await;
+                return None;
+            }
             Err(_) => {
                 let ce = ConnectError {
                     addr: None,
@@ -79,15 +118,21 @@ impl Session<'_> {
                     timed_out: false,
                     local: None,
                 };
-                return self.connect_failed(stream, g, ce).await;
+                self.connect_failed(stream, g, ce).await;
+                return None;
             }
         };
         let ext = out.local_addr().unwrap_or(UNSPECIFIED);
         self.debug_msg(|| format!("client {}: connected to {reached} from {ext}", self.client));
         // Dante logs the address it connected to, not the name the client asked for.
         let dst = Side(vec![ep(ext), reached_ep(target, reached)]);
-        self.established(stream, g, &mut out, (ext, reached), dst, &[])
-            .await;
+        self.entry.endpoints(Some(ext), Some(reached));
+        Some(Outgoing {
+            stream: out,
+            ext,
+            dst,
+            leftover: Vec::new(),
+        })
     }
 
     /// CONNECT through an upstream proxy.
@@ -96,7 +141,7 @@ impl Session<'_> {
         stream: &mut TcpStream,
         g: &Granted<'_>,
         route: &sockd_conf::Route,
-    ) {
+    ) -> Option<Outgoing> {
         let target = &g.neg.request.target;
         let limit = seconds(
             g.rule
@@ -132,7 +177,7 @@ impl Session<'_> {
             }
             .emit();
         }
-        let mut ch = match outcome {
+        let ch = match outcome {
             Ok(ch) => ch,
             Err((failure, local)) => {
                 let err = RequestError::Chain(failure);
@@ -153,7 +198,7 @@ impl Session<'_> {
                 );
                 g.clog
                     .failed(self.log, only(g.accept_side.clone()), err.not_performed());
-                return;
+                return None;
             }
         };
         let ext = ch.stream.local_addr().unwrap_or(UNSPECIFIED);
@@ -166,84 +211,119 @@ impl Session<'_> {
         }
         // The upstream resolves a name: it stays as requested.
         dst.push(target_ep(target));
-        let dst = Side(dst);
-        self.established(stream, g, &mut ch.stream, (ext, ch.next), dst, &ch.leftover)
-            .await;
+        self.entry.endpoints(Some(ext), Some(ch.next));
+        Some(Outgoing {
+            stream: ch.stream,
+            ext,
+            dst: Side(dst),
+            leftover: ch.leftover,
+        })
     }
 
-    /// A CONNECT whose outgoing connection is up (directly or through an upstream): the
-    /// success reply, the start line, bytes the upstream already sent, the relay, and the
-    /// summaries. `(ext, peer)` are the outgoing connection's local and remote addresses.
-    async fn established(
+    /// A CONNECT whose outgoing connection is up (directly or through an upstream): its
+    /// counters, the success reply, the start line and bytes the upstream already sent.
+    /// `None` when it ended here (logged).
+    pub(super) async fn answer_connected<'r>(
         &self,
         stream: &mut TcpStream,
         g: &Granted<'_>,
-        out: &mut TcpStream,
-        (ext, peer): (SocketAddr, SocketAddr),
-        dst: Side,
-        leftover: &[u8],
-    ) {
+        rule: &'r Rule,
+        out: Outgoing,
+    ) -> Option<Connected<'r>> {
         let counters = Arc::new(Counters::default());
         self.entry.add_counters(&counters);
-        self.entry.endpoints(Some(ext), Some(peer));
+        let Outgoing {
+            stream: out,
+            ext,
+            dst,
+            leftover,
+        } = out;
         let dst = Arc::new(dst);
-        let (cause, tcpinfo) = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
-            Err(e) => (EndCause::ClientError(Some(crate::errno_text(&e))), None),
+        let mut c = Connected {
+            rule,
+            slog: g.slog,
+            clog: g.clog,
+            src: Arc::clone(&g.src),
+            dst: Some(Arc::clone(&dst)),
+            counters,
+            early_data: g.neg.early_data.clone(),
+            out,
+        };
+        let early = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
+            Err(e) => Some(EndCause::ClientError(Some(crate::errno_text(&e)))),
             Ok(()) => {
-                g.slog.start_with(self.log, || Ends {
-                    src: Side::clone(&g.src),
+                c.slog.start_with(self.log, || Ends {
+                    src: Side::clone(&c.src),
                     dst: Some(Side::clone(&dst)),
                 });
-                match self
-                    .leftover_to_client(stream, g, leftover, &counters, &dst)
-                    .await
-                {
-                    Some(cause) => (cause, None),
-                    None => {
-                        let relayed = Relayed {
-                            slog: &g.slog,
-                            src: &g.src,
-                            dst: &dst,
-                            counters: &counters,
-                        };
-                        let end = self.relay_logged(stream, out, g, relayed).await;
-                        (end.cause, end.tcpinfo)
-                    }
-                }
+                drop(dst);
+                self.leftover_to_client(stream, &c, leftover).await
             }
         };
-        let ending = Ending {
-            counters: &counters,
-            src: Side::clone(&g.src),
-            dst: Arc::unwrap_or_clone(dst),
-            cause: &cause,
-            tcpinfo: tcpinfo.as_deref(),
+        match early {
+            Some(cause) => {
+                self.connect_ended(&mut c, &cause, None);
+                None
+            }
+            None => Some(c),
+        }
+    }
+
+    /// The relay of an answered CONNECT, and its summaries.
+    pub(super) async fn established(&self, stream: &mut TcpStream, c: &mut Connected<'_>) {
+        let end = {
+            let Some(dst) = &c.dst else { return };
+            let relayed = Relayed {
+                slog: &c.slog,
+                src: &c.src,
+                dst,
+                counters: &c.counters,
+            };
+            self.relay_tcp(stream, &mut c.out, c.rule, &c.early_data, relayed)
+                .await
         };
-        self.summaries(g, ending);
+        self.connect_ended(c, &end.cause, end.tcpinfo.as_deref());
+    }
+
+    /// The summaries of a CONNECT that was established.
+    fn connect_ended(&self, c: &mut Connected<'_>, cause: &EndCause, tcpinfo: Option<&str>) {
+        let dst = c
+            .dst
+            .take()
+            .map_or_else(|| Side(Vec::new()), Arc::unwrap_or_clone);
+        self.summaries(Ending {
+            slog: &c.slog,
+            clog: &c.clog,
+            accept_side: None,
+            counters: &c.counters,
+            src: Side::clone(&c.src),
+            dst,
+            cause,
+            tcpinfo,
+        });
     }
 
     /// Bytes an upstream proxy sent right after its answer go to the client first.
     async fn leftover_to_client(
         &self,
         stream: &mut TcpStream,
-        g: &Granted<'_>,
-        data: &[u8],
-        counters: &Counters,
-        dst: &Side,
+        c: &Connected<'_>,
+        data: Vec<u8>,
     ) -> Option<EndCause> {
         if data.is_empty() {
             return None;
         }
-        counters.target_read.add(data.len() as u64);
-        if let Err(e) = stream.write_all(data).await {
+        c.counters.target_read.add(data.len() as u64);
+        if let Err(e) = stream.write_all(&data).await {
             return Some(EndCause::ClientError(Some(crate::errno_text(&e))));
         }
-        counters.client_written.add(data.len() as u64);
+        c.counters.client_written.add(data.len() as u64);
+        let dst = c.dst.as_deref().map_or_else(|| Side(Vec::new()), reversed);
         let ends = Ends {
-            src: reversed(dst),
-            dst: Some(reversed(&g.src)),
+            src: dst,
+            dst: Some(reversed(&c.src)),
         };
-        g.slog.io(self.log, ends, data.len(), Some(data));
+        c.slog.io(self.log, ends, data.len(), Some(&data));
         None
     }
 
@@ -285,13 +365,16 @@ impl Session<'_> {
             .map_or_else(|| target_ep(target), |a| reached_ep(target, a));
         let dst = Side(vec![ext, peer]);
         let ending = Ending {
+            slog: &g.slog,
+            clog: &g.clog,
+            accept_side: Some(&g.accept_side),
             counters: &Counters::default(),
             src: Side::clone(&g.src),
             dst,
             cause: &cause,
             tcpinfo: None,
         };
-        self.summaries(g, ending);
+        self.summaries(ending);
     }
 
     /// No socket, or no bind to the external address: the proxy's own failure, before

@@ -38,27 +38,36 @@ pub(crate) const UNSPECIFIED: SocketAddr =
     SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// Serves one accepted connection.
-pub(crate) async fn serve(
+///
+/// A plain function returning the future: an `async fn` would hold its arguments twice
+/// (as arguments and as the locals they are moved into).
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn serve(
     shared: Arc<Shared>,
     mut stream: TcpStream,
     client: SocketAddr,
     local: SocketAddr,
-) {
-    let run = shared.snapshot();
-    // Dropped before `stream`: the registry never names a closed descriptor.
-    let reg = shared.registry.register(client, local);
-    let s = Session {
-        log: &shared.logger,
-        run: &run,
-        cut: &reg.entry.cancel,
-        started: Instant::now(),
-        client,
-        local,
-        debug: shared.logger.debug_enabled(),
-        registry: &shared.registry,
-        entry: &reg.entry,
-    };
-    s.serve(&mut stream).await;
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let run = shared.snapshot();
+        let reg = shared.registry.register(client, local);
+        let s = Session {
+            log: &shared.logger,
+            run: &run,
+            cut: &reg.entry.cancel,
+            started: Instant::now(),
+            client,
+            local,
+            debug: shared.logger.debug_enabled(),
+            registry: &shared.registry,
+            entry: &reg.entry,
+        };
+        s.serve(&mut stream).await;
+        // The registry entry goes before `stream`: the registry never names a closed
+        // descriptor.
+        drop(reg);
+        drop(stream);
+    }
 }
 
 /// What every step of a session needs.
@@ -105,29 +114,59 @@ impl Session<'_> {
     /// The stages in order; each logs and answers its own refusal, and a refused stage
     /// ends the session.
     async fn serve(&self, stream: &mut TcpStream) {
-        // The identd state is needed only until the handshake ends: in a block, so that
-        // it is not held in the task for the whole relay (a task is as big as its
-        // largest state).
-        let (accepted, neg) = {
-            let mut ident = self.ident();
-            let Some(accepted) = self.client_rules(&mut ident).await else {
-                return;
-            };
-            let Some(neg) = self.handshake(stream, &accepted, &mut ident).await else {
-                return;
-            };
-            (accepted, neg)
-        };
-        let Some((granted, target_addrs)) = self.request(stream, &neg, &accepted).await else {
-            return;
-        };
-        match granted.command {
-            // The rarer commands are boxed: the task of every session is as big as its
-            // largest state, so they would make every CONNECT session bigger.
-            SocksCommand::Bind => Box::pin(self.bind(stream, &granted)).await,
-            SocksCommand::UdpAssociate => Box::pin(self.udp_associate(stream, &granted)).await,
-            _ => self.connect(stream, &granted, target_addrs).await,
+        // Everything up to the command is one boxed future, and what it leaves is only
+        // what a CONNECT needs across its relay (`Connected`): a task is as big as its
+        // largest state, and the relay's should be the largest (ARCHITECTURE.md, "Session
+        // size"). A future of its own, not a block: a block's value is built where its
+        // locals still are, so the task would keep room for both.
+        let mut connected = Box::pin(self.until_connected(stream)).await;
+        if let Some(c) = &mut connected {
+            self.established(stream, c).await;
         }
+    }
+
+    /// Accept, negotiation, request and the command: a CONNECT until its outgoing
+    /// connection is up (`None` when it was refused or failed, answered and logged),
+    /// BIND and UDP ASSOCIATE to their end (`None`).
+    async fn until_connected(&self, stream: &mut TcpStream) -> Option<connect::Connected<'_>> {
+        let (accepted, neg, ident) = self.negotiate(stream).await?;
+        // In a block: what only the request needs is gone before the command.
+        let mut granted = {
+            let acc = accepted;
+            self.request(stream, &neg, &acc, ident.as_deref()).await
+        };
+        // By reference: a move out of it would be a second copy in the future.
+        let (granted, target_addrs, rule) = granted.as_mut()?;
+        match granted.command {
+            // The rarer commands are boxed: they would make this future bigger for all.
+            SocksCommand::Bind => {
+                Box::pin(self.bind(stream, granted)).await;
+                return None;
+            }
+            SocksCommand::UdpAssociate => {
+                Box::pin(self.udp_associate(stream, granted)).await;
+                return None;
+            }
+            _ => {}
+        }
+        let out = self
+            .connect(stream, granted, std::mem::take(target_addrs))
+            .await?;
+        self.answer_connected(stream, granted, rule, out).await
+    }
+
+    /// The client rules and the negotiation (the identd state is needed only until the
+    /// handshake ends), and the user the client's identd named, taken out of the
+    /// accepted client.
+    async fn negotiate(
+        &self,
+        stream: &mut TcpStream,
+    ) -> Option<(accept::Accepted, Negotiated, Option<String>)> {
+        let mut ident = self.ident();
+        let mut accepted = self.client_rules(&mut ident).await?;
+        let neg = self.handshake(stream, &accepted, &mut ident).await?;
+        let user = accepted.ident.take();
+        Some((accepted, neg, user))
     }
 
     /// Answers the client the reply `err` calls for (none when it is gone).

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use logsys::Subsystem;
-use sockd_conf::{ErrorLog, ErrorSide, Protocol, ProxyProtocol, SocksCommand};
+use sockd_conf::{ErrorLog, ErrorSide, Protocol, ProxyProtocol, Rule, SocksCommand};
 use socks_proto::{Command as WireCommand, Target};
 use tokio::net::TcpStream;
 use traffic_log::{Command, Endpoint, Ends, Side};
@@ -42,13 +42,16 @@ pub(super) struct Unresolved<'a> {
 impl<'s> Session<'s> {
     /// The request of `neg`, checked: `None` when it was refused (answered and logged),
     /// else the granted request and the target's addresses as far as the rules resolved
-    /// them.
+    /// them, and the passing rule again with the session's lifetime (a grant borrows the
+    /// negotiated request; what CONNECT keeps across its relay must not). `ident` is the user the client's identd named (taken out of `acc`, so that
+    /// the granted request does not borrow the accepted client, which ends here).
     pub(super) async fn request<'a>(
         &self,
         stream: &mut TcpStream,
         neg: &'a Negotiated,
-        acc: &'a Accepted,
-    ) -> Option<(Granted<'a>, TargetAddrs)>
+        acc: &Accepted,
+        ident: Option<&'a str>,
+    ) -> Option<(Granted<'a>, TargetAddrs, &'s Rule)>
     where
         's: 'a,
     {
@@ -115,7 +118,7 @@ impl<'s> Session<'s> {
             method: neg.method,
             user: neg.user.as_deref(),
             version: neg.version,
-            ident: acc.ident.as_deref(),
+            ident,
             check_to: command != SocksCommand::UdpAssociate,
         };
         let mut target_addrs = TargetAddrs::default();
@@ -191,7 +194,7 @@ impl<'s> Session<'s> {
             return None;
         }
         let granted = Granted {
-            ident: acc.ident.as_deref(),
+            ident,
             neg,
             rule,
             slog,
@@ -200,7 +203,7 @@ impl<'s> Session<'s> {
             accept_side: acc.accept_side.clone(),
             command,
         };
-        Some((granted, target_addrs))
+        Some((granted, target_addrs, rule))
     }
 
     /// With `management.client-auth: on`: waits, for at most `timeout.negotiate` (10 s

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sockd_conf::ErrorSide;
+use sockd_conf::{ErrorSide, Rule};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use traffic_log::{EndCause, Ends, Side, Summary};
@@ -12,8 +12,8 @@ use traffic_log::{EndCause, Ends, Side, Summary};
 use super::{reversed, seconds, Granted, Session};
 use crate::logging::{warn_failure, Failure};
 use crate::registry::{EventKind, Phase, TcpState};
-use crate::relay::{relay, Counters, Dir, IoOp, RelayParams};
-use crate::tlog::{leg, RuleLog};
+use crate::relay::{relay, Counters, Dir, Hooks, IoOp, RelayParams};
+use crate::tlog::{leg, IoLines, RuleLog};
 
 /// A relayed TCP session's sides and the rule that logs it: what
 /// [`Session::relay_logged`] needs beside the two sockets.
@@ -36,8 +36,15 @@ pub(crate) struct RelayEnd {
     pub(crate) tcpinfo: Option<String>,
 }
 
-/// What a CONNECT's end-of-session lines say.
+/// What a CONNECT's end-of-session lines say, and under which rules.
 pub(super) struct Ending<'a> {
+    /// The socks rule's logging context.
+    pub(super) slog: &'a RuleLog,
+    /// The client rule's.
+    pub(super) clog: &'a RuleLog,
+    /// `CLIENT PROXY-INT` for the client rule's line; `None`: `src` without its
+    /// authentication, which it is.
+    pub(super) accept_side: Option<&'a Side>,
     pub(super) counters: &'a Counters,
     /// `[AUTH]CLIENT PROXY-INT`.
     pub(super) src: Side,
@@ -48,7 +55,7 @@ pub(super) struct Ending<'a> {
     pub(super) tcpinfo: Option<&'a str>,
 }
 
-impl Session<'_> {
+impl<'s> Session<'s> {
     /// Relays between `client` and `other`, logging I/O with `r.slog` in Dante's
     /// directions: `SRC -> DST` for bytes from the client, reversed for bytes to it.
     pub(crate) async fn relay_logged(
@@ -58,6 +65,23 @@ impl Session<'_> {
         g: &Granted<'_>,
         r: Relayed<'_>,
     ) -> RelayEnd {
+        self.relay_tcp(client, other, g.rule, &g.neg.early_data, r)
+            .await
+    }
+
+    /// [`Self::relay_logged`] for the socks rule `rule` and the bytes the client sent
+    /// before the reply (`early`).
+    ///
+    /// A plain function returning the future, its setup done before it: an `async fn`
+    /// would hold its arguments twice, across the whole relay.
+    pub(super) fn relay_tcp<'f>(
+        &'f self,
+        client: &'f mut TcpStream,
+        other: &'f mut TcpStream,
+        rule: &'f Rule,
+        early: &'f [u8],
+        r: Relayed<'f>,
+    ) -> impl std::future::Future<Output = RelayEnd> + use<'f, 's> {
         let Relayed {
             slog,
             src,
@@ -90,81 +114,63 @@ impl Session<'_> {
                 },
             )
         });
-        let on_io = |dir: Dir, op: IoOp<'_>| {
-            let lines = if dir == Dir::Up { &up } else { &down };
-            if let Some(lines) = lines {
-                slog.io_line(self.log, lines, op.len, op.data);
-            }
-        };
-        if let Some(cause) = self
-            .early_data(other, &g.neg.early_data, counters, &on_io)
-            .await
-        {
-            return RelayEnd {
-                cause,
-                tcpinfo: None,
-            };
-        }
-        let idle = g.rule.timeout_io.unwrap_or(self.run.config.timeouts.io);
-        let on_error = |side: ErrorSide, e: &std::io::Error| {
-            let Some(errno) = e.raw_os_error() else {
-                return;
-            };
-            let peer = if side == ErrorSide::Internal {
-                src.0.first()
-            } else {
-                dst.0.last()
-            };
-            let peer = peer.map_or_else(String::new, ToString::to_string);
-            let what = if side == ErrorSide::Internal {
-                "client"
-            } else {
-                "host"
-            };
-            warn_failure(
-                self.log,
-                side,
-                Failure::Errno(errno),
-                &g.rule.error_logs,
-                &self.run.config.error_logs,
-                || format!("i/o error with {what} {peer}: {}", crate::errno_text(e)),
-            );
-        };
-        let params = RelayParams {
-            counters,
-            idle: seconds(idle),
-            cut: self.cut,
-            on_io: &on_io,
-            on_error: &on_error,
-            splice: !slog.flags.data,
-            // `log: tcpinfo` reads the sockets' TCP state after the relay.
-            closed_after: !slog.flags.tcpinfo,
-        };
-        let interim = crate::interim::Interim {
-            every: self.interim_every(slog),
+        // Built here, not in the future: moved into it once, and told to the relay as one
+        // object.
+        let hooks = TcpHooks {
+            s: self,
             slog,
-            log: self.log,
-            counters,
+            rule,
             src,
             dst,
-            started: self.started,
+            up,
+            down,
         };
-        let cause = crate::interim::with_interim(interim, relay(client, other, params)).await;
-        self.entry.with_tcp(|t| t.fds = None);
-        // `log: tcpinfo`: both sockets, while they are still open.
-        let tcpinfo = slog.flags.tcpinfo.then(|| {
-            let (c, o) = (
-                crate::sockinfo::tcp_info(client),
-                crate::sockinfo::tcp_info(other),
-            );
-            traffic_log::tcpinfo::format_block(c.as_ref(), o.as_ref())
-        });
-        RelayEnd { cause, tcpinfo }
+        async move {
+            if let Some(cause) = self.early_data(other, early, counters, &hooks).await {
+                return RelayEnd {
+                    cause,
+                    tcpinfo: None,
+                };
+            }
+            let idle = rule.timeout_io.unwrap_or(self.run.config.timeouts.io);
+            let params = RelayParams {
+                counters,
+                idle: seconds(idle),
+                cut: self.cut,
+                hooks: &hooks,
+                splice: !slog.flags.data,
+                // `log: tcpinfo` reads the sockets' TCP state after the relay.
+                closed_after: !slog.flags.tcpinfo,
+            };
+            let interim = crate::interim::Interim {
+                every: self.interim_every(slog),
+                slog,
+                log: self.log,
+                counters,
+                src,
+                dst,
+                started: self.started,
+            };
+            let cause = crate::interim::with_interim(interim, relay(client, other, params)).await;
+            self.entry.with_tcp(|t| t.fds = None);
+            // `log: tcpinfo`: both sockets, while they are still open.
+            let tcpinfo = slog.flags.tcpinfo.then(|| {
+                let (c, o) = (
+                    crate::sockinfo::tcp_info(client),
+                    crate::sockinfo::tcp_info(other),
+                );
+                traffic_log::tcpinfo::format_block(c.as_ref(), o.as_ref())
+            });
+            RelayEnd { cause, tcpinfo }
+        }
     }
 
     /// The end-of-session lines of a CONNECT: the socks rule's, then the client rule's.
-    pub(super) fn summaries(&self, g: &Granted<'_>, e: Ending<'_>) {
+    pub(super) fn summaries(&self, e: Ending<'_>) {
         let Ending {
+            slog,
+            clog,
+            accept_side,
             counters,
             src,
             dst,
@@ -181,17 +187,20 @@ impl Session<'_> {
             counters.target_written.bytes(),
             counters.target_read.bytes(),
         );
+        let accept_side = clog
+            .logs_summary(cause)
+            .then(|| accept_side.map_or_else(|| unauthenticated(&src), Side::clone));
         let summary = Summary {
             client: leg(wc, src, rc),
             target: Some(leg(wt, dst, rt)),
         };
-        g.slog.summary_with(self.log, summary, cause, secs, tcpinfo);
-        if g.clog.logs_summary(cause) {
+        slog.summary_with(self.log, summary, cause, secs, tcpinfo);
+        if let Some(accept_side) = accept_side {
             let summary = Summary {
-                client: leg(wc, g.accept_side.clone(), wt),
+                client: leg(wc, accept_side, wt),
                 target: None,
             };
-            g.clog.summary(self.log, summary, cause, secs);
+            clog.summary(self.log, summary, cause, secs);
         }
     }
 
@@ -201,7 +210,7 @@ impl Session<'_> {
         other: &mut TcpStream,
         data: &[u8],
         counters: &Counters,
-        on_io: &(dyn Fn(Dir, IoOp<'_>) + Sync),
+        hooks: &dyn Hooks,
     ) -> Option<EndCause> {
         if data.is_empty() {
             return None;
@@ -211,7 +220,7 @@ impl Session<'_> {
             return Some(EndCause::PeerError(Some(crate::errno_text(&e))));
         }
         counters.target_written.add(data.len() as u64);
-        on_io(
+        hooks.io(
             Dir::Up,
             IoOp {
                 len: data.len(),
@@ -220,4 +229,83 @@ impl Session<'_> {
         );
         None
     }
+}
+
+/// A relayed TCP session's I/O lines (in Dante's directions: `SRC -> DST` for bytes from
+/// the client, reversed for bytes to it) and the warnings of the error that ends it.
+struct TcpHooks<'f, 's> {
+    s: &'f Session<'s>,
+    slog: &'f RuleLog,
+    rule: &'f Rule,
+    src: &'f Side,
+    dst: &'f Side,
+    /// The lines of each direction (none when they are not logged).
+    up: Option<Box<IoLines>>,
+    down: Option<Box<IoLines>>,
+}
+
+impl Hooks for TcpHooks<'_, '_> {
+    fn io(&self, dir: Dir, op: IoOp<'_>) {
+        let lines = if dir == Dir::Up { &self.up } else { &self.down };
+        if let Some(lines) = lines {
+            self.slog.io_line(self.s.log, lines, op.len, op.data);
+        }
+    }
+
+    fn error(&self, side: ErrorSide, e: &std::io::Error) {
+        let Some(errno) = e.raw_os_error() else {
+            return;
+        };
+        let peer = if side == ErrorSide::Internal {
+            self.src.0.first()
+        } else {
+            self.dst.0.last()
+        };
+        let peer = peer.map_or_else(String::new, ToString::to_string);
+        let what = if side == ErrorSide::Internal {
+            "client"
+        } else {
+            "host"
+        };
+        warn_failure(
+            self.s.log,
+            side,
+            Failure::Errno(errno),
+            &self.rule.error_logs,
+            &self.s.run.config.error_logs,
+            || format!("i/o error with {what} {peer}: {}", crate::errno_text(e)),
+        );
+    }
+}
+
+/// `CLIENT PROXY-INT` from `[AUTH]CLIENT PROXY-INT`: the client rule's side is the socks
+/// rule's without the authentication (it is built as one, `tlog::client_side`), so a
+/// CONNECT does not keep a third endpoint list for its whole relay.
+fn unauthenticated(src: &Side) -> Side {
+    Side(
+        src.0
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let e = e.clone();
+                if i == 0 {
+                    e.with_auth(None)
+                } else {
+                    e
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+#[test]
+fn the_client_rules_side_is_the_socks_rules_without_its_authentication() {
+    use crate::tlog::{client_side, ep, user_auth};
+    let client = ep("10.1.2.3:4567".parse().unwrap());
+    let local = "127.0.0.1:1080".parse().unwrap();
+    let auth = user_auth(sockd_conf::AuthMethod::Username, Some("alice"));
+    assert!(auth.is_some());
+    let src = client_side(&client.clone().with_auth(auth), local);
+    assert_eq!(unauthenticated(&src), client_side(&client, local));
 }

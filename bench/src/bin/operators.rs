@@ -1064,6 +1064,10 @@ impl Operator {
             rx.recv_timeout(Duration::from_secs(20)).is_ok(),
             "the management client did not subscribe"
         );
+        // A client's `>CLIENT:` blocks are held for 250 ms after its last command (so that
+        // they do not cut into its conversation), at most 1 MiB of them: load that starts
+        // at once would have some dropped by design (docs/management.md). Wait that out.
+        sleep(Duration::from_millis(400));
         Self { stop, thread }
     }
 

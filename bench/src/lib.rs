@@ -9,6 +9,7 @@
 //! [`procs`] holds what the runners (`bench`, `operators`) share: ports, processes and
 //! what /proc says about them, `loadgen` runs, medians.
 
+pub mod floor_sys;
 pub mod fsync_rate;
 pub mod procs;
 

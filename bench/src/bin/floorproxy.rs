@@ -24,6 +24,8 @@ use std::ffi::c_int;
 use std::io::Write;
 use std::net::SocketAddrV4;
 
+use ferrosocks_bench::floor_sys::{exit_on_term, local_addr, set_int, sockaddr};
+
 const BUF: usize = 16 * 1024;
 const PIPE_SIZE: c_int = 1 << 20;
 const HS: usize = 512;
@@ -51,10 +53,9 @@ fn main() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        // Under callgrind or strace, a clean exit_group writes their output.
-        libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_term as *const () as libc::sighandler_t);
     }
+    // Under callgrind or strace, a clean exit_group writes their output.
+    exit_on_term();
     let first = listener(addr).unwrap_or_else(|e| {
         eprintln!("floorproxy: listen on {addr}: {e}");
         std::process::exit(1)
@@ -78,45 +79,8 @@ fn main() {
     Worker::new(mine).run();
 }
 
-extern "C" fn on_term(_: c_int) {
-    unsafe { libc::_exit(0) }
-}
-
 fn errno() -> c_int {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
-}
-
-fn local_addr(fd: c_int) -> SocketAddrV4 {
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    unsafe { libc::getsockname(fd, &mut sa as *mut _ as *mut libc::sockaddr, &mut len) };
-    SocketAddrV4::new(
-        u32::from_be(sa.sin_addr.s_addr).into(),
-        u16::from_be(sa.sin_port),
-    )
-}
-
-fn set_int(fd: c_int, level: c_int, opt: c_int, v: c_int) {
-    unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            opt,
-            &v as *const c_int as *const libc::c_void,
-            size_of::<c_int>() as libc::socklen_t,
-        )
-    };
 }
 
 fn listener(addr: SocketAddrV4) -> std::io::Result<c_int> {

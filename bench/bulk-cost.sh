@@ -35,21 +35,7 @@ trap cleanup EXIT
 source bench/lib.sh
 
 declare -A port target pid
-for s in "${subjects[@]}"; do
-    target[$s]=$(free_port)
-    "$bin/loadgen" serve "127.0.0.1:${target[$s]}" >/dev/null 2>&1 &
-    pids+=($!)
-    [ "$s" = direct ] && continue
-    port[$s]=$(free_port)
-    # shellcheck disable=SC2046
-    exec $(command_of "$s" "${port[$s]}") >/dev/null 2>"$work/$s.err" &
-    pid[$s]=$!
-    pids+=($!)
-    for _ in $(seq 150); do
-        (echo >"/dev/tcp/127.0.0.1/${port[$s]}") 2>/dev/null && break
-        sleep 0.2
-    done
-done
+for s in "${subjects[@]}"; do start_subject "$s"; done
 
 events=task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_splice,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto
 have_perf=0

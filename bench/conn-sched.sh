@@ -46,18 +46,7 @@ source bench/lib.sh
 
 declare -A port target pid
 for s in "${subjects[@]}"; do
-    port[$s]=$(free_port)
-    target[$s]=$(free_port)
-    "$bin/loadgen" serve "127.0.0.1:${target[$s]}" >/dev/null 2>&1 &
-    pids+=($!)
-    # shellcheck disable=SC2046
-    exec $(command_of "$s" "${port[$s]}") >/dev/null 2>"$work/$s.err" &
-    pid[$s]=$!
-    pids+=($!)
-    for _ in $(seq 150); do
-        (echo >"/dev/tcp/127.0.0.1/${port[$s]}") 2>/dev/null && break
-        sleep 0.2
-    done
+    start_subject "$s"
     "$bin/loadgen" rate "127.0.0.1:${target[$s]}" "$conc" 30 1000 "127.0.0.1:${port[$s]}" >/dev/null
     if [ -n "${WARM_BULK:-}" ]; then
         # As in bench/run.sh, where the rate phase follows the bulk phases in one process.

@@ -1,5 +1,5 @@
-# Shared by the bench scripts (sourced, not run): a free loopback port, and the command
-# line that runs each proxy subject on a port. The caller sets `work` (a scratch folder)
+# Shared by the bench scripts (sourced, not run): a free loopback port, the command
+# line that runs each proxy subject on a port, and starting a subject with its target. The caller sets `work` (a scratch folder)
 # and `ferrosocks`, `sslocal`, `merino` (the binaries); `floor` (bench's floorproxy) defaults
 # to the one next to loadgen in `bin`.
 #   FERROSOCKS_CONF_EXTRA='line'    a line added to ferrosocks' config
@@ -39,4 +39,26 @@ command_of() {
         exit 2
         ;;
     esac
+}
+
+# start_subject SUBJECT [COMMAND]: a target server for SUBJECT and, unless it is `direct`,
+# the proxy (run by the command line COMMAND prints, `command_of` by default), each on a free
+# port; waits until the proxy accepts. Sets target[SUBJECT], port[SUBJECT], pid[SUBJECT]
+# (associative arrays the caller declares: `declare -A port target pid`) and adds both
+# processes to the caller's `pids` (which its cleanup ends).
+start_subject() {
+    local s=$1 cmd=${2:-command_of}
+    target[$s]=$(free_port)
+    "$bin/loadgen" serve "127.0.0.1:${target[$s]}" >/dev/null 2>&1 &
+    pids+=($!)
+    [ "$s" = direct ] && return 0
+    port[$s]=$(free_port)
+    # shellcheck disable=SC2046
+    exec $("$cmd" "$s" "${port[$s]}") >/dev/null 2>"$work/$s.err" &
+    pid[$s]=$!
+    pids+=($!)
+    for _ in $(seq 150); do
+        (echo >"/dev/tcp/127.0.0.1/${port[$s]}") 2>/dev/null && break
+        sleep 0.2
+    done
 }

@@ -68,22 +68,10 @@ subject_command() {
     esac
 }
 
-# start SUBJECT: a target server and the proxy, each on a free port; sets port, target, pid.
+# start SUBJECT: its target and the proxy (bench/lib.sh), with the floors' command lines.
 declare -A port target pid
 start() {
-    local s=$1
-    port[$s]=$(free_port)
-    target[$s]=$(free_port)
-    "$bin/loadgen" serve "127.0.0.1:${target[$s]}" >/dev/null 2>&1 &
-    pids+=($!)
-    # shellcheck disable=SC2046
-    exec $(subject_command "$s" "${port[$s]}") >/dev/null 2>"$work/$s.err" &
-    pid[$s]=$!
-    pids+=($!)
-    for _ in $(seq 150); do
-        (echo >"/dev/tcp/127.0.0.1/${port[$s]}") 2>/dev/null && break
-        sleep 0.2
-    done
+    start_subject "$1" subject_command
 }
 
 # counters PID: "vol invol ticks"

@@ -182,12 +182,32 @@ fn a_collector_that_is_down_keeps_the_files_and_hears_of_it_first_also_after_a_r
     // every kept file, oldest first.
     let recv = Receiver::start(port, &root.path().join("received"));
     let p = Proxy::start(&conf_text);
-    let data = concat(&files);
     let head = state.as_bytes().to_vec();
-    wait_until("the kept files", Duration::from_secs(20), || {
-        recv.received().ends_with(&data)
-    });
-    let got = recv.received();
+    // The restarted proxy's own lines may fill the `current` it continues and rotate it:
+    // that file is shipped after the kept ones, so the receiver ends with all the rotated
+    // files there are, the kept ones first.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (data, got) = loop {
+        let now = rotated(&dir);
+        assert!(now.starts_with(&files), "kept {files:?}, now {now:?}");
+        let data = concat(&now);
+        let got = recv.received();
+        if got.ends_with(&data) {
+            break (data, got);
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out waiting for the kept files {files:?}; the directory now: {now:?} ({} bytes); state: {:?}; received {} bytes, its start:\n{}\nits end:\n{}",
+                data.len(),
+                std::fs::read_to_string(dir.join("state")),
+                got.len(),
+                String::from_utf8_lossy(&got[..got.len().min(800)]),
+                String::from_utf8_lossy(&got[got.len().saturating_sub(400)..]),
+            );
+        }
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(20));
+    };
     // First the failures remembered (those of state, and any the restarted proxy met
     // before the collector answered), then every kept file, oldest first, once.
     let told = &got[..got.len() - data.len()];

@@ -282,35 +282,41 @@ impl RuleLog {
         );
     }
 
-    /// The I/O lines of one direction of a session, their shared head written once
-    /// (`None` when they are not wanted). Boxed: every session's task has room for two,
-    /// logged or not.
-    pub(crate) fn io_lines(&self, log: &Logger, ends: Ends) -> Option<Box<IoLines>> {
+    /// The heads of a session's I/O lines in both directions, `src -> dst` for bytes
+    /// from the client and reversed for bytes to it, written once from the session's
+    /// sides (`None` when the lines are not wanted). Boxed: every session's task has
+    /// room for it, logged or not.
+    pub(crate) fn io_heads(&self, log: &Logger, src: &Side, dst: &Side) -> Option<Box<IoHeads>> {
         if !self.io_wanted(log) {
             return None;
         }
-        let record = self.record(
-            self.verdict,
-            Event::Io {
-                ends,
-                bytes: 0,
-                data: None,
-            },
-        );
-        let mut head = Vec::with_capacity(160);
-        record.write_io_head(&mut head);
-        match record.event {
-            Event::Io { ends, .. } => Some(Box::new(IoLines {
-                ends,
-                head: head.into_boxed_slice(),
-            })),
-            _ => None,
-        }
+        let head = |from, to, reversed| traffic_log::text::IoHead {
+            verdict: self.verdict,
+            rule: self.number,
+            proto: proto_of(self.command),
+            command: self.command,
+            from,
+            to,
+            reversed,
+        };
+        let mut text = Vec::with_capacity(256);
+        head(&src.0, &dst.0, false).write_to(&mut text);
+        let split = text.len();
+        head(&dst.0, &src.0, true).write_to(&mut text);
+        Some(Box::new(IoHeads { text, split }))
     }
 
-    /// `-: ENDS (N)[: DATA]` for one I/O operation of a direction prepared by
-    /// [`Self::io_lines`]; `data` is there unless spliced.
-    pub(crate) fn io_line(&self, log: &Logger, lines: &IoLines, len: usize, data: Option<&[u8]>) {
+    /// `-: ENDS (N)[: DATA]` for one I/O operation whose line starts with `head` (one of
+    /// [`Self::io_heads`]); `data` is there unless spliced. `ends` builds the record's
+    /// endpoints, for JSON sinks and operators only.
+    pub(crate) fn io_line(
+        &self,
+        log: &Logger,
+        head: &[u8],
+        len: usize,
+        data: Option<&[u8]>,
+        ends: &dyn Fn() -> Ends,
+    ) {
         let data = data
             .filter(|d| self.flags.data && !d.is_empty())
             .map(traffic_log::vis::encode);
@@ -318,7 +324,7 @@ impl RuleLog {
             self.record(
                 self.verdict,
                 Event::Io {
-                    ends: lines.ends.clone(),
+                    ends: ends(),
                     bytes: len as u64,
                     data: data.clone(),
                 },
@@ -327,7 +333,7 @@ impl RuleLog {
         log.traffic_io(
             self.traffic_sub(),
             Level::Trace,
-            &lines.head,
+            head,
             len as u64,
             data.as_deref(),
             &record,
@@ -398,10 +404,23 @@ impl RuleLog {
     }
 }
 
-/// One direction's I/O endpoints, and its lines' text up to the byte count.
-pub(crate) struct IoLines {
-    ends: Ends,
-    head: Box<[u8]>,
+/// The text of a session's I/O lines up to the byte count, in both directions.
+pub(crate) struct IoHeads {
+    text: Vec<u8>,
+    /// Where the head of bytes to the client starts.
+    split: usize,
+}
+
+impl IoHeads {
+    /// For bytes from the client: `VERDICT(N): PROTO/CMD -: SRC -> DST`.
+    pub(crate) fn up(&self) -> &[u8] {
+        &self.text[..self.split]
+    }
+
+    /// For bytes to it, each side reversed.
+    pub(crate) fn down(&self) -> &[u8] {
+        &self.text[self.split..]
+    }
 }
 
 /// An endpoint for a socket address.

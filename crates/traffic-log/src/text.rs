@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::record::{
-    Count, Endpoint, EndpointHost, Ends, Event, Leg, Proto, Record, Side, Verdict,
+    Command, Count, Endpoint, EndpointHost, Ends, Event, Leg, Proto, Record, Side, Verdict,
 };
 
 /// Appends the decimal digits of `n`.
@@ -131,6 +131,68 @@ pub fn push_io_tail(out: &mut Vec<u8>, bytes: u64, data: Option<&str>) {
     push_desc(out, data);
 }
 
+/// `VERDICT(N): PROTO/CMD`.
+fn push_rule(out: &mut Vec<u8>, verdict: Verdict, rule: u32, proto: Proto, command: Command) {
+    out.extend_from_slice(match verdict {
+        Verdict::Pass => b"pass(",
+        Verdict::Block => b"block(",
+    });
+    push_decimal(out, u64::from(rule));
+    out.extend_from_slice(match proto {
+        Proto::Tcp => b"): tcp/",
+        Proto::Udp => b"): udp/",
+    });
+    out.extend_from_slice(command.as_str().as_bytes());
+}
+
+/// The head of an I/O record's line (what [`Record::write_io_head`] writes for it) from
+/// endpoints it borrows: a session writes the heads of both its directions without
+/// building a record, `from -> to` for bytes from the client and, with `reversed`, each
+/// side's endpoints in reverse order for bytes to it.
+#[derive(Debug, Clone, Copy)]
+pub struct IoHead<'a> {
+    pub verdict: Verdict,
+    pub rule: u32,
+    pub proto: Proto,
+    pub command: Command,
+    /// The side the bytes come from (`CLIENT PROXY-INT` for bytes from the client).
+    pub from: &'a [Endpoint],
+    /// The side they go to.
+    pub to: &'a [Endpoint],
+    /// Each side's endpoints printed last to first.
+    pub reversed: bool,
+}
+
+impl IoHead<'_> {
+    /// Appends `VERDICT(N): PROTO/CMD -: FROM -> TO`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        push_rule(out, self.verdict, self.rule, self.proto, self.command);
+        out.extend_from_slice(b" -: ");
+        push_endpoints(out, self.from, self.reversed);
+        out.extend_from_slice(b" -> ");
+        push_endpoints(out, self.to, self.reversed);
+    }
+}
+
+/// Appends `endpoints` separated by spaces, last to first when `reversed`.
+fn push_endpoints(out: &mut Vec<u8>, endpoints: &[Endpoint], reversed: bool) {
+    let mut write = |i: usize, e: &Endpoint| {
+        if i > 0 {
+            out.push(b' ');
+        }
+        e.write_to(out);
+    };
+    if reversed {
+        endpoints
+            .iter()
+            .rev()
+            .enumerate()
+            .for_each(|(i, e)| write(i, e));
+    } else {
+        endpoints.iter().enumerate().for_each(|(i, e)| write(i, e));
+    }
+}
+
 impl Record {
     /// For an I/O record, appends its line up to the byte count, `VERDICT(N): PROTO/CMD
     /// -: ENDS`, which every I/O line of one direction of a session shares: write it
@@ -148,16 +210,7 @@ impl Record {
 
     /// `VERDICT(N): PROTO/CMD`.
     fn write_rule(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(match self.verdict {
-            Verdict::Pass => b"pass(",
-            Verdict::Block => b"block(",
-        });
-        push_decimal(out, u64::from(self.rule));
-        out.extend_from_slice(match self.proto {
-            Proto::Tcp => b"): tcp/",
-            Proto::Udp => b"): udp/",
-        });
-        out.extend_from_slice(self.command.as_str().as_bytes());
+        push_rule(out, self.verdict, self.rule, self.proto, self.command);
     }
 
     /// Appends the record's line (without prefix or newline).
@@ -236,12 +289,7 @@ impl Ends {
 impl Side {
     /// Appends the endpoints, separated by spaces.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push(b' ');
-            }
-            e.write_to(out);
-        }
+        push_endpoints(out, &self.0, false);
     }
 }
 
@@ -381,6 +429,37 @@ mod tests {
         super::push_io_tail(&mut s, *bytes, data.as_deref());
         assert_eq!(String::from_utf8(s).unwrap(), line);
         assert_eq!(r.to_string(), line);
+    }
+
+    /// The borrowed head writes what the record's head writes, in both directions.
+    #[test]
+    fn an_io_head_from_borrowed_sides_is_the_records_head() {
+        let up = "pass(3): tcp/connect -: username%bob@127.0.0.1.1 127.0.0.1.2 -> 127.0.0.1.3 [10.0.0.9.1080] www.example.com.443 (5)";
+        let down = "pass(3): tcp/connect -: www.example.com.443 [10.0.0.9.1080] 127.0.0.1.3 -> 127.0.0.1.2 username%bob@127.0.0.1.1 (5)";
+        let r = Record::parse(up).unwrap();
+        let Event::Io { ends, .. } = &r.event else {
+            panic!("an I/O record")
+        };
+        let (src, dst) = (&ends.src.0, &ends.dst.as_ref().unwrap().0);
+        for (line, from, to, reversed) in [(up, src, dst, false), (down, dst, src, true)] {
+            let head = super::IoHead {
+                verdict: r.verdict,
+                rule: r.rule,
+                proto: r.proto,
+                command: r.command,
+                from,
+                to,
+                reversed,
+            };
+            let mut got = Vec::new();
+            head.write_to(&mut got);
+            let mut want = Vec::new();
+            Record::parse(line).unwrap().write_io_head(&mut want);
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+        }
     }
 
     /// Every port and every octet, against std's formatting.

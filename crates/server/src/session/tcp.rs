@@ -13,7 +13,7 @@ use super::{reversed, seconds, Granted, Session};
 use crate::logging::{warn_failure, Failure};
 use crate::registry::{EventKind, Phase, TcpState};
 use crate::relay::{relay, Counters, Dir, Hooks, IoOp, RelayParams};
-use crate::tlog::{leg, IoLines, RuleLog};
+use crate::tlog::{leg, IoHeads, RuleLog};
 
 /// A relayed TCP session's sides and the rule that logs it: what
 /// [`Session::relay_logged`] needs beside the two sockets.
@@ -96,24 +96,9 @@ impl<'s> Session<'s> {
             tcpinfo: slog.flags.tcpinfo,
         }));
         self.registry.notify(EventKind::Established, self.entry);
-        // The I/O lines of each direction, their endpoints written once, only when they
-        // will be logged.
-        let up = slog.io_lines(
-            self.log,
-            Ends {
-                src: Side::clone(src),
-                dst: Some(Side::clone(dst)),
-            },
-        );
-        let down = up.as_ref().and_then(|_| {
-            slog.io_lines(
-                self.log,
-                Ends {
-                    src: reversed(dst),
-                    dst: Some(reversed(src)),
-                },
-            )
-        });
+        // The I/O lines' heads of both directions, their endpoints written once, only
+        // when they will be logged.
+        let heads = slog.io_heads(self.log, src, dst);
         // Built here, not in the future: moved into it once, and told to the relay as one
         // object.
         let hooks = TcpHooks {
@@ -122,8 +107,7 @@ impl<'s> Session<'s> {
             rule,
             src,
             dst,
-            up,
-            down,
+            heads,
         };
         async move {
             if let Some(cause) = self.early_data(other, early, counters, &hooks).await {
@@ -239,16 +223,30 @@ struct TcpHooks<'f, 's> {
     rule: &'f Rule,
     src: &'f Side,
     dst: &'f Side,
-    /// The lines of each direction (none when they are not logged).
-    up: Option<Box<IoLines>>,
-    down: Option<Box<IoLines>>,
+    /// The lines' heads (none when they are not logged).
+    heads: Option<Box<IoHeads>>,
 }
 
 impl Hooks for TcpHooks<'_, '_> {
     fn io(&self, dir: Dir, op: IoOp<'_>) {
-        let lines = if dir == Dir::Up { &self.up } else { &self.down };
-        if let Some(lines) = lines {
-            self.slog.io_line(self.s.log, lines, op.len, op.data);
+        let Some(heads) = &self.heads else {
+            return;
+        };
+        let (src, dst) = (self.src, self.dst);
+        if dir == Dir::Up {
+            let ends = || Ends {
+                src: Side::clone(src),
+                dst: Some(Side::clone(dst)),
+            };
+            self.slog
+                .io_line(self.s.log, heads.up(), op.len, op.data, &ends);
+        } else {
+            let ends = || Ends {
+                src: reversed(dst),
+                dst: Some(reversed(src)),
+            };
+            self.slog
+                .io_line(self.s.log, heads.down(), op.len, op.data, &ends);
         }
     }
 

@@ -1141,10 +1141,13 @@ fn cost_phase(bin: &Path, opts: &Opts) {
         ..ops
     };
 
+    // `--bin-b PATH`: the second proxy is another build (with `--same`, an A/B of two
+    // builds, e.g. of an allocator).
+    let bin_b = opts.values("--bin-b").next().map(PathBuf::from);
     let with_operators = !ioop && !same;
     let names = if ioop {
         ["no log", "ioop log"]
-    } else if same && !env_b.is_empty() {
+    } else if same && (!env_b.is_empty() || bin_b.is_some()) {
         ["A", "B"]
     } else {
         ["plain", "operators"]
@@ -1160,6 +1163,9 @@ fn cost_phase(bin: &Path, opts: &Opts) {
     }
     if !env_b.is_empty() {
         println!("The second proxy runs with {env_b:?}.");
+    }
+    if let Some(b) = &bin_b {
+        println!("The second proxy is {}.", b.display());
     }
     println!("{rounds} rounds, the two in turn (AB, BA, AB, …); rate runs {rate_secs} s at 50 concurrent; bulk {gib} GiB.");
     if cap_time_wait() {
@@ -1196,13 +1202,18 @@ fn cost_phase(bin: &Path, opts: &Opts) {
         let targets: Vec<Target> = subjects.iter().map(|_| Target::start(bin)).collect();
         let proxies: Vec<Proxy> = subjects
             .iter()
-            .map(|(name, c)| {
+            .enumerate()
+            .map(|(i, (name, c))| {
                 let conf = Conf {
                     port: free_port(),
                     management: c.management.map(|_| free_port()),
                     ..c.clone()
                 };
-                Proxy::start(&ferrosocks, conf, work.path().join(format!("{name}.conf")))
+                let proxy_bin = match (&bin_b, i) {
+                    (Some(b), 1) => b,
+                    _ => &ferrosocks,
+                };
+                Proxy::start(proxy_bin, conf, work.path().join(format!("{name}.conf")))
             })
             .collect();
         let operator = with_operators.then(|| Operator::start(proxies[1].mgmt_addr()));

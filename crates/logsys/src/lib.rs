@@ -310,6 +310,22 @@ impl Logger {
         }
     }
 
+    /// Logs a traffic record whose line `write` appends (without prefix or newline),
+    /// from text rendered once for a session: its start line and summary. `record`
+    /// builds the same record, for JSON sinks and operators only.
+    pub fn traffic_written(
+        &self,
+        sub: Subsystem,
+        level: Level,
+        write: &dyn Fn(&mut Vec<u8>),
+        record: &dyn Fn() -> traffic_log::Record,
+    ) {
+        if self.enabled(sub, level) {
+            let m = routing::Message::Written { write, record };
+            self.inner.core.emit(sub, level, 0, &m);
+        }
+    }
+
     fn emit(&self, subsystem: Subsystem, level: Level, category: u32, payload: Payload) {
         let message = routing::Message::Payload(&payload);
         self.inner.core.emit(subsystem, level, category, &message);

@@ -50,6 +50,13 @@ pub(crate) enum Message<'a> {
         data: Option<&'a str>,
         record: &'a dyn Fn() -> traffic_log::Record,
     },
+    /// A traffic record whose text line `write` appends (from text a session rendered
+    /// once); `record` builds the structured record when a JSON sink or an operator
+    /// wants it.
+    Written {
+        write: &'a dyn Fn(&mut Vec<u8>),
+        record: &'a dyn Fn() -> traffic_log::Record,
+    },
 }
 
 impl Message<'_> {
@@ -62,6 +69,7 @@ impl Message<'_> {
                 out.extend_from_slice(head);
                 traffic_log::text::push_io_tail(out, *bytes, *data);
             }
+            Self::Written { write, .. } => write(out),
         }
     }
 
@@ -69,7 +77,9 @@ impl Message<'_> {
     fn payload(&self) -> std::borrow::Cow<'_, Payload> {
         match self {
             Self::Payload(p) => std::borrow::Cow::Borrowed(*p),
-            Self::Io { record, .. } => std::borrow::Cow::Owned(Payload::Traffic(record())),
+            Self::Io { record, .. } | Self::Written { record, .. } => {
+                std::borrow::Cow::Owned(Payload::Traffic(record()))
+            }
         }
     }
 }

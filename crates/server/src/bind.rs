@@ -137,11 +137,18 @@ impl Session<'_> {
         self.entry.add_counters(&counters);
         self.entry.endpoints(Some(ext_in), Some(remote_addr));
         let to_remote = std::sync::Arc::new(Side(vec![ep(ext_in), ep(remote_addr)]));
+        // Only the I/O lines of a BIND take the session's text: its start and summary
+        // are turned round.
+        let text = rlog
+            .io_wanted(self.log)
+            .then(|| rlog.session_text(self.log, &g.src, &to_remote))
+            .flatten();
         let relayed = Relayed {
             slog: &rlog,
             src: &g.src,
             dst: &to_remote,
             counters: &counters,
+            text: text.as_deref(),
         };
         let RelayEnd { cause, tcpinfo } = self.relay_logged(stream, &mut remote, g, relayed).await;
         // Dante 1.4.2 relays a bindreply with the remote host as its "local client".

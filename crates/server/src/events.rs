@@ -152,19 +152,30 @@ impl RequestDecided {
 
 /// A socks rule's end-of-session summary: its bytes, from the summary itself (built
 /// from the session's `Counters`), so the metric equals the log's sum.
-pub(crate) struct Summarized<'a> {
+pub(crate) struct Summarized {
     pub(crate) proto: Proto,
-    pub(crate) summary: &'a Summary,
+    /// Bytes written to the client.
+    pub(crate) to_client: u64,
+    /// Bytes written to the target.
+    pub(crate) to_target: u64,
 }
 
-impl Summarized<'_> {
+impl Summarized {
+    /// The counts of `summary`.
+    pub(crate) fn of(proto: Proto, summary: &Summary) -> Self {
+        Self {
+            proto,
+            to_client: summary.client.written.bytes,
+            to_target: summary.target.as_ref().map_or(0, |t| t.written.bytes),
+        }
+    }
+
     pub(crate) fn emit(self) {
         let protocol = match self.proto {
             Proto::Udp => "udp",
             Proto::Tcp => "tcp",
         };
-        let to_client = self.summary.client.written.bytes;
-        let to_target = self.summary.target.as_ref().map_or(0, |t| t.written.bytes);
+        let (to_client, to_target) = (self.to_client, self.to_target);
         let add = |direction, n| {
             if n > 0 {
                 let labels = BytesLabels {

@@ -135,6 +135,15 @@ impl RuleLog {
     /// [`RuleLog::start`] with the endpoints built only when the record is written
     /// (a session's lists are cloned for nothing when the rule does not log `connect`).
     pub(crate) fn start_with(&self, log: &Logger, ends: impl FnOnce() -> Ends) {
+        self.count_start();
+        if self.flags.connect {
+            let ends = ends();
+            self.emit_op(log, self.verdict, Event::Start { ends, desc: None });
+        }
+    }
+
+    /// The start's event for the metrics: a client passed, or a request.
+    fn count_start(&self) {
         match self.command {
             Command::Accept => ClientPassed { rule: self.number }.emit(),
             command => RequestDecided {
@@ -143,10 +152,6 @@ impl RuleLog {
                 rule: self.number,
             }
             .emit(),
-        }
-        if self.flags.connect {
-            let ends = ends();
-            self.emit_op(log, self.verdict, Event::Start { ends, desc: None });
         }
     }
 
@@ -282,32 +287,48 @@ impl RuleLog {
         );
     }
 
-    /// The heads of a session's I/O lines in both directions, `src -> dst` for bytes
-    /// from the client and reversed for bytes to it, written once from the session's
-    /// sides (`None` when the lines are not wanted). Boxed: every session's task has
-    /// room for it, logged or not.
-    pub(crate) fn io_heads(&self, log: &Logger, src: &Side, dst: &Side) -> Option<Box<IoHeads>> {
-        if !self.io_wanted(log) {
+    /// The text of a session's lines, its endpoints written once from its sides
+    /// (`None` when none of its start line, I/O lines and summary is wanted). Boxed:
+    /// every session's task has room for it, logged or not.
+    pub(crate) fn session_text(
+        &self,
+        log: &Logger,
+        src: &Side,
+        dst: &Side,
+    ) -> Option<Box<SessionText>> {
+        let (op_sub, op_level) = self.op_sub();
+        let wanted = self.io_wanted(log)
+            || (self.flags.connect && log.enabled(op_sub, op_level))
+            || ((self.flags.disconnect || self.flags.error)
+                && log.enabled(self.traffic_sub(), Level::Trace));
+        if !wanted {
             return None;
         }
-        let head = |from, to, reversed| traffic_log::text::IoHead {
-            verdict: self.verdict,
-            rule: self.number,
-            proto: proto_of(self.command),
-            command: self.command,
-            from,
-            to,
-            reversed,
-        };
-        let mut text = Vec::with_capacity(256);
-        head(&src.0, &dst.0, false).write_to(&mut text);
-        let split = text.len();
-        head(&dst.0, &src.0, true).write_to(&mut text);
-        Some(Box::new(IoHeads { text, split }))
+        Some(Box::new(SessionText::new(self, src, dst)))
+    }
+
+    /// `[: SRC -> DST` from the session's text, when `connect` is on; `ends` builds the
+    /// record's endpoints for JSON sinks and operators. Counted as [`Self::start`] is.
+    pub(crate) fn start_from(&self, log: &Logger, text: &SessionText, ends: &dyn Fn() -> Ends) {
+        self.count_start();
+        if self.flags.connect {
+            let (sub, level) = self.op_sub();
+            let write = |out: &mut Vec<u8>| text.write_start(out);
+            let record = || {
+                self.record(
+                    self.verdict,
+                    Event::Start {
+                        ends: ends(),
+                        desc: None,
+                    },
+                )
+            };
+            log.traffic_written(sub, level, &write, &record);
+        }
     }
 
     /// `-: ENDS (N)[: DATA]` for one I/O operation whose line starts with `head` (one of
-    /// [`Self::io_heads`]); `data` is there unless spliced. `ends` builds the record's
+    /// [`SessionText`]); `data` is there unless spliced. `ends` builds the record's
     /// endpoints, for JSON sinks and operators only.
     pub(crate) fn io_line(
         &self,
@@ -374,6 +395,58 @@ impl RuleLog {
         self.flags.disconnect || (self.flags.error && is_error)
     }
 
+    /// [`Self::summary_with`] for a TCP session whose lines' text is `text` (`None`:
+    /// not logged): `]: WC -> SRC -> RC, WT -> DST -> RT: DESC` written from it, the
+    /// record built (by `summary`) only for JSON sinks and operators. `counts` are
+    /// (WC, RC, WT, RT).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn summary_from(
+        &self,
+        log: &Logger,
+        text: Option<&SessionText>,
+        counts: [u64; 4],
+        summary: &dyn Fn() -> Summary,
+        cause: &EndCause,
+        secs: u64,
+        tcpinfo: Option<&str>,
+    ) {
+        let [wc, _, wt, _] = counts;
+        if self.command != Command::Accept {
+            Summarized {
+                proto: proto_of(self.command),
+                to_client: wc,
+                to_target: wt,
+            }
+            .emit();
+        }
+        if !self.logs_summary(cause) {
+            return;
+        }
+        let record = || {
+            let mut desc = cause.describe(secs);
+            if let Some(block) = tcpinfo {
+                desc.push_str(block);
+            }
+            self.record(
+                self.verdict,
+                Event::Summary {
+                    summary: summary(),
+                    desc,
+                },
+            )
+        };
+        let Some(text) = text else {
+            // Not wanted when the session started; the levels may have changed since
+            // (`verb`, a reload).
+            if log.enabled(self.traffic_sub(), Level::Trace) {
+                log.traffic(self.traffic_sub(), Level::Trace, record());
+            }
+            return;
+        };
+        let write = |out: &mut Vec<u8>| text.write_summary(out, counts, cause, secs, tcpinfo);
+        log.traffic_written(self.traffic_sub(), Level::Trace, &write, &record);
+    }
+
     pub(crate) fn summary_with(
         &self,
         log: &Logger,
@@ -384,11 +457,7 @@ impl RuleLog {
     ) {
         // The socks rule's summary counts the bytes; the client rule's repeats them.
         if self.command != Command::Accept {
-            Summarized {
-                proto: proto_of(self.command),
-                summary: &summary,
-            }
-            .emit();
+            Summarized::of(proto_of(self.command), &summary).emit();
         }
         if self.logs_summary(cause) {
             let mut desc = cause.describe(secs);
@@ -404,22 +473,110 @@ impl RuleLog {
     }
 }
 
-/// The text of a session's I/O lines up to the byte count, in both directions.
-pub(crate) struct IoHeads {
+/// The text of a session's lines with its endpoints written once:
+/// `VERDICT(N): PROTO/CMD -: SRC -> DST`, the head of I/O lines from the client, then
+/// the head of those to it, each side reversed. The start line and the summary take
+/// the rule and the sides from the first.
+pub(crate) struct SessionText {
     text: Vec<u8>,
-    /// Where the head of bytes to the client starts.
-    split: usize,
+    /// Where in the first head `VERDICT(N): PROTO/CMD`, `SRC` and `DST` are; the second
+    /// head follows `DST`.
+    rule: (u32, u32),
+    src: (u32, u32),
+    dst: (u32, u32),
 }
 
-impl IoHeads {
+impl SessionText {
+    fn new(slog: &RuleLog, src: &Side, dst: &Side) -> Self {
+        let head = |from, to, reversed| traffic_log::text::IoHead {
+            verdict: slog.verdict,
+            rule: slog.number,
+            proto: proto_of(slog.command),
+            command: slog.command,
+            from,
+            to,
+            reversed,
+        };
+        let mut text = Vec::with_capacity(256);
+        let marks = head(&src.0, &dst.0, false).write_marked(&mut text);
+        head(&dst.0, &src.0, true).write_to(&mut text);
+        let span = |r: std::ops::Range<usize>| (r.start as u32, r.end as u32);
+        Self {
+            text,
+            rule: span(marks.rule),
+            src: span(marks.from),
+            dst: span(marks.to),
+        }
+    }
+
+    fn piece(&self, (start, end): (u32, u32)) -> &[u8] {
+        &self.text[start as usize..end as usize]
+    }
+
     /// For bytes from the client: `VERDICT(N): PROTO/CMD -: SRC -> DST`.
     pub(crate) fn up(&self) -> &[u8] {
-        &self.text[..self.split]
+        &self.text[..self.dst.1 as usize]
     }
 
     /// For bytes to it, each side reversed.
     pub(crate) fn down(&self) -> &[u8] {
-        &self.text[self.split..]
+        &self.text[self.dst.1 as usize..]
+    }
+
+    /// `VERDICT(N): PROTO/CMD`.
+    fn rule(&self) -> &[u8] {
+        self.piece(self.rule)
+    }
+
+    /// `SRC`.
+    fn src(&self) -> &[u8] {
+        self.piece(self.src)
+    }
+
+    /// `DST`.
+    fn dst(&self) -> &[u8] {
+        self.piece(self.dst)
+    }
+
+    /// The start line: `VERDICT(N): PROTO/CMD [: SRC -> DST`.
+    fn write_start(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.rule());
+        out.extend_from_slice(b" [: ");
+        out.extend_from_slice(self.src());
+        out.extend_from_slice(b" -> ");
+        out.extend_from_slice(self.dst());
+    }
+
+    /// The summary: `VERDICT(N): PROTO/CMD ]: WC -> SRC -> RC, WT -> DST -> RT: DESC`,
+    /// `counts` being (WC, RC, WT, RT).
+    fn write_summary(
+        &self,
+        out: &mut Vec<u8>,
+        counts: [u64; 4],
+        cause: &EndCause,
+        secs: u64,
+        tcpinfo: Option<&str>,
+    ) {
+        use traffic_log::text::push_decimal;
+        let [wc, rc, wt, rt] = counts;
+        out.extend_from_slice(self.rule());
+        out.extend_from_slice(b" ]: ");
+        push_decimal(out, wc);
+        out.extend_from_slice(b" -> ");
+        out.extend_from_slice(self.src());
+        out.extend_from_slice(b" -> ");
+        push_decimal(out, rc);
+        out.extend_from_slice(b", ");
+        push_decimal(out, wt);
+        out.extend_from_slice(b" -> ");
+        out.extend_from_slice(self.dst());
+        out.extend_from_slice(b" -> ");
+        push_decimal(out, rt);
+        out.extend_from_slice(b": ");
+        cause.push_description(out, secs);
+        if let Some(block) = tcpinfo {
+            out.extend_from_slice(block.as_bytes());
+        }
     }
 }
 
@@ -493,5 +650,81 @@ pub(crate) fn leg(written: u64, side: Side, read: u64) -> Leg {
         written: Count::bytes(written),
         side,
         read: Count::bytes(read),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use traffic_log::Verdict;
+
+    fn rule_log() -> RuleLog {
+        RuleLog {
+            verdict: Verdict::Pass,
+            number: 7,
+            flags: LogFlags::default(),
+            command: Command::Connect,
+            interim: None,
+        }
+    }
+
+    /// The lines written from a session's text are the records' lines, byte for byte:
+    /// a user, a bracketed chained hop, a name, IPv6.
+    #[test]
+    fn session_text_lines_are_the_records_lines() {
+        let up = "pass(7): tcp/connect -: username%bob@127.0.0.1.40000 [::1].1080 -> 10.0.0.2.50000 [192.0.2.1.1080] www.example.com.443 (1)";
+        let Event::Io { ends, .. } = Record::parse(up).unwrap().event else {
+            panic!("an I/O record")
+        };
+        let (src, dst) = (ends.src, ends.dst.unwrap());
+        let slog = rule_log();
+        let t = &SessionText::new(&slog, &src, &dst);
+        let ends = Ends {
+            src: src.clone(),
+            dst: Some(dst.clone()),
+        };
+        let line = |r: Record| r.to_string().into_bytes();
+        let mut got = Vec::new();
+        t.write_start(&mut got);
+        assert_eq!(
+            got,
+            line(slog.record(Verdict::Pass, Event::Start { ends, desc: None }))
+        );
+        for (cause, tcpinfo) in [
+            (EndCause::ClientClosed, None),
+            (
+                EndCause::PeerError(Some("Connection reset by peer".into())),
+                Some("\nTCP_INFO"),
+            ),
+        ] {
+            let mut got = Vec::new();
+            t.write_summary(&mut got, [1, 2, 3, 4], &cause, 59, tcpinfo);
+            let mut desc = cause.describe(59);
+            desc.extend(tcpinfo);
+            let summary = Summary {
+                client: leg(1, src.clone(), 2),
+                target: Some(leg(3, dst.clone(), 4)),
+            };
+            let want = line(slog.record(Verdict::Pass, Event::Summary { summary, desc }));
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+        }
+        let mut want_down = Vec::new();
+        slog.record(
+            Verdict::Pass,
+            Event::Io {
+                ends: Ends {
+                    src: crate::session::reversed(&dst),
+                    dst: Some(crate::session::reversed(&src)),
+                },
+                bytes: 0,
+                data: None,
+            },
+        )
+        .write_io_head(&mut want_down);
+        assert_eq!(t.down(), &want_down[..]);
+        assert_eq!(t.up(), up.strip_suffix(" (1)").unwrap().as_bytes());
     }
 }

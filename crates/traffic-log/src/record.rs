@@ -271,21 +271,43 @@ pub enum EndCause {
 impl EndCause {
     /// The summary description: cause, two spaces, and the session duration.
     pub fn describe(&self, duration_secs: u64) -> String {
-        format!("{self}.  Session duration: {duration_secs}s")
+        let mut out = Vec::new();
+        self.push_description(&mut out, duration_secs);
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// Appends [`Self::describe`]'s text.
+    pub fn push_description(&self, out: &mut Vec<u8>, duration_secs: u64) {
+        let (word, detail) = self.words();
+        out.extend_from_slice(word.as_bytes());
+        if let Some(d) = detail {
+            out.extend_from_slice(b" (");
+            out.extend_from_slice(d.as_bytes());
+            out.push(b')');
+        }
+        out.extend_from_slice(b".  Session duration: ");
+        crate::text::push_decimal(out, duration_secs);
+        out.push(b's');
+    }
+
+    /// The cause's words and its detail, if any.
+    fn words(&self) -> (&str, Option<&str>) {
+        match self {
+            Self::ClientClosed => ("local client closed", None),
+            Self::PeerClosed => ("remote peer closed", None),
+            Self::ClientError(d) => ("local client error", d.as_deref()),
+            Self::PeerError(d) => ("remote peer error", d.as_deref()),
+            Self::Timeout(which) => (which, None),
+            Self::AdminTermination => ("administrative termination", None),
+            Self::Blocked => ("blocked", None),
+        }
     }
 }
 
 impl fmt::Display for EndCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (word, detail) = match self {
-            Self::ClientClosed => ("local client closed", None),
-            Self::PeerClosed => ("remote peer closed", None),
-            Self::ClientError(d) => ("local client error", d.as_deref()),
-            Self::PeerError(d) => ("remote peer error", d.as_deref()),
-            Self::Timeout(which) => (*which, None),
-            Self::AdminTermination => ("administrative termination", None),
-            Self::Blocked => ("blocked", None),
-        };
+        let (word, detail) = self.words();
         f.write_str(word)?;
         if let Some(d) = detail {
             write!(f, " ({d})")?;

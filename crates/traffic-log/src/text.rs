@@ -166,12 +166,36 @@ pub struct IoHead<'a> {
 impl IoHead<'_> {
     /// Appends `VERDICT(N): PROTO/CMD -: FROM -> TO`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        push_rule(out, self.verdict, self.rule, self.proto, self.command);
-        out.extend_from_slice(b" -: ");
-        push_endpoints(out, self.from, self.reversed);
-        out.extend_from_slice(b" -> ");
-        push_endpoints(out, self.to, self.reversed);
+        self.write_marked(out);
     }
+
+    /// [`Self::write_to`], returning where in `out` the rule, `FROM` and `TO` are.
+    pub fn write_marked(&self, out: &mut Vec<u8>) -> HeadMarks {
+        let start = out.len();
+        push_rule(out, self.verdict, self.rule, self.proto, self.command);
+        let rule = start..out.len();
+        out.extend_from_slice(b" -: ");
+        let from_start = out.len();
+        push_endpoints(out, self.from, self.reversed);
+        let from = from_start..out.len();
+        out.extend_from_slice(b" -> ");
+        let to_start = out.len();
+        push_endpoints(out, self.to, self.reversed);
+        HeadMarks {
+            rule,
+            from,
+            to: to_start..out.len(),
+        }
+    }
+}
+
+/// Where [`IoHead::write_marked`] wrote each piece.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadMarks {
+    /// `VERDICT(N): PROTO/CMD`.
+    pub rule: std::ops::Range<usize>,
+    pub from: std::ops::Range<usize>,
+    pub to: std::ops::Range<usize>,
 }
 
 /// Appends `endpoints` separated by spaces, last to first when `reversed`.

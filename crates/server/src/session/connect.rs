@@ -24,7 +24,7 @@ use crate::logging::{is_no_route, warn_failure, Failure};
 use crate::negotiate::reply;
 use crate::relay::Counters;
 use crate::rules::TargetAddrs;
-use crate::tlog::{ep, only, reached_ep, target_ep, RuleLog};
+use crate::tlog::{ep, only, reached_ep, target_ep, RuleLog, SessionText};
 
 /// A CONNECT whose outgoing connection is up and answered: what its relay and its
 /// summaries need, taken out of the grant, so that neither the grant nor the
@@ -42,6 +42,8 @@ pub(super) struct Connected<'a> {
     dst: Option<Arc<Side>>,
     /// The session's counters, shared with the registry.
     counters: Arc<Counters>,
+    /// The text of the socks rule's lines, when they are logged.
+    text: Option<Box<SessionText>>,
     /// Bytes the client sent before our reply: they go to the target first.
     pub(super) early_data: Vec<u8>,
     /// The outgoing connection.
@@ -245,6 +247,7 @@ impl Session<'_> {
             clog: g.clog,
             src: Arc::clone(&g.src),
             dst: Some(Arc::clone(&dst)),
+            text: g.slog.session_text(self.log, &g.src, &dst),
             counters,
             early_data: g.neg.early_data.clone(),
             out,
@@ -252,10 +255,14 @@ impl Session<'_> {
         let early = match reply(stream, g.version(), ReplyCode::Succeeded, ext).await {
             Err(e) => Some(EndCause::ClientError(Some(crate::errno_text(&e)))),
             Ok(()) => {
-                c.slog.start_with(self.log, || Ends {
+                let ends = || Ends {
                     src: Side::clone(&c.src),
                     dst: Some(Side::clone(&dst)),
-                });
+                };
+                match &c.text {
+                    Some(text) => c.slog.start_from(self.log, text, &ends),
+                    None => c.slog.start_with(self.log, ends),
+                }
                 drop(dst);
                 self.leftover_to_client(stream, &c, leftover).await
             }
@@ -278,6 +285,7 @@ impl Session<'_> {
                 src: &c.src,
                 dst,
                 counters: &c.counters,
+                text: c.text.as_deref(),
             };
             self.relay_tcp(stream, &mut c.out, c.rule, &c.early_data, relayed)
                 .await
@@ -287,17 +295,15 @@ impl Session<'_> {
 
     /// The summaries of a CONNECT that was established.
     fn connect_ended(&self, c: &mut Connected<'_>, cause: &EndCause, tcpinfo: Option<&str>) {
-        let dst = c
-            .dst
-            .take()
-            .map_or_else(|| Side(Vec::new()), Arc::unwrap_or_clone);
+        let dst = c.dst.take().unwrap_or_else(|| Arc::new(Side(Vec::new())));
         self.summaries(Ending {
             slog: &c.slog,
             clog: &c.clog,
             accept_side: None,
             counters: &c.counters,
-            src: Side::clone(&c.src),
-            dst,
+            src: &c.src,
+            dst: &dst,
+            text: c.text.as_deref(),
             cause,
             tcpinfo,
         });
@@ -364,13 +370,15 @@ impl Session<'_> {
             .addr
             .map_or_else(|| target_ep(target), |a| reached_ep(target, a));
         let dst = Side(vec![ext, peer]);
+        let text = g.slog.session_text(self.log, &g.src, &dst);
         let ending = Ending {
             slog: &g.slog,
             clog: &g.clog,
             accept_side: Some(&g.accept_side),
             counters: &Counters::default(),
-            src: Side::clone(&g.src),
-            dst,
+            src: &g.src,
+            dst: &dst,
+            text: text.as_deref(),
             cause: &cause,
             tcpinfo: None,
         };

@@ -13,7 +13,7 @@ use super::{reversed, seconds, Granted, Session};
 use crate::logging::{warn_failure, Failure};
 use crate::registry::{EventKind, Phase, TcpState};
 use crate::relay::{relay, Counters, Dir, Hooks, IoOp, RelayParams};
-use crate::tlog::{leg, IoHeads, RuleLog};
+use crate::tlog::{leg, RuleLog, SessionText};
 
 /// A relayed TCP session's sides and the rule that logs it: what
 /// [`Session::relay_logged`] needs beside the two sockets.
@@ -27,6 +27,8 @@ pub(crate) struct Relayed<'a> {
     pub(crate) dst: &'a Arc<Side>,
     /// The session's counters, shared with the registry.
     pub(crate) counters: &'a Arc<Counters>,
+    /// The text of its lines (`None`: none is logged).
+    pub(crate) text: Option<&'a SessionText>,
 }
 
 /// How a relay ended.
@@ -47,9 +49,11 @@ pub(super) struct Ending<'a> {
     pub(super) accept_side: Option<&'a Side>,
     pub(super) counters: &'a Counters,
     /// `[AUTH]CLIENT PROXY-INT`.
-    pub(super) src: Side,
+    pub(super) src: &'a Side,
     /// `PROXY-EXT TARGET`.
-    pub(super) dst: Side,
+    pub(super) dst: &'a Side,
+    /// The text of the socks rule's lines, when they are logged.
+    pub(super) text: Option<&'a SessionText>,
     pub(super) cause: &'a EndCause,
     /// The TCP_INFO block to append (`log: tcpinfo`).
     pub(super) tcpinfo: Option<&'a str>,
@@ -87,7 +91,10 @@ impl<'s> Session<'s> {
             src,
             dst,
             counters,
+            text,
         } = r;
+        // The session's text serves the I/O lines only when they are logged.
+        let heads = text.filter(|_| slog.io_wanted(self.log));
         use std::os::fd::AsRawFd;
         self.entry.set(Phase::Tcp(TcpState {
             src: Arc::clone(src),
@@ -96,9 +103,6 @@ impl<'s> Session<'s> {
             tcpinfo: slog.flags.tcpinfo,
         }));
         self.registry.notify(EventKind::Established, self.entry);
-        // The I/O lines' heads of both directions, their endpoints written once, only
-        // when they will be logged.
-        let heads = slog.io_heads(self.log, src, dst);
         // Built here, not in the future: moved into it once, and told to the relay as one
         // object.
         let hooks = TcpHooks {
@@ -158,6 +162,7 @@ impl<'s> Session<'s> {
             counters,
             src,
             dst,
+            text,
             cause,
             tcpinfo,
         } = e;
@@ -173,12 +178,20 @@ impl<'s> Session<'s> {
         );
         let accept_side = clog
             .logs_summary(cause)
-            .then(|| accept_side.map_or_else(|| unauthenticated(&src), Side::clone));
-        let summary = Summary {
-            client: leg(wc, src, rc),
-            target: Some(leg(wt, dst, rt)),
+            .then(|| accept_side.map_or_else(|| unauthenticated(src), Side::clone));
+        let summary = || Summary {
+            client: leg(wc, Side::clone(src), rc),
+            target: Some(leg(wt, Side::clone(dst), rt)),
         };
-        slog.summary_with(self.log, summary, cause, secs, tcpinfo);
+        slog.summary_from(
+            self.log,
+            text,
+            [wc, rc, wt, rt],
+            &summary,
+            cause,
+            secs,
+            tcpinfo,
+        );
         if let Some(accept_side) = accept_side {
             let summary = Summary {
                 client: leg(wc, accept_side, wt),
@@ -223,13 +236,13 @@ struct TcpHooks<'f, 's> {
     rule: &'f Rule,
     src: &'f Side,
     dst: &'f Side,
-    /// The lines' heads (none when they are not logged).
-    heads: Option<Box<IoHeads>>,
+    /// The lines' text (none when they are not logged).
+    heads: Option<&'f SessionText>,
 }
 
 impl Hooks for TcpHooks<'_, '_> {
     fn io(&self, dir: Dir, op: IoOp<'_>) {
-        let Some(heads) = &self.heads else {
+        let Some(heads) = self.heads else {
             return;
         };
         let (src, dst) = (self.src, self.dst);

@@ -488,18 +488,17 @@ pub(crate) struct SessionText {
 
 impl SessionText {
     fn new(slog: &RuleLog, src: &Side, dst: &Side) -> Self {
-        let head = |from, to, reversed| traffic_log::text::IoHead {
+        let mut text = Vec::with_capacity(256);
+        let marks = traffic_log::text::IoHead {
             verdict: slog.verdict,
             rule: slog.number,
             proto: proto_of(slog.command),
             command: slog.command,
-            from,
-            to,
-            reversed,
-        };
-        let mut text = Vec::with_capacity(256);
-        let marks = head(&src.0, &dst.0, false).write_marked(&mut text);
-        head(&dst.0, &src.0, true).write_to(&mut text);
+            from: &src.0,
+            to: &dst.0,
+            reversed: false,
+        }
+        .write_both(&mut text);
         let span = |r: std::ops::Range<usize>| (r.start as u32, r.end as u32);
         Self {
             text,

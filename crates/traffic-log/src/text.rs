@@ -189,6 +189,57 @@ impl IoHead<'_> {
     }
 }
 
+impl IoHead<'_> {
+    /// [`Self::write_marked`], then the head of the other direction (`to` and `from`
+    /// swapped, each side's endpoints in the other order), made from the first's text:
+    /// no endpoint is rendered twice. Returns the first head's marks.
+    pub fn write_both(&self, out: &mut Vec<u8>) -> HeadMarks {
+        /// Endpoints of both sides copied rather than rendered again; a session with
+        /// more (a long chain) renders the second head anew.
+        const MAX: usize = 8;
+        let (nf, n) = (self.from.len(), self.from.len() + self.to.len());
+        if n > MAX {
+            let marks = self.write_marked(out);
+            IoHead {
+                from: self.to,
+                to: self.from,
+                reversed: !self.reversed,
+                ..*self
+            }
+            .write_to(out);
+            return marks;
+        }
+        let mut spans = [(0usize, 0usize); MAX];
+        let start = out.len();
+        push_rule(out, self.verdict, self.rule, self.proto, self.command);
+        let rule = start..out.len();
+        out.extend_from_slice(b" -: ");
+        let from_start = out.len();
+        push_endpoints_marked(out, self.from, self.reversed, &mut spans[..nf]);
+        let from = from_start..out.len();
+        out.extend_from_slice(b" -> ");
+        let to_start = out.len();
+        push_endpoints_marked(out, self.to, self.reversed, &mut spans[nf..n]);
+        let to = to_start..out.len();
+        out.extend_from_within(rule.clone());
+        out.extend_from_slice(b" -: ");
+        copy_reversed(out, &spans[nf..n]);
+        out.extend_from_slice(b" -> ");
+        copy_reversed(out, &spans[..nf]);
+        HeadMarks { rule, from, to }
+    }
+}
+
+/// Appends the texts at `spans` of `out` itself, last to first, separated by spaces.
+fn copy_reversed(out: &mut Vec<u8>, spans: &[(usize, usize)]) {
+    for (i, &(start, end)) in spans.iter().rev().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_within(start..end);
+    }
+}
+
 /// Where [`IoHead::write_marked`] wrote each piece.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeadMarks {
@@ -200,11 +251,26 @@ pub struct HeadMarks {
 
 /// Appends `endpoints` separated by spaces, last to first when `reversed`.
 fn push_endpoints(out: &mut Vec<u8>, endpoints: &[Endpoint], reversed: bool) {
+    push_endpoints_marked(out, endpoints, reversed, &mut []);
+}
+
+/// [`push_endpoints`], keeping in `spans` (as far as it goes) where each endpoint's
+/// text is, in the order written.
+fn push_endpoints_marked(
+    out: &mut Vec<u8>,
+    endpoints: &[Endpoint],
+    reversed: bool,
+    spans: &mut [(usize, usize)],
+) {
     let mut write = |i: usize, e: &Endpoint| {
         if i > 0 {
             out.push(b' ');
         }
+        let start = out.len();
         e.write_to(out);
+        if let Some(span) = spans.get_mut(i) {
+            *span = (start, out.len());
+        }
     };
     if reversed {
         endpoints
@@ -483,6 +549,46 @@ mod tests {
                 String::from_utf8(got).unwrap(),
                 String::from_utf8(want).unwrap()
             );
+        }
+    }
+
+    /// Both heads written at once are the two heads written apart, whatever the number
+    /// of endpoints (past the copied maximum too) and the first head's order.
+    #[test]
+    fn both_heads_at_once_are_the_two_heads_apart() {
+        let line = "pass(3): tcp/connect -: username%bob@127.0.0.1.1 127.0.0.1.2 -> 127.0.0.1.3 [10.0.0.9.1080] www.example.com.443 (5)";
+        let r = Record::parse(line).unwrap();
+        let Event::Io { ends, .. } = &r.event else {
+            panic!("an I/O record")
+        };
+        let (src, dst) = (&ends.src.0, &ends.dst.as_ref().unwrap().0);
+        let long: Vec<_> = dst.iter().cycle().take(7).cloned().collect();
+        for (from, to) in [
+            (&src[..], &dst[..]),
+            (&src[..1], &dst[..1]),
+            (&src[..], &long[..]),
+        ] {
+            for reversed in [false, true] {
+                let head = |from, to, reversed| super::IoHead {
+                    verdict: r.verdict,
+                    rule: r.rule,
+                    proto: r.proto,
+                    command: r.command,
+                    from,
+                    to,
+                    reversed,
+                };
+                let mut want = b"x".to_vec();
+                let want_marks = head(from, to, reversed).write_marked(&mut want);
+                head(to, from, !reversed).write_to(&mut want);
+                let mut got = b"x".to_vec();
+                let marks = head(from, to, reversed).write_both(&mut got);
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    String::from_utf8(want).unwrap()
+                );
+                assert_eq!(marks, want_marks);
+            }
         }
     }
 

@@ -5,6 +5,8 @@
 
 use std::process::Command;
 
+use ferrosocks_bench::procs::first_number;
+
 #[test]
 fn every_mode_moves_every_byte_and_every_zero_copy_send_completes() {
     let out = Command::new(env!("CARGO_BIN_EXE_zerocopy"))
@@ -19,15 +21,7 @@ fn every_mode_moves_every_byte_and_every_zero_copy_send_completes() {
             .lines()
             .find(|l| l.starts_with(&format!("| {mode} |")))
             .unwrap_or_else(|| panic!("no {mode} row in\n{stdout}"));
-        let rate: f64 = row
-            .split('|')
-            .nth(2)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let rate = first_number(row.split('|').nth(2).unwrap()).unwrap();
         assert!(rate > 0.0, "{row}");
     }
     // 16 MiB in reads of at most 256 KiB: at least 64 sends a round, each one completed
@@ -37,16 +31,8 @@ fn every_mode_moves_every_byte_and_every_zero_copy_send_completes() {
         .find(|l| l.starts_with("| zerocopy |"))
         .unwrap();
     let counts = zc.rsplit('|').nth(1).unwrap().trim();
-    let sends: u64 = counts
-        .split(" of ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(sends >= 128, "{zc}");
+    let sends = first_number(counts.split(" of ").nth(1).unwrap()).unwrap();
+    assert!(sends >= 128.0, "{zc}");
     assert_eq!(stderr.matches(" sends copied").count(), 2, "{stderr}");
 }
 

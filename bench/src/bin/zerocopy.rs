@@ -38,6 +38,8 @@ use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ferrosocks_bench::procs::{median, min_max};
+
 const CHUNK: usize = 256 * 1024;
 const POOL: usize = 16;
 const PIPE_SIZE: c_int = 1 << 20;
@@ -543,20 +545,11 @@ fn process_cpu() -> Duration {
 /// "median [min–max]" of `v` with `digits` decimals.
 fn spread(v: impl Iterator<Item = f64>, digits: usize) -> String {
     let mut v: Vec<f64> = v.collect();
-    v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() {
         return "—".into();
     }
-    let med = if v.len() % 2 == 1 {
-        v[v.len() / 2]
-    } else {
-        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
-    };
-    format!(
-        "{med:.digits$} [{:.digits$}–{:.digits$}]",
-        v[0],
-        v[v.len() - 1]
-    )
+    let (lo, hi) = min_max(&v);
+    format!("{:.digits$} [{lo:.digits$}–{hi:.digits$}]", median(&mut v))
 }
 
 fn number(v: Option<String>, flag: &str) -> u64 {

@@ -521,6 +521,24 @@ mod tests {
         assert_eq!(r.to_string(), line);
     }
 
+    /// A borrowed head with `r`'s rule between these endpoints.
+    fn head_of<'a>(
+        r: &Record,
+        from: &'a [Endpoint],
+        to: &'a [Endpoint],
+        reversed: bool,
+    ) -> super::IoHead<'a> {
+        super::IoHead {
+            verdict: r.verdict,
+            rule: r.rule,
+            proto: r.proto,
+            command: r.command,
+            from,
+            to,
+            reversed,
+        }
+    }
+
     /// The borrowed head writes what the record's head writes, in both directions.
     #[test]
     fn an_io_head_from_borrowed_sides_is_the_records_head() {
@@ -532,17 +550,8 @@ mod tests {
         };
         let (src, dst) = (&ends.src.0, &ends.dst.as_ref().unwrap().0);
         for (line, from, to, reversed) in [(up, src, dst, false), (down, dst, src, true)] {
-            let head = super::IoHead {
-                verdict: r.verdict,
-                rule: r.rule,
-                proto: r.proto,
-                command: r.command,
-                from,
-                to,
-                reversed,
-            };
             let mut got = Vec::new();
-            head.write_to(&mut got);
+            head_of(&r, from, to, reversed).write_to(&mut got);
             let mut want = Vec::new();
             Record::parse(line).unwrap().write_io_head(&mut want);
             assert_eq!(
@@ -569,15 +578,7 @@ mod tests {
             (&src[..], &long[..]),
         ] {
             for reversed in [false, true] {
-                let head = |from, to, reversed| super::IoHead {
-                    verdict: r.verdict,
-                    rule: r.rule,
-                    proto: r.proto,
-                    command: r.command,
-                    from,
-                    to,
-                    reversed,
-                };
+                let head = |from, to, reversed| head_of(&r, from, to, reversed);
                 let mut want = b"x".to_vec();
                 let want_marks = head(from, to, reversed).write_marked(&mut want);
                 head(to, from, !reversed).write_to(&mut want);

@@ -20,6 +20,9 @@ pub(crate) struct Failure {
 /// Writes batches of lines to one backend.
 pub(crate) struct Writer {
     backend: Box<dyn Backend>,
+    /// How reports name the backend (its description does not change; kept so that a
+    /// batch does not format it).
+    name: String,
     /// Set while failing: the first error, reported once.
     failing: Option<String>,
     lost: u64,
@@ -39,8 +42,10 @@ impl Writer {
         counts: Arc<SinkCounts>,
     ) -> Self {
         let (failing, lost) = inherited.map_or((None, 0), |f| (Some(f.error), f.lost));
+        let backend = backend::open(target, opener, waker);
         Self {
-            backend: backend::open(target, opener, waker),
+            name: backend.describe(),
+            backend,
             failing,
             lost,
             counts,
@@ -66,7 +71,7 @@ impl Writer {
     /// The backend's own reports (its waker was called).
     pub(crate) fn poll(&mut self) -> Vec<String> {
         let mut counter = Counter {
-            name: self.backend.describe(),
+            name: &self.name,
             failing: self.failing.take(),
             lost: self.lost,
             reports: Vec::new(),
@@ -95,7 +100,7 @@ impl Writer {
             return Vec::new();
         }
         let mut counter = Counter {
-            name: self.backend.describe(),
+            name: &self.name,
             failing: self.failing.take(),
             lost: self.lost,
             reports: Vec::new(),
@@ -115,8 +120,8 @@ impl Writer {
 }
 
 /// The [`Tally`] of one batch.
-struct Counter {
-    name: String,
+struct Counter<'a> {
+    name: &'a str,
     failing: Option<String>,
     lost: u64,
     reports: Vec<String>,
@@ -125,7 +130,7 @@ struct Counter {
     lines_failed: u64,
 }
 
-impl Tally for Counter {
+impl Tally for Counter<'_> {
     fn wrote(&mut self, lines: u64, result: std::io::Result<()>) {
         match (result, self.failing.take()) {
             (Ok(()), None) => {}

@@ -455,6 +455,25 @@ display_via_write_to!(Record, Ends, Side, Endpoint, Leg, Count);
 mod tests {
     use crate::record::*;
 
+    /// Every digit count, each power of ten and its neighbours, and the extremes.
+    #[test]
+    fn decimals_as_display_writes_them() {
+        let mut values = vec![0u64, 1, 9, u64::MAX, u64::MAX - 1];
+        let mut p = 10u64;
+        loop {
+            values.extend([p - 1, p, p + 1, p + p / 2]);
+            match p.checked_mul(10) {
+                Some(next) => p = next,
+                None => break,
+            }
+        }
+        for n in values {
+            let mut out = b"x".to_vec();
+            super::push_decimal(&mut out, n);
+            assert_eq!(&out[1..], n.to_string().as_bytes(), "{n}");
+        }
+    }
+
     #[test]
     fn addresses_and_counts_at_their_limits() {
         for (ip, port, text) in [

@@ -84,16 +84,97 @@ pub(crate) fn tag(program: &str, pid: u32) -> String {
     format!(") {program}[{pid}]: ")
 }
 
+/// The longest prefix kept as a template; a longer tag (a very long program name) is
+/// written piece by piece.
+const TEMPLATE: usize = 128;
+
+/// A whole prefix of one second, tag and level, with the micros' six digits to fill in.
+struct Template {
+    secs: u64,
+    level: Level,
+    /// The tag it was made with (its address and length: one process has one or two).
+    tag: (usize, usize),
+    text: [u8; TEMPLATE],
+    len: usize,
+    micros_at: usize,
+}
+
+thread_local! {
+    /// The last prefix this thread wrote, reused while the second, level and tag hold.
+    static PREFIX: std::cell::RefCell<Template> = const {
+        std::cell::RefCell::new(Template {
+            secs: u64::MAX,
+            level: Level::Info,
+            tag: (0, 0),
+            text: [0; TEMPLATE],
+            len: 0,
+            micros_at: 0,
+        })
+    };
+}
+
 /// Appends Dante's prefix, `Mon DD HH:MM:SS (secs.usec) program[pid]: level: `, where
-/// `tag` is [`tag`]'s; returns its length.
+/// `tag` is [`tag`]'s; returns its length. The whole prefix but the micros is copied
+/// from a per-thread template made once per second (and per level and tag).
 pub(crate) fn push_prefix(out: &mut Vec<u8>, tag: &str, time: SystemTime, level: Level) -> usize {
-    let start = out.len();
     let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    let second = second(since.as_secs(), time);
-    out.extend_from_slice(&second.text[..second.len]);
+    let secs = since.as_secs();
     let micros = since.subsec_micros();
+    let key = (tag.as_ptr() as usize, tag.len());
+    let written = PREFIX.with(|cell| {
+        let Ok(mut t) = cell.try_borrow_mut() else {
+            return None;
+        };
+        if t.secs != secs || t.level != level || t.tag != key {
+            let second = second(secs, time);
+            let level_text = level.dante().as_str().as_bytes();
+            let len = second.len + 6 + tag.len() + level_text.len() + 2;
+            if len > TEMPLATE {
+                return None;
+            }
+            let mut at = 0;
+            for piece in [
+                &second.text[..second.len],
+                b"000000".as_slice(),
+                tag.as_bytes(),
+                level_text,
+                b": ",
+            ] {
+                t.text[at..at + piece.len()].copy_from_slice(piece);
+                at += piece.len();
+            }
+            t.secs = secs;
+            t.level = level;
+            t.tag = key;
+            t.len = len;
+            t.micros_at = second.len;
+        }
+        let start = out.len();
+        out.extend_from_slice(&t.text[..t.len]);
+        let digits = &mut out[start + t.micros_at..start + t.micros_at + 6];
+        let (hi, rest) = (micros / 10_000, micros % 10_000);
+        digits[..2].copy_from_slice(&PAIRS[hi as usize % 100]);
+        digits[2..4].copy_from_slice(&PAIRS[(rest / 100) as usize]);
+        digits[4..].copy_from_slice(&PAIRS[(rest % 100) as usize]);
+        Some(t.len)
+    });
+    written.unwrap_or_else(|| push_prefix_pieces(out, tag, secs, micros, time, level))
+}
+
+/// [`push_prefix`] without the template (a tag too long for it).
+fn push_prefix_pieces(
+    out: &mut Vec<u8>,
+    tag: &str,
+    secs: u64,
+    micros: u32,
+    time: SystemTime,
+    level: Level,
+) -> usize {
+    let start = out.len();
+    let second = second(secs, time);
+    out.extend_from_slice(&second.text[..second.len]);
     let mut digits = [b'0'; 6];
     let mut m = micros;
     for d in digits.iter_mut().rev() {
@@ -106,6 +187,17 @@ pub(crate) fn push_prefix(out: &mut Vec<u8>, tag: &str, time: SystemTime, level:
     out.extend_from_slice(b": ");
     out.len() - start
 }
+
+/// `"00"` to `"99"`.
+const PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
 
 /// Appends the message text of a record (a traffic record's Dante line).
 pub(crate) fn push_message(out: &mut Vec<u8>, p: &Payload) {
@@ -299,10 +391,14 @@ mod tests {
     use traffic_log::{LocalTime, Prefix};
 
     /// The fast prefix is byte for byte the one `traffic_log::Prefix` prints (and
-    /// parses), for days on one and two digits, midnight, and micros that need padding.
+    /// parses), for days on one and two digits, midnight, and micros that need padding;
+    /// with the per-thread template reused within a second, across levels and two tags,
+    /// and without it for a tag too long for the template.
     #[test]
     fn prefix_matches_traffic_logs_prefix() {
-        let tag = tag("ferrosocks", 42);
+        let long_name = "p".repeat(150);
+        let programs = [("ferrosocks", 42u32), ("sockd", 7), (long_name.as_str(), 9)];
+        let tags = programs.map(|(name, pid)| tag(name, pid));
         for (secs, micros) in [
             (0u64, 0u32),
             (1_795_254_235, 762_175),
@@ -311,28 +407,32 @@ mod tests {
             (1_772_323_200 + 3_599, 5),
         ] {
             for level in [Level::Info, Level::Warning, Level::Trace, Level::Debug] {
-                let time = SystemTime::UNIX_EPOCH + Duration::new(secs, micros * 1000);
-                let mut out = b"x".to_vec();
-                let n = push_prefix(&mut out, &tag, time, level);
-                assert_eq!(n, out.len() - 1);
-                let out = String::from_utf8(out).unwrap();
-                let local: DateTime<Local> = time.into();
-                let expected = Prefix {
-                    local: LocalTime {
-                        month: local.month() as u8,
-                        day: local.day() as u8,
-                        hour: local.hour() as u8,
-                        minute: local.minute() as u8,
-                        second: local.second() as u8,
-                    },
-                    epoch_secs: secs as i64,
-                    micros,
-                    program: "ferrosocks".into(),
-                    pid: 42,
-                    level: level.dante(),
+                for ((program, pid), tag) in programs.iter().zip(&tags) {
+                    for micros in [micros, (micros + 1) % 1_000_000, micros] {
+                        let time = SystemTime::UNIX_EPOCH + Duration::new(secs, micros * 1000);
+                        let mut out = b"x".to_vec();
+                        let n = push_prefix(&mut out, tag, time, level);
+                        assert_eq!(n, out.len() - 1);
+                        let out = String::from_utf8(out).unwrap();
+                        let local: DateTime<Local> = time.into();
+                        let expected = Prefix {
+                            local: LocalTime {
+                                month: local.month() as u8,
+                                day: local.day() as u8,
+                                hour: local.hour() as u8,
+                                minute: local.minute() as u8,
+                                second: local.second() as u8,
+                            },
+                            epoch_secs: secs as i64,
+                            micros,
+                            program: (*program).into(),
+                            pid: *pid,
+                            level: level.dante(),
+                        }
+                        .to_string();
+                        assert_eq!(&out[1..], expected);
+                    }
                 }
-                .to_string();
-                assert_eq!(&out[1..], expected);
             }
         }
     }

@@ -302,6 +302,23 @@ impl Core {
         if targets.is_empty() && !to_operators {
             return;
         }
+        if let ([only], false) = (targets, to_operators) {
+            // One text sink and no operator: the line is written into the sink's own
+            // buffer (no per-thread line, no copy of it).
+            let sink = &routing.sinks[*only];
+            if !is_json(&sink.spec) {
+                let report = sink.append_with(level, sub, time, |buf| {
+                    let prefix_len = push_prefix(buf, &self.tag, time, level);
+                    message.write_to(buf);
+                    buf.push(b'\n');
+                    prefix_len
+                });
+                if let Some(r) = report {
+                    self.report(&routing, Some(*only), Level::Error, &r);
+                }
+                return;
+            }
+        }
         LINE.with(|cell| {
             let mut fresh = Vec::new();
             let mut held = cell.try_borrow_mut();

@@ -209,6 +209,22 @@ impl Sink {
         subsystem: Subsystem,
         time: SystemTime,
     ) -> Option<String> {
+        self.append_with(level, subsystem, time, |buf| {
+            buf.extend_from_slice(line);
+            prefix_len
+        })
+    }
+
+    /// Queues the line `write` appends (ending in a newline) straight into the buffer
+    /// waiting for the writer, under the sink's lock: no copy of the line. `write`
+    /// returns the length of the line's prefix. Returns what [`Sink::append`] does.
+    pub(crate) fn append_with(
+        &self,
+        level: Level,
+        subsystem: Subsystem,
+        time: SystemTime,
+        write: impl FnOnce(&mut Vec<u8>) -> usize,
+    ) -> Option<String> {
         let mut st = self.lock();
         if st.meta.len() >= SINK_QUEUE {
             st.dropped += 1;
@@ -219,7 +235,17 @@ impl Sink {
                 format!("{} is stalled ({SINK_QUEUE} lines waiting): lines for it are dropped and counted until it catches up", self.name())
             });
         }
-        st.buf.extend_from_slice(line);
+        let start = st.buf.len();
+        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(&mut st.buf)));
+        let prefix_len = match written {
+            Ok(n) => n,
+            Err(panic) => {
+                // No part of a line that failed to format stays for the writer.
+                st.buf.truncate(start);
+                drop(st);
+                std::panic::resume_unwind(panic);
+            }
+        };
         let end = st.buf.len();
         st.meta.push(LineMeta {
             end,

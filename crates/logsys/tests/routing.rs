@@ -678,3 +678,39 @@ fn io_lines_from_a_shared_head() {
         "the record is built once, for the JSON sink"
     );
 }
+
+/// A line written straight into a sink's buffer whose writing panics leaves no part of
+/// itself there: the lines before and after it are whole, and the sink goes on.
+#[test]
+fn a_line_that_fails_to_format_leaves_nothing_in_the_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.log");
+    let log = start(LogConfig {
+        logoutput: vec![file(&out)],
+        ..LogConfig::default()
+    });
+    let record =
+        || traffic_log::Record::parse("pass(1): tcp/connect -: 1.2.3.4.5 6.7.8.9.10 (1)").unwrap();
+    log.info("before");
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        log.traffic_written(
+            Subsystem::TRAFFIC,
+            Level::Trace,
+            &|buf| {
+                buf.extend_from_slice(b"half a line");
+                panic!("formatting failed");
+            },
+            &record,
+        );
+    }));
+    assert!(failed.is_err());
+    log.traffic_written(
+        Subsystem::TRAFFIC,
+        Level::Trace,
+        &|buf| buf.extend_from_slice(b"a whole line"),
+        &record,
+    );
+    log.info("after");
+    log.flush();
+    assert_eq!(msgs(&out), ["before", "a whole line", "after"]);
+}

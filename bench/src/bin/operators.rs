@@ -16,7 +16,11 @@
 //!                                                    median's 95% interval; `--same`: an A/A run of
 //!                                                    two plain proxies (what the method tells apart);
 //!                                                    `--ioop`: `log: connect disconnect ioop` against
-//!                                                    no logging instead
+//!                                                    no logging instead; `--floor [--floor-bytes N]`:
+//!                                                    two plain proxies, the second's rate runs with
+//!                                                    N bytes a session (default 1392) of notification
+//!                                                    text moved between two threads beside it (the
+//!                                                    operators' floor: `operators/floor.rs`)
 //! operators memory [--reps R] [--baseline LABEL=PATH]...
 //!                                                    PSS per idle session, this build and others
 //! operators client ADDR SECONDS                      a management client on `bytecount 1` and
@@ -40,6 +44,9 @@ use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+
+#[path = "operators/floor.rs"]
+mod floor;
 
 use ferrosocks_bench::procs::{
     cap_time_wait, cpu_seconds, first_number, free_port, loadgen, median, min_max, proc_kib,
@@ -1103,6 +1110,12 @@ fn cost_phase(bin: &Path, opts: &Opts) {
     // `--same`: an A/A run, the second proxy as plain as the first, to show what the
     // method itself tells apart between two identical proxies.
     let same = opts.flag("--same");
+    // `--floor`: the second proxy plain too, its rate runs with the notifications' bytes
+    // moved beside it (what sending them costs with no proxy work: `floor.rs`).
+    let floor_bytes = opts
+        .flag("--floor")
+        .then(|| opts.num("--floor-bytes", 1392.0) as usize);
+    let same = same || floor_bytes.is_some();
     let ops = if ioop {
         Conf {
             port: free_port(),
@@ -1147,6 +1160,8 @@ fn cost_phase(bin: &Path, opts: &Opts) {
     let with_operators = !ioop && !same;
     let names = if ioop {
         ["no log", "ioop log"]
+    } else if floor_bytes.is_some() {
+        ["plain", "plain + bytes"]
     } else if same && (!env_b.is_empty() || bin_b.is_some()) {
         ["A", "B"]
     } else {
@@ -1156,7 +1171,9 @@ fn cost_phase(bin: &Path, opts: &Opts) {
         println!("\n## cost: `log: connect disconnect ioop` to a file against no logging\n");
     } else {
         println!("\n## cost: the proxy without and with its operators\n");
-        if same {
+        if let Some(n) = floor_bytes {
+            println!("`--floor`: both proxies plain; during the second's rate runs, {n} bytes a session of `>CLIENT:` and `>LOG:` text (at the rate measured so far) go from a writer thread to a reader thread of the runner over loopback TCP, one write per 20 ms, the reader counting lines as the management client does.");
+        } else if same {
             println!("`--same`: an A/A run — the \"operators\" proxy is a second plain one, without a management client.");
         }
         println!("plain: `log: connect disconnect` to a file. operators: the same, and `status.file` (version 2) every second, `management: 127.0.0.1 port = N`, `log.traffic.operators: on`, one client on `bytecount 1` and `log on`.");
@@ -1184,6 +1201,7 @@ fn cost_phase(bin: &Path, opts: &Opts) {
     let start = Instant::now();
     let mut sessions = [0.0f64; 2];
     let mut received: Option<Received> = None;
+    let mut pumped: Vec<floor::Pumped> = Vec::new();
     let mut results: BTreeMap<(usize, &'static str), Vec<f64>> = BTreeMap::new();
     let mut failures = Vec::new();
     let measures: [(&str, &str, u32); 3] = [
@@ -1217,8 +1235,19 @@ fn cost_phase(bin: &Path, opts: &Opts) {
             })
             .collect();
         let operator = with_operators.then(|| Operator::start(proxies[1].mgmt_addr()));
+        let pump = floor_bytes.map(|n| floor::Pump::start(n).expect("the notification pump"));
         for &i in &order {
             let (p, t) = (&proxies[i], &targets[i]);
+            if let (Some(pump), 1) = (&pump, i) {
+                let mut so_far = results.get(&(0, "conn/s")).cloned().unwrap_or_default();
+                so_far.extend(results.get(&(1, "conn/s")).cloned().unwrap_or_default());
+                let rate = if so_far.is_empty() {
+                    10_000.0
+                } else {
+                    median(&mut so_far)
+                };
+                pump.on(rate);
+            }
             let cpu0 = cpu_seconds(p.pid());
             let args: Vec<String> = vec![
                 "rate".into(),
@@ -1251,6 +1280,15 @@ fn cost_phase(bin: &Path, opts: &Opts) {
                     }
                 }
                 Err(why) => failures.push(format!("{} round {}: {why}", subjects[i].0, round + 1)),
+            }
+            if let Some(pump) = &pump {
+                pump.off();
+            }
+        }
+        if let Some(pump) = pump {
+            match pump.finish() {
+                Ok(p) => pumped.push(p),
+                Err(e) => failures.push(format!("the notification pump, round {}: {e}", round + 1)),
             }
         }
         for (measure, dir, streams) in measures {
@@ -1333,6 +1371,21 @@ fn cost_phase(bin: &Path, opts: &Opts) {
             r.cpu_secs,
             elapsed.as_secs_f64(),
             r.cpu_secs / n * 1e6
+        );
+    }
+    if !pumped.is_empty() {
+        let sent: u64 = pumped.iter().map(|p| p.sessions).sum();
+        let mut got = Received::default();
+        for p in &pumped {
+            got.add(&p.received);
+        }
+        let writer_cpu: f64 = pumped.iter().map(|p| p.writer_cpu_secs).sum();
+        println!(
+            "The pump sent the text of {sent} sessions ({:.2} per rate-run session of the second proxy); its reader received {}. CPU per session sent: writer {:.1} µs, reader {:.1} µs.",
+            sent as f64 / sessions[1].max(1.0),
+            got.describe(),
+            writer_cpu / sent.max(1) as f64 * 1e6,
+            got.cpu_secs / sent.max(1) as f64 * 1e6
         );
     }
     for f in &failures {

@@ -9,6 +9,8 @@
 #   e.g. unshare -n sh -c 'ip link set lo up; bench/operators.sh cost --rounds 20 --rate-secs 5 --gib 1'
 #   (in a private namespace the cost phase caps TIME_WAIT there and needs no settling;
 #   add --same for an A/A run, --ioop to cost `log: ... ioop` instead of the operators,
+#   --floor [--floor-bytes N] for two plain proxies, the second with the notifications'
+#   bytes (N a session) moved beside it (the floor under the operators' cost),
 #   --env-b VAR=VALUE or --bin-b PATH (another build) for the second proxy: with --same an A/B)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1176,7 +1176,11 @@ fn cost_phase(bin: &Path, opts: &Opts) {
         } else if same {
             println!("`--same`: an A/A run — the \"operators\" proxy is a second plain one, without a management client.");
         }
-        println!("plain: `log: connect disconnect` to a file. operators: the same, and `status.file` (version 2) every second, `management: 127.0.0.1 port = N`, `log.traffic.operators: on`, one client on `bytecount 1` and `log on`.");
+        if floor_bytes.is_some() {
+            println!("plain: `log: connect disconnect` to a file (both proxies).");
+        } else {
+            println!("plain: `log: connect disconnect` to a file. operators: the same, and `status.file` (version 2) every second, `management: 127.0.0.1 port = N`, `log.traffic.operators: on`, one client on `bytecount 1` and `log on`.");
+        }
     }
     if !env_b.is_empty() {
         println!("The second proxy runs with {env_b:?}.");

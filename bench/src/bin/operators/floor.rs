@@ -207,7 +207,11 @@ mod tests {
         let p = pump.finish().unwrap();
         // The writer notices each change at its next 20 ms tick.
         let most = 2000.0 * (on_for + Duration::from_millis(200)).as_secs_f64();
-        assert!(p.sessions > 0 && p.sessions as f64 <= most, "{}", p.sessions);
+        assert!(
+            p.sessions > 0 && p.sessions as f64 <= most,
+            "{}",
+            p.sessions
+        );
         assert_eq!(p.received.client_blocks, 3 * p.sessions);
         assert_eq!(p.received.log, p.sessions);
         assert_eq!(p.received.bytes, 1392 * p.sessions);

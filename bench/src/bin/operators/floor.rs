@@ -10,14 +10,14 @@
 //! plain proxy is the floor under the operators' cost on this machine: the part that no
 //! change to the proxy's code can remove while the interface sends those bytes.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{thread_cpu_seconds, Received};
+use super::{read_lines, thread_cpu_seconds, Received};
 use ferrosocks_bench::procs::sleep;
 
 /// How often the writer sends what is due (the management outbox's period).
@@ -149,30 +149,10 @@ fn write_due(
 
 /// Reads and counts lines until `stop`, as the benchmark's management client does.
 fn read_all(mut s: TcpStream, stop: &AtomicBool) -> std::io::Result<Received> {
-    s.set_read_timeout(Some(Duration::from_millis(100)))?;
     let mut r = Received::default();
     let mut buf = vec![0u8; 1 << 20];
-    let mut carry: Vec<u8> = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                r.bytes += n as u64;
-                carry.extend_from_slice(&buf[..n]);
-                let mut start = 0;
-                while let Some(i) = carry[start..].iter().position(|&b| b == b'\n') {
-                    let end = start + i;
-                    let line = &carry[start..end];
-                    r.line(line.strip_suffix(b"\r").unwrap_or(line));
-                    start = end + 1;
-                }
-                carry.drain(..start);
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    r.cpu_secs = thread_cpu_seconds();
+    let forever = Instant::now() + Duration::from_secs(24 * 3600);
+    read_lines(&mut s, &mut buf, stop, forever, &mut r)?;
     Ok(r)
 }
 

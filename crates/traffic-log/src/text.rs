@@ -37,8 +37,8 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
-/// `"00"` to `"99"`: two digits per lookup.
-const PAIRS: [[u8; 2]; 100] = {
+/// `"00"` to `"99"`: two digits per lookup (also for the log prefix's micros).
+pub const PAIRS: [[u8; 2]; 100] = {
     let mut t = [[0u8; 2]; 100];
     let mut i = 0;
     while i < 100 {

@@ -77,7 +77,7 @@ fn second(secs: u64, time: SystemTime) -> Second {
     })
 }
 
-use traffic_log::text::push_decimal;
+use traffic_log::text::{push_decimal, PAIRS};
 
 /// What every text line of one process shares after the time stamp: `) program[pid]: `.
 pub(crate) fn tag(program: &str, pid: u32) -> String {
@@ -153,11 +153,7 @@ pub(crate) fn push_prefix(out: &mut Vec<u8>, tag: &str, time: SystemTime, level:
         }
         let start = out.len();
         out.extend_from_slice(&t.text[..t.len]);
-        let digits = &mut out[start + t.micros_at..start + t.micros_at + 6];
-        let (hi, rest) = (micros / 10_000, micros % 10_000);
-        digits[..2].copy_from_slice(&PAIRS[hi as usize % 100]);
-        digits[2..4].copy_from_slice(&PAIRS[(rest / 100) as usize]);
-        digits[4..].copy_from_slice(&PAIRS[(rest % 100) as usize]);
+        out[start + t.micros_at..start + t.micros_at + 6].copy_from_slice(&micros_text(micros));
         Some(t.len)
     });
     written.unwrap_or_else(|| push_prefix_pieces(out, tag, secs, micros, time, level))
@@ -175,29 +171,21 @@ fn push_prefix_pieces(
     let start = out.len();
     let second = second(secs, time);
     out.extend_from_slice(&second.text[..second.len]);
-    let mut digits = [b'0'; 6];
-    let mut m = micros;
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (m % 10) as u8;
-        m /= 10;
-    }
-    out.extend_from_slice(&digits);
+    out.extend_from_slice(&micros_text(micros));
     out.extend_from_slice(tag.as_bytes());
     out.extend_from_slice(level.dante().as_str().as_bytes());
     out.extend_from_slice(b": ");
     out.len() - start
 }
 
-/// `"00"` to `"99"`.
-const PAIRS: [[u8; 2]; 100] = {
-    let mut t = [[0u8; 2]; 100];
-    let mut i = 0;
-    while i < 100 {
-        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
-        i += 1;
-    }
-    t
-};
+/// The six digits of `micros` (below 1,000,000), zero-padded.
+fn micros_text(micros: u32) -> [u8; 6] {
+    let (hi, rest) = ((micros / 10_000) as usize % 100, (micros % 10_000) as usize);
+    let [a, b] = PAIRS[hi];
+    let [c, d] = PAIRS[rest / 100];
+    let [e, f] = PAIRS[rest % 100];
+    [a, b, c, d, e, f]
+}
 
 /// Appends the message text of a record (a traffic record's Dante line).
 pub(crate) fn push_message(out: &mut Vec<u8>, p: &Payload) {
@@ -253,13 +241,7 @@ fn push_ts(out: &mut Vec<u8>, time: SystemTime) {
         out.push(b'"');
         out.extend_from_slice(c.1.as_bytes());
         out.push(b'.');
-        let mut digits = [b'0'; 6];
-        let mut m = since.subsec_micros();
-        for d in digits.iter_mut().rev() {
-            *d = b'0' + (m % 10) as u8;
-            m /= 10;
-        }
-        out.extend_from_slice(&digits);
+        out.extend_from_slice(&micros_text(since.subsec_micros()));
         out.extend_from_slice(c.2.as_bytes());
         out.push(b'"');
     });

@@ -196,4 +196,39 @@ mod tests {
         assert_eq!(p.received.log, p.sessions);
         assert_eq!(p.received.bytes, 1392 * p.sessions);
     }
+
+    /// Lines cut across reads (a CRLF split between two, a line longer than one read)
+    /// are counted once each, whole.
+    #[test]
+    fn lines_split_across_reads_are_counted_whole() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sender = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let long = format!(">LOG:1,I,{}\r\n", "x".repeat(3000));
+            let text = format!(">CLIENT:CONNECT,1,0\r\n>CLIENT:ENV,END\r\n{long}>BYTECOUNT_CLI:1,2,3\r\n>INFO:5 notification(s) dropped\r\n");
+            for piece in text.as_bytes().chunks(7) {
+                s.write_all(piece).unwrap();
+                s.flush().unwrap();
+                sleep(Duration::from_micros(200));
+            }
+        });
+        let stop = AtomicBool::new(false);
+        let mut s = TcpStream::connect(addr).unwrap();
+        let mut r = Received::default();
+        let mut buf = vec![0u8; 1 << 12];
+        read_lines(
+            &mut s,
+            &mut buf,
+            &stop,
+            Instant::now() + Duration::from_secs(30),
+            &mut r,
+        )
+        .unwrap();
+        sender.join().unwrap();
+        assert_eq!(
+            (r.client_blocks, r.log, r.bytecount, r.dropped, r.other),
+            (1, 1, 1, 5, 0)
+        );
+    }
 }

@@ -91,7 +91,9 @@ const TEMPLATE: usize = 128;
 /// A whole prefix of one second, tag and level, with the micros' six digits to fill in.
 struct Template {
     secs: u64,
-    level: Level,
+    /// The level's word: `Trace` and `Info` records (a session's I/O lines and its
+    /// first and last) share a template.
+    level: traffic_log::Level,
     /// The tag it was made with (its address and length: one process has one or two).
     tag: (usize, usize),
     text: [u8; TEMPLATE],
@@ -104,7 +106,7 @@ thread_local! {
     static PREFIX: std::cell::RefCell<Template> = const {
         std::cell::RefCell::new(Template {
             secs: u64::MAX,
-            level: Level::Info,
+            level: traffic_log::Level::Info,
             tag: (0, 0),
             text: [0; TEMPLATE],
             len: 0,
@@ -123,13 +125,14 @@ pub(crate) fn push_prefix(out: &mut Vec<u8>, tag: &str, time: SystemTime, level:
     let secs = since.as_secs();
     let micros = since.subsec_micros();
     let key = (tag.as_ptr() as usize, tag.len());
+    let word = level.dante();
     let written = PREFIX.with(|cell| {
         let Ok(mut t) = cell.try_borrow_mut() else {
             return None;
         };
-        if t.secs != secs || t.level != level || t.tag != key {
+        if t.secs != secs || t.level != word || t.tag != key {
             let second = second(secs, time);
-            let level_text = level.dante().as_str().as_bytes();
+            let level_text = word.as_str().as_bytes();
             let len = second.len + 6 + tag.len() + level_text.len() + 2;
             if len > TEMPLATE {
                 return None;
@@ -146,7 +149,7 @@ pub(crate) fn push_prefix(out: &mut Vec<u8>, tag: &str, time: SystemTime, level:
                 at += piece.len();
             }
             t.secs = secs;
-            t.level = level;
+            t.level = word;
             t.tag = key;
             t.len = len;
             t.micros_at = second.len;
@@ -388,7 +391,15 @@ mod tests {
             (1_767_225_600, 999_999),
             (1_772_323_200 + 3_599, 5),
         ] {
-            for level in [Level::Info, Level::Warning, Level::Trace, Level::Debug] {
+            // Trace and Info share a template (one word): each follows the other.
+            for level in [
+                Level::Info,
+                Level::Warning,
+                Level::Trace,
+                Level::Info,
+                Level::Debug,
+                Level::Trace,
+            ] {
                 for ((program, pid), tag) in programs.iter().zip(&tags) {
                     for micros in [micros, (micros + 1) % 1_000_000, micros] {
                         let time = SystemTime::UNIX_EPOCH + Duration::new(secs, micros * 1000);

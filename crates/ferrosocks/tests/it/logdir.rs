@@ -253,12 +253,16 @@ fn a_full_disk_under_the_log_dir_is_reported_and_recovered_from() {
     let root = tempfile::tempdir().unwrap();
     let disk = Tmpfs::mount(&root.path().join("small"), "64k");
     let mnt = disk.path().to_path_buf();
+    // The filler leaves 16 KiB; the directory holds at most `current` and five rotated
+    // files of 4 KiB (24 KiB): it fills the disk while the filler is there and can
+    // never fill it alone once the filler is gone (with more files kept, a slow run's
+    // sessions filled it again before `current` was checked).
     let filler = mnt.join("filler");
-    std::fs::write(&filler, vec![0u8; 40 * 1024]).unwrap();
+    std::fs::write(&filler, vec![0u8; 48 * 1024]).unwrap();
     let dir = mnt.join("log");
     let echo = Helper::echo();
     let p = Proxy::start(&format!(
-        "logdir: {}\nlogdir.size: 4096\nlogdir.count: 100\n{}",
+        "logdir: {}\nlogdir.size: 4096\nlogdir.count: 5\n{}",
         dir.display(),
         conf("connect disconnect ioop")
     ));

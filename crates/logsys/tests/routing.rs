@@ -530,7 +530,8 @@ fn a_stalled_fifo_is_reported_and_never_blocks_the_others() {
 /// once, every line arrives whole (no interleaving) and none is lost. Each thread waits
 /// for the writer every thousand lines, so that at most 4,000 lines wait and a writer
 /// starved of CPU (parallel tests on two cores) never reaches the sink's queue limit,
-/// where lines are dropped and counted by design (`a_stalled_fifo_is_reported_and_never_blocks_the_others`).
+/// where lines are dropped and counted by design (tested by
+/// `a_stalled_fifo_is_reported_and_never_blocks_the_others`).
 #[test]
 fn many_threads_log_whole_lines() {
     let dir = tempfile::tempdir().unwrap();
